@@ -1,0 +1,203 @@
+"""The ``paraexec`` command. Thin: parsing and printing only; the work lives in the packages.
+
+Other packages add their own sub-commands through a ``register(app)`` function in the modules
+listed in ``COMMAND_MODULES`` (benchmarks, exchange vectors, node, load), so this file stays small.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import codec
+from .chain import Chain, ChainConfig
+from .execution.registry import executor_names, make_executor
+from .execution.runtime import nonce_key
+from .state import LmdbStore
+from .workloads.transfers import TransferWorkload, nonce_reader
+
+app = typer.Typer(help="paraexec: parallel transaction execution with a perpetual-futures exchange.", no_args_is_help=True)
+console = Console()
+
+COMMAND_MODULES = (
+    "paraexec.bench.commands",
+    "paraexec.exchange.commands",
+    "paraexec.rpc.commands",
+    "paraexec.client.commands",
+)
+
+DataOpt = Annotated[Path, typer.Option("--data", help="chain store directory (LMDB)")]
+ExecutorOpt = Annotated[str, typer.Option("--executor", help="sequential, blockstm, parallel, access-list, adaptive")]
+WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="worker threads/processes")]
+
+
+def default_genesis() -> ChainConfig:
+    """The dev chain: the transfers app with the 1,000 accounts of workload seed 0."""
+    return ChainConfig("paraexec-dev", "transfers", TransferWorkload(1000, 0).genesis_config())
+
+
+@contextmanager
+def progress_bar(total: int, label: str, enabled: bool = True) -> Iterator[Progress]:
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True, disable=not enabled) as progress:
+        progress.add_task(label, total=total)
+        yield progress
+
+
+@app.command()
+def init(
+    data: DataOpt,
+    genesis: Annotated[Optional[Path], typer.Option(help="genesis JSON: chain_id, app, app_config, genesis_time")] = None,
+) -> None:
+    """Create a chain store with a genesis block."""
+    config = ChainConfig(**json.loads(genesis.read_text())) if genesis else default_genesis()
+    store = LmdbStore(data)
+    try:
+        if store.height >= 0:
+            console.print(f"[red]{data} already holds a chain at height {store.height}")
+            raise typer.Exit(1)
+        chain = Chain.create(store, config)
+        console.print(f"created chain [bold]{config.chain_id}[/] ({config.app}) at {data}, root {chain.store.root.hex()[:16]}")
+    finally:
+        store.close()
+
+
+@app.command()
+def run(
+    data: DataOpt,
+    workload: Annotated[str, typer.Option(help="workload to generate")] = "transfers",
+    accounts: Annotated[int, typer.Option(min=2)] = 1000,
+    block_size: Annotated[int, typer.Option(min=1)] = 1000,
+    blocks: Annotated[int, typer.Option(min=1)] = 10,
+    executor: ExecutorOpt = "sequential",
+    workers: WorkersOpt = 2,
+    seed: int = 0,
+    verify_signatures: Annotated[bool, typer.Option(help="check signatures during execution")] = True,
+) -> None:
+    """Generate signed blocks, execute them and commit them; one line per block."""
+    if workload != "transfers":
+        console.print(f"[red]unknown workload {workload!r} (available: transfers)")
+        raise typer.Exit(2)
+    gen = TransferWorkload(accounts, seed)
+    config = ChainConfig("paraexec-dev", "transfers", gen.genesis_config())
+    store = LmdbStore(data)
+    chain = Chain.create(store, config) if store.height < 0 else Chain.open(store, verify_signatures)
+    if chain.config != config:
+        console.print(f"[red]{data} holds a different chain; use a fresh --data or the same --accounts/--seed")
+        store.close()
+        raise typer.Exit(1)
+    chain = Chain(store, config, verify_signatures)
+    engine = make_executor(executor, workers)
+    table = Table("height", "txs", "ok", "seconds", "tx/s", "re-exec", "root", title=f"{executor} x{workers}")
+    total_txs, total_s = 0, 0.0
+    try:
+        nonce_of = nonce_reader(store.get)
+        for _ in range(blocks):
+            height = chain.height + 1
+            txs = gen.block(height, block_size, nonce_of)
+            started = time.perf_counter()
+            block, output = chain.produce_block(txs, config.genesis_time + height, engine)
+            seconds = time.perf_counter() - started
+            ok = sum(r.ok for r in output.receipts)
+            total_txs += len(txs)
+            total_s += seconds
+            row = (str(height), str(len(block.txs)), str(ok), f"{seconds:.3f}", f"{len(txs) / seconds:,.0f}",
+                   str(output.stats.re_executions(len(block.txs))), block.header.state_root.hex()[:16])
+            table.add_row(*row)
+            console.print("  ".join(row))
+    finally:
+        engine.close()
+        store.close()
+    console.print(table)
+    console.print(f"[bold]{total_txs} txs in {total_s:.2f}s: {total_txs / max(total_s, 1e-9):,.0f} tx/s[/] ({executor}, workers={workers})")
+
+
+@app.command()
+def replay(data: DataOpt, executor: ExecutorOpt = "sequential", workers: WorkersOpt = 2) -> None:
+    """Re-execute every stored block from genesis and check each root and receipt list."""
+    store = LmdbStore(data, readonly=True)
+    chain = Chain.open(store)
+    engine = make_executor(executor, workers)
+    count = 0
+    try:
+        with progress_bar(chain.height, "replay") as progress:
+            for block, _output in chain.replay(engine):
+                count += 1
+                progress.advance(0)
+    finally:
+        engine.close()
+        store.close()
+    console.print(f"[green]replayed {count} blocks with {executor}: every root and receipt matches[/]")
+
+
+@app.command()
+def inspect(
+    data: DataOpt,
+    height: Annotated[Optional[int], typer.Option(help="show this block's header and receipts")] = None,
+    account: Annotated[Optional[str], typer.Option(help="hex public key: show balance and nonce")] = None,
+) -> None:
+    """Show the chain's blocks, one block's receipts, or an account."""
+    store = LmdbStore(data, readonly=True)
+    try:
+        chain = Chain.open(store)
+        console.print(f"chain [bold]{chain.config.chain_id}[/] app={chain.config.app} height={chain.height} root={store.root.hex()}")
+        if account is not None:
+            key = bytes.fromhex(account)
+            from .apps.transfers import balance_key
+
+            balance = codec.decode_int(store.get(balance_key(key)))
+            nonce = codec.decode_int(store.get(nonce_key(key)))
+            console.print(f"account {account}: balance={balance} nonce={nonce}")
+        if height is not None:
+            block = chain.block(height)
+            receipts = chain.receipts(height)
+            console.print(f"block {height}: hash={block.hash.hex()} time={block.header.time} txs={len(block.txs)} root={block.header.state_root.hex()}")
+            table = Table("#", "code", "error", "events")
+            for i, receipt in enumerate(receipts[:50]):
+                table.add_row(str(i), str(receipt.code), receipt.error, str(len(receipt.events)))
+            console.print(table)
+            if len(receipts) > 50:
+                console.print(f"... {len(receipts) - 50} more receipts")
+        else:
+            table = Table("height", "time", "txs", "failed", "root")
+            for h in range(max(0, chain.height - 19), chain.height + 1):
+                block = chain.block(h)
+                failed = sum(not r.ok for r in chain.receipts(h))
+                table.add_row(str(h), str(block.header.time), str(len(block.txs)), str(failed), block.header.state_root.hex()[:16])
+            console.print(table)
+    finally:
+        store.close()
+
+
+@app.command()
+def executors() -> None:
+    """List the available executors."""
+    for name in executor_names():
+        console.print(name)
+
+
+def _register_extensions() -> None:
+    for module in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and module.startswith(exc.name):
+                continue
+            raise
+        mod.register(app)
+
+
+_register_extensions()
+
+
+def main() -> None:
+    app()

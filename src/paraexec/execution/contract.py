@@ -1,0 +1,195 @@
+"""The execution contract shared by the application and every executor.
+
+A *runtime* turns one transaction (wire bytes) into a receipt by reading and writing state only
+through a ``TxContext``. An *executor* runs a whole block of transactions against a pre-state
+and returns a ``BlockOutput``: ordered receipts, the final write set, the new state root and
+stats. Every executor must return exactly what ``sequential`` returns (receipts, write set,
+root); only ``stats`` may differ.
+
+``TxContext`` buffers a transaction's effects: ``put``/``delete`` go to ``writes``; ``add`` records
+a commutative integer delta in ``deltas`` without reading the key, so hot counters do not make
+transactions conflict (Aptos aggregators, AIP-47); a ``get`` of a key with a pending delta reads
+the base value and resolves the delta. ``checkpoint``/``rollback`` let the runtime undo an
+application's writes on a business error while keeping the nonce bump.
+
+Executors differ only in where ``_read`` looks: the block overlay (sequential), the multi-version
+memory (Block-STM), or a worker's view of committed state plus earlier waves (parallel).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import msgspec
+
+from .. import codec
+from ..types import Key, Value, WriteSet
+
+
+class Event(msgspec.Struct, array_like=True, frozen=True):
+    """Something that happened, for indexers and clients (fills, liquidations, transfers)."""
+
+    name: str
+    attrs: dict[str, Any]
+
+
+class Receipt(msgspec.Struct, array_like=True, frozen=True):
+    """The outcome of one transaction. ``code`` 0 is success; else an ``InvalidTransaction`` code."""
+
+    code: int
+    error: str
+    events: list[Event]
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
+
+class BlockEnv(msgspec.Struct, array_like=True, frozen=True):
+    """What a transaction may know about its block: height and block time (seconds).
+
+    Block time is chosen by the producer and stored in the block, so it is an input, not a
+    clock: re-execution sees the same value.
+    """
+
+    height: int
+    time: int
+
+
+class StateView(Protocol):
+    """Committed pre-block state, as executors read it."""
+
+    def get(self, key: Key) -> Value | None: ...
+
+    @property
+    def accumulator(self) -> int: ...
+
+
+class TxContext:
+    """A transaction's window on state. Subclasses provide ``_read`` (base value of a key)."""
+
+    __slots__ = ("env", "writes", "deltas", "events")
+
+    def __init__(self, env: BlockEnv) -> None:
+        self.env = env
+        self.writes: dict[Key, Value | None] = {}
+        self.deltas: dict[Key, int] = {}
+        self.events: list[Event] = []
+
+    def _read(self, key: Key) -> Value | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def get(self, key: Key) -> Value | None:
+        """Current value of ``key`` as this transaction sees it (own writes first)."""
+        writes = self.writes
+        if key in writes:
+            return writes[key]
+        base = self._read(key)
+        delta = self.deltas.get(key)
+        if delta is None:
+            return base
+        return codec.encode_int(codec.decode_int(base) + delta)
+
+    def get_int(self, key: Key) -> int:
+        return codec.decode_int(self.get(key))
+
+    def put(self, key: Key, value: Value) -> None:
+        self.deltas.pop(key, None)
+        self.writes[key] = value
+
+    def put_int(self, key: Key, value: int) -> None:
+        self.put(key, codec.encode_int(value))
+
+    def delete(self, key: Key) -> None:
+        self.deltas.pop(key, None)
+        self.writes[key] = None
+
+    def add(self, key: Key, delta: int) -> None:
+        """Add ``delta`` to the integer at ``key`` without reading it (commutative)."""
+        writes = self.writes
+        if key in writes:  # already overwritten by this transaction: fold in directly
+            writes[key] = codec.encode_int(codec.decode_int(writes[key]) + delta)
+        else:
+            self.deltas[key] = self.deltas.get(key, 0) + delta
+
+    def emit(self, name: str, **attrs: Any) -> None:
+        self.events.append(Event(name, attrs))
+
+    def checkpoint(self) -> tuple[dict[Key, Value | None], dict[Key, int], int]:
+        return dict(self.writes), dict(self.deltas), len(self.events)
+
+    def rollback(self, mark: tuple[dict[Key, Value | None], dict[Key, int], int]) -> None:
+        writes, deltas, n_events = mark
+        self.writes = writes
+        self.deltas = deltas
+        del self.events[n_events:]
+
+
+class Runtime(Protocol):
+    """Turns wire transactions into receipts. Must be deterministic.
+
+    ``spec`` is a picklable recipe with a ``build()`` method that rebuilds an equal runtime in
+    another process (worker processes use it); it may be ``None`` for in-process-only runtimes.
+    """
+
+    spec: Any
+
+    def prepare(self, raw: bytes) -> Any:
+        """Stateless work (decode, signature check). Never raises; errors are carried."""
+        ...
+
+    def execute(self, prepared: Any, ctx: TxContext) -> Receipt:
+        """Apply one prepared transaction through ``ctx``. Never raises ``InvalidTransaction``."""
+        ...
+
+    def hint_keys(self, prepared: Any) -> tuple[Key, ...]:
+        """Keys the transaction is expected to touch (sender, receiver, market), for affinity."""
+        ...
+
+
+@dataclass
+class ExecStats:
+    """How an executor got its result. Not part of the result: executors may differ here."""
+
+    executor: str
+    workers: int = 1
+    executions: int = 0
+    validations: int = 0
+    aborts: int = 0
+    rounds: int = 0
+    seconds: float = 0.0
+    worker_busy: list[float] = field(default_factory=list)
+    note: str = ""
+
+    def re_executions(self, n_txs: int) -> int:
+        return max(0, self.executions - n_txs)
+
+
+@dataclass
+class BlockOutput:
+    """The result of executing a block: the part every executor must agree on, plus stats."""
+
+    receipts: list[Receipt]
+    write_set: WriteSet
+    accumulator: int
+    state_root: bytes
+    stats: ExecStats
+
+    def same_result(self, other: BlockOutput) -> bool:
+        return (
+            self.receipts == other.receipts
+            and self.write_set == other.write_set
+            and self.state_root == other.state_root
+        )
+
+
+class Executor(Protocol):
+    name: str
+
+    def execute_block(
+        self, runtime: Runtime, txs: Sequence[bytes], state: StateView, env: BlockEnv
+    ) -> BlockOutput: ...
+
+    def close(self) -> None: ...

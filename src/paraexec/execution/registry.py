@@ -1,0 +1,46 @@
+"""Executors by name, for the CLI, the node and the benchmarks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .contract import Executor
+
+
+def _sequential(workers: int) -> Executor:
+    from .sequential import SequentialExecutor
+
+    return SequentialExecutor(workers)
+
+
+EXECUTORS: dict[str, Callable[[int], Executor]] = {"sequential": _sequential}
+
+
+def register(name: str, factory: Callable[[int], Executor]) -> None:
+    EXECUTORS[name] = factory
+
+
+def make_executor(name: str, workers: int = 1) -> Executor:
+    _load_optional()
+    try:
+        factory = EXECUTORS[name]
+    except KeyError:
+        raise ValueError(f"unknown executor {name!r}; known: {sorted(EXECUTORS)}") from None
+    return factory(workers)
+
+
+def executor_names() -> list[str]:
+    _load_optional()
+    return sorted(EXECUTORS)
+
+
+def _load_optional() -> None:
+    """Import the executor modules that register themselves (they may not all exist yet)."""
+    import importlib
+
+    for module in ("blockstm", "parallel", "access_list", "adaptive"):
+        try:
+            importlib.import_module(f"{__package__}.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.{module}":
+                raise

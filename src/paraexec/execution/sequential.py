@@ -1,0 +1,82 @@
+"""The sequential executor: the specification every other executor is checked against.
+
+    execute_block(runtime, txs, state, env):
+        overlay = {}                                  # the block's writes so far
+        for txn_idx, raw in enumerate(txs):           # strictly in block order
+            ctx = a TxContext reading overlay, then committed state
+            receipt = runtime.execute(runtime.prepare(raw), ctx)
+            overlay <- ctx.writes, and ctx.deltas resolved against the current value
+        write_set = overlay
+        accumulator = old accumulator + sum of h(k, new) - h(k, old) over write_set
+        return BlockOutput(receipts, write_set, accumulator, root(accumulator))
+
+Nothing here is clever on purpose: when a fast executor disagrees with this one, this one is
+right.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from .. import codec
+from ..state import commitment
+from ..types import Key, Value, WriteSet
+from .contract import BlockEnv, BlockOutput, ExecStats, Runtime, StateView, TxContext
+
+
+class OverlayContext(TxContext):
+    """A TxContext that reads the block's writes so far, then committed state."""
+
+    __slots__ = ("overlay", "state")
+
+    def __init__(self, env: BlockEnv, overlay: WriteSet, state: StateView) -> None:
+        super().__init__(env)
+        self.overlay = overlay
+        self.state = state
+
+    def _read(self, key: Key) -> Value | None:
+        if key in self.overlay:
+            return self.overlay[key]
+        return self.state.get(key)
+
+
+def apply_effects(ctx: TxContext, overlay: WriteSet) -> None:
+    """Fold one transaction's writes and resolved deltas into the block overlay."""
+    overlay.update(ctx.writes)
+    for key, delta in ctx.deltas.items():
+        overlay[key] = codec.encode_int(codec.decode_int(ctx._read(key)) + delta)
+
+
+def finalize(write_set: WriteSet, state: StateView) -> tuple[int, bytes]:
+    """New (accumulator, root) after applying ``write_set`` on top of ``state``."""
+    get = state.get
+    acc = commitment.combine(state.accumulator, commitment.delta((k, get(k), v) for k, v in write_set.items()))
+    return acc, commitment.root_of(acc)
+
+
+class SequentialExecutor:
+    """Runs transactions one by one, in block order. The reference."""
+
+    name = "sequential"
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = 1
+
+    def execute_block(
+        self, runtime: Runtime, txs: Sequence[bytes], state: StateView, env: BlockEnv
+    ) -> BlockOutput:
+        started = time.perf_counter()
+        overlay: WriteSet = {}
+        receipts = []
+        for raw in txs:
+            ctx = OverlayContext(env, overlay, state)
+            receipts.append(runtime.execute(runtime.prepare(raw), ctx))
+            apply_effects(ctx, overlay)
+        accumulator, root = finalize(overlay, state)
+        elapsed = time.perf_counter() - started
+        stats = ExecStats("sequential", 1, executions=len(txs), rounds=1, seconds=elapsed, worker_busy=[elapsed])
+        return BlockOutput(receipts, overlay, accumulator, root, stats)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,111 @@
+"""A synthetic runtime for differential tests and engine benchmarks.
+
+A synthetic transaction is a list of ``(op, key, arg)`` triples run through ``TxContext``.
+Values read feed an accumulator that later writes depend on, and ``INDIRECT`` writes to a key
+*chosen by a value read*, so a transaction's read and write sets change between incarnations
+(the hard case for Block-STM). ``FAIL_IF`` injects business failures (rolled back writes),
+``DELTA`` exercises commutative deltas, ``SPIN`` burns deterministic CPU to emulate costly
+transactions.
+
+    op        meaning
+    READ k    acc = mix(acc, value(k))
+    WRITE k v put(k, acc + v)
+    DELTA k d add(k, d)
+    INDIRECT k v   put(key(value(k) mod universe), acc + v)
+    FAIL_IF k m    raise BusinessError when value(k) mod m == 0
+    DELETE k       delete(k)
+    SPIN 0 n       n rounds of integer mixing (cost only)
+
+Keys are ``b"s/" + 4-byte index``; ``universe`` bounds INDIRECT targets. The receipt carries
+one ``synth`` event with the final accumulator, so receipts differ whenever reads differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import msgspec
+
+from .. import codec
+from ..errors import BusinessError, MalformedTransaction
+from ..types import Key
+from .contract import Receipt, TxContext
+from .runtime import failure
+
+READ, WRITE, DELTA, INDIRECT, FAIL_IF, DELETE, SPIN = range(7)
+MOD = (1 << 61) - 1
+
+
+class SynthTx(msgspec.Struct, array_like=True, frozen=True):
+    ops: list[tuple[int, int, int]]
+
+
+def key_of(index: int) -> Key:
+    return b"s/" + index.to_bytes(4, "big")
+
+
+def encode_tx(ops: Sequence[tuple[int, int, int]]) -> bytes:
+    return codec.encode(SynthTx([tuple(op) for op in ops]))  # type: ignore[misc]
+
+
+_decoder = msgspec.msgpack.Decoder(SynthTx)
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """Picklable recipe for ``SyntheticRuntime`` (worker processes rebuild it)."""
+
+    universe: int
+
+    def build(self) -> SyntheticRuntime:
+        return SyntheticRuntime(self.universe)
+
+
+class SyntheticRuntime:
+    def __init__(self, universe: int) -> None:
+        self.universe = max(1, universe)
+        self.spec = SyntheticSpec(self.universe)
+
+    def prepare(self, raw: bytes) -> SynthTx | MalformedTransaction:
+        try:
+            return _decoder.decode(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return MalformedTransaction(str(exc))
+
+    def execute(self, prepared: SynthTx | MalformedTransaction, ctx: TxContext) -> Receipt:
+        if isinstance(prepared, MalformedTransaction):
+            return failure(prepared)
+        mark = ctx.checkpoint()
+        acc = 0
+        try:
+            for op, k, arg in prepared.ops:
+                if op == READ:
+                    acc = (acc * 1_000_003 + ctx.get_int(key_of(k))) % MOD
+                elif op == WRITE:
+                    ctx.put_int(key_of(k), acc + arg)
+                elif op == DELTA:
+                    ctx.add(key_of(k), arg)
+                elif op == INDIRECT:
+                    target = ctx.get_int(key_of(k)) % self.universe
+                    ctx.put_int(key_of(target), acc + arg)
+                elif op == FAIL_IF:
+                    if arg > 0 and ctx.get_int(key_of(k)) % arg == 0:
+                        raise BusinessError(f"value of {k} divisible by {arg}")
+                elif op == DELETE:
+                    ctx.delete(key_of(k))
+                elif op == SPIN:
+                    x = k + 1
+                    for _ in range(arg):
+                        x = (x * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF
+                    acc = (acc + (x & 0xFF)) % MOD
+        except BusinessError as exc:
+            ctx.rollback(mark)
+            return failure(exc)
+        ctx.emit("synth", acc=acc)
+        return Receipt(0, "", ctx.events)
+
+    def hint_keys(self, prepared: SynthTx | MalformedTransaction) -> tuple[Key, ...]:
+        if isinstance(prepared, MalformedTransaction):
+            return ()
+        return tuple(key_of(k) for op, k, _ in prepared.ops if op != SPIN)

@@ -1,0 +1,1 @@
+"""Deterministic workload generators: seed in, signed blocks out."""
