@@ -178,6 +178,25 @@ def inspect(
         store.close()
 
 
+@app.command("bench-commit")
+def bench_commit(
+    state_keys: Annotated[int, typer.Option(min=1)] = 1_000_000,
+    block_txs: Annotated[int, typer.Option(min=1)] = 10_000,
+    processes: Annotated[int, typer.Option(min=1)] = 2,
+    repeat: Annotated[int, typer.Option(min=1)] = 5,
+) -> None:
+    """Measure commit + state-root cost per written key (medians of --repeat blocks)."""
+    from .state.measure import measure
+
+    with console.status(f"building a {state_keys:,}-key LMDB state and committing {repeat} blocks..."):
+        cost = measure(state_keys, block_txs, processes, repeat)
+    table = Table("us per written key", "1 process", f"{processes} processes", title=f"{cost.written_keys:,} written keys per block, state {state_keys:,} keys")
+    table.add_row("root (hash old+new)", f"{cost.root_us_per_key_1p:.2f}", f"{cost.root_us_per_key_np:.2f}")
+    table.add_row("commit (LMDB)", f"{cost.commit_us_per_key:.2f}", f"{cost.commit_us_per_key:.2f}")
+    table.add_row("total", f"{cost.total_us_per_key_1p:.2f}", f"{cost.total_us_per_key_np:.2f}")
+    console.print(table)
+
+
 @app.command()
 def executors() -> None:
     """List the available executors."""

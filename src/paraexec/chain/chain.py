@@ -14,7 +14,9 @@ The chain holds no business rules: those are the application's.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,9 +24,11 @@ from typing import Any
 from .. import codec
 from ..errors import InvariantViolation
 from ..execution.contract import BlockEnv, BlockOutput, Executor
-from ..execution.runtime import ChainRuntime, RuntimeSpec
+from ..execution.runtime import SYSTEM_TAG, ChainRuntime, RuntimeSpec
 from ..state import commitment
-from ..state.store import MemoryStore, StateStore
+from ..state.lmdb_store import LmdbStore
+from ..state.store import StateStore
+from ..transaction import tx_hash
 from .block import GENESIS_PARENT, Block, BlockHeader, decode_block, decode_receipts, txs_root
 
 
@@ -97,28 +101,52 @@ class Chain:
             yield self.block(height)
 
     def produce_block(self, txs: Sequence[bytes], time: int, executor: Executor) -> tuple[Block, BlockOutput]:
-        """Execute ``txs`` (plus system transactions) as the next block and commit it."""
+        """Execute ``txs`` (plus system transactions) as the next block and commit it.
+
+        Only the producer adds system transactions: user bytes carrying the system tag can never be
+        valid user transactions and are left out of the block.
+        """
         parent = self.block(self.height)
         env = BlockEnv(self.height + 1, time)
-        all_txs = list(txs) + self.runtime.system_transactions(env)
+        user_txs = [raw for raw in txs if raw[:1] != SYSTEM_TAG]
+        all_txs = user_txs + self.runtime.system_transactions(env)
         output = executor.execute_block(self.runtime, all_txs, self.store, env)
         header = BlockHeader(env.height, parent.hash, time, txs_root(all_txs), output.state_root)
         block = Block(header, all_txs)
         self.store.commit_block(
-            env.height, output.write_set, output.accumulator, codec.encode(block), codec.encode(output.receipts)
+            env.height,
+            output.write_set,
+            output.accumulator,
+            codec.encode(block),
+            codec.encode(output.receipts),
+            tx_hashes=[tx_hash(raw) for raw in all_txs],
         )
         return block, output
 
-    def replay(self, executor: Executor, progress: Any = None) -> Iterator[tuple[Block, BlockOutput]]:
-        """Re-execute the chain from genesis on a fresh store; raise ``ReplayMismatch`` on any root."""
-        fresh = Chain.create(MemoryStore(), self.config)
-        if fresh.block(0).header.state_root != self.block(0).header.state_root:
-            raise ReplayMismatch("genesis root differs")
-        for block in self.blocks():
-            output = executor.execute_block(fresh.runtime, block.txs, fresh.store, block.env)
-            if output.state_root != block.header.state_root:
-                raise ReplayMismatch(f"block {block.header.height}: root {output.state_root.hex()} != stored")
-            if output.receipts != self.receipts(block.header.height):
-                raise ReplayMismatch(f"block {block.header.height}: receipts differ from stored")
-            fresh.store.commit_block(block.header.height, output.write_set, output.accumulator, codec.encode(block), b"")
-            yield block, output
+    def find_tx(self, hash_: bytes) -> tuple[int, int] | None:
+        """(height, index) of the block position where the transaction with this hash was included."""
+        return self.store.get_tx_location(hash_)
+
+    def replay(self, executor: Executor, scratch: StateStore | None = None) -> Iterator[tuple[Block, BlockOutput]]:
+        """Re-execute the chain from genesis; raise ``ReplayMismatch`` on any root or receipt difference.
+
+        Blocks are re-executed on ``scratch`` (a fresh store; by default a temporary LMDB directory,
+        so process-based executors read it directly), never on this chain's own store.
+        """
+        with contextlib.ExitStack() as stack:
+            if scratch is None:
+                tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="paraexec-replay-"))
+                scratch = LmdbStore(tmp)
+                stack.callback(scratch.close)
+            fresh = Chain.create(scratch, self.config)
+            if fresh.block(0).header.state_root != self.block(0).header.state_root:
+                raise ReplayMismatch("genesis root differs")
+            for block in self.blocks():
+                output = executor.execute_block(fresh.runtime, block.txs, fresh.store, block.env)
+                height = block.header.height
+                if output.state_root != block.header.state_root:
+                    raise ReplayMismatch(f"block {height}: root {output.state_root.hex()} != stored")
+                if output.receipts != self.receipts(height):
+                    raise ReplayMismatch(f"block {height}: receipts differ from stored")
+                fresh.store.commit_block(height, output.write_set, output.accumulator, codec.encode(block), b"")
+                yield block, output

@@ -5,7 +5,8 @@ Layout: one LMDB environment with four named databases:
 - ``state``    key -> value (committed state only);
 - ``blocks``   8-byte big-endian height -> block bytes;
 - ``receipts`` height -> receipts bytes;
-- ``meta``     name -> bytes (``height``, ``accumulator`` and the chain config).
+- ``meta``     name -> bytes (``height``, ``accumulator`` and the chain config);
+- ``txindex``  transaction hash -> 8-byte height + 4-byte index in the block.
 
 ``commit_block`` performs all writes of a block in **one** LMDB write transaction (``putmulti``
 for the state), so a crash leaves the store at the previous block or the new one. LMDB is
@@ -24,6 +25,7 @@ import lmdb
 
 from ..types import Key, Value, WriteSet
 from . import commitment
+from ..errors import InvariantViolation
 from .store import must_follow
 
 MAP_SIZE = 1 << 36  # 64 GiB of address space; the file grows only as data is written
@@ -44,7 +46,7 @@ class LmdbStore:
         self.env = lmdb.open(
             self.path,
             map_size=MAP_SIZE,
-            max_dbs=4,
+            max_dbs=5,
             readonly=readonly,
             create=not readonly,
             readahead=False,
@@ -53,8 +55,24 @@ class LmdbStore:
         self._blocks = self.env.open_db(b"blocks", create=not readonly)
         self._receipts = self.env.open_db(b"receipts", create=not readonly)
         self._meta = self.env.open_db(b"meta", create=not readonly)
+        self._txindex = self.env.open_db(b"txindex", create=not readonly)
         self._read: lmdb.Transaction | None = None
+        self._owns_env = True
         self.refresh()
+
+    def snapshot(self) -> LmdbStore:
+        """A read-only view sharing this environment (LMDB allows one open per process).
+
+        It has its own read snapshot (``refresh`` to move it forward), so readers in other threads
+        (the node's RPC) never block, and never see, a commit in progress.
+        """
+        view = object.__new__(LmdbStore)
+        view.__dict__.update({k: v for k, v in self.__dict__.items() if k.startswith("_") or k in ("path", "env")})
+        view.readonly = True
+        view._owns_env = False
+        view._read = None
+        view.refresh()
+        return view
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -111,6 +129,11 @@ class LmdbStore:
         with self.env.begin() as txn:
             return txn.get(_height_key(height), db=self._receipts)
 
+    def get_tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
+        with self.env.begin() as txn:
+            loc = txn.get(tx_hash, db=self._txindex)
+        return None if loc is None else (int.from_bytes(loc[:8], "big"), int.from_bytes(loc[8:], "big"))
+
     # -- writing ---------------------------------------------------------------------------
 
     def commit_block(
@@ -121,10 +144,13 @@ class LmdbStore:
         block: bytes,
         receipts: bytes,
         meta: dict[str, bytes] | None = None,
+        tx_hashes: list[bytes] | None = None,
     ) -> None:
         """Write everything of one block in a single LMDB transaction."""
+        if self.readonly:
+            raise InvariantViolation("commit on a read-only store")
         must_follow(self._height, height)
-        puts = [(k, v) for k, v in write_set.items() if v is not None]
+        puts = sorted((k, v) for k, v in write_set.items() if v is not None)  # key order: fewer page splits
         deletes = [k for k, v in write_set.items() if v is None]
         with self.env.begin(write=True) as txn:
             cursor = txn.cursor(self._state)
@@ -133,6 +159,11 @@ class LmdbStore:
                 txn.delete(key, db=self._state)
             txn.put(_height_key(height), block, db=self._blocks)
             txn.put(_height_key(height), receipts, db=self._receipts)
+            if tx_hashes:
+                prefix = _height_key(height)
+                txn.cursor(self._txindex).putmulti(
+                    [(h, prefix + i.to_bytes(4, "big")) for i, h in enumerate(tx_hashes)], overwrite=False
+                )
             for name, value in (meta or {}).items():
                 txn.put(name.encode(), value, db=self._meta)
             txn.put(b"accumulator", accumulator.to_bytes(commitment.LATTICE_BYTES, "little"), db=self._meta)
@@ -143,4 +174,5 @@ class LmdbStore:
         if self._read is not None:
             self._read.abort()
             self._read = None
-        self.env.close()
+        if self._owns_env:
+            self.env.close()

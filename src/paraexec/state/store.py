@@ -41,6 +41,10 @@ class StateStore(Protocol):
 
     def get_receipts(self, height: int) -> bytes | None: ...
 
+    def get_tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
+        """(height, index in block) of a committed transaction, by hash (first inclusion wins)."""
+        ...
+
     def commit_block(
         self,
         height: int,
@@ -49,6 +53,7 @@ class StateStore(Protocol):
         block: bytes,
         receipts: bytes,
         meta: dict[str, bytes] | None = None,
+        tx_hashes: list[bytes] | None = None,
     ) -> None: ...
 
     def close(self) -> None: ...
@@ -62,6 +67,7 @@ class MemoryStore:
         self._blocks: dict[int, bytes] = {}
         self._receipts: dict[int, bytes] = {}
         self._meta: dict[str, bytes] = {}
+        self._txindex: dict[bytes, tuple[int, int]] = {}
         self._height = -1
         self._accumulator = 0
 
@@ -93,6 +99,9 @@ class MemoryStore:
     def get_receipts(self, height: int) -> bytes | None:
         return self._receipts.get(height)
 
+    def get_tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
+        return self._txindex.get(tx_hash)
+
     def commit_block(
         self,
         height: int,
@@ -101,6 +110,7 @@ class MemoryStore:
         block: bytes,
         receipts: bytes,
         meta: dict[str, bytes] | None = None,
+        tx_hashes: list[bytes] | None = None,
     ) -> None:
         must_follow(self._height, height)
         for key, value in write_set.items():
@@ -109,6 +119,8 @@ class MemoryStore:
             else:
                 self._state[key] = value
         self._blocks[height] = block
+        for i, tx_hash in enumerate(tx_hashes or []):
+            self._txindex.setdefault(tx_hash, (height, i))
         self._receipts[height] = receipts
         self._meta.update(meta or {})
         self._height = height

@@ -1,0 +1,85 @@
+"""Both StateStore backends honour one contract; LMDB commits atomically and serves other processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+
+from paraexec.errors import InvariantViolation
+from paraexec.state import LmdbStore, MemoryStore, commitment
+
+
+@pytest.fixture(params=["memory", "lmdb"])
+def store(request, tmp_path):
+    s = MemoryStore() if request.param == "memory" else LmdbStore(tmp_path / "db")
+    yield s
+    s.close()
+
+
+def commit(store, height, writes):
+    acc = commitment.combine(store.accumulator, commitment.delta((k, store.get(k), v) for k, v in writes.items()))
+    store.commit_block(height, writes, acc, b"block%d" % height, b"receipts%d" % height, tx_hashes=[b"h%d" % height])
+
+
+def test_commit_then_read(store):
+    assert store.height == -1 and store.root == commitment.EMPTY_ROOT
+    commit(store, 0, {b"a": b"1", b"b": b"2"})
+    commit(store, 1, {b"a": None, b"c": b"3"})
+    assert store.height == 1
+    assert store.get(b"a") is None and store.get(b"b") == b"2" and store.get(b"c") == b"3"
+    assert list(store.items()) == [(b"b", b"2"), (b"c", b"3")]
+    assert store.get_block(1) == b"block1" and store.get_receipts(0) == b"receipts0"
+    assert store.get_tx_location(b"h1") == (1, 0)
+    assert store.accumulator == commitment.accumulate([(b"b", b"2"), (b"c", b"3")])
+
+
+def test_heights_must_follow(store):
+    commit(store, 0, {})
+    with pytest.raises(InvariantViolation):
+        commit(store, 2, {})
+
+
+def test_lmdb_commit_is_all_or_nothing(tmp_path):
+    store = LmdbStore(tmp_path / "db")
+    commit(store, 0, {b"a": b"1"})
+    with pytest.raises(TypeError):
+        # the second value is not bytes: LMDB raises inside the write transaction
+        store.commit_block(1, {b"a": b"2", b"b": 3}, 0, b"block", b"r")  # type: ignore[dict-item]
+    assert store.height == 0 and store.get(b"a") == b"1" and store.get_block(1) is None
+    store.close()
+    reopened = LmdbStore(tmp_path / "db")
+    assert reopened.height == 0 and reopened.get(b"a") == b"1"
+    reopened.close()
+
+
+def _read_in_child(path, queue):
+    reader = LmdbStore(path, readonly=True)
+    queue.put((reader.height, reader.get(b"k"), reader.accumulator))
+    reader.close()
+
+
+def test_worker_process_reads_committed_state(tmp_path):
+    path = tmp_path / "db"
+    store = LmdbStore(path)
+    commit(store, 0, {b"k": b"v"})
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_read_in_child, args=(str(path), queue))
+    child.start()
+    height, value, acc = queue.get(timeout=60)
+    child.join(timeout=60)
+    assert (height, value, acc) == (0, b"v", store.accumulator)
+    store.close()
+
+
+def test_readonly_reader_sees_new_commits_after_refresh(tmp_path):
+    store = LmdbStore(tmp_path / "db")
+    commit(store, 0, {b"k": b"1"})
+    reader = store.snapshot()
+    commit(store, 1, {b"k": b"2"})
+    assert reader.get(b"k") == b"1"  # a snapshot: consistent until refreshed
+    reader.refresh()
+    assert reader.get(b"k") == b"2" and reader.height == 1
+    reader.close()
+    store.close()

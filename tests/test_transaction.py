@@ -1,0 +1,144 @@
+"""Bad input: every rejection code is exercised, and none changes state beyond the rules."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from paraexec import codec, errors
+from paraexec.execution import SequentialExecutor
+from paraexec.execution.runtime import nonce_key
+from paraexec.transaction import MAX_TX_BYTES, Payload, SignedTransaction, Transaction, encode_payload, sign
+
+from .helpers import ALICE, BOB, CHAIN_ID, balance, mint, transfer, transfers_chain
+
+
+def produce(chain, txs):
+    block, output = chain.produce_block(txs, chain.height + 1, SequentialExecutor())
+    return output
+
+
+def tamper_signature(raw: bytes) -> bytes:
+    signed = codec.decode(raw, SignedTransaction)
+    bad = bytes([signed.signature[0] ^ 1]) + signed.signature[1:]
+    return codec.encode(SignedTransaction(signed.body, bad))
+
+
+def unsigned_with_payload(payload: bytes) -> bytes:
+    return sign(ALICE, CHAIN_ID, 0, payload)
+
+
+STATELESS_CASES = {
+    "malformed": (b"\x92\xc4\x01", errors.MalformedTransaction),
+    "not msgpack": (b"\xc1\xc1\xc1", errors.MalformedTransaction),
+    "oversize": (b"\x92" + b"\x00" * MAX_TX_BYTES, errors.OversizeTransaction),
+    "bad signature": (tamper_signature(transfer(ALICE, 0, BOB.public_key, 1)), errors.BadSignature),
+    "wrong chain id": (transfer(ALICE, 0, BOB.public_key, 1, chain_id="other-chain"), errors.WrongChainId),
+    "unknown payload": (
+        unsigned_with_payload(codec.encode(Payload("Nope", msgspec.Raw(codec.encode([1]))))),
+        errors.UnknownPayloadType,
+    ),
+    "malformed payload": (
+        unsigned_with_payload(codec.encode(Payload("Transfer", msgspec.Raw(codec.encode(["short", 1]))))),
+        errors.MalformedTransaction,
+    ),
+    "payload not an envelope": (unsigned_with_payload(b"\x01"), errors.MalformedTransaction),
+    "oversize payload": (unsigned_with_payload(b"\x00" * 3500), errors.OversizeTransaction),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STATELESS_CASES))
+def test_stateless_rejections_change_nothing(name):
+    raw, expected = STATELESS_CASES[name]
+    chain = transfers_chain()
+    root_before = chain.store.root
+    output = produce(chain, [raw])
+    assert output.receipts[0].code == expected.code, output.receipts[0]
+    assert output.write_set == {}
+    assert chain.store.root == root_before
+    assert balance(chain, ALICE) == 1000
+
+
+def test_replayed_and_gapped_nonces_are_refused_without_state_change():
+    chain = transfers_chain()
+    produce(chain, [transfer(ALICE, 0, BOB.public_key, 10)])
+    root = chain.store.root
+    output = produce(chain, [transfer(ALICE, 0, BOB.public_key, 10), transfer(ALICE, 5, BOB.public_key, 10)])
+    assert [r.code for r in output.receipts] == [errors.ReplayedNonce.code, errors.NonceGap.code]
+    assert output.write_set == {}
+    assert chain.store.root == root
+    assert balance(chain, ALICE) == 990
+
+
+def test_same_transaction_twice_in_one_block_is_a_replay():
+    chain = transfers_chain()
+    raw = transfer(ALICE, 0, BOB.public_key, 10)
+    output = produce(chain, [raw, raw])
+    assert [r.code for r in output.receipts] == [0, errors.ReplayedNonce.code]
+    assert balance(chain, ALICE) == 990 and balance(chain, BOB) == 510
+
+
+@pytest.mark.parametrize(
+    ("raw_factory", "code"),
+    [
+        (lambda: transfer(ALICE, 0, BOB.public_key, 5000), errors.InsufficientBalance.code),
+        (lambda: transfer(ALICE, 0, BOB.public_key, 0), errors.InvalidAmount.code),
+        (lambda: transfer(ALICE, 0, BOB.public_key, -3), errors.InvalidAmount.code),
+        (lambda: mint(ALICE, 0, ALICE.public_key, 100), errors.Unauthorized.code),
+    ],
+)
+def test_business_rejections_only_bump_the_nonce(raw_factory, code):
+    chain = transfers_chain()
+    output = produce(chain, [raw_factory()])
+    assert output.receipts[0].code == code
+    assert output.write_set == {nonce_key(ALICE.public_key): codec.encode_int(1)}
+    assert balance(chain, ALICE) == 1000 and balance(chain, BOB) == 500
+
+
+def test_minter_can_mint_and_transfers_move_balances():
+    from .helpers import MINTER
+
+    chain = transfers_chain()
+    output = produce(chain, [mint(MINTER, 0, BOB.public_key, 7), transfer(BOB, 0, ALICE.public_key, 500)])
+    assert all(r.ok for r in output.receipts)
+    assert balance(chain, BOB) == 7 and balance(chain, ALICE) == 1500
+
+
+def test_error_codes_are_unique_and_stable():
+    assert len(errors.ERROR_CODES) == 13
+    assert errors.ERROR_CODES[4] == "BAD_SIGNATURE"
+    assert errors.ERROR_CODES[6] == "REPLAYED_NONCE"
+
+
+def test_signature_covers_the_body_bytes():
+    raw = transfer(ALICE, 0, BOB.public_key, 1)
+    signed = codec.decode(raw, SignedTransaction)
+    tx = codec.decode(signed.body, Transaction)
+    forged_body = codec.encode(Transaction(tx.chain_id, tx.sender, tx.nonce, encode_payload_amount(999)))
+    forged = codec.encode(SignedTransaction(forged_body, signed.signature))
+    chain = transfers_chain()
+    assert produce(chain, [forged]).receipts[0].code == errors.BadSignature.code
+
+
+def encode_payload_amount(amount: int) -> bytes:
+    from paraexec.apps.transfers import Transfer
+
+    return encode_payload(Transfer(BOB.public_key, amount))
+
+
+def test_verify_many_matches_single_verification():
+    from paraexec.crypto import verify_many
+    from paraexec.transaction import signature_triple
+
+    raws = [transfer(ALICE, i, BOB.public_key, 1) for i in range(100)]
+    raws[17] = tamper_signature(raws[17])
+    triples = [signature_triple(r) for r in raws]
+    assert verify_many(triples, threads=2) == [i != 17 for i in range(100)]
+
+
+def test_user_bytes_with_the_system_tag_never_enter_a_block():
+    from paraexec.execution.runtime import SYSTEM_TAG
+
+    chain = transfers_chain()
+    block, output = chain.produce_block([SYSTEM_TAG + b"anything", transfer(ALICE, 0, BOB.public_key, 1)], 1, SequentialExecutor())
+    assert len(block.txs) == 1 and output.receipts[0].ok
