@@ -9,9 +9,10 @@ from __future__ import annotations
 import importlib
 import json
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -56,7 +57,7 @@ def progress_bar(total: int, label: str, enabled: bool = True) -> Iterator[Progr
 @app.command()
 def init(
     data: DataOpt,
-    genesis: Annotated[Optional[Path], typer.Option(help="genesis JSON: chain_id, app, app_config, genesis_time")] = None,
+    genesis: Annotated[Path | None, typer.Option(help="genesis JSON: chain_id, app, app_config, genesis_time")] = None,
 ) -> None:
     """Create a chain store with a genesis block."""
     config = ChainConfig(**json.loads(genesis.read_text())) if genesis else default_genesis()
@@ -90,8 +91,9 @@ def run(
     gen = TransferWorkload(accounts, seed)
     config = ChainConfig("paraexec-dev", "transfers", gen.genesis_config())
     store = LmdbStore(data)
-    chain = Chain.create(store, config) if store.height < 0 else Chain.open(store, verify_signatures)
-    if chain.config != config:
+    if store.height < 0:
+        Chain.create(store, config)
+    elif Chain.open(store).config != config:
         console.print(f"[red]{data} holds a different chain; use a fresh --data or the same --accounts/--seed")
         store.close()
         raise typer.Exit(1)
@@ -127,23 +129,30 @@ def replay(data: DataOpt, executor: ExecutorOpt = "sequential", workers: Workers
     store = LmdbStore(data, readonly=True)
     chain = Chain.open(store)
     engine = make_executor(executor, workers)
-    count = 0
+    count = txs = re_executions = 0
+    started = time.perf_counter()
     try:
         with progress_bar(chain.height, "replay") as progress:
-            for block, _output in chain.replay(engine):
+            for block, output in chain.replay(engine):
                 count += 1
-                progress.advance(0)
+                txs += len(block.txs)
+                re_executions += output.stats.re_executions(len(block.txs))
+                progress.advance(progress.task_ids[0])
     finally:
         engine.close()
         store.close()
-    console.print(f"[green]replayed {count} blocks with {executor}: every root and receipt matches[/]")
+    seconds = time.perf_counter() - started
+    console.print(
+        f"[green]replayed {count} blocks ({txs} txs, {re_executions} re-executions) with {executor} in {seconds:.2f}s: "
+        "every root and receipt matches[/]"
+    )
 
 
 @app.command()
 def inspect(
     data: DataOpt,
-    height: Annotated[Optional[int], typer.Option(help="show this block's header and receipts")] = None,
-    account: Annotated[Optional[str], typer.Option(help="hex public key: show balance and nonce")] = None,
+    height: Annotated[int | None, typer.Option(help="show this block's header and receipts")] = None,
+    account: Annotated[str | None, typer.Option(help="hex public key: show balance and nonce")] = None,
 ) -> None:
     """Show the chain's blocks, one block's receipts, or an account."""
     store = LmdbStore(data, readonly=True)

@@ -19,13 +19,13 @@ began (``refresh``).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import lmdb
 
-from ..types import Key, Value, WriteSet
-from . import commitment
 from ..errors import InvariantViolation
+from ..types import Key, Value
+from . import commitment
 from .store import must_follow
 
 MAP_SIZE = 1 << 36  # 64 GiB of address space; the file grows only as data is written
@@ -139,7 +139,7 @@ class LmdbStore:
     def commit_block(
         self,
         height: int,
-        write_set: WriteSet,
+        write_set: Mapping[Key, Value | None],
         accumulator: int,
         block: bytes,
         receipts: bytes,

@@ -12,10 +12,10 @@ read-only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Protocol
 
-from ..types import Key, Value, WriteSet
+from ..types import Key, Value
 from . import commitment
 
 
@@ -48,7 +48,7 @@ class StateStore(Protocol):
     def commit_block(
         self,
         height: int,
-        write_set: WriteSet,
+        write_set: Mapping[Key, Value | None],
         accumulator: int,
         block: bytes,
         receipts: bytes,
@@ -105,7 +105,7 @@ class MemoryStore:
     def commit_block(
         self,
         height: int,
-        write_set: WriteSet,
+        write_set: Mapping[Key, Value | None],
         accumulator: int,
         block: bytes,
         receipts: bytes,
