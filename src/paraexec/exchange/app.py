@@ -1,0 +1,287 @@
+"""``ExchangeApp``: the perpetual-futures exchange as an ``Application``.
+
+    apply(ctx, sender, payload):
+        Deposit / Withdraw / TransferCollateral   collateral in quote quantums (``collateral``)
+        PlaceOrder / CancelOrder                  orders and matching (``matching``)
+        OracleUpdate                              prices from authorised keys (``oracle``)
+        Liquidate                                 permissionless liquidation (``liquidation``)
+        MarketTick (system, one per market)       conditional triggers, funding, liquidation
+                                                  sweep, open-interest snapshot
+
+Every user payload needs a signer; ``MarketTick`` is refused unless it is a system transaction
+(``sender is None``). Each handler works on a ``Ledger`` (the transaction's subaccounts) and
+flushes it once. The tick runs each step, and each liquidation or triggered order, under its
+own checkpoint so that one refused step does not undo the others.
+
+Parameters (markets, oracles, fees, liquidation and funding settings) come from the chain's
+app config and are immutable; see ``genesis`` for the config format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .. import codec
+from ..errors import BusinessError, InsufficientBalance, InvalidAmount, Unauthorized
+from ..execution.contract import BlockEnv, TxContext
+from ..transaction import encode_payload
+from ..types import Key, Value
+from . import keys
+from .errors import StaleOracle, Undercollateralized, WithdrawalsGated
+from .funding import FundingConfig, funding_tick
+from .ledger import Ledger
+from .liquidation import LiquidationConfig, liquidate
+from .market import Market
+from .matching import Fees, cancel_order, is_triggered, must_be_subaccount, place_order
+from .oracle import oracle_update
+from .payloads import (
+    NONE,
+    PAYLOAD_TYPES,
+    CancelOrder,
+    Deposit,
+    Liquidate,
+    MarketTick,
+    OracleUpdate,
+    PlaceOrder,
+    TransferCollateral,
+    Withdraw,
+)
+from .records import CONDITIONALS_DECODER, FundingIndex, OraclePrice, encode
+
+
+class ExchangeApp:
+    """See module docstring."""
+
+    name = "exchange"
+    payload_types: Mapping[str, type] = PAYLOAD_TYPES
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        config = dict(config or {})
+        self.config = config
+        self.markets: dict[int, Market] = {m.id: m for m in (Market.from_config(d) for d in config.get("markets", []))}
+        self.oracles: list[bytes] = [bytes.fromhex(k) for k in config.get("oracles", [])]
+        self.oracle_quorum = int(config.get("oracle_quorum", 1))
+        self.fees = Fees(**config.get("fees", {"taker_ppm": 500, "maker_ppm": 100}))
+        self.liquidation = LiquidationConfig(**config.get("liquidation", {}))
+        self.funding = FundingConfig(**config.get("funding", {}))
+        self.genesis_time = int(config.get("genesis_time", 0))
+        self._ticks = {mid: encode_payload(MarketTick(mid)) for mid in sorted(self.markets)}
+
+    # -- Application -------------------------------------------------------------------------
+
+    def genesis(self, config: Mapping[str, Any]) -> dict[Key, Value]:
+        """Genesis state: see ``genesis.py`` for the config format."""
+        app = ExchangeApp(config)
+        state: dict[Key, Value] = {keys.ORACLES: codec.encode(app.oracles)}
+        for market in app.markets.values():
+            state[keys.market_params(market.id)] = codec.encode(market.to_config())
+            state[keys.oracle_price(market.id)] = encode(OraclePrice(market.initial_price, app.genesis_time))
+            state[keys.funding_index(market.id)] = encode(FundingIndex(0, app.genesis_time))
+        for owner, amount in config.get("accounts", {}).items():
+            state[keys.bank(bytes.fromhex(owner))] = codec.encode_int(int(amount))
+        for owner, number, balance in config.get("subaccounts", []):
+            sub_id = keys.subaccount_id(bytes.fromhex(owner), int(number))
+            state[keys.subaccount(sub_id)] = encode(_fresh_record(int(balance)))
+        if config.get("insurance_fund"):
+            state[keys.INSURANCE] = codec.encode_int(int(config["insurance_fund"]))
+        return state
+
+    def apply(self, ctx: TxContext, sender: bytes | None, payload: Any) -> None:
+        if isinstance(payload, MarketTick):
+            if sender is not None:
+                raise Unauthorized("MarketTick is a system transaction")
+            self.market_tick(ctx, payload.market_id)
+            return
+        if sender is None:
+            raise Unauthorized("user payloads need a signer")
+        lg = Ledger(ctx, self.markets)
+        if isinstance(payload, PlaceOrder):
+            place_order(lg, self.fees, sender, payload)
+        elif isinstance(payload, CancelOrder):
+            cancel_order(lg, sender, payload.market_id, payload.subaccount, payload.client_id)
+        elif isinstance(payload, OracleUpdate):
+            oracle_update(lg, self.oracles, self.oracle_quorum, sender, payload.market_id, payload.price)
+        elif isinstance(payload, Liquidate):
+            must_be_subaccount(payload.subaccount)
+            liquidate(
+                lg,
+                self.fees,
+                self.liquidation,
+                keys.subaccount_id(payload.owner, payload.subaccount),
+                payload.market_id,
+            )
+        elif isinstance(payload, Deposit):
+            self.deposit(lg, sender, payload)
+        elif isinstance(payload, Withdraw):
+            self.withdraw(lg, sender, payload)
+        elif isinstance(payload, TransferCollateral):
+            self.transfer(lg, sender, payload)
+        else:  # pragma: no cover - the runtime only decodes registered types
+            raise BusinessError(f"unhandled payload {type(payload).__name__}")
+        lg.flush()
+
+    def hint_keys(self, sender: bytes | None, payload: Any) -> tuple[Key, ...]:
+        market_id = getattr(payload, "market_id", -1)
+        # never pack an out-of-range id: hints are computed before the payload is validated
+        hints: tuple[Key, ...] = (keys.market_prefix(market_id),) if market_id in self.markets else ()
+        owner = payload.owner if isinstance(payload, Liquidate) else sender
+        number = getattr(payload, "subaccount", getattr(payload, "from_subaccount", None))
+        if owner is not None and number is not None and 0 <= number < 256:
+            hints += (keys.subaccount(keys.subaccount_id(owner, number)),)
+        return hints
+
+    def system_payloads(self, env: BlockEnv) -> list[bytes]:
+        return list(self._ticks.values())
+
+    # -- collateral --------------------------------------------------------------------------
+
+    def deposit(self, lg: Ledger, sender: bytes, p: Deposit) -> None:
+        """Bank (faucet) balance -> subaccount."""
+        must_be_subaccount(p.subaccount)
+        if p.amount <= 0:
+            raise InvalidAmount(f"amount {p.amount}")
+        bank = lg.ctx.get_int(keys.bank(sender))
+        if bank < p.amount:
+            raise InsufficientBalance(f"bank balance {bank} < {p.amount}")
+        lg.ctx.put_int(keys.bank(sender), bank - p.amount)
+        acc = lg.account(keys.subaccount_id(sender, p.subaccount))
+        acc.balance += p.amount
+        lg.touch(acc)
+        lg.ctx.emit("deposit", subaccount=acc.sub_id.hex(), amount=p.amount)
+
+    def withdraw(self, lg: Ledger, sender: bytes, p: Withdraw) -> None:
+        """Subaccount -> bank; the subaccount must stay initially collateralised and the
+        withdrawal gate (set when a subaccount was seen bankrupt) must be open."""
+        must_be_subaccount(p.subaccount)
+        if p.amount <= 0:
+            raise InvalidAmount(f"amount {p.amount}")
+        gate = lg.ctx.get_int(keys.WITHDRAW_GATE)
+        if gate >= lg.height:
+            raise WithdrawalsGated(f"until height {gate}")
+        acc = lg.account(keys.subaccount_id(sender, p.subaccount))
+        self._debit(lg, acc, p.amount)
+        lg.ctx.add(keys.bank(sender), p.amount)
+        lg.ctx.emit("withdraw", subaccount=acc.sub_id.hex(), amount=p.amount)
+
+    def transfer(self, lg: Ledger, sender: bytes, p: TransferCollateral) -> None:
+        must_be_subaccount(p.from_subaccount)
+        must_be_subaccount(p.to_subaccount)
+        if p.amount <= 0:
+            raise InvalidAmount(f"amount {p.amount}")
+        src = lg.account(keys.subaccount_id(sender, p.from_subaccount))
+        self._debit(lg, src, p.amount)
+        dst = lg.account(keys.subaccount_id(p.to_owner, p.to_subaccount))
+        dst.balance += p.amount
+        lg.touch(dst)
+        lg.ctx.emit("transfer", source=src.sub_id.hex(), target=dst.sub_id.hex(), amount=p.amount)
+
+    def _debit(self, lg: Ledger, acc: Any, amount: int) -> None:
+        """Take ``amount`` out of ``acc``: it must stay initially collateralised (TNC >= IMR; with
+        no positions that is a non-negative balance)."""
+        after = acc.copy()
+        after.balance -= amount
+        risk = lg.risk(after)
+        if not risk.initially_collateralised:
+            cls = Undercollateralized if after.positions else InsufficientBalance
+            raise cls(f"TNC {risk.tnc} < IMR {risk.imr} after moving {amount}")
+        lg.replace(after)
+
+    # -- end of block ------------------------------------------------------------------------
+
+    def market_tick(self, ctx: TxContext, market_id: int) -> None:
+        market = self.markets[market_id]
+        self._trigger_conditionals(ctx, market)
+        lg = Ledger(ctx, self.markets)
+        funding_tick(lg, self.funding, market)
+        self._sweep(ctx, market)
+        oi = ctx.get_int(keys.open_interest(market.id))
+        if oi != ctx.get_int(keys.open_interest_snapshot(market.id)):
+            ctx.put_int(keys.open_interest_snapshot(market.id), oi)
+
+    def _trigger_conditionals(self, ctx: TxContext, market: Market) -> None:
+        raw = ctx.get(keys.conditionals(market.id))
+        if raw is None:
+            return
+        lg = Ledger(ctx, self.markets)
+        oracle = lg.oracle(market.id)
+        if ctx.env.time - oracle.time > market.staleness_s:
+            return
+        oracle_subticks = market.price_to_subticks(oracle.price)
+        pending = CONDITIONALS_DECODER.decode(raw)
+        fired = [c for c in pending if is_triggered(c, oracle_subticks)]
+        if not fired:
+            return
+        rest = [c for c in pending if not is_triggered(c, oracle_subticks)]
+        if rest:
+            ctx.put(keys.conditionals(market.id), encode(rest))
+        else:
+            ctx.delete(keys.conditionals(market.id))
+        for c in fired:
+            ctx.delete(keys.order(market.id, c.sub_id, c.client_id))
+            ctx.emit(
+                "conditional_triggered",
+                market=market.id,
+                subaccount=c.sub_id.hex(),
+                client_id=c.client_id,
+                oracle_subticks=oracle_subticks,
+            )
+            order = PlaceOrder(
+                market.id,
+                c.sub_id[32],
+                c.client_id,
+                c.side,
+                c.quantums,
+                c.subticks,
+                c.order_type,
+                c.time_in_force,
+                c.reduce_only,
+                c.good_til_block,
+                NONE,
+                0,
+            )
+            mark = ctx.checkpoint()
+            try:
+                lg = Ledger(ctx, self.markets)
+                place_order(lg, self.fees, c.sub_id[:32], order, triggered=True)
+                lg.flush()
+            except BusinessError as exc:
+                ctx.rollback(mark)
+                ctx.emit(
+                    "conditional_failed",
+                    market=market.id,
+                    subaccount=c.sub_id.hex(),
+                    client_id=c.client_id,
+                    code=exc.code,
+                    error=exc.name,
+                )
+
+    def _sweep(self, ctx: TxContext, market: Market) -> None:
+        """Liquidate the market's liquidatable holders (at most ``sweep_limit`` per block)."""
+        raw = ctx.get(keys.holders(market.id))
+        if raw is None or ctx.env.time - Ledger(ctx, self.markets).oracle(market.id).time > market.staleness_s:
+            return
+        from .records import HOLDERS_DECODER
+
+        done = 0
+        scan = Ledger(ctx, self.markets)  # read-only view for the scan; renewed after each liquidation
+        for sub_id in HOLDERS_DECODER.decode(raw):
+            if done >= self.liquidation.sweep_limit:
+                break
+            acc = scan.account(sub_id)
+            if acc.size(market.id) == 0 or not scan.risk(acc, market.id).liquidatable:
+                continue
+            mark = ctx.checkpoint()
+            try:
+                liquidate(Ledger(ctx, self.markets), self.fees, self.liquidation, sub_id, market.id)
+                done += 1
+            except (BusinessError, StaleOracle) as exc:
+                ctx.rollback(mark)
+                ctx.emit("liquidation_skipped", market=market.id, subaccount=sub_id.hex(), code=exc.code)
+            scan = Ledger(ctx, self.markets)
+
+
+def _fresh_record(balance: int) -> Any:
+    from .records import SubaccountRecord
+
+    return SubaccountRecord(balance, [])

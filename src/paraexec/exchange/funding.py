@@ -1,0 +1,85 @@
+"""Funding: premium samples every block, an hourly (block time) rate, a lazy cumulative index.
+
+At the end of every block (``MarketTick``), while the oracle is fresh:
+
+    premium_ppm = (best_bid - oracle) * 1e6 / oracle   if best_bid > oracle
+                  (best_ask - oracle) * 1e6 / oracle   if best_ask < oracle
+                  0                                    otherwise          (rounded toward -inf)
+    clamped to +-premium_clamp_factor * (IMF - MMF)   (dYdX's premium vote clamp)
+
+The samples accumulate (sum, count). Once block time reaches ``last_time + interval_s``
+(``periods`` whole intervals):
+
+    rate_8h_ppm = clamp(floor(sum / count) + default_funding_ppm, +-rate_clamp_factor * (IMF - MMF))
+    index += rate_8h_ppm * periods * value_nano_per_quantum(oracle) / (8 * 1e6)   (toward -inf)
+
+so a positive rate makes longs pay shorts (``ledger`` settles ``-size * d_index``). dYdX
+samples an impact price (the average fill of an impact notional) instead of the best price; we
+use the best price to keep the tick cheap. No account is written here: positions settle when
+they are next touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import keys
+from .book import Book
+from .ledger import Ledger
+from .market import Market
+from .payloads import BUY, SELL
+from .records import SAMPLES_DECODER, FundingIndex, FundingSamples, encode
+from .units import PPM
+
+
+@dataclass(frozen=True)
+class FundingConfig:
+    interval_s: int = 3600
+    rate_clamp_factor_ppm: int = 6_000_000
+    premium_clamp_factor_ppm: int = 60_000_000
+
+
+def _clamp(value: int, bound: int) -> int:
+    return max(-bound, min(bound, value))
+
+
+def margin_gap_ppm(market: Market) -> int:
+    """IMF - MMF in ppm (MMF absolute = IMF * mmf / 1e6, rounded down)."""
+    return market.imf_ppm - market.imf_ppm * market.mmf_ppm // PPM
+
+
+def premium_ppm(book: Book, oracle_subticks: int) -> int:
+    bid, ask = book.best(BUY), book.best(SELL)
+    if bid is not None and bid > oracle_subticks:
+        return (bid - oracle_subticks) * PPM // oracle_subticks
+    if ask is not None and ask < oracle_subticks:
+        return (ask - oracle_subticks) * PPM // oracle_subticks
+    return 0
+
+
+def funding_tick(lg: Ledger, cfg: FundingConfig, market: Market) -> None:
+    ctx = lg.ctx
+    oracle = lg.oracle(market.id)
+    fresh = lg.time - oracle.time <= market.staleness_s
+    raw = ctx.get(keys.funding_samples(market.id))
+    samples = SAMPLES_DECODER.decode(raw) if raw else FundingSamples(0, 0)
+    if fresh:
+        sample = premium_ppm(Book(ctx, market.id), market.price_to_subticks(oracle.price))
+        bound = cfg.premium_clamp_factor_ppm * margin_gap_ppm(market) // PPM
+        samples = FundingSamples(samples.premium_sum_ppm + _clamp(sample, bound), samples.count + 1)
+    index = lg.funding(market.id)
+    periods = (lg.time - index.last_time) // cfg.interval_s
+    if periods <= 0:
+        if fresh:
+            ctx.put(keys.funding_samples(market.id), encode(samples))
+        return
+    average = samples.premium_sum_ppm // samples.count if samples.count else 0
+    bound = cfg.rate_clamp_factor_ppm * margin_gap_ppm(market) // PPM
+    rate = _clamp(average + market.default_funding_ppm, bound)
+    delta = rate * periods * market.value_nano_per_quantum(oracle.price) // (8 * PPM)
+    updated = FundingIndex(index.index + delta, index.last_time + periods * cfg.interval_s, rate)
+    ctx.put(keys.funding_index(market.id), encode(updated))
+    ctx.delete(keys.funding_samples(market.id))
+    ctx.emit(
+        "funding_rate", market=market.id, rate_8h_ppm=rate, periods=periods, index=updated.index, samples=samples.count
+    )

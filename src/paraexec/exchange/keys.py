@@ -1,0 +1,115 @@
+"""The exchange's state layout: small keys so that independent activity touches independent keys.
+
+    x/bank/<owner>                      bank (faucet) balance, quote quantums (int)
+    x/sa/<owner><num>                   Subaccount: quote balance + positions (one key per subaccount)
+    x/o/<mid><owner><num><client_id>    OrderRef of a live resting or conditional order (for cancel)
+    x/m/<mid>/p                         market parameters (for queries; immutable)
+    x/m/<mid>/px                        OraclePrice (price, time)
+    x/m/<mid>/or/<oracle_idx>           OracleReport (quorum median of several oracles)
+    x/m/<mid>/fi                        FundingIndex (cumulative index, last funding time) - read by settlements
+    x/m/<mid>/fs                        FundingSamples (premium samples since the last funding)
+    x/m/<mid>/oi                        long open interest, base quantums (int, ctx.add deltas only)
+    x/m/<mid>/ois                       open interest snapshot at the last end of block (OIMF reads this)
+    x/m/<mid>/bk/<side>                 sorted price-level index of one side (list of subticks)
+    x/m/<mid>/lv/<side><subticks>       one price level: FIFO list of RestingOrder
+    x/m/<mid>/h                         sorted holders (subaccount ids with a position) - sweep and ADL
+    x/m/<mid>/cd                        untriggered conditional orders of the market
+    x/lq/<owner><num>                   LiquidationUsage of the subaccount in the current block
+    x/insurance, x/fees, x/fdust        hot aggregates, written with ctx.add only
+    x/gate                              height until which withdrawals are gated
+    x/oracles                           list of authorised oracle public keys
+
+Orders in different markets share no key (except their subaccounts when the same trader trades
+both). Within a market, the level index of a side is the hot key: placing at a new price level
+or emptying one writes it; fills inside existing levels write only those levels.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from ..types import Key
+
+BANK = b"x/bank/"
+SUBACCOUNT = b"x/sa/"
+ORDER = b"x/o/"
+MARKET = b"x/m/"
+LIQUIDATION_USAGE = b"x/lq/"
+INSURANCE = b"x/insurance"
+FEES = b"x/fees"
+FUNDING_DUST = b"x/fdust"
+WITHDRAW_GATE = b"x/gate"
+ORACLES = b"x/oracles"
+
+_u16 = struct.Struct(">H")
+_u32 = struct.Struct(">I")
+_u64 = struct.Struct(">Q")
+
+
+def bank(owner: bytes) -> Key:
+    return BANK + owner
+
+
+def subaccount_id(owner: bytes, number: int) -> bytes:
+    """33 bytes: owner public key and subaccount number (0..127)."""
+    return owner + bytes((number,))
+
+
+def subaccount(sub_id: bytes) -> Key:
+    return SUBACCOUNT + sub_id
+
+
+def liquidation_usage(sub_id: bytes) -> Key:
+    return LIQUIDATION_USAGE + sub_id
+
+
+def market_prefix(market_id: int) -> bytes:
+    return MARKET + _u16.pack(market_id)
+
+
+def market_params(market_id: int) -> Key:
+    return market_prefix(market_id) + b"/p"
+
+
+def oracle_price(market_id: int) -> Key:
+    return market_prefix(market_id) + b"/px"
+
+
+def oracle_report(market_id: int, oracle_idx: int) -> Key:
+    return market_prefix(market_id) + b"/or/" + _u16.pack(oracle_idx)
+
+
+def funding_index(market_id: int) -> Key:
+    return market_prefix(market_id) + b"/fi"
+
+
+def funding_samples(market_id: int) -> Key:
+    return market_prefix(market_id) + b"/fs"
+
+
+def open_interest(market_id: int) -> Key:
+    return market_prefix(market_id) + b"/oi"
+
+
+def open_interest_snapshot(market_id: int) -> Key:
+    return market_prefix(market_id) + b"/ois"
+
+
+def level_index(market_id: int, side: int) -> Key:
+    return market_prefix(market_id) + b"/bk/" + bytes((side,))
+
+
+def level(market_id: int, side: int, subticks: int) -> Key:
+    return market_prefix(market_id) + b"/lv/" + bytes((side,)) + _u64.pack(subticks)
+
+
+def holders(market_id: int) -> Key:
+    return market_prefix(market_id) + b"/h"
+
+
+def conditionals(market_id: int) -> Key:
+    return market_prefix(market_id) + b"/cd"
+
+
+def order(market_id: int, sub_id: bytes, client_id: int) -> Key:
+    return ORDER + _u16.pack(market_id) + sub_id + _u32.pack(client_id)

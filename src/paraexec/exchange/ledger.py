@@ -1,0 +1,340 @@
+"""A transaction's working set: subaccounts, oracle prices, funding and margin.
+
+``Ledger`` wraps the ``TxContext`` for one exchange transaction. Subaccounts are decoded once
+into mutable ``Account`` objects; every change is made in memory and ``flush()`` writes each
+changed subaccount once, together with the aggregates derived from the changes (open-interest
+and fee deltas via ``ctx.add``, the market holder lists). Reads of hot aggregates are avoided.
+
+Funding is lazy (dYdX): a position remembers the market's cumulative funding index at its last
+settlement. When an account is loaded, every position settles
+``received = -size * (index_now - index_then)`` nano quote quantums; the balance gets that
+amount rounded toward -infinity (in the protocol's favour) and the remainder (0..1e9-1 nano) is
+added to ``x/fdust``, so collateral is conserved exactly. Settlement is only *written* when the
+account is written; an account that is only read settles again later with the same total.
+
+Margin (dYdX ``margining.go``), per position at the oracle price:
+    value     = size * price                      (quote quantums, rounded toward -infinity)
+    notional  = |size| * price                    (rounded up)
+    IMR       = notional * IMF_eff / 1e6          (rounded up; IMF_eff = OI-scaled IMF)
+    MMR       = notional * IMF_eff * MMF / 1e12   (rounded up)
+    TNC       = balance + sum(value)
+An account is initially collateralised when TNC >= sum(IMR), liquidatable when TNC < sum(MMR).
+A change that leaves an account below initial margin is still allowed when it strictly lowers
+the MMR without lowering TNC / MMR (dYdX's rule for undercollateralised subaccounts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..errors import InvariantViolation
+from ..execution.contract import TxContext
+from . import keys
+from .errors import StaleOracle, UnknownMarket
+from .market import Market
+from .records import (
+    FUNDING_DECODER,
+    HOLDERS_DECODER,
+    ORACLE_DECODER,
+    SUBACCOUNT_DECODER,
+    FundingIndex,
+    OraclePrice,
+    PositionRecord,
+    SubaccountRecord,
+    encode,
+)
+from .units import FUNDING_SCALE, PPM, ceil_div
+
+
+class Position:
+    __slots__ = ("size", "funding_index", "entry_quote")
+
+    def __init__(self, size: int, funding_index: int, entry_quote: int) -> None:
+        self.size = size
+        self.funding_index = funding_index
+        self.entry_quote = entry_quote
+
+
+class Account:
+    """A subaccount in memory: quote ``balance`` and positions by market id."""
+
+    __slots__ = ("sub_id", "balance", "positions", "original_sizes", "funding_received", "funding_dust")
+
+    def __init__(self, sub_id: bytes, balance: int, positions: dict[int, Position]) -> None:
+        self.sub_id = sub_id
+        self.balance = balance
+        self.positions = positions
+        self.original_sizes = {mid: p.size for mid, p in positions.items()}
+        self.funding_received = 0
+        self.funding_dust = 0
+
+    def size(self, market_id: int) -> int:
+        pos = self.positions.get(market_id)
+        return 0 if pos is None else pos.size
+
+    def copy(self) -> Account:
+        clone = Account.__new__(Account)
+        clone.sub_id = self.sub_id
+        clone.balance = self.balance
+        clone.positions = {m: Position(p.size, p.funding_index, p.entry_quote) for m, p in self.positions.items()}
+        clone.original_sizes = self.original_sizes
+        clone.funding_received = self.funding_received
+        clone.funding_dust = self.funding_dust
+        return clone
+
+    def trade(self, market_id: int, delta: int, quote_delta: int, funding_index: int) -> None:
+        """Change the position by ``delta`` base quantums and the balance by ``quote_delta``.
+
+        The cost basis follows the position: opening adds the trade's cost, reducing keeps the
+        remaining fraction (rounded toward zero), flipping restarts from the flipped part.
+        """
+        self.balance += quote_delta
+        pos = self.positions.get(market_id)
+        if pos is None:
+            pos = self.positions[market_id] = Position(0, funding_index, 0)
+        old = pos.size
+        new = old + delta
+        cost = -quote_delta  # signed quote paid for the delta, fees included
+        if old == 0 or (old > 0) == (delta > 0):
+            pos.entry_quote += cost
+        elif (new > 0) == (old > 0) and new != 0:
+            pos.entry_quote = _scale_toward_zero(pos.entry_quote, new, old)
+        elif new == 0:
+            pos.entry_quote = 0
+        else:  # flipped: the part beyond zero was bought at this trade's price
+            pos.entry_quote = _scale_toward_zero(cost, new, delta)
+        pos.size = new
+        if new == 0:
+            del self.positions[market_id]
+
+    def record(self) -> SubaccountRecord:
+        return SubaccountRecord(
+            self.balance,
+            [PositionRecord(m, p.size, p.funding_index, p.entry_quote) for m, p in sorted(self.positions.items())],
+        )
+
+
+def _scale_toward_zero(value: int, num: int, den: int) -> int:
+    """``value * num / den`` rounded toward zero."""
+    product = value * num
+    q = abs(product) // abs(den)
+    return q if (product >= 0) == (den > 0) else -q
+
+
+@dataclass(frozen=True)
+class Risk:
+    """Total net collateral and margin requirements of an account (quote quantums)."""
+
+    tnc: int
+    imr: int
+    mmr: int
+
+    @property
+    def initially_collateralised(self) -> bool:
+        return self.tnc >= self.imr
+
+    @property
+    def liquidatable(self) -> bool:
+        return self.tnc < self.mmr
+
+
+def transition_allowed(before: Risk, after: Risk) -> bool:
+    """dYdX: collateralised after, or an undercollateralised account strictly reducing risk."""
+    if after.initially_collateralised:
+        return True
+    return after.mmr < before.mmr and after.tnc * before.mmr >= before.tnc * after.mmr
+
+
+class Ledger:
+    """See module docstring. One per transaction; call ``flush()`` once at the end."""
+
+    def __init__(self, ctx: TxContext, markets: Mapping[int, Market]) -> None:
+        self.ctx = ctx
+        self.markets = markets
+        self.height = ctx.env.height
+        self.time = ctx.env.time
+        self.accounts: dict[bytes, Account] = {}
+        self.dirty: dict[bytes, Account] = {}
+        self._prices: dict[int, OraclePrice] = {}
+        self._funding: dict[int, FundingIndex] = {}
+        self._oi_notional: dict[int, int] = {}
+        self._position_risk: dict[tuple[int, int], tuple[int, int, int]] = {}
+        self._rest_risk: dict[tuple[bytes, int], tuple[int, int, int]] = {}
+        self.fees = 0
+
+    # -- markets -----------------------------------------------------------------------------
+
+    def market(self, market_id: int) -> Market:
+        market = self.markets.get(market_id)
+        if market is None:
+            raise UnknownMarket(f"market {market_id}")
+        return market
+
+    def oracle(self, market_id: int) -> OraclePrice:
+        cached = self._prices.get(market_id)
+        if cached is None:
+            raw = self.ctx.get(keys.oracle_price(market_id))
+            if raw is None:
+                raise InvariantViolation(f"market {market_id} has no oracle price")
+            cached = self._prices[market_id] = ORACLE_DECODER.decode(raw)
+        return cached
+
+    def price(self, market_id: int) -> int:
+        return self.oracle(market_id).price
+
+    def must_be_fresh(self, market: Market) -> None:
+        """Trading and liquidation pause while the oracle price is older than the limit."""
+        age = self.time - self.oracle(market.id).time
+        if age > market.staleness_s:
+            raise StaleOracle(f"{market.ticker}: oracle price is {age}s old (limit {market.staleness_s}s)")
+
+    def funding(self, market_id: int) -> FundingIndex:
+        cached = self._funding.get(market_id)
+        if cached is None:
+            raw = self.ctx.get(keys.funding_index(market_id))
+            cached = self._funding[market_id] = FUNDING_DECODER.decode(raw) if raw else FundingIndex(0, self.time)
+        return cached
+
+    def imf(self, market: Market) -> int:
+        """Effective IMF (ppm); reads the end-of-block OI snapshot only for capped markets."""
+        if market.oi_upper_cap <= market.oi_lower_cap:
+            return market.imf_ppm
+        notional = self._oi_notional.get(market.id)
+        if notional is None:
+            oi = self.ctx.get_int(keys.open_interest_snapshot(market.id))
+            notional = self._oi_notional[market.id] = market.notional_ceil(oi, self.price(market.id))
+        return market.imf_effective(notional)
+
+    # -- accounts ----------------------------------------------------------------------------
+
+    def account(self, sub_id: bytes) -> Account:
+        """The account, loaded once per transaction, with funding settled in memory."""
+        acc = self.accounts.get(sub_id)
+        if acc is not None:
+            return acc
+        raw = self.ctx.get(keys.subaccount(sub_id))
+        if raw is None:
+            acc = Account(sub_id, 0, {})
+        else:
+            record = SUBACCOUNT_DECODER.decode(raw)
+            acc = Account(
+                sub_id,
+                record.balance,
+                {p.market_id: Position(p.size, p.funding_index, p.entry_quote) for p in record.positions},
+            )
+            for mid, pos in acc.positions.items():
+                index = self.funding(mid).index
+                if index != pos.funding_index:
+                    nano = -pos.size * (index - pos.funding_index)
+                    paid = nano // FUNDING_SCALE  # toward -infinity
+                    acc.balance += paid
+                    acc.funding_received += paid
+                    acc.funding_dust += nano - paid * FUNDING_SCALE
+                    pos.funding_index = index
+        self.accounts[sub_id] = acc
+        return acc
+
+    def replace(self, acc: Account) -> None:
+        """Adopt a modified copy of an account (after a hypothetical check passed)."""
+        self.accounts[acc.sub_id] = acc
+        self.dirty[acc.sub_id] = acc
+
+    def touch(self, acc: Account) -> None:
+        self.dirty[acc.sub_id] = acc
+
+    def risk(self, acc: Account, market_id: int | None = None) -> Risk:
+        """TNC, IMR and MMR of ``acc``.
+
+        With ``market_id``, the other markets' contribution is taken from a per-transaction
+        cache: a transaction changes positions in one market only (orders, liquidations and
+        deleveraging are per market), so the rest of an account is fixed while it runs.
+        """
+        if market_id is None:
+            tnc, imr, mmr = self._parts_sum(acc, None)
+        else:
+            slot = (acc.sub_id, market_id)
+            rest = self._rest_risk.get(slot)
+            if rest is None:
+                rest = self._rest_risk[slot] = self._parts_sum(acc, market_id)
+            tnc, imr, mmr = rest
+            size = acc.size(market_id)
+            if size:
+                parts = self._parts(market_id, size)
+                tnc, imr, mmr = tnc + parts[0], imr + parts[1], mmr + parts[2]
+        return Risk(acc.balance + tnc, imr, mmr)
+
+    def _parts_sum(self, acc: Account, exclude: int | None) -> tuple[int, int, int]:
+        tnc = imr = mmr = 0
+        for mid, pos in acc.positions.items():
+            if mid != exclude:
+                parts = self._parts(mid, pos.size)
+                tnc += parts[0]
+                imr += parts[1]
+                mmr += parts[2]
+        return tnc, imr, mmr
+
+    def _parts(self, market_id: int, size: int) -> tuple[int, int, int]:
+        slot = (market_id, size)
+        parts = self._position_risk.get(slot)
+        if parts is None:
+            parts = self._position_risk[slot] = self._position_parts(market_id, size)
+        return parts
+
+    def _position_parts(self, market_id: int, size: int) -> tuple[int, int, int]:
+        """(value, IMR, MMR) of a position. Cached per (market, size): within one transaction
+        the oracle price and the OI snapshot of a market do not change (an ``OracleUpdate``
+        computes no margin after writing the price)."""
+        market = self.market(market_id)
+        price = self.price(market_id)
+        notional = market.notional_ceil(size, price)
+        imf = self.imf(market)
+        return (
+            market.value_floor(size, price),
+            ceil_div(notional * imf, PPM),
+            ceil_div(notional * imf * market.mmf_ppm, PPM * PPM),
+        )
+
+    def position_mmr(self, acc: Account, market_id: int) -> int:
+        market = self.market(market_id)
+        notional = market.notional_ceil(acc.size(market_id), self.price(market_id))
+        return ceil_div(notional * self.imf(market) * market.mmf_ppm, PPM * PPM)
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write changed accounts and the aggregates their changes imply."""
+        ctx = self.ctx
+        oi: dict[int, int] = {}
+        holder_changes: dict[int, list[tuple[bytes, bool]]] = {}
+        for sub_id in sorted(self.dirty):
+            acc = self.dirty[sub_id]
+            ctx.put(keys.subaccount(sub_id), encode(acc.record()))
+            if acc.funding_dust:
+                ctx.add(keys.FUNDING_DUST, acc.funding_dust)
+            if acc.funding_received:
+                ctx.emit("funding_settled", subaccount=sub_id.hex(), amount=acc.funding_received)
+            for mid in set(acc.original_sizes) | set(acc.positions):
+                old, new = acc.original_sizes.get(mid, 0), acc.size(mid)
+                if old == new:
+                    continue
+                oi[mid] = oi.get(mid, 0) + max(new, 0) - max(old, 0)
+                if (old == 0) != (new == 0):
+                    holder_changes.setdefault(mid, []).append((sub_id, new != 0))
+        for mid, delta in sorted(oi.items()):
+            if delta:
+                ctx.add(keys.open_interest(mid), delta)
+        for mid, changes in sorted(holder_changes.items()):
+            key = keys.holders(mid)
+            raw = ctx.get(key)
+            members = set(HOLDERS_DECODER.decode(raw)) if raw else set()
+            for sub_id, present in changes:
+                if present:
+                    members.add(sub_id)
+                else:
+                    members.discard(sub_id)
+            ctx.put(key, encode(sorted(members)))
+        if self.fees:
+            ctx.add(keys.FEES, self.fees)
+        self.dirty = {}
+        self.fees = 0

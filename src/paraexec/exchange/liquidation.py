@@ -1,0 +1,244 @@
+"""Liquidations, the insurance fund and deleveraging (dYdX x/clob liquidations, v4 formulas).
+
+A subaccount is liquidatable when TNC < total MMR. ``liquidate(sub, market)`` (the permissionless
+``Liquidate`` transaction, or the end-of-block sweep over the market's holders):
+
+    size to close   whole position if its notional <= min_position_notional, else
+                    max(min_position_notional, notional * max_position_portion), further capped
+                    by the subaccount's per-block max_notional_per_block (LIQUIDATION_LIMIT if 0)
+    fillable price  (PNNV - ABR * SMMR * PMMR) / PS, ABR = clamp(BA * (1 - TNC / TMMR), 0, 1)
+                    (PNNV position value, PS its size, PMMR its MMR, SMMR the spread-to-MMR
+                    ratio, BA the bankruptcy adjustment); rounded to a tick *against* the
+                    liquidated account (up when selling a long, down when buying back a short)
+    match           an IOC order at the fillable price against the book, no taker fee; makers
+                    are checked and pay maker fees as usual. Per fill of delta base quantums:
+                        bankruptcy = -value(delta) - TNC * |dMMR| / TMMR   (rounded up)
+                        surplus    = fill quote received - bankruptcy
+                        surplus >= 0: the fund receives min(surplus, quote * liquidation_fee)
+                        surplus <  0: the fund pays -surplus (the account ends at bankruptcy);
+                                      if the fund (or the per-block insurance cap) cannot, the
+                                      matching stops
+    deleverage      when matching stopped for want of insurance, or the account is still
+                    bankrupt (TNC < 0) with size left: offset the rest against opposite positions
+                    at the bankruptcy price, ranked by profit ratio x leverage (highest first,
+                    ties by subaccount id) - Hyperliquid/Binance-style ADL ranking
+    gate            if TNC is still negative, withdrawals are gated for withdraw_gate_blocks
+
+The insurance fund is a hot aggregate: inflows are ``ctx.add`` deltas; it is read only when a
+fill needs a payout, which makes that liquidation depend on every earlier inflow in the block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import keys
+from .book import Book
+from .errors import LiquidationLimit, NotLiquidatable
+from .ledger import Account, Ledger, Risk
+from .market import Market
+from .matching import Fees, match, signed
+from .payloads import BUY, SELL
+from .records import HOLDERS_DECODER, USAGE_DECODER, LiquidationUsage, encode
+from .units import PPM, ceil_div, ppm_ceil, ppm_floor
+
+
+@dataclass(frozen=True)
+class LiquidationConfig:
+    liquidation_fee_ppm: int = 15_000
+    bankruptcy_adjustment_ppm: int = 1_000_000
+    spread_to_mmr_ppm: int = 1_500_000
+    min_position_notional: int = 1_000_000_000  # 1,000 USDC
+    max_position_portion_ppm: int = 1_000_000
+    max_notional_per_block: int = 10**15
+    max_insurance_lost_per_block: int = 10**15
+    sweep_limit: int = 32
+    withdraw_gate_blocks: int = 50
+
+
+def position_mmr(lg: Ledger, market: Market, size: int) -> int:
+    notional = market.notional_ceil(size, lg.price(market.id))
+    return ceil_div(notional * lg.imf(market) * market.mmf_ppm, PPM * PPM)
+
+
+def bankruptcy_quote(lg: Ledger, market: Market, acc: Account, risk: Risk, delta: int) -> int:
+    """Quote quantums the account must receive for a position change of ``delta`` so that its
+    share of TNC is used up exactly (dYdX GetBankruptcyPriceInQuoteQuantums), rounded up."""
+    size = acc.size(market.id)
+    dnnv = market.value_floor(delta, lg.price(market.id))
+    dmmr = abs(position_mmr(lg, market, size) - position_mmr(lg, market, size + delta))
+    if risk.mmr == 0:
+        return -dnnv - risk.tnc
+    return ceil_div(-dnnv * risk.mmr - risk.tnc * dmmr, risk.mmr)
+
+
+def fillable_subticks(lg: Ledger, cfg: LiquidationConfig, market: Market, acc: Account, risk: Risk) -> int:
+    size = acc.size(market.id)
+    price = lg.price(market.id)
+    pnnv = market.value_floor(size, price)
+    pmmr = position_mmr(lg, market, size)
+    if risk.mmr <= 0:
+        abr = 0
+    else:
+        abr = max(0, min(PPM, cfg.bankruptcy_adjustment_ppm * (risk.mmr - risk.tnc) // risk.mmr))
+    spread = abr * cfg.spread_to_mmr_ppm * pmmr // (PPM * PPM)
+    numerator = pnnv - spread
+    qce = market.quantum_conversion_exponent
+    scaled = numerator * 10**-qce if qce <= 0 else numerator
+    den = size if qce <= 0 else size * 10**qce
+    raw = ceil_div(scaled, den) if size > 0 else (-scaled) // (-den)
+    return market.subticks_round(raw, up=size > 0)
+
+
+@dataclass
+class _Fund:
+    """Insurance fund effects of one liquidation: net delta, payouts, the balance read once."""
+
+    delta: int = 0
+    lost: int = 0
+    base: int | None = None
+    short: bool = False
+
+
+def liquidate(lg: Ledger, fees: Fees, cfg: LiquidationConfig, sub_id: bytes, market_id: int) -> None:
+    market = lg.market(market_id)
+    lg.must_be_fresh(market)
+    ctx = lg.ctx
+    acc = lg.account(sub_id)
+    size = acc.size(market.id)
+    risk = lg.risk(acc, market.id)
+    if size == 0 or not risk.liquidatable:
+        raise NotLiquidatable(f"TNC {risk.tnc} >= MMR {risk.mmr} or no position")
+    usage_key = keys.liquidation_usage(sub_id)
+    raw = ctx.get(usage_key)
+    usage = USAGE_DECODER.decode(raw) if raw else LiquidationUsage(lg.height, 0, 0)
+    if usage.height != lg.height:
+        usage = LiquidationUsage(lg.height, 0, 0)
+    price = lg.price(market.id)
+    notional = market.notional_ceil(size, price)
+    if notional <= cfg.min_position_notional:
+        cap = notional
+    else:
+        cap = max(cfg.min_position_notional, ppm_floor(notional, cfg.max_position_portion_ppm))
+    cap = min(cap, cfg.max_notional_per_block - usage.notional)
+    if cap <= 0:
+        raise LiquidationLimit(f"notional liquidated this block: {usage.notional}")
+    step = market.step_base_quantums
+    quantums = abs(size) if cap >= notional else max(step, abs(size) * cap // notional // step * step)
+    side = SELL if size > 0 else BUY
+    limit = fillable_subticks(lg, cfg, market, acc, risk)
+
+    fund = _Fund()
+
+    def taker_after(q: int, fill_price: int) -> Account | None:
+        cur = lg.account(sub_id)
+        delta = signed(side, q)
+        quote = market.fill_quote(q, fill_price)
+        received = -signed(side, quote)
+        surplus = received - bankruptcy_quote(lg, market, cur, lg.risk(cur, market.id), delta)
+        if surplus < 0:
+            need = -surplus
+            if usage.insurance_lost + fund.lost + need > cfg.max_insurance_lost_per_block:
+                fund.short = True
+                return None
+            if fund.base is None:
+                fund.base = ctx.get_int(keys.INSURANCE)  # the only read of the hot fund key
+            if fund.base + fund.delta < need:
+                fund.short = True
+                return None
+            fund.lost += need
+            fund_delta = surplus
+        else:
+            fund_delta = min(surplus, ppm_ceil(quote, cfg.liquidation_fee_ppm))
+        fund.delta += fund_delta
+        after = cur.copy()
+        after.trade(market.id, delta, received - fund_delta, lg.funding(market.id).index)
+        return after
+
+    book = Book(ctx, market.id)
+    filled, _ = match(
+        lg, book, fees, market, sub_id, 0, side, quantums, limit, taker_after, lambda q: q, liquidation=True
+    )
+    book.flush()
+    left = quantums - filled
+    deleveraged = 0
+    if left and (fund.short or lg.risk(lg.account(sub_id)).tnc < 0):
+        deleveraged = deleverage(lg, market, sub_id, side, left)
+    if fund.delta:
+        ctx.add(keys.INSURANCE, fund.delta)
+    done = filled + deleveraged
+    ctx.put(
+        usage_key,
+        encode(
+            LiquidationUsage(
+                lg.height, usage.notional + market.notional_ceil(done, price), usage.insurance_lost + fund.lost
+            )
+        ),
+    )
+    after = lg.risk(lg.account(sub_id))
+    if after.tnc < 0:
+        ctx.put_int(keys.WITHDRAW_GATE, lg.height + cfg.withdraw_gate_blocks)
+    ctx.emit(
+        "liquidation",
+        market=market.id,
+        subaccount=sub_id.hex(),
+        quantums=quantums,
+        filled=filled,
+        deleveraged=deleveraged,
+        fillable_subticks=limit,
+        insurance_delta=fund.delta,
+        tnc_after=after.tnc,
+    )
+    lg.flush()
+
+
+def adl_rank(lg: Ledger, market: Market, acc: Account) -> tuple[int, bytes]:
+    """Sort key (lower first): profit ratio (ppm) x leverage (ppm), highest first, then id."""
+    pos = acc.positions[market.id]
+    value = market.value_floor(pos.size, lg.price(market.id))
+    pnl = value - pos.entry_quote
+    pnl_ppm = pnl * PPM // max(abs(pos.entry_quote), 1)
+    tnc = lg.risk(acc, market.id).tnc
+    leverage_ppm = abs(value) * PPM // tnc if tnc > 0 else 10**18
+    return (-(pnl_ppm * leverage_ppm), acc.sub_id)
+
+
+def deleverage(lg: Ledger, market: Market, sub_id: bytes, side: int, quantums: int) -> int:
+    """Offset up to ``quantums`` of the account's position against opposite positions at the
+    bankruptcy price; returns the quantums offset."""
+    raw = lg.ctx.get(keys.holders(market.id))
+    members = HOLDERS_DECODER.decode(raw) if raw else []
+    victim_sign = 1 if side == SELL else -1  # the liquidated position's sign
+    candidates = []
+    for other in members:
+        if other == sub_id:
+            continue
+        acc = lg.account(other)
+        if acc.size(market.id) * victim_sign < 0:
+            candidates.append(acc)
+    candidates.sort(key=lambda a: adl_rank(lg, market, a))
+    left = quantums
+    for counter in candidates:
+        if left == 0:
+            break
+        q = min(left, abs(counter.size(market.id)))
+        acc = lg.account(sub_id)
+        delta = signed(side, q)
+        quote = bankruptcy_quote(lg, market, acc, lg.risk(acc, market.id), delta)
+        liquidated = acc.copy()
+        liquidated.trade(market.id, delta, quote, lg.funding(market.id).index)
+        offset = lg.account(counter.sub_id).copy()
+        offset.trade(market.id, -delta, -quote, lg.funding(market.id).index)
+        lg.replace(liquidated)
+        lg.replace(offset)
+        left -= q
+        lg.ctx.emit(
+            "deleveraged",
+            market=market.id,
+            liquidated=sub_id.hex(),
+            offsetting=counter.sub_id.hex(),
+            quantums=q,
+            quote=quote,
+            side=side,
+        )
+    return quantums - left

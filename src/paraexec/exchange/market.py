@@ -1,0 +1,108 @@
+"""Market parameters (immutable after genesis) and their unit conversions.
+
+Parameters come from the genesis config and are also written to state (``keys.market_params``)
+for queries. They do not change after genesis (no governance transactions), which lets the
+application read them from its config instead of state: one fewer read per market per
+transaction, with the same result on every node because the config is part of the chain.
+
+Margin follows dYdX's liquidity tiers: ``imf_ppm`` is the initial margin fraction,
+``mmf_ppm`` the maintenance fraction *of the initial margin* (MMR = IMR * mmf). The open-interest
+scaled IMF (OIMF): between ``oi_lower_cap`` and ``oi_upper_cap`` (quote quantums of open
+interest notional) the IMF rises linearly from ``imf_ppm`` to 100%.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .units import PPM, QUOTE_ATOMIC_RESOLUTION, scale_ceil, scale_floor
+
+STATUS_ACTIVE = "active"
+STATUS_POST_ONLY = "post_only"
+STATUS_FINAL_SETTLEMENT = "final_settlement"
+STATUSES = (STATUS_ACTIVE, STATUS_POST_ONLY, STATUS_FINAL_SETTLEMENT)
+
+
+@dataclass(frozen=True)
+class Market:
+    id: int
+    ticker: str
+    atomic_resolution: int
+    quantum_conversion_exponent: int
+    step_base_quantums: int
+    subticks_per_tick: int
+    price_exponent: int
+    initial_price: int
+    imf_ppm: int
+    mmf_ppm: int
+    oi_lower_cap: int = 0
+    oi_upper_cap: int = 0
+    status: str = STATUS_ACTIVE
+    max_price_move_ppm: int = 100_000
+    staleness_s: int = 60
+    default_funding_ppm: int = 0
+
+    @classmethod
+    def from_config(cls, data: Mapping[str, Any]) -> Market:
+        market = cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        market.must_be_consistent()
+        return market
+
+    def to_config(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def must_be_consistent(self) -> None:
+        """Genesis rejects parameters that would make a fill's quote amount fractional."""
+        if self.step_base_quantums <= 0 or self.subticks_per_tick <= 0 or self.initial_price <= 0:
+            raise ValueError(f"{self.ticker}: step, tick and price must be positive")
+        if not (0 < self.imf_ppm <= PPM and 0 < self.mmf_ppm <= PPM):
+            raise ValueError(f"{self.ticker}: margin fractions out of range")
+        if self.status not in STATUSES:
+            raise ValueError(f"{self.ticker}: unknown status {self.status!r}")
+        lot = self.step_base_quantums * self.subticks_per_tick
+        if scale_floor(lot, self.quantum_conversion_exponent) != scale_ceil(lot, self.quantum_conversion_exponent):
+            raise ValueError(f"{self.ticker}: step * subticks_per_tick * 10**qce must be an integer")
+
+    # -- conversions -------------------------------------------------------------------------
+
+    @property
+    def _value_exponent(self) -> int:
+        return self.atomic_resolution + self.price_exponent - QUOTE_ATOMIC_RESOLUTION
+
+    def fill_quote(self, quantums: int, subticks: int) -> int:
+        """Quote quantums of ``quantums`` at ``subticks``; exact (see units), sign of quantums."""
+        return scale_floor(quantums * subticks, self.quantum_conversion_exponent)
+
+    def value_floor(self, quantums: int, price: int) -> int:
+        """Signed value at the oracle ``price``, rounded toward -infinity (conservative)."""
+        return scale_floor(quantums * price, self._value_exponent)
+
+    def notional_ceil(self, quantums: int, price: int) -> int:
+        """Absolute value at the oracle ``price``, rounded up (margin requirements)."""
+        return scale_ceil(abs(quantums) * price, self._value_exponent)
+
+    def value_nano_per_quantum(self, price: int) -> int:
+        """Nano quote quantums per base quantum at ``price`` (funding), rounded down."""
+        return scale_floor(price, self._value_exponent + 9)
+
+    def price_to_subticks(self, price: int) -> int:
+        """The oracle price in subticks, rounded down (exact for the dev markets)."""
+        return scale_floor(price, self._value_exponent - self.quantum_conversion_exponent)
+
+    def subticks_round(self, subticks: int, up: bool) -> int:
+        """Round a price to a tick multiple, up or down; never below one tick."""
+        tick = self.subticks_per_tick
+        rounded = -((-subticks) // tick) * tick if up else subticks // tick * tick
+        return max(rounded, tick)
+
+    def imf_effective(self, oi_notional: int) -> int:
+        """dYdX OIMF: IMF scaled linearly to 100% between the OI caps (ppm, rounded up)."""
+        lower, upper = self.oi_lower_cap, self.oi_upper_cap
+        if upper <= lower or oi_notional <= lower:
+            return self.imf_ppm
+        if oi_notional >= upper:
+            return PPM
+        extra = PPM - self.imf_ppm
+        return self.imf_ppm + -((-extra * (oi_notional - lower)) // (upper - lower))

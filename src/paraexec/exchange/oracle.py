@@ -1,0 +1,51 @@
+"""Oracle prices: authorised reporters, quorum median, price band, staleness.
+
+    OracleUpdate(market_id, price) signed by key k:
+        k not in the genesis oracle set                     -> NOT_ORACLE
+        price <= 0                                          -> INVALID_PRICE
+        quorum == 1: candidate = price
+        quorum  > 1: store k's report (price, time); candidate = median of the reports no
+                     older than the market's staleness limit; fewer than quorum -> only stored
+        |candidate - current| * 1e6 > max_price_move_ppm * current   -> PRICE_BAND_EXCEEDED
+        write OraclePrice(candidate, block time)
+
+The band is measured against the last accepted price even when that price is stale, so a
+long outage cannot be ended by an arbitrary jump (a governance action would reset it). While a
+price is older than ``staleness_s``, trading and liquidation in the market pause
+(``Ledger.must_be_fresh``).
+"""
+
+from __future__ import annotations
+
+from . import keys
+from .errors import InvalidPrice, NotOracle, PriceBandExceeded
+from .ledger import Ledger
+from .records import REPORT_DECODER, OraclePrice, OracleReport, encode
+from .units import PPM, median
+
+
+def oracle_update(lg: Ledger, oracles: list[bytes], quorum: int, sender: bytes, market_id: int, price: int) -> None:
+    if sender not in oracles:
+        raise NotOracle(sender.hex()[:16])
+    market = lg.market(market_id)
+    if price <= 0:
+        raise InvalidPrice(f"oracle price {price}")
+    ctx = lg.ctx
+    if quorum > 1:
+        ctx.put(keys.oracle_report(market_id, oracles.index(sender)), encode(OracleReport(price, lg.time)))
+        fresh = []
+        for idx in range(len(oracles)):
+            raw = ctx.get(keys.oracle_report(market_id, idx))
+            if raw is not None:
+                report = REPORT_DECODER.decode(raw)
+                if lg.time - report.time <= market.staleness_s:
+                    fresh.append(report.price)
+        if len(fresh) < quorum:
+            ctx.emit("oracle_report", market=market_id, price=price, reports=len(fresh))
+            return
+        price = median(fresh)
+    current = lg.oracle(market_id).price
+    if abs(price - current) * PPM > market.max_price_move_ppm * current:
+        raise PriceBandExceeded(f"{current} -> {price} moves more than {market.max_price_move_ppm} ppm")
+    ctx.put(keys.oracle_price(market_id), encode(OraclePrice(price, lg.time)))
+    ctx.emit("oracle_price", market=market_id, price=price, time=lg.time)

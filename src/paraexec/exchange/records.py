@@ -1,0 +1,106 @@
+"""Stored structs of the exchange (msgspec, array-like, canonical encoding).
+
+Subaccounts are decoded into mutable ``Account`` objects inside a transaction (see ``ledger``)
+and encoded back once at the end; everything else is read and written whole.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from .. import codec
+
+
+class PositionRecord(msgspec.Struct, array_like=True, frozen=True):
+    """A perpetual position: ``size`` base quantums (> 0 long, < 0 short).
+
+    ``funding_index`` is the market's index when funding was last settled; ``entry_quote`` the
+    signed quote quantums paid to open the current size (cost basis, for ADL ranking).
+    """
+
+    market_id: int
+    size: int
+    funding_index: int
+    entry_quote: int
+
+
+class SubaccountRecord(msgspec.Struct, array_like=True, frozen=True):
+    balance: int
+    positions: list[PositionRecord]
+
+
+class RestingOrder(msgspec.Struct, array_like=True, frozen=True):
+    """An order resting in a price level; ``remaining`` base quantums still open."""
+
+    sub_id: bytes
+    client_id: int
+    remaining: int
+    reduce_only: bool
+    good_til_block: int
+
+
+class OrderRef(msgspec.Struct, array_like=True, frozen=True):
+    """Where a live order is: its side and level price, or ``conditional`` when untriggered."""
+
+    side: int
+    subticks: int
+    good_til_block: int
+    conditional: bool = False
+
+
+class ConditionalOrder(msgspec.Struct, array_like=True, frozen=True):
+    sub_id: bytes
+    client_id: int
+    side: int
+    quantums: int
+    subticks: int
+    order_type: int
+    time_in_force: int
+    reduce_only: bool
+    good_til_block: int
+    condition: int
+    trigger_subticks: int
+
+
+class OraclePrice(msgspec.Struct, array_like=True, frozen=True):
+    price: int
+    time: int
+
+
+class OracleReport(msgspec.Struct, array_like=True, frozen=True):
+    price: int
+    time: int
+
+
+class FundingIndex(msgspec.Struct, array_like=True, frozen=True):
+    index: int
+    last_time: int
+    last_rate_ppm: int = 0
+
+
+class FundingSamples(msgspec.Struct, array_like=True, frozen=True):
+    premium_sum_ppm: int
+    count: int
+
+
+class LiquidationUsage(msgspec.Struct, array_like=True, frozen=True):
+    """Per-block liquidation usage of a subaccount (reset when ``height`` changes)."""
+
+    height: int
+    notional: int
+    insurance_lost: int
+
+
+SUBACCOUNT_DECODER = msgspec.msgpack.Decoder(SubaccountRecord)
+LEVEL_DECODER = msgspec.msgpack.Decoder(list[RestingOrder])
+INDEX_DECODER = msgspec.msgpack.Decoder(list[int])
+HOLDERS_DECODER = msgspec.msgpack.Decoder(list[bytes])
+CONDITIONALS_DECODER = msgspec.msgpack.Decoder(list[ConditionalOrder])
+ORDER_REF_DECODER = msgspec.msgpack.Decoder(OrderRef)
+ORACLE_DECODER = msgspec.msgpack.Decoder(OraclePrice)
+REPORT_DECODER = msgspec.msgpack.Decoder(OracleReport)
+FUNDING_DECODER = msgspec.msgpack.Decoder(FundingIndex)
+SAMPLES_DECODER = msgspec.msgpack.Decoder(FundingSamples)
+USAGE_DECODER = msgspec.msgpack.Decoder(LiquidationUsage)
+
+encode = codec.encode

@@ -1,0 +1,98 @@
+"""Units, margin (OIMF), funding direction, liquidation caps and the withdrawal gate."""
+
+from __future__ import annotations
+
+from paraexec.exchange import keys
+from paraexec.exchange.market import Market
+from paraexec.exchange.payloads import BUY, IOC, SELL, OracleUpdate, PlaceOrder, Withdraw
+from paraexec.exchange.units import ceil_div, ppm_ceil, scale_ceil, scale_floor
+
+from .harness import ALICE, BOB, BTC, CAROL, ORACLE, USDC, Harness, btc_market, config, events
+
+P50 = 5_000_000_000
+
+
+def test_rounding_directions():
+    assert ceil_div(7, 2) == 4 and ceil_div(-7, 2) == -3
+    assert scale_floor(-15, -1) == -2 and scale_ceil(-15, -1) == -1 and scale_floor(15, 2) == 1500
+    assert ppm_ceil(1, 1) == 1 and ppm_ceil(0, 500) == 0
+
+
+def test_market_conversions_and_oimf():
+    m = Market.from_config(btc_market(oi_lower_cap=1_000 * USDC, oi_upper_cap=2_000 * USDC))
+    assert m.fill_quote(BTC, P50) == 50_000 * USDC
+    assert m.value_floor(-1, 5_000_000_001) == -6  # -5.000000001 rounds toward -infinity
+    assert m.notional_ceil(-1, 5_000_000_001) == 6
+    assert m.imf_effective(500 * USDC) == 50_000
+    assert m.imf_effective(1_500 * USDC) == 50_000 + 950_000 // 2
+    assert m.imf_effective(5_000 * USDC) == 1_000_000
+
+
+def test_open_interest_scaled_margin_uses_end_of_block_snapshot():
+    cfg = config(
+        {ALICE: 100_000 * USDC, BOB: 100_000 * USDC}, markets=[btc_market(oi_lower_cap=0, oi_upper_cap=100_000 * USDC)]
+    )
+    h = Harness(cfg)
+    h.block(
+        h.tx(ALICE, PlaceOrder(0, 0, 1, SELL, BTC, P50)),
+        h.tx(BOB, PlaceOrder(0, 0, 1, BUY, BTC, P50, time_in_force=IOC)),
+    )
+    # OI 1 BTC = 50,000 USDC notional: IMF = 5% + 95% * 50,000 / 100,000 = 52.5% -> IMR 26,250 USDC
+    assert h.get_int(keys.open_interest_snapshot(0)) == BTC
+    view = h.reader.subaccount(BOB.public_key)
+    assert view["imr"] == 26_250 * USDC and view["mmr"] == 15_750 * USDC
+
+
+def test_negative_premium_makes_shorts_pay():
+    h = Harness(config({ALICE: 10_000 * USDC, BOB: 10_000 * USDC, CAROL: 1_000 * USDC}))
+    h.block(
+        h.tx(ALICE, PlaceOrder(0, 0, 1, SELL, BTC // 10, P50)),
+        h.tx(BOB, PlaceOrder(0, 0, 1, BUY, BTC // 10, P50, time_in_force=IOC)),
+        h.tx(CAROL, PlaceOrder(0, 0, 1, SELL, 1_000_000, P50 - 50 * 100_000)),
+    )  # ask 49,950: -1,000 ppm
+    tick = h.block(h.tx(ORACLE, OracleUpdate(0, P50)), time=3600)[-1]
+    assert events(tick, "funding_rate")[0]["index"] == -625_000
+    view = h.reader.subaccount(BOB.public_key)
+    assert view["funding_pending"] == 625_000  # the long receives 0.625 USDC
+    assert h.reader.subaccount(ALICE.public_key)["funding_pending"] == -625_000
+
+
+def test_partial_liquidation_cap_adl_and_withdrawal_gate():
+    # bob long 1 BTC with TNC -525 at 46,500, no bids, empty fund. Cap: 50% of 46,500 notional ->
+    # 0.5 BTC, offset against alice at bankruptcy: -dnnv + 525 * (697.5 / 1,395) = 23,250 + 262.5.
+    # Still TNC -262.5 < 0: withdrawals are gated for 50 blocks.
+    cfg = config(
+        {ALICE: 100_000 * USDC, BOB: 3_000 * USDC},
+        liquidation={"min_position_notional": 1_000 * USDC, "max_position_portion_ppm": 500_000},
+    )
+    h = Harness(cfg)
+    h.block(
+        h.tx(ALICE, PlaceOrder(0, 0, 1, SELL, BTC, P50)),
+        h.tx(BOB, PlaceOrder(0, 0, 1, BUY, BTC, P50, time_in_force=IOC)),
+    )
+    tick = h.block(h.tx(ORACLE, OracleUpdate(0, 4_650_000_000)))[-1]
+    adl = events(tick, "deleveraged")[0]
+    assert adl["quantums"] == BTC // 2 and adl["quote"] == 23_512_500_000
+    assert events(tick, "liquidation")[0]["tnc_after"] == -262_500_000
+    assert h.size(BOB) == BTC // 2 and h.get_int(keys.WITHDRAW_GATE) == 2 + 50
+    assert h.run(ALICE, Withdraw(0, USDC)).code == 215
+    # each later sweep deleverages half of what is left, the whole once under 1,000 USDC notional
+    assert h.size(BOB) == BTC // 4
+    for _ in range(5):
+        h.block()
+    assert h.size(BOB) == 0 and h.size(ALICE) == 0
+    assert h.balance(BOB) == 0  # the last offset closes the position at exactly TNC 0
+
+
+def test_liquidate_refuses_healthy_accounts():
+    from paraexec.exchange.payloads import Liquidate
+
+    h = Harness(config({ALICE: 100_000 * USDC, BOB: 3_000 * USDC}))
+    h.block(
+        h.tx(ALICE, PlaceOrder(0, 0, 1, SELL, BTC, P50)),
+        h.tx(BOB, PlaceOrder(0, 0, 1, BUY, BTC, P50, time_in_force=IOC)),
+    )
+    assert h.run(CAROL, Liquidate(BOB.public_key, 0, 0)).code == 214
+    view = h.reader.subaccount(BOB.public_key)
+    # liquidation price: TNC(p) = MMR(p): -47,025 + p = 0.03 p -> p = 48,479.38 USD, rounded down
+    assert view["positions"][0]["liquidation_price"] == 4_847_938_144
