@@ -42,8 +42,12 @@ WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="worker thread
 
 
 def default_genesis() -> ChainConfig:
-    """The dev chain: the transfers app with the 1,000 accounts of workload seed 0."""
-    return ChainConfig("paraexec-dev", "transfers", TransferWorkload(1000, 0).genesis_config())
+    """The dev chain (like anvil's): the exchange with its default markets, oracle key and 100
+    funded dev accounts, all derived from the published seed text ``paraexec-dev``."""
+    from .exchange.genesis import dev_genesis
+
+    app_config = dev_genesis()
+    return ChainConfig("paraexec-dev", "exchange", app_config, app_config["genesis_time"])
 
 
 @contextmanager
@@ -59,7 +63,7 @@ def init(
     data: DataOpt,
     genesis: Annotated[Path | None, typer.Option(help="genesis JSON: chain_id, app, app_config, genesis_time")] = None,
 ) -> None:
-    """Create a chain store with a genesis block."""
+    """Create a chain store with a genesis block (default: the exchange dev chain)."""
     config = ChainConfig(**json.loads(genesis.read_text())) if genesis else default_genesis()
     store = LmdbStore(data)
     try:
