@@ -105,7 +105,7 @@ def test_minter_can_mint_and_transfers_move_balances():
 
 
 def test_error_codes_are_unique_and_stable():
-    assert len(errors.ERROR_CODES) == 13
+    assert len(errors.ERROR_CODES) == 15
     assert errors.ERROR_CODES[4] == "BAD_SIGNATURE"
     assert errors.ERROR_CODES[6] == "REPLAYED_NONCE"
 

@@ -68,6 +68,20 @@ class UnknownPayloadType(InvalidTransaction):
     name = "UNKNOWN_PAYLOAD_TYPE"
 
 
+class MempoolFull(InvalidTransaction):
+    """The mempool is at its size bound; retry later (HTTP 429 over the API)."""
+
+    code = 20
+    name = "MEMPOOL_FULL"
+
+
+class SenderQuotaExceeded(MempoolFull):
+    """This sender already holds its quota of pending transactions (HTTP 429 over the API)."""
+
+    code = 21
+    name = "SENDER_QUOTA"
+
+
 class BusinessError(InvalidTransaction):
     """A well-formed, correctly signed transaction that the application's rules refuse.
 
@@ -113,6 +127,8 @@ ERROR_CODES: dict[int, str] = {
         ReplayedNonce,
         NonceGap,
         UnknownPayloadType,
+        MempoolFull,
+        SenderQuotaExceeded,
         BusinessError,
         InsufficientBalance,
         InvalidAmount,

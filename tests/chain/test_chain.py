@@ -86,11 +86,11 @@ def test_sigkill_at_random_moments_never_leaves_a_torn_store(tmp_path):
     path = tmp_path / "chain"
     rng = random.Random(1234)
     heights = []
-    args = ("run", "--data", str(path), "--accounts", "50", "--block-size", "40", "--blocks", "100000", "--seed", "3")
+    args = ("run", "--data", str(path), "--accounts", "50", "--block-size", "20", "--blocks", "100000", "--seed", "3")
     kills = 0
     while kills < 22:
         child = paraexec(*args)
-        time.sleep(rng.uniform(0.4, 1.6))
+        time.sleep(rng.uniform(0.5, 1.1))
         if child.poll() is not None:
             pytest.fail(f"child exited early: {child.stderr.read()!r}")
         os.kill(child.pid, signal.SIGKILL)

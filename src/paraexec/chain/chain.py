@@ -136,7 +136,7 @@ class Chain:
         with contextlib.ExitStack() as stack:
             if scratch is None:
                 tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="paraexec-replay-"))
-                scratch = LmdbStore(tmp)
+                scratch = LmdbStore(tmp, durable=False)
                 stack.callback(scratch.close)
             fresh = Chain.create(scratch, self.config)
             if fresh.block(0).header.state_root != self.block(0).header.state_root:

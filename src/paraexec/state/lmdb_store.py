@@ -38,7 +38,13 @@ def _height_key(height: int) -> bytes:
 class LmdbStore:
     """``StateStore`` on LMDB. Open with ``readonly=True`` from worker processes."""
 
-    def __init__(self, path: str | os.PathLike[str], readonly: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], readonly: bool = False, durable: bool = True) -> None:
+        """Open (or create) the store at ``path``.
+
+        ``durable=False`` skips the fsync at each commit: for scratch stores (replays, benchmarks
+        of execution) whose content can be rebuilt; a crash may then lose recent blocks, but
+        LMDB still never exposes a torn one.
+        """
         self.path = os.fspath(path)
         if not readonly:
             os.makedirs(self.path, exist_ok=True)
@@ -50,6 +56,8 @@ class LmdbStore:
             readonly=readonly,
             create=not readonly,
             readahead=False,
+            sync=durable,
+            metasync=durable,
         )
         self._state = self.env.open_db(b"state", create=not readonly)
         self._blocks = self.env.open_db(b"blocks", create=not readonly)
