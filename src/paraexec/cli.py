@@ -24,7 +24,8 @@ from .chain import Chain, ChainConfig
 from .execution.registry import executor_names, make_executor
 from .execution.runtime import nonce_key
 from .state import LmdbStore
-from .workloads.transfers import TransferWorkload, nonce_reader
+from .workloads import make_workload, workload_names
+from .workloads.transfers import nonce_reader
 
 app = typer.Typer(help="paraexec: parallel transaction execution with a perpetual-futures exchange.", no_args_is_help=True)
 console = Console()
@@ -43,10 +44,13 @@ WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="worker thread
 
 def default_genesis() -> ChainConfig:
     """The dev chain (like anvil's): the exchange with its default markets, oracle key and 100
-    funded dev accounts, all derived from the published seed text ``paraexec-dev``."""
+    funded dev accounts, all derived from the published seed text ``paraexec-dev``. Its clocks
+    (genesis time, hence oracle staleness and funding) start now, so a fresh node's first block
+    does not jump decades ahead and find every genesis price stale."""
     from .exchange.genesis import dev_genesis
 
     app_config = dev_genesis()
+    app_config["genesis_time"] = int(time.time())
     return ChainConfig("paraexec-dev", "exchange", app_config, app_config["genesis_time"])
 
 
@@ -79,8 +83,12 @@ def init(
 @app.command()
 def run(
     data: DataOpt,
-    workload: Annotated[str, typer.Option(help="workload to generate")] = "transfers",
+    workload: Annotated[str, typer.Option(help="transfers, hotspot, perps or replay")] = "transfers",
     accounts: Annotated[int, typer.Option(min=2)] = 1000,
+    hot_ratio: Annotated[float, typer.Option(help="hotspot: probability an access hits a hot account")] = 0.5,
+    markets: Annotated[int, typer.Option(min=1, help="perps: number of markets")] = 8,
+    shock_at: Annotated[int, typer.Option(help="perps: first block of a price shock (0: none)")] = 0,
+    data_file: Annotated[Path | None, typer.Option(help="replay: Binance data file")] = None,
     block_size: Annotated[int, typer.Option(min=1)] = 1000,
     blocks: Annotated[int, typer.Option(min=1)] = 10,
     executor: ExecutorOpt = "sequential",
@@ -89,11 +97,20 @@ def run(
     verify_signatures: Annotated[bool, typer.Option(help="check signatures during execution")] = True,
 ) -> None:
     """Generate signed blocks, execute them and commit them; one line per block."""
-    if workload != "transfers":
-        console.print(f"[red]unknown workload {workload!r} (available: transfers)")
+    if workload not in workload_names():
+        console.print(f"[red]unknown workload {workload!r} (available: {', '.join(workload_names())})")
         raise typer.Exit(2)
-    gen = TransferWorkload(accounts, seed)
-    config = ChainConfig("paraexec-dev", "transfers", gen.genesis_config())
+    gen = make_workload(
+        workload,
+        accounts=accounts,
+        seed=seed,
+        hot_ratio=hot_ratio,
+        markets=markets,
+        shock_at=shock_at,
+        data_file=str(data_file) if data_file else None,
+    )
+    config = ChainConfig(gen.chain_id, gen.app_name, gen.genesis_config())
+    block_seconds = getattr(gen, "block_seconds", 1)
     store = LmdbStore(data)
     if store.height < 0:
         Chain.create(store, config)
@@ -111,7 +128,7 @@ def run(
             height = chain.height + 1
             txs = gen.block(height, block_size, nonce_of)
             started = time.perf_counter()
-            block, output = chain.produce_block(txs, config.genesis_time + height, engine)
+            block, output = chain.produce_block(txs, config.genesis_time + height * block_seconds, engine)
             seconds = time.perf_counter() - started
             ok = sum(r.ok for r in output.receipts)
             total_txs += len(txs)
@@ -165,11 +182,18 @@ def inspect(
         console.print(f"chain [bold]{chain.config.chain_id}[/] app={chain.config.app} height={chain.height} root={store.root.hex()}")
         if account is not None:
             key = bytes.fromhex(account)
-            from .apps.transfers import balance_key
-
-            balance = codec.decode_int(store.get(balance_key(key)))
             nonce = codec.decode_int(store.get(nonce_key(key)))
-            console.print(f"account {account}: balance={balance} nonce={nonce}")
+            if chain.config.app == "exchange":
+                from .exchange.queries import StateReader
+
+                reader = StateReader(store.get, store.items, chain.config.app_config)
+                console.print(f"account {account}: nonce={nonce}")
+                console.print_json(data=reader.subaccount(key, 0), default=str)
+            else:
+                from .apps.transfers import balance_key
+
+                balance = codec.decode_int(store.get(balance_key(key)))
+                console.print(f"account {account}: balance={balance} nonce={nonce}")
         if height is not None:
             block = chain.block(height)
             receipts = chain.receipts(height)
