@@ -14,6 +14,9 @@ copy-on-write with a single writer and lock-free readers, so worker processes ca
 directory with ``readonly=True`` and read committed state directly (~1.3 us per get) while the
 coordinator writes; a reader sees the last commit that finished before its read transaction
 began (``refresh``).
+
+Threads: one handle's read snapshot and cursor are not thread-safe; give each reader thread its
+own ``snapshot()`` (the node's RPC does), or serialise access (Block-STM's shared state view does).
 """
 
 from __future__ import annotations
