@@ -10,6 +10,15 @@ payload types and decodes ``body`` with the struct registered under ``type``.
 
 Stateless checks live here (``decode_signed``): size, shape, signature, chain id. The stateful
 nonce rule lives in the runtime, because it reads state.
+
+Declared access lists (Solana Sealevel / Sui style): a transaction may carry an optional fifth
+field, ``access = AccessList(reads, writes)``, the state keys it may read and write. It is part
+of the signed body, so nobody but the sender can widen or narrow it. The runtime enforces it
+(``runtime.AccessGuard``): touching any other key fails the transaction with
+``UNDECLARED_ACCESS``, in every executor, so schedulers may trust it. A written key may also be
+read; the sender's nonce key is declared implicitly. A transaction without the field is
+unrestricted, and its wire bytes are exactly those of the four-field envelope (old
+transactions and their hashes do not change).
 """
 
 from __future__ import annotations
@@ -24,11 +33,19 @@ MAX_TX_BYTES = 4096
 MAX_PAYLOAD_BYTES = 3072
 
 
+class AccessList(msgspec.Struct, array_like=True, frozen=True):
+    """Keys a transaction declares it reads (``reads``) and writes or adds to (``writes``)."""
+
+    reads: list[bytes]
+    writes: list[bytes]
+
+
 class Transaction(msgspec.Struct, array_like=True, frozen=True):
     chain_id: str
     sender: bytes
     nonce: int
     payload: bytes
+    access: AccessList | None = None
 
 
 class SignedTransaction(msgspec.Struct, array_like=True, frozen=True):
@@ -61,9 +78,16 @@ def decode_payload_envelope(data: bytes) -> Payload:
         raise MalformedTransaction(f"payload: {exc}") from None
 
 
-def sign(key: crypto.SigningKey, chain_id: str, nonce: int, payload: bytes) -> bytes:
-    """Build and sign a transaction; returns its wire bytes."""
-    body = codec.encode(Transaction(chain_id, key.public_key, nonce, payload))
+def encode_body(tx: Transaction) -> bytes:
+    """Canonical body bytes; without an access list, the four-field form (no trailing nil)."""
+    if tx.access is None:
+        return codec.encode((tx.chain_id, tx.sender, tx.nonce, tx.payload))
+    return codec.encode(tx)
+
+
+def sign(key: crypto.SigningKey, chain_id: str, nonce: int, payload: bytes, access: AccessList | None = None) -> bytes:
+    """Build and sign a transaction (optionally declaring its ``access`` list); returns its wire bytes."""
+    body = encode_body(Transaction(chain_id, key.public_key, nonce, payload, access))
     return codec.encode(SignedTransaction(body, key.sign(SIGN_DOMAIN + body)))
 
 

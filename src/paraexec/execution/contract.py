@@ -148,6 +148,14 @@ class Runtime(Protocol):
         """Keys the transaction is expected to touch (sender, receiver, market), for affinity."""
         ...
 
+    def declared_access(self, prepared: Any) -> Any:
+        """The keys the transaction declared (``runtime.Declared``), or ``None`` when it declared none.
+
+        Declarations are enforced by the runtime in every executor; the access-list executor
+        schedules from them.
+        """
+        ...
+
 
 @dataclass
 class ExecStats:

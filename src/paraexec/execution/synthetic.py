@@ -18,6 +18,11 @@ transactions.
 
 Keys are ``b"s/" + 4-byte index``; ``universe`` bounds INDIRECT targets. The receipt carries
 one ``synth`` event with the final accumulator, so receipts differ whenever reads differ.
+
+A synthetic transaction may declare its access list as ``(read indices, write indices)``
+(``encode_tx(ops, access=...)``); the ops then run behind the runtime's ``AccessGuard``, so an
+op on an undeclared key fails the transaction with ``UNDECLARED_ACCESS`` exactly as a signed
+transaction would. Undeclared transactions encode as before (one-element array).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from .. import codec
 from ..errors import BusinessError, MalformedTransaction
 from ..types import Key
 from .contract import Receipt, TxContext
-from .runtime import failure
+from .runtime import NOTHING, Declared, failure, guarded
 
 READ, WRITE, DELTA, INDIRECT, FAIL_IF, DELETE, SPIN = range(7)
 MOD = (1 << 61) - 1
@@ -39,14 +44,26 @@ MOD = (1 << 61) - 1
 
 class SynthTx(msgspec.Struct, array_like=True, frozen=True):
     ops: list[tuple[int, int, int]]
+    access: tuple[list[int], list[int]] | None = None
 
 
 def key_of(index: int) -> Key:
     return b"s/" + index.to_bytes(4, "big")
 
 
-def encode_tx(ops: Sequence[tuple[int, int, int]]) -> bytes:
-    return codec.encode(SynthTx([tuple(op) for op in ops]))  # type: ignore[misc]
+def encode_tx(ops: Sequence[tuple[int, int, int]], access: tuple[Sequence[int], Sequence[int]] | None = None) -> bytes:
+    """Wire bytes of a synthetic transaction; ``access`` = (read key indices, write key indices)."""
+    op_list = [tuple(op) for op in ops]
+    if access is None:
+        return codec.encode((op_list,))
+    return codec.encode(SynthTx(op_list, (list(access[0]), list(access[1]))))  # type: ignore[arg-type]
+
+
+def declared_of(tx: SynthTx) -> Declared | None:
+    if tx.access is None:
+        return None
+    reads, writes = tx.access
+    return Declared.of(map(key_of, reads), map(key_of, writes))
 
 
 _decoder = msgspec.msgpack.Decoder(SynthTx)
@@ -77,6 +94,8 @@ class SyntheticRuntime:
         if isinstance(prepared, MalformedTransaction):
             return failure(prepared)
         mark = ctx.checkpoint()
+        outer = ctx
+        ctx = guarded(ctx, declared_of(prepared))
         acc = 0
         try:
             for op, k, arg in prepared.ops:
@@ -100,10 +119,16 @@ class SyntheticRuntime:
                         x = (x * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF
                     acc = (acc + (x & 0xFF)) % MOD
         except BusinessError as exc:
-            ctx.rollback(mark)
+            outer.rollback(mark)
             return failure(exc)
-        ctx.emit("synth", acc=acc)
-        return Receipt(0, "", ctx.events)
+        outer.emit("synth", acc=acc)
+        return Receipt(0, "", outer.events)
+
+    def declared_access(self, prepared: SynthTx | MalformedTransaction) -> Declared | None:
+        """The keys ``prepared`` may touch (enforced by ``execute``), or ``None``: unrestricted."""
+        if isinstance(prepared, MalformedTransaction):
+            return NOTHING
+        return declared_of(prepared)
 
     def hint_keys(self, prepared: SynthTx | MalformedTransaction) -> tuple[Key, ...]:
         if isinstance(prepared, MalformedTransaction):

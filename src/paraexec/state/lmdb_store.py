@@ -22,7 +22,7 @@ own ``snapshot()`` (the node's RPC does), or serialise access (Block-STM's share
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import lmdb
 
@@ -151,13 +151,18 @@ class LmdbStore:
         self,
         height: int,
         write_set: Mapping[Key, Value | None],
-        accumulator: int,
+        accumulator: int | Callable[[], int],
         block: bytes,
         receipts: bytes,
         meta: dict[str, bytes] | None = None,
         tx_hashes: list[bytes] | None = None,
     ) -> None:
-        """Write everything of one block in a single LMDB transaction."""
+        """Write everything of one block in a single LMDB transaction.
+
+        ``accumulator`` may be a callable: it is called after the state writes, inside the write
+        transaction, so the root can be computed by other processes (reading the previous
+        committed snapshot) while this one writes.
+        """
         if self.readonly:
             raise InvariantViolation("commit on a read-only store")
         must_follow(self._height, height)
@@ -177,6 +182,8 @@ class LmdbStore:
                 )
             for name, value in (meta or {}).items():
                 txn.put(name.encode(), value, db=self._meta)
+            if callable(accumulator):
+                accumulator = accumulator()
             txn.put(b"accumulator", accumulator.to_bytes(commitment.LATTICE_BYTES, "little"), db=self._meta)
             txn.put(b"height", height.to_bytes(8, "big", signed=True), db=self._meta)
         self.refresh()

@@ -12,7 +12,7 @@ read-only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol
 
 from ..types import Key, Value
@@ -49,7 +49,7 @@ class StateStore(Protocol):
         self,
         height: int,
         write_set: Mapping[Key, Value | None],
-        accumulator: int,
+        accumulator: int | Callable[[], int],
         block: bytes,
         receipts: bytes,
         meta: dict[str, bytes] | None = None,
@@ -106,7 +106,7 @@ class MemoryStore:
         self,
         height: int,
         write_set: Mapping[Key, Value | None],
-        accumulator: int,
+        accumulator: int | Callable[[], int],
         block: bytes,
         receipts: bytes,
         meta: dict[str, bytes] | None = None,
@@ -124,7 +124,7 @@ class MemoryStore:
         self._receipts[height] = receipts
         self._meta.update(meta or {})
         self._height = height
-        self._accumulator = accumulator
+        self._accumulator = accumulator() if callable(accumulator) else accumulator
 
     def close(self) -> None:
         pass

@@ -7,6 +7,10 @@ number of accounts: with 2 accounts every transaction conflicts with the next; w
 almost none do.
 
 Nonces continue from the chain's state (``nonce_of``), so a generator can resume a chain.
+
+With ``declare_access=True`` every transfer declares its access list in the signed envelope
+(writes: sender and receiver balances; the nonce is implicit), for the access-list executor.
+The random draws are the same either way, so both variants move the same amounts.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .. import codec
-from ..apps.transfers import Transfer
+from ..apps.transfers import Transfer, balance_key
 from ..crypto import SigningKey
-from ..transaction import encode_payload, sign
+from ..transaction import AccessList, encode_payload, sign
 
 INITIAL_BALANCE = 10**12
 
@@ -28,6 +32,7 @@ class TransferWorkload:
     accounts: int
     seed: int = 0
     chain_id: str = "paraexec-dev"
+    declare_access: bool = False
     keys: list[SigningKey] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -53,7 +58,10 @@ class TransferWorkload:
                 nonce = nonce_of(src.public_key) if nonce_of else 0
             nonces[src.public_key] = nonce + 1
             payload = encode_payload(Transfer(dst.public_key, rng.randrange(1, 100)))
-            txs.append(sign(src, self.chain_id, nonce, payload))
+            access = None
+            if self.declare_access:
+                access = AccessList([], [balance_key(src.public_key), balance_key(dst.public_key)])
+            txs.append(sign(src, self.chain_id, nonce, payload, access))
         return txs
 
     def reset_nonces(self) -> None:

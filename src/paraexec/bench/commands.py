@@ -1,0 +1,188 @@
+"""``paraexec bench``: the CLI front end of the harness (parsing, progress bar, table, files).
+
+List-valued options (``--executors``, ``--workers``, ``--accounts``, ``--hot-ratio``,
+``--markets``) take comma-separated values; several values of a workload parameter make a
+contention sweep (one point per combination), which the HTML report plots speedup against.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..execution.registry import executor_names
+from ..workloads import make_workload, workload_names, workload_params
+from .harness import BenchConfig, run_bench
+
+console = Console(stderr=True)  # progress and messages
+_stdout = Console()
+out = _stdout if _stdout.is_terminal else Console(width=200)  # the results table, unclipped in logs
+
+
+def split_list(text: str, cast: Any = str) -> list[Any]:
+    """``"1, 2,4"`` -> ``[1, 2, 4]`` (with ``cast=int``); empty items are dropped."""
+    return [cast(item.strip()) for item in text.split(",") if item.strip()]
+
+
+def sweep_points(workload: str, options: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """One parameter dict per combination of the options the workload accepts."""
+    accepted = workload_params(workload)
+    names = [name for name, values in options.items() if name in accepted and values]
+    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*(options[n] for n in names))]
+
+
+def results_table(result: dict[str, Any]) -> Table:
+    table = Table(
+        "point",
+        "executor",
+        "workers",
+        "median s",
+        "tx/s",
+        "speedup",
+        "bound",
+        "of bound",
+        "re-exec/tx",
+        "rounds",
+        "roots",
+        title=f"paraexec bench: {result['config']['workload']}",
+    )
+    for point in result["points"]:
+        label = ",".join(f"{k}={v}" for k, v in point["params"].items()) or "-"
+        for r in point["results"]:
+            if r.get("error"):
+                table.add_row(label, r["executor"], str(r["workers"]), "[red]error", "", "", "", "", "", "", "[red]x")
+                continue
+
+            def fmt(value: Any, spec: str) -> str:
+                return "-" if value is None else format(value, spec)
+
+            table.add_row(
+                label,
+                r["executor"],
+                str(r["workers"]),
+                fmt(r["seconds_median"], ".3f"),
+                fmt(r["tx_per_s"], ",.0f"),
+                fmt(r["speedup"], ".2f"),
+                fmt(r["bound"], ".2f"),
+                fmt(r["bound_efficiency"], ".0%"),
+                fmt(r["re_executions_per_tx"], ".3f"),
+                str(r["rounds"]),
+                "[green]ok" if r["roots_match"] else "[red]DIFFER",
+            )
+    return table
+
+
+def bench(
+    workload: Annotated[str, typer.Option(help=f"one of {', '.join(workload_names())}")] = "transfers",
+    accounts: Annotated[
+        str,
+        typer.Option(
+            help="accounts, comma list sweeps contention (default: 1000 for transfers/hotspot, else the workload's)"
+        ),
+    ] = "",
+    hot_ratio: Annotated[str, typer.Option(help="hotspot: probability an access hits a hot account (comma list)")] = "",
+    hot_accounts: Annotated[int, typer.Option(help="hotspot: number of hot accounts (0: 1% of accounts)")] = 0,
+    markets: Annotated[str, typer.Option(help="perps: number of markets (comma list)")] = "",
+    data_file: Annotated[Path | None, typer.Option(help="replay: Binance data file (default: ../shared/data)")] = None,
+    shock_at: Annotated[int, typer.Option(help="perps: first block of the price shock (0: none)")] = 0,
+    shock_ppm: Annotated[int, typer.Option(help="perps: oracle move per shock block, ppm")] = -60_000,
+    declare_access: Annotated[bool, typer.Option(help="transfers/hotspot: declare access lists (access-list)")] = False,
+    block_size: Annotated[int, typer.Option(min=1)] = 1000,
+    blocks: Annotated[int, typer.Option(min=1)] = 3,
+    executors: Annotated[str, typer.Option(help="comma list of executors")] = "sequential,parallel",
+    workers: Annotated[str, typer.Option(help="comma list of worker counts")] = "1,2",
+    repeat: Annotated[int, typer.Option(min=1, help="repeats; medians are reported")] = 1,
+    seed: int = 0,
+    verify_signatures: Annotated[bool, typer.Option(help="check signatures inside execution (end to end)")] = True,
+    store: Annotated[str, typer.Option(help="lmdb (default store) or memory")] = "lmdb",
+    data: Annotated[Path | None, typer.Option("--data", help="keep the stores under this directory")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the JSON result here")] = None,
+    report: Annotated[Path | None, typer.Option(help="write the HTML report here")] = None,
+    warmup: Annotated[bool, typer.Option(help="run block 1 once untimed per executor first")] = True,
+    analyze: Annotated[bool, typer.Option(help="dependency analysis (inherent bound, hot keys)")] = True,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Run executors on identical signed blocks; report medians, speedups, bounds; fail on any root mismatch."""
+    if workload not in workload_names():
+        console.print(f"[red]unknown workload {workload!r}; known: {', '.join(workload_names())}")
+        raise typer.Exit(2)
+    names = split_list(executors)
+    unknown = [n for n in names if n not in executor_names()]
+    if unknown:
+        console.print(f"[red]unknown executor(s) {', '.join(unknown)}; available: {', '.join(executor_names())}")
+        raise typer.Exit(2)
+    if store not in ("lmdb", "memory"):
+        console.print(f"[red]--store must be lmdb or memory, not {store!r}")
+        raise typer.Exit(2)
+    try:
+        options: dict[str, list[Any]] = {
+            "accounts": split_list(accounts or ("1000" if workload in ("transfers", "hotspot") else ""), int),
+            "hot_ratio": split_list(hot_ratio, float),
+            "hot_accounts": [hot_accounts] if hot_accounts else [],
+            "markets": split_list(markets, int),
+            "data_file": [str(data_file)] if data_file else [],
+            "declare_access": [True] if declare_access else [],
+            "shock_at": [shock_at] if shock_at else [],
+            "shock_ppm": [shock_ppm] if shock_at else [],
+        }
+        worker_counts = split_list(workers, int)
+        points = sweep_points(workload, options)
+        ignored = [name for name, values in options.items() if values and name not in workload_params(workload)]
+        if ignored:
+            console.print(f"[yellow]{workload} ignores: {', '.join(ignored)}")
+        for params in points:  # fail fast on bad parameters or a missing data file
+            make_workload(workload, seed=seed, **params)
+    except (ValueError, ModuleNotFoundError, FileNotFoundError) as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(2) from None
+    if data is not None:
+        data.mkdir(parents=True, exist_ok=True)
+    config = BenchConfig(
+        workload=workload,
+        points=points or [{}],
+        block_size=block_size,
+        blocks=blocks,
+        executors=names,
+        workers=worker_counts,
+        repeat=repeat,
+        seed=seed,
+        verify_signatures=verify_signatures,
+        store=store,
+        data_dir=str(data) if data else None,
+        warmup=warmup,
+        analyze=analyze,
+    )
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True, disable=not progress) as bar:
+        task = bar.add_task("bench", total=config.total_steps())
+
+        def advance(label: str) -> None:
+            bar.update(task, advance=1, description=label)
+
+        result = run_bench(config, advance, argv=["paraexec", *sys.argv[1:]])
+    out.print(results_table(result))
+    if json_out is not None:
+        json_out.write_text(json.dumps(result, indent=1))
+        console.print(f"JSON: {json_out}")
+    if report is not None:
+        from .report import write_report
+
+        write_report(result, report)
+        console.print(f"HTML report: {report}")
+    if not result["ok"]:
+        for line in result["failures"]:
+            console.print(f"[red]{line}")
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``bench`` to the ``paraexec`` command (called by ``cli.py``)."""
+    app.command("bench")(bench)

@@ -1,0 +1,407 @@
+"""The benchmark harness: every executor on identical blocks, timed, and checked against sequential.
+
+    run_bench(config, points):
+        for each point (one set of workload parameters, e.g. accounts=100):
+            blocks    = the workload's signed blocks 1..K, generated once     (identical input)
+            ref       = sequential on a fresh store, block by block: the reference roots and,
+                        before each block, the dependency analysis of that block (the bound)
+            executors = make_executor(name, workers) for every pair  (sequential once, workers=1;
+                        started once and reused, so process start-up is not timed)
+            warm-up: each executor runs block 1 on a throwaway store (untimed)
+            repeat R times, interleaved (pass r of every pair before any pass r+1, order rotated):
+                a fresh store (temporary LMDB directory, or under --data)
+                for each block: time chain.produce_block (execution + commit + root)
+                compare every block's root with ref
+            medians over the R repeats; ratios against the sequential run of the same point
+
+Only ``produce_block`` is timed: block generation, store creation and genesis are not. Speedups
+are ratios of medians measured in the same process run, so machine load hits both sides alike.
+Signature checks run inside execution unless ``verify_signatures`` is off ("already verified at
+mempool admission"), so both the end-to-end and the execution-only numbers can be produced.
+
+A root that differs from sequential, or an executor that raises, is recorded in ``failures``;
+the CLI exits non-zero when there is any.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import statistics
+import tempfile
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..chain import Chain, ChainConfig
+from ..execution.contract import BlockEnv, BlockOutput, Executor
+from ..execution.registry import make_executor
+from ..execution.sequential import SequentialExecutor
+from ..state import LmdbStore, MemoryStore
+from ..state.store import StateStore
+from ..workloads import CONTENTION_PARAM, Workload, make_workload
+from . import bound as boundmod
+from .machine import machine_info
+
+REFERENCE = "sequential"
+Progress = Callable[[str], None]
+
+
+@dataclass
+class BenchConfig:
+    """One benchmark invocation. ``points`` are workload parameter sets (the contention sweep)."""
+
+    workload: str = "transfers"
+    points: list[dict[str, Any]] = field(default_factory=lambda: [{"accounts": 1000}])
+    block_size: int = 1000
+    blocks: int = 3
+    executors: list[str] = field(default_factory=lambda: [REFERENCE])
+    workers: list[int] = field(default_factory=lambda: [1, 2])
+    repeat: int = 1
+    seed: int = 0
+    verify_signatures: bool = True
+    store: str = "lmdb"  # "lmdb" (the default store) or "memory"
+    data_dir: str | None = None
+    warmup: bool = True
+    analyze: bool = True
+
+    def runs(self) -> list[tuple[str, int]]:
+        """The (executor, workers) pairs to time: sequential first and once, then the rest."""
+        pairs = [(REFERENCE, 1)]
+        for name in self.executors:
+            if name == REFERENCE:
+                continue
+            pairs.extend((name, w) for w in self.workers)
+        return pairs
+
+    def total_steps(self) -> int:
+        """Timed blocks plus warm-ups, for a progress bar."""
+        per_run = self.blocks * self.repeat + (1 if self.warmup else 0)
+        return len(self.points) * len(self.runs()) * per_run
+
+
+@dataclass
+class BlockTiming:
+    height: int
+    txs: int
+    seconds: float
+    root: str
+    executions: int
+    re_executions: int
+    validations: int
+    aborts: int
+    rounds: int
+    worker_busy: list[float]
+    note: str
+    timeline: list[Any] | None = None
+
+
+def generate_blocks(workload: Workload, blocks: int, block_size: int) -> list[list[bytes]]:
+    """Blocks 1..K for a fresh chain (nonces from 0), generated once and shared by every run."""
+    return [workload.block(height, block_size) for height in range(1, blocks + 1)]
+
+
+@contextlib.contextmanager
+def fresh_store(kind: str, data_dir: str | None, name: str) -> Iterator[StateStore]:
+    """A new empty store: in memory, a temporary LMDB directory, or ``data_dir/name`` (kept)."""
+    if kind == "memory":
+        yield MemoryStore()
+        return
+    if data_dir is not None:
+        path = Path(data_dir) / name
+        if path.exists() and any(path.iterdir()):
+            raise FileExistsError(f"{path} is not empty: give a fresh --data directory")
+        store = LmdbStore(path)
+        try:
+            yield store
+        finally:
+            store.close()
+        return
+    with tempfile.TemporaryDirectory(prefix="paraexec-bench-") as tmp:
+        store = LmdbStore(tmp)
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+def block_time(config: ChainConfig, height: int, seconds: int = 1) -> int:
+    """Block time of ``height``: ``seconds`` apart (a workload's ``block_seconds``, else 1)."""
+    return config.genesis_time + height * seconds
+
+
+def reference_pass(
+    chain_config: ChainConfig,
+    blocks: list[list[bytes]],
+    bench: BenchConfig,
+    analyzer: boundmod.Analyzer | None,
+    block_seconds: int = 1,
+) -> tuple[list[str], boundmod.Bounds, dict[str, Any]]:
+    """Sequential on a fresh in-memory store: reference roots, the analysis of each block, outcomes."""
+    bounds = boundmod.Bounds()
+    outcomes = Outcomes()
+    store = MemoryStore()
+    Chain.create(store, chain_config)
+    chain = Chain(store, chain_config, bench.verify_signatures)
+    executor = SequentialExecutor()
+    roots = []
+    for txs in blocks:
+        height = chain.height + 1
+        if analyzer is not None:
+            env = BlockEnv(height, block_time(chain_config, height, block_seconds))
+            all_txs = list(txs) + chain.runtime.system_transactions(env)
+            try:
+                boundmod.analyze(analyzer, bounds, chain.runtime, all_txs, store, env, sorted({1, *bench.workers}))
+            except Exception as exc:  # the analysis is advisory: a bug there must not hide the timings
+                bounds.error = f"{type(exc).__name__}: {exc}"
+                analyzer = None
+                bounds.available = False
+        block, output = chain.produce_block(txs, block_time(chain_config, height, block_seconds), executor)
+        roots.append(block.header.state_root.hex())
+        outcomes.add(output)
+    return roots, bounds, outcomes.to_json()
+
+
+@dataclass
+class Outcomes:
+    """What the workload did, from the reference receipts: successes, failures by error, events by name.
+
+    Not timed and not compared: it tells the reader whether a workload is realistic (how many
+    orders filled, how many liquidations a shock caused, how many transactions were refused).
+    """
+
+    ok: int = 0
+    failed: Counter[str] = field(default_factory=Counter)
+    events: Counter[str] = field(default_factory=Counter)
+
+    def add(self, output: BlockOutput) -> None:
+        for receipt in output.receipts:
+            if receipt.ok:
+                self.ok += 1
+            else:
+                self.failed[receipt.error.split(":", 1)[0]] += 1
+            self.events.update(event.name for event in receipt.events)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "failed": dict(self.failed.most_common()), "events": dict(self.events.most_common())}
+
+
+def timed_run(
+    chain_config: ChainConfig,
+    blocks: list[list[bytes]],
+    executor: Executor,
+    bench: BenchConfig,
+    store_name: str,
+    progress: Progress | None,
+    label: str,
+    block_seconds: int = 1,
+) -> list[BlockTiming]:
+    """One pass over all blocks on a fresh store; only ``produce_block`` is timed."""
+    timings = []
+    with fresh_store(bench.store, bench.data_dir, store_name) as store:
+        Chain.create(store, chain_config)
+        chain = Chain(store, chain_config, bench.verify_signatures)
+        gc.collect()  # garbage of earlier runs is not this run's cost
+        for txs in blocks:
+            height = chain.height + 1
+            started = time.perf_counter()
+            block, output = chain.produce_block(txs, block_time(chain_config, height, block_seconds), executor)
+            seconds = time.perf_counter() - started
+            timings.append(block_timing(height, len(block.txs), seconds, block.header.state_root.hex(), output))
+            if progress is not None:
+                progress(label)
+    return timings
+
+
+def block_timing(height: int, txs: int, seconds: float, root: str, output: BlockOutput) -> BlockTiming:
+    stats = output.stats
+    timeline = getattr(stats, "timeline", None)
+    return BlockTiming(
+        height=height,
+        txs=txs,
+        seconds=seconds,
+        root=root,
+        executions=stats.executions,
+        re_executions=stats.re_executions(txs),
+        validations=stats.validations,
+        aborts=stats.aborts,
+        rounds=stats.rounds,
+        worker_busy=list(stats.worker_busy),
+        note=stats.note,
+        timeline=[list(t) for t in timeline] if timeline else None,
+    )
+
+
+def summarize(name: str, workers: int, repeats: list[list[BlockTiming]], ref_roots: list[str]) -> dict[str, Any]:
+    """Medians over repeats and the root check of every block of every repeat."""
+    totals = [sum(b.seconds for b in run) for run in repeats]
+    median_total = statistics.median(totals)
+    # the repeat closest to the median total supplies the counters and the timeline
+    typical = repeats[min(range(len(totals)), key=lambda i: abs(totals[i] - median_total))]
+    txs = sum(b.txs for b in typical)
+    mismatches = [
+        {"repeat": r, "height": b.height, "root": b.root, "expected": ref_roots[i]}
+        for r, run in enumerate(repeats)
+        for i, b in enumerate(run)
+        if b.root != ref_roots[i]
+    ]
+    per_block = []
+    for i, b in enumerate(typical):
+        per_block.append(
+            {
+                "height": b.height,
+                "txs": b.txs,
+                "seconds_median": statistics.median(run[i].seconds for run in repeats),
+                "root": b.root,
+                "executions": b.executions,
+                "re_executions": b.re_executions,
+                "rounds": b.rounds,
+                "note": b.note,
+            }
+        )
+    gantt_block = typical[len(typical) // 2]
+    return {
+        "executor": name,
+        "workers": workers,
+        "repeats": len(repeats),
+        "txs": txs,
+        "seconds_median": median_total,
+        "seconds_runs": totals,
+        "tx_per_s": txs / median_total if median_total > 0 else None,
+        "executions": sum(b.executions for b in typical),
+        "re_executions": sum(b.re_executions for b in typical),
+        "re_executions_per_tx": sum(b.re_executions for b in typical) / max(1, txs),
+        "validations": sum(b.validations for b in typical),
+        "aborts": sum(b.aborts for b in typical),
+        "rounds": sum(b.rounds for b in typical),
+        "notes": list(dict.fromkeys(b.note for b in typical if b.note)),
+        "roots_match": not mismatches,
+        "mismatches": mismatches,
+        "blocks": per_block,
+        "gantt": asdict(gantt_block),
+        "error": None,
+    }
+
+
+def run_point(
+    bench: BenchConfig, params: dict[str, Any], index: int, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Benchmark one workload parameter set (see module docstring).
+
+    Repeats are interleaved: every (executor, workers) pair runs its r-th pass before any runs its
+    (r+1)-th, in an order rotated each repeat, so slow drifts in machine load (other processes on
+    a shared box) hit every executor alike instead of whichever happened to run last.
+    """
+    workload = make_workload(bench.workload, seed=bench.seed, **params)
+    chain_config = ChainConfig(workload.chain_id, workload.app_name, workload.genesis_config())
+    blocks = generate_blocks(workload, bench.blocks, bench.block_size)
+    analyzer = boundmod.load_analyzer() if bench.analyze else None
+    block_seconds = int(getattr(workload, "block_seconds", 1))
+    ref_roots, bounds, outcomes = reference_pass(chain_config, blocks, bench, analyzer, block_seconds)
+    if analyzer is None and not bounds.error:
+        bounds.error = "dependency analysis not available" if bench.analyze else "analysis disabled"
+
+    def run(pair: tuple[str, int], executor: Executor, run_blocks: list[list[bytes]], tag: str) -> list[BlockTiming]:
+        name, workers = pair
+        label = f"{name} x{workers}"
+        store_name = f"p{index}-{name}-w{workers}-{tag}"
+        timings = timed_run(chain_config, run_blocks, executor, bench, store_name, progress, label, block_seconds)
+        return timings
+
+    pairs = bench.runs()
+    executors: dict[tuple[str, int], Executor] = {}
+    repeats: dict[tuple[str, int], list[list[BlockTiming]]] = {pair: [] for pair in pairs}
+    errors: dict[tuple[str, int], dict[str, Any]] = {}
+
+    def fail(pair: tuple[str, int], exc: Exception) -> None:
+        errors[pair] = {
+            "executor": pair[0],
+            "workers": pair[1],
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(limit=8),
+            "roots_match": False,
+        }
+
+    try:
+        for pair in pairs:
+            try:
+                executors[pair] = make_executor(*pair)
+                if bench.warmup:
+                    run(pair, executors[pair], blocks[:1], "warmup")
+            except Exception as exc:
+                fail(pair, exc)
+        for r in range(bench.repeat):
+            shift = r % len(pairs)
+            for pair in pairs[shift:] + pairs[:shift]:
+                if pair in errors:
+                    continue
+                try:
+                    repeats[pair].append(run(pair, executors[pair], blocks, f"r{r}"))
+                except Exception as exc:
+                    fail(pair, exc)
+    finally:
+        for executor in executors.values():
+            executor.close()
+    results = [errors[pair] if pair in errors else summarize(*pair, repeats[pair], ref_roots) for pair in pairs]
+    add_ratios(results, bounds)
+    return {
+        "workload": bench.workload,
+        "params": params,
+        "contention_param": CONTENTION_PARAM.get(bench.workload),
+        "txs_per_block": [len(b) for b in blocks],
+        "reference_roots": ref_roots,
+        "outcomes": outcomes,
+        "analysis": bounds.to_json(sorted({1, *bench.workers})),
+        "results": results,
+    }
+
+
+def add_ratios(results: list[dict[str, Any]], bounds: boundmod.Bounds) -> None:
+    """Speedup vs the sequential run of the same point, the bound, and the share of it reached."""
+    ref = next((r for r in results if r["executor"] == REFERENCE and not r.get("error")), None)
+    for r in results:
+        if r.get("error"):
+            continue
+        r["speedup"] = ref["seconds_median"] / r["seconds_median"] if ref and r["seconds_median"] > 0 else None
+        b = bounds.bound(r["workers"])
+        r["bound"] = b
+        r["bound_efficiency"] = r["speedup"] / b if b and r["speedup"] is not None else None
+
+
+def failures(result: dict[str, Any]) -> list[str]:
+    """Human-readable list of everything that makes the run fail (root mismatches, errors)."""
+    out = []
+    for point in result["points"]:
+        for r in point["results"]:
+            where = f"{point['params']} {r['executor']} x{r['workers']}"
+            if r.get("error"):
+                out.append(f"{where}: {r['error']}")
+            for m in r.get("mismatches", []):
+                out.append(
+                    f"{where}: block {m['height']} (repeat {m['repeat']}) root {m['root'][:16]} != {m['expected'][:16]}"
+                )
+    return out
+
+
+def run_bench(
+    bench: BenchConfig, progress: Progress | None = None, argv: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Run every point; returns the JSON-ready result (machine, config, points, failures)."""
+    started = time.time()
+    points = [run_point(bench, params, i, progress) for i, params in enumerate(bench.points)]
+    result: dict[str, Any] = {
+        "schema": 1,
+        "command": list(argv) if argv is not None else None,
+        "started_unix": started,
+        "elapsed_s": time.time() - started,
+        "machine": machine_info(),
+        "config": asdict(bench),
+        "points": points,
+    }
+    result["failures"] = failures(result)
+    result["ok"] = not result["failures"]
+    return result

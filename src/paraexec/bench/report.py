@@ -1,0 +1,388 @@
+"""The HTML report of a benchmark result: one self-contained file, plots embedded as PNG.
+
+Sections, each drawn from the harness JSON (``harness.run_bench``) and nothing else, so a report
+can be re-rendered from a saved JSON file (``render_report(json.load(...))``):
+
+- the machine and the exact command (numbers without their machine mean nothing);
+- the results table: median seconds, tx/s, speedup vs sequential, inherent bound, share of the
+  bound reached, re-executions, rounds, root check;
+- speedup vs workers against the inherent bound (one panel per sweep point);
+- speedup vs contention (accounts, hot ratio or markets) when the sweep has several points;
+- re-executions per transaction;
+- a per-worker timeline (Gantt) of one block: from an executor's ``timeline`` spans
+  ``(worker, start, end, label)`` when it exposes them, else from ``ExecStats.worker_busy``
+  (busy time per worker, drawn from 0, next to the block's wall time);
+- the hottest conflict keys from the dependency analysis.
+
+Plots use matplotlib's Agg backend (no display needed). A few lines of inline script only mark
+the page ready once every image decoded, which the headless-browser test checks.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+REFERENCE = "sequential"
+
+
+def _png(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _img(fig: Figure, alt: str) -> str:
+    src = f"data:image/png;base64,{_png(fig)}"
+    caption = html.escape(alt)
+    return f'<figure><img alt="{caption}" src="{src}"><figcaption>{caption}</figcaption></figure>'
+
+
+def _ok(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in results if not r.get("error")]
+
+
+def _label(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items()) or "default"
+
+
+def _executors(results: list[dict[str, Any]]) -> list[str]:
+    seen: list[str] = []
+    for r in results:
+        if r["executor"] not in seen:
+            seen.append(r["executor"])
+    return seen
+
+
+def speedup_vs_workers(point: dict[str, Any]) -> Figure:
+    """Achieved speedup per executor against the inherent bound and ideal linear scaling."""
+    results = _ok(point["results"])
+    bound = point.get("analysis", {}).get("bound") or {}
+    workers = sorted({r["workers"] for r in results} | {1} | {int(w) for w in bound})
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in _executors(results):
+        rows = sorted((r for r in results if r["executor"] == name), key=lambda r: r["workers"])
+        xs = [r["workers"] for r in rows if r.get("speedup") is not None]
+        ys = [r["speedup"] for r in rows if r.get("speedup") is not None]
+        if name == REFERENCE:
+            ax.axhline(ys[0] if ys else 1.0, color="grey", linewidth=1, label="sequential")
+        elif xs:
+            ax.plot(xs, ys, marker="o", label=name)
+    bxs = [w for w in workers if bound.get(str(w)) is not None]
+    if bxs:
+        ax.plot(bxs, [bound[str(w)] for w in bxs], "k--", marker="x", label="inherent bound")
+    ax.plot(workers, workers, ":", color="lightgrey", label="linear")
+    ax.set_xlabel("workers")
+    ax.set_ylabel("speedup vs sequential")
+    ax.set_xticks(workers)
+    ax.set_title(f"speedup vs workers ({_label(point['params'])})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def speedup_vs_contention(points: list[dict[str, Any]], param: str) -> Figure:
+    """Speedup at each executor's largest worker count as the contention parameter varies."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    xs_all = [p["params"][param] for p in points]
+    names = [n for n in _executors(_ok([r for p in points for r in p["results"]])) if n != REFERENCE]
+    for name in names:
+        xs, ys = [], []
+        for p in points:
+            rows = [r for r in _ok(p["results"]) if r["executor"] == name and r.get("speedup") is not None]
+            if rows:
+                best = max(rows, key=lambda r: r["workers"])
+                xs.append(p["params"][param])
+                ys.append(best["speedup"])
+        if xs:
+            ax.plot(xs, ys, marker="o", label=f"{name} (max workers)")
+    bxs, bys = [], []
+    for p in points:
+        bound = p.get("analysis", {}).get("bound") or {}
+        if bound:
+            top = max(bound, key=int)
+            if bound[top] is not None:
+                bxs.append(p["params"][param])
+                bys.append(bound[top])
+    if bxs:
+        ax.plot(bxs, bys, "k--", marker="x", label="inherent bound (max workers)")
+    ax.axhline(1.0, color="grey", linewidth=1)
+    if param == "accounts" and min(xs_all) > 0 and max(xs_all) / min(xs_all) >= 20:
+        ax.set_xscale("log")
+    ax.set_xlabel(param)
+    ax.set_ylabel("speedup vs sequential")
+    ax.set_title(f"speedup vs contention ({param})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def re_executions(points: list[dict[str, Any]]) -> Figure:
+    """Re-executions per transaction, one bar per (point, executor, workers)."""
+    labels, values = [], []
+    for p in points:
+        for r in _ok(p["results"]):
+            labels.append(f"{_label(p['params'])}\n{r['executor']} x{r['workers']}")
+            values.append(r["re_executions_per_tx"])
+    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(labels)), 4))
+    ax.bar(range(len(values)), values, color="tab:orange")
+    ax.set_xticks(range(len(values)), labels, rotation=45, ha="right", fontsize=7)
+    ax.set_ylabel("re-executions per transaction")
+    ax.set_title("re-executions per transaction")
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def gantt(point: dict[str, Any]) -> Figure | None:
+    """Per-worker timeline of one block for each executor at its largest worker count."""
+    rows = []
+    for name in _executors(_ok(point["results"])):
+        candidates = [r for r in _ok(point["results"]) if r["executor"] == name]
+        rows.append(max(candidates, key=lambda r: r["workers"]))
+    rows = [r for r in rows if r.get("gantt")]
+    if not rows:
+        return None
+    lanes_total = sum(max(1, len(r["gantt"]["worker_busy"])) for r in rows)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(7, 1.0 * len(rows) + 0.35 * lanes_total), squeeze=False)
+    for ax, r in zip(axes[:, 0], rows, strict=True):
+        g = r["gantt"]
+        wall = g["seconds"] * 1000
+        if g.get("timeline"):
+            lanes = sorted({int(span[0]) for span in g["timeline"]})
+            for span in g["timeline"]:
+                lane = lanes.index(int(span[0]))
+                ax.broken_barh([(span[1] * 1000, (span[2] - span[1]) * 1000)], (lane - 0.4, 0.8), color="tab:blue")
+            ax.set_yticks(range(len(lanes)), [f"w{w}" for w in lanes])
+        else:
+            busy = g["worker_busy"] or [0.0]
+            for lane, seconds in enumerate(busy):
+                ax.broken_barh([(0, seconds * 1000)], (lane - 0.4, 0.8), color="tab:blue")
+            ax.set_yticks(range(len(busy)), [f"w{i}" for i in range(len(busy))])
+        ax.axvline(wall, color="red", linestyle="--", linewidth=1)
+        ax.set_title(
+            f"{r['executor']} x{r['workers']}: block {g['height']} ({g['txs']} txs), wall {wall:.1f} ms", fontsize=9
+        )
+        ax.set_xlabel(
+            "ms since block start" if g.get("timeline") else "busy ms per worker (red: block wall time)", fontsize=8
+        )
+    fig.tight_layout()
+    return fig
+
+
+def hot_keys(point: dict[str, Any]) -> Figure | None:
+    keys = point.get("analysis", {}).get("hot_keys") or []
+    if not keys:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(keys) + 1))
+    names = [k for k, _ in keys][::-1]
+    counts = [c for _, c in keys][::-1]
+    ax.barh(range(len(keys)), counts, color="tab:red")
+    ax.set_yticks(range(len(keys)), names, fontsize=8, family="monospace")
+    ax.set_xlabel("dependency edges caused (all blocks)")
+    ax.set_title(f"hottest conflict keys ({_label(point['params'])})")
+    return fig
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _results_table(points: list[dict[str, Any]]) -> str:
+    head = (
+        "point",
+        "executor",
+        "workers",
+        "median s",
+        "tx/s",
+        "speedup",
+        "bound",
+        "of bound",
+        "executions",
+        "re-exec",
+        "re-exec/tx",
+        "rounds",
+        "roots",
+    )
+    rows = []
+    for p in points:
+        for r in p["results"]:
+            if r.get("error"):
+                cells = (
+                    [_label(p["params"]), r["executor"], str(r["workers"]), f"error: {r['error']}"] + [""] * 8 + ["x"]
+                )
+                rows.append('<tr class="bad">' + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+                continue
+            cells = [
+                _label(p["params"]),
+                r["executor"],
+                str(r["workers"]),
+                _fmt(r["seconds_median"], ".4f"),
+                _fmt(r["tx_per_s"], ",.0f"),
+                _fmt(r.get("speedup"), ".2f"),
+                _fmt(r.get("bound"), ".2f"),
+                _fmt(r.get("bound_efficiency"), ".0%"),
+                str(r["executions"]),
+                str(r["re_executions"]),
+                _fmt(r["re_executions_per_tx"], ".3f"),
+                str(r["rounds"]),
+                "match" if r["roots_match"] else "DIFFER",
+            ]
+            cls = "" if r["roots_match"] else ' class="bad"'
+            rows.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    header = "".join(f"<th>{h}</th>" for h in head)
+    return f'<table id="results"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _notes_list(points: list[dict[str, Any]]) -> str:
+    """What each executor said about its blocks (adaptive's choice and reason, wave sizes...)."""
+    items = []
+    for p in points:
+        for r in _ok(p["results"]):
+            notes = r.get("notes") or []
+            if notes:
+                shown = "; ".join(notes[:3]) + (f"; ... ({len(notes) - 3} more)" if len(notes) > 3 else "")
+                who = f"{_label(p['params'])}, {r['executor']} x{r['workers']}"
+                items.append(f"<li><b>{html.escape(who)}</b>: {html.escape(shown)}</li>")
+    return f"<ul>{''.join(items)}</ul>" if items else "<p>none</p>"
+
+
+def _analysis_table(points: list[dict[str, Any]]) -> str:
+    rows = []
+    for p in points:
+        a = p.get("analysis", {})
+        if not a.get("available"):
+            rows.append(
+                f"<tr><td>{html.escape(_label(p['params']))}</td>"
+                f"<td colspan=5>unavailable: {html.escape(a.get('error', ''))}</td></tr>"
+            )
+            continue
+        bounds = ", ".join(f"{w}: {_fmt(b, '.2f')}" for w, b in a["bound"].items())
+        rows.append(
+            f"<tr><td>{html.escape(_label(p['params']))}</td><td>{a['edges']}</td><td>{a['conflict_rate']:.1%}</td>"
+            f"<td>{a['critical_path'] * 1000:.2f} ms</td><td>{a['total_cost'] * 1000:.2f} ms</td>"
+            f"<td>{html.escape(bounds)}</td></tr>"
+        )
+    head = "".join(
+        f"<th>{h}</th>" for h in ("point", "edges", "conflict rate", "critical path", "total cost", "bound by workers")
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _outcomes_table(points: list[dict[str, Any]]) -> str:
+    """Receipts of the reference (sequential) run: what the workload actually did."""
+    rows = []
+    for p in points:
+        o = p.get("outcomes") or {}
+        failed = ", ".join(f"{k}: {v}" for k, v in (o.get("failed") or {}).items()) or "none"
+        events = ", ".join(f"{k}: {v}" for k, v in list((o.get("events") or {}).items())[:12]) or "none"
+        rows.append(
+            f"<tr><td>{html.escape(_label(p['params']))}</td><td>{o.get('ok', '-')}</td>"
+            f'<td class="l">{html.escape(failed)}</td><td class="l">{html.escape(events)}</td></tr>'
+        )
+    head = "".join(f"<th>{h}</th>" for h in ("point", "ok", "failed (by error)", "events (by name)"))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:13px}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f3f3f3} tr.bad td{background:#fdd} td.l{text-align:left}
+figure{display:inline-block;margin:0.5em;vertical-align:top} img{max-width:100%}
+figcaption{font-size:12px;color:#666;text-align:center} code{background:#f5f5f5;padding:2px 4px}
+.ok{color:#070} .fail{color:#b00}
+"""
+
+_SCRIPT = """
+(function(){
+  var imgs = Array.prototype.slice.call(document.images);
+  Promise.all(imgs.map(function(img){ return img.decode ? img.decode() : Promise.resolve(); })).then(function(){
+    var broken = imgs.filter(function(img){ return !img.naturalWidth; }).length;
+    window.reportReady = {images: imgs.length, broken: broken};
+    var text = imgs.length + ' plots rendered' + (broken ? ', ' + broken + ' broken' : '');
+    document.getElementById('status').textContent = text;
+  });
+})();
+"""
+
+
+def render_report(result: dict[str, Any]) -> str:
+    """The report as one HTML string (see module docstring)."""
+    points = result["points"]
+    config = result["config"]
+    machine = result["machine"]
+    figures = []
+    for p in points:
+        figures.append(_img(speedup_vs_workers(p), f"speedup vs workers, {_label(p['params'])}"))
+    param = points[0].get("contention_param") if points else None
+    if (
+        param
+        and len({json.dumps(p["params"].get(param)) for p in points}) > 1
+        and all(param in p["params"] for p in points)
+    ):
+        figures.append(_img(speedup_vs_contention(points, param), f"speedup vs contention ({param})"))
+    figures.append(_img(re_executions(points), "re-executions per transaction"))
+    for p in points[:4]:
+        fig = gantt(p)
+        if fig is not None:
+            figures.append(_img(fig, f"per-worker timeline of one block, {_label(p['params'])}"))
+        fig = hot_keys(p)
+        if fig is not None:
+            figures.append(_img(fig, f"hottest conflict keys, {_label(p['params'])}"))
+    status = (
+        '<p class="ok">every root equals sequential</p>'
+        if result.get("ok")
+        else '<p class="fail">FAILURES:<br>' + "<br>".join(html.escape(f) for f in result.get("failures", [])) + "</p>"
+    )
+    machine_rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in machine.items()
+    )
+    config_rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in config.items()
+    )
+    command = " ".join(result.get("command") or [])
+    signatures = (
+        "checked inside execution (end to end)"
+        if config.get("verify_signatures")
+        else "already verified (execution + commit + root only)"
+    )
+    conditions = (
+        f"Signatures {signatures}; store {config.get('store')}; medians of {config.get('repeat')} repeat(s); "
+        "speedups are ratios to the sequential run of the same invocation."
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>paraexec bench: {html.escape(config["workload"])}</title>
+<style>{_STYLE}</style></head><body>
+<h1>paraexec bench: {html.escape(config["workload"])}</h1>
+<p id="status">rendering...</p>
+{status}
+<p>Command: <code>{html.escape(command)}</code></p>
+<p>{html.escape(conditions)}</p>
+<h2>Results</h2>{_results_table(points)}
+<h2>Executor notes</h2>{_notes_list(points)}
+<h2>Inherent bound (dependency analysis)</h2>{_analysis_table(points)}
+<h2>What the workload did (sequential receipts)</h2>{_outcomes_table(points)}
+<h2>Plots</h2>{"".join(figures)}
+<h2>Machine</h2><table>{machine_rows}</table>
+<h2>Configuration</h2><table>{config_rows}</table>
+<script>{_SCRIPT}</script>
+</body></html>
+"""
+
+
+def write_report(result: dict[str, Any], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_report(result), encoding="utf-8")
+    return path

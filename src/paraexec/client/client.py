@@ -1,0 +1,185 @@
+"""``Client``: JSON-RPC 2.0 over HTTP (httpx) and WebSocket subscriptions (websockets).
+
+Every method maps to one RPC method of the node (``paraexec.rpc.methods``); bytes are passed
+and returned as hex. A JSON-RPC error becomes ``RpcClientError`` carrying the node's stable
+code and name (``MEMPOOL_FULL``, ``REPLAYED_NONCE``, ...) and the HTTP status (429 when full).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import httpx
+
+
+class RpcClientError(Exception):
+    def __init__(self, code: int, message: str, data: Any = None, http_status: int = 200) -> None:
+        super().__init__(f"{code} {message}")
+        self.code = code
+        self.message = message
+        self.data = data
+        self.http_status = http_status
+
+    @property
+    def name(self) -> str:
+        return self.data.get("name", "") if isinstance(self.data, dict) else ""
+
+
+def _hex(value: bytes | str) -> str:
+    return value.hex() if isinstance(value, bytes | bytearray) else value
+
+
+class Client:
+    """A node's API. Thread-safe enough for one thread per client; make one per thread otherwise."""
+
+    def __init__(self, url: str = "http://127.0.0.1:8545", timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(timeout=timeout)
+        self._ids = itertools.count(1)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transport -------------------------------------------------------------------------
+
+    def call(self, method: str, **params: Any) -> Any:
+        """Call one method with named params; return its result or raise ``RpcClientError``."""
+        req = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
+        resp = self._http.post(self.url + "/", content=json.dumps(req), headers={"content-type": "application/json"})
+        try:
+            body = resp.json()
+        except ValueError:
+            raise RpcClientError(-32603, f"HTTP {resp.status_code}: not JSON", http_status=resp.status_code) from None
+        if "error" in body:
+            err = body["error"]
+            raise RpcClientError(err["code"], err["message"], err.get("data"), resp.status_code)
+        return body["result"]
+
+    # -- transactions ----------------------------------------------------------------------
+
+    def submit(self, raw: bytes) -> str:
+        """Submit one signed transaction; returns its hash (hex)."""
+        return str(self.call("submit_tx", tx=raw.hex())["hash"])
+
+    def submit_many(self, raws: Sequence[bytes]) -> list[dict[str, Any]]:
+        """Submit a batch; one ``{"hash"}`` or ``{"hash", "error": {code, name, message}}`` each."""
+        return list(self.call("submit_txs", txs=[r.hex() for r in raws])["results"])
+
+    def tx(self, tx_hash: bytes | str) -> dict[str, Any]:
+        return dict(self.call("get_tx", hash=_hex(tx_hash)))
+
+    def wait_for(self, tx_hash: bytes | str, timeout: float = 30.0, poll: float = 0.05) -> dict[str, Any]:
+        """Poll until the transaction is committed; return ``get_tx``'s answer (with the receipt)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = self.tx(tx_hash)
+            if answer["status"] == "committed":
+                return answer
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"transaction {_hex(tx_hash)} not committed after {timeout}s ({answer['status']})")
+            time.sleep(poll)
+
+    def submit_and_wait(self, raw: bytes, timeout: float = 30.0) -> dict[str, Any]:
+        """Submit and wait for inclusion; returns the receipt (``ok``, ``code``, ``error``, ``events``)."""
+        answer = self.wait_for(self.submit(raw), timeout)
+        return dict(answer["receipt"])
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        return dict(self.call("status"))
+
+    def height(self) -> int:
+        return int(self.status()["height"])
+
+    def block(self, height: int | None = None, txs: bool = False) -> dict[str, Any]:
+        return dict(self.call("get_block", height=height, txs=txs))
+
+    def receipts(self, height: int) -> list[dict[str, Any]]:
+        return list(self.call("get_receipts", height=height))
+
+    def events(self, from_height: int, to_height: int | None = None, name: str | None = None) -> list[dict[str, Any]]:
+        return list(self.call("get_events", from_height=from_height, to_height=to_height, name=name))
+
+    def nonce(self, address: bytes | str) -> int:
+        """The next nonce to use for ``address`` (committed plus ready pending transactions)."""
+        return int(self.call("get_nonce", address=_hex(address))["next"])
+
+    def account(self, address: bytes | str) -> dict[str, Any]:
+        return dict(self.call("get_account", address=_hex(address)))
+
+    def markets(self) -> Any:
+        return self.call("get_markets")
+
+    def book(self, market_id: int, depth: int = 20) -> Any:
+        return self.call("get_book", market_id=market_id, depth=depth)
+
+    def subaccount(self, owner: bytes | str, number: int = 0) -> Any:
+        return self.call("get_subaccount", owner=_hex(owner), number=number)
+
+    def trades(self, market_id: int | None = None, count: int = 50) -> list[dict[str, Any]]:
+        return list(self.call("get_trades", market_id=market_id, count=count))
+
+    def recent_blocks(self, count: int = 50) -> list[dict[str, Any]]:
+        return list(self.call("get_recent_blocks", count=count))
+
+    def hot_keys(self, height: int | None = None, top: int = 10) -> dict[str, Any]:
+        return dict(self.call("get_hot_keys", height=height, top=top))
+
+    def metrics(self) -> str:
+        return self._http.get(self.url + "/metrics").text
+
+    # -- subscriptions ---------------------------------------------------------------------
+
+    def subscribe(self, *topics: str, timeout: float = 10.0) -> Subscription:
+        """Open a WebSocket and subscribe to ``topics`` (``blocks``, ``fills``, ``book``)."""
+        return Subscription(
+            self.url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/ws", list(topics), timeout
+        )
+
+
+class Subscription:
+    """Iterate notifications: ``for topic, result in sub: ...``; ``next_message(timeout)`` for one."""
+
+    def __init__(self, url: str, topics: list[str], timeout: float = 10.0) -> None:
+        from websockets.sync.client import connect
+
+        self._ws = connect(url, open_timeout=timeout, max_size=1 << 22)
+        self._ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "subscribe", "params": {"topics": topics}}))
+        answer = json.loads(self._ws.recv(timeout=timeout))
+        if "error" in answer:
+            self._ws.close()
+            err = answer["error"]
+            raise RpcClientError(err["code"], err["message"], err.get("data"))
+        self.topics = answer["result"]["topics"]
+
+    def next_message(self, timeout: float | None = None) -> tuple[str, Any]:
+        """The next notification as (topic, result); raises ``TimeoutError`` after ``timeout``."""
+        while True:
+            message = json.loads(self._ws.recv(timeout=timeout))
+            if message.get("method") == "subscription":
+                params = message["params"]
+                return params["topic"], params["result"]
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        while True:
+            yield self.next_message()
+
+    def close(self) -> None:
+        self._ws.close()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

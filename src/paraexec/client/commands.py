@@ -1,0 +1,65 @@
+"""``paraexec load``: drive a node over its API and report sustained tx/s and inclusion latency."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def load(
+        rpc: Annotated[str, typer.Option("--rpc", help="node URL")] = "http://127.0.0.1:8545",
+        workload: Annotated[str, typer.Option(help="perps or transfers")] = "perps",
+        rate: Annotated[float, typer.Option(min=1, help="target transactions per second")] = 200,
+        duration: Annotated[float, typer.Option(min=0.1, help="seconds of load")] = 10,
+        accounts: Annotated[
+            int | None, typer.Option(help="accounts to use (default: perps 100, transfers 1000)")
+        ] = None,
+        seed: Annotated[str, typer.Option(help="genesis seed (perps: dev seed text; transfers: workload seed)")] = "",
+        drain: Annotated[float, typer.Option(help="seconds to wait for the last inclusions")] = 15,
+        as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    ) -> None:
+        """Submit --rate tx/s of --workload for --duration s; report tx/s and p50/p99 inclusion latency."""
+        from rich.console import Console
+
+        from .client import Client
+        from .load import LoadRunner, PerpsSource, TransfersSource, TxSource
+
+        console = Console()
+        with Client(rpc) as client:
+            status = client.status()
+            chain_id = status["chain_id"]
+            source: TxSource
+            if workload == "perps":
+                if status["app"] != "exchange":
+                    console.print(f"[red]perps needs an exchange chain; this node runs {status['app']!r}")
+                    raise typer.Exit(2)
+                source = PerpsSource(client, chain_id, accounts or 100, seed or "paraexec-dev")
+            elif workload == "transfers":
+                if status["app"] != "transfers":
+                    console.print(f"[red]transfers needs a transfers chain; this node runs {status['app']!r}")
+                    raise typer.Exit(2)
+                source = TransfersSource(client, chain_id, accounts or 1000, int(seed or 0))
+            else:
+                console.print(f"[red]unknown workload {workload!r} (perps, transfers)")
+                raise typer.Exit(2)
+        report = LoadRunner(rpc, source, rate, duration, drain_s=drain, workload=workload).run()
+        summary = report.summary()
+        if as_json:
+            print(json.dumps(summary))
+            return
+        lat = summary["latency_ms"]
+        console.print(
+            f"[bold]{workload}[/] target {rate:g} tx/s for {duration:g}s: submitted {report.submitted}, "
+            f"accepted {report.accepted}, included {report.included} in {report.blocks} blocks "
+            f"({report.failed_receipts} with failure receipts); rejected {dict(report.rejected) or 0}",
+            highlight=False,
+        )
+        console.print(
+            f"[bold]sustained {summary['sustained_tx_per_s']:,} tx/s[/]; inclusion latency p50 {lat[50]} ms, "
+            f"p90 {lat[90]} ms, p99 {lat[99]} ms, max {lat['max']} ms",
+            highlight=False,
+        )

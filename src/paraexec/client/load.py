@@ -1,0 +1,273 @@
+"""``paraexec load``: drive a node over its API at a fixed rate and measure what it sustains.
+
+Open loop: every ``tick`` seconds the generator signs as many transactions as the target
+``rate`` says are due and submits them in one ``submit_txs`` call (the node verifies the batch's
+signatures in parallel). It never waits for inclusion before sending more, so a node that
+cannot keep up shows it as a growing mempool, 429s (``MEMPOOL_FULL``) and rising latency, not as
+a politely slowed client.
+
+Inclusion is observed through the ``blocks`` WebSocket subscription (each notification lists
+the block's transaction hashes): *inclusion latency* is the time from just before the submit
+call to the arrival of the block notification that holds the transaction. *Sustained tx/s* is
+the number of this run's transactions committed, divided by the time from the first submission
+to the last inclusion.
+
+Nonces are tracked per account locally; a refused transaction hands its nonce back (the next
+one of that account reuses it), and the account re-reads its nonce from the node.
+
+Workloads (``TxSource``):
+
+- ``transfers``: random transfers among the accounts of ``paraexec init``'s transfers genesis
+  (keys ``"{seed}/account/{i}"``);
+- ``perps``: the exchange dev genesis (keys ``exchange.genesis.dev_keys(seed_text)``): one
+  oracle key moves every market's price by a small random walk each second; the first tenth of
+  the traders are makers quoting GTC limit orders 5-60 bps around the oracle price (cancelling
+  their oldest when they have too many); the rest are takers sending IOC orders 1% through the
+  oracle price, so trades happen; markets are drawn Zipf-like (BTC busiest).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..crypto import SigningKey
+from .client import Client, RpcClientError, Subscription
+from .wallet import Wallet
+
+
+def wallet_of(key: SigningKey, chain_id: str) -> Wallet:
+    """A wallet for an already derived key."""
+    return Wallet.from_key(key, chain_id)
+
+
+class TxSource(Protocol):
+    wallets: list[Wallet]
+
+    def next_tx(self, now: float) -> tuple[Wallet, bytes]:
+        """The next transaction to send: (signer, wire bytes); consumes the signer's nonce."""
+        ...
+
+
+class TransfersSource:
+    def __init__(self, client: Client, chain_id: str, accounts: int = 1000, seed: int = 0, rng_seed: int = 1) -> None:
+        self.wallets = [wallet_of(SigningKey.from_seed_text(f"{seed}/account/{i}"), chain_id) for i in range(accounts)]
+        self.rng = random.Random(rng_seed)
+
+    def next_tx(self, now: float) -> tuple[Wallet, bytes]:
+        src = self.rng.choice(self.wallets)
+        dst = self.rng.choice(self.wallets)
+        return src, src.transfer(dst.address, self.rng.randrange(1, 100))
+
+
+class PerpsSource:
+    """See module docstring (``perps``)."""
+
+    MAX_LIVE = 6
+
+    def __init__(
+        self, client: Client, chain_id: str, accounts: int = 100, seed_text: str = "paraexec-dev", rng_seed: int = 1
+    ) -> None:
+        from ..exchange.genesis import dev_keys, oracle_keys
+        from ..exchange.market import Market
+
+        self.rng = random.Random(rng_seed)
+        markets = client.markets()
+        self.markets = [Market.from_config(m["params"]) for m in markets]
+        self.prices = [int(m["oracle_price"]) for m in markets]
+        traders = [wallet_of(k, chain_id) for k in dev_keys(seed_text, accounts)]
+        self.oracle = wallet_of(oracle_keys(seed_text)[0], chain_id)
+        n_makers = max(2, accounts // 10)
+        self.makers, self.takers = traders[:n_makers], traders[n_makers:]
+        self.wallets = [self.oracle, *traders]
+        self.weights = [1 / (i + 1) for i in range(len(self.markets))]
+        self.live: dict[tuple[int, int], deque[int]] = {}
+        self.client_ids = int(time.time()) % 100_000 * 10_000  # fresh ids per run: old orders may still rest
+        self.next_oracle = 0.0
+        self.pending_oracle: deque[int] = deque()
+
+    def next_tx(self, now: float) -> tuple[Wallet, bytes]:
+        from ..exchange.payloads import BUY, IOC, SELL
+        from ..workloads.exchange_setup import USDC, limit_subticks, quantums_for_notional
+
+        if now >= self.next_oracle:
+            self.next_oracle = now + 1.0
+            self.pending_oracle.extend(range(len(self.markets)))
+        if self.pending_oracle:
+            mid = self.pending_oracle.popleft()
+            step = self.rng.randrange(-1000, 1001)  # at most 0.1% a second
+            self.prices[mid] = max(1, self.prices[mid] * (1_000_000 + step) // 1_000_000)
+            return self.oracle, self.oracle.oracle_update(mid, self.prices[mid])
+        mid = self.rng.choices(range(len(self.markets)), self.weights)[0]
+        market, price = self.markets[mid], self.prices[mid]
+        self.client_ids += 1
+        if self.rng.random() < 0.5:
+            index = self.rng.randrange(len(self.makers))
+            maker = self.makers[index]
+            live = self.live.setdefault((index, mid), deque())
+            if len(live) >= self.MAX_LIVE:
+                return maker, maker.cancel_order(mid, live.popleft())
+            buy = self.rng.random() < 0.5
+            offset = self.rng.randrange(5, 61) * 100 * (-1 if buy else 1)  # ppm from the oracle price
+            quantums = quantums_for_notional(market, 2_000 * USDC, price)
+            subticks = limit_subticks(market, price, offset, buy)
+            live.append(self.client_ids)
+            return maker, maker.place_order(mid, BUY if buy else SELL, quantums, subticks, client_id=self.client_ids)
+        taker = self.rng.choice(self.takers)
+        buy = self.rng.random() < 0.5
+        quantums = quantums_for_notional(market, 500 * USDC, price)
+        subticks = limit_subticks(market, price, 10_000 if buy else -10_000, not buy)
+        return taker, taker.place_order(
+            mid, BUY if buy else SELL, quantums, subticks, client_id=self.client_ids, time_in_force=IOC
+        )
+
+
+@dataclass
+class LoadReport:
+    workload: str
+    rate: float
+    duration_s: float
+    submitted: int = 0
+    accepted: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    included: int = 0
+    failed_receipts: int = 0  # included with a failure receipt (e.g. a cancel of a filled order)
+    blocks: int = 0
+    span_s: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    @property
+    def tx_per_s(self) -> float:
+        return self.included / self.span_s if self.span_s > 0 else 0.0
+
+    def percentile(self, q: float) -> float:
+        """Nearest-rank percentile of inclusion latency (ms); 0 when nothing was included."""
+        if not self.latencies_ms:
+            return 0.0
+        ordered = sorted(self.latencies_ms)
+        rank = max(0, min(len(ordered) - 1, int(-(-q * len(ordered) // 100)) - 1))
+        return ordered[rank]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "workload": self.workload,
+            "target_rate": self.rate,
+            "duration_s": self.duration_s,
+            "submitted": self.submitted,
+            "accepted": self.accepted,
+            "rejected": dict(self.rejected),
+            "included": self.included,
+            "failed_receipts": self.failed_receipts,
+            "blocks": self.blocks,
+            "sustained_tx_per_s": round(self.tx_per_s, 1),
+            "latency_ms": {q: round(self.percentile(q), 1) for q in (50, 90, 99)}
+            | {"max": round(max(self.latencies_ms, default=0.0), 1)},
+        }
+
+
+class LoadRunner:
+    """Runs one ``TxSource`` against a node (see module docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        source: TxSource,
+        rate: float,
+        duration: float,
+        tick: float = 0.05,
+        drain_s: float = 15.0,
+        workload: str = "",
+    ) -> None:
+        self.url = url
+        self.source = source
+        self.rate = rate
+        self.duration = duration
+        self.tick = tick
+        self.drain_s = drain_s
+        self.report = LoadReport(workload, rate, duration)
+        self._sent: dict[str, float] = {}  # tx hash -> submit time (monotonic)
+        self._lock = threading.Lock()
+        self._first = 0.0
+        self._last_inclusion = 0.0
+        self._stop = threading.Event()
+
+    def run(self) -> LoadReport:
+        client = Client(self.url, timeout=30)
+        for wallet in self.source.wallets:
+            wallet.sync_nonce(client)
+        sub = client.subscribe("blocks")
+        watcher = threading.Thread(target=self._watch, args=(sub,), daemon=True)
+        watcher.start()
+        try:
+            self._drive(client)
+            deadline = time.monotonic() + self.drain_s
+            while time.monotonic() < deadline:
+                with self._lock:
+                    if not self._sent:
+                        break
+                time.sleep(0.05)
+        finally:
+            self._stop.set()
+            watcher.join(5)
+            sub.close()
+            client.close()
+        self.report.span_s = max(0.0, self._last_inclusion - self._first)
+        return self.report
+
+    def _drive(self, client: Client) -> None:
+        report = self.report
+        start = time.monotonic()
+        self._first = start
+        generated = 0
+        while (now := time.monotonic()) - start < self.duration:
+            due = min(1000, int(self.rate * (now - start + self.tick)) - generated)
+            if due > 0:
+                batch = [self.source.next_tx(now - start) for _ in range(due)]
+                generated += due
+                sent_at = time.monotonic()
+                try:
+                    results = client.submit_many([raw for _, raw in batch])
+                except RpcClientError as exc:
+                    report.rejected[f"rpc {exc.code}"] += len(batch)
+                    results = [{"error": {"name": "RPC"}} for _ in batch]
+                report.submitted += len(batch)
+                resync = set()
+                with self._lock:
+                    for (wallet, _raw), result in zip(batch, results, strict=True):
+                        if "error" in result:
+                            report.rejected[result["error"]["name"]] += 1
+                            resync.add(id(wallet))
+                        else:
+                            report.accepted += 1
+                            self._sent[result["hash"]] = sent_at
+                for wallet, _ in batch:
+                    if id(wallet) in resync:
+                        resync.discard(id(wallet))
+                        wallet.sync_nonce(client)
+            pause = self.tick - (time.monotonic() - now)
+            if pause > 0:
+                time.sleep(pause)
+
+    def _watch(self, sub: Subscription) -> None:
+        while not self._stop.is_set():
+            try:
+                topic, block = sub.next_message(timeout=0.5)
+            except TimeoutError:
+                continue
+            except Exception:  # socket closed at shutdown
+                return
+            arrived = time.monotonic()
+            with self._lock:
+                self.report.blocks += 1
+                failed = set(block.get("failed", ()))
+                for index, txh in enumerate(block.get("tx_hashes", [])):
+                    sent_at = self._sent.pop(txh, None)
+                    if sent_at is not None:
+                        self.report.included += 1
+                        self.report.failed_receipts += index in failed
+                        self.report.latencies_ms.append((arrived - sent_at) * 1000)
+                        self._last_inclusion = arrived

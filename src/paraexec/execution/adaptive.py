@@ -1,0 +1,255 @@
+"""The adaptive executor: per block, pick the plan that cannot lose, from cheap signals.
+
+Every plan returns the sequential result, so the choice only decides speed; the adaptive
+executor's job is never to pick a plan slower than ``sequential``. It decides before running
+anything, from signals that cost microseconds, in this order (first match wins):
+
+    1. workers < 2                                 -> sequential  (nothing to run in parallel)
+    2. block smaller than ``min_block``            -> sequential  (fixed costs of a parallel
+                                                      round exceed the work of a small block)
+    3. recent blocks conflicting: the last speculative block's re-executions per transaction
+       (averaged with the ones before) exceeded ``max_reexec``, or the last sample (step 4)
+       showed contention                           -> sequential  (speculation is wasted work);
+       one block in ``probe_every`` re-checks with a sample instead, and only goes back to
+       speculation when it shows half the contention of the limit (no blind, losing probes)
+    4. contention sample (when there is no speculative history yet): of the first ``sample``
+       txs (a contiguous window, like a wave of the parallel executor), the fraction whose
+       hint keys (sender nonce, balances, market) meet an earlier one's; above
+       ``max_sample_conflict``                     -> sequential
+    5. the peeked transactions all declare access lists and threads run Python in parallel
+       (free-threaded build)                       -> access-list  (no speculation at all);
+       on a GIL build access-list runs levels in one thread or ships them to processes, which
+       measured 0.8-0.9x (signatures pre-verified) and 0.8-1.13x (end to end) on the shared
+       2-core box, below ``parallel`` (1.33x end to end in the same run), so it is not picked
+    6. otherwise the speculative plan that scales on this build: ``parallel`` (processes) on a
+       GIL build, ``blockstm`` (threads) on a free-threaded one, whichever is registered;
+       none                                        -> sequential
+    7. measured speed: the plan of steps 5-6 runs only while its recent seconds per tx (its
+       own ``ExecStats.seconds``, blocks of ``min_block`` txs or more, first block of an
+       executor left out: it starts workers) beat sequential's by ``min_gain``; otherwise
+                                                   -> sequential. Sequential is measured first
+       (that block costs nothing against sequential), then the plan; one large block in
+       ``probe_every`` re-measures the plan not in use, so a machine that gets busier (or
+       quieter) is followed. This is what keeps a plan that wins elsewhere from losing here,
+       e.g. worker processes on a 2-core box shared with other work.
+
+Peeking uses the runtime's ``peek`` (decode without the signature check, a few us) when it
+has one. The choice and its reason go into ``ExecStats.note`` ("parallel: ..."), and
+``history`` keeps the last choices for tests and reports. The executors it delegates to are
+created on first use and kept for the executor's lifetime (worker processes start once).
+
+Thresholds are parameters; the defaults are conservative guesses for 2 workers (with P
+workers, speculation wins roughly while (1 + re-executions per tx) / P stays well below 1)
+and should be re-tuned from ``paraexec bench`` results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .access_list import declared_access, free_threaded
+from .contract import BlockEnv, BlockOutput, Executor, Runtime, StateView
+from .registry import executor_names, make_executor, register
+
+MIN_BLOCK = 500
+MAX_REEXEC = 0.25
+MAX_SAMPLE_CONFLICT = 0.5
+SAMPLE = 64
+DECLARED_PEEK = 4
+PROBE_EVERY = 16
+MIN_GAIN = 1.05
+SPECULATIVE = ("parallel", "blockstm")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The plan for one block and why."""
+
+    executor: str
+    reason: str
+
+
+class AdaptiveExecutor:
+    """See module docstring."""
+
+    name = "adaptive"
+
+    def __init__(
+        self,
+        workers: int = 1,
+        *,
+        min_block: int = MIN_BLOCK,
+        max_reexec: float = MAX_REEXEC,
+        max_sample_conflict: float = MAX_SAMPLE_CONFLICT,
+        sample: int = SAMPLE,
+        probe_every: int = PROBE_EVERY,
+        min_gain: float = MIN_GAIN,
+        threads_scale: bool | None = None,
+        available: Sequence[str] | None = None,
+        factory: Callable[[str, int], Executor] = make_executor,
+    ) -> None:
+        self.workers = max(1, workers)
+        self.min_block = min_block
+        self.max_reexec = max_reexec
+        self.max_sample_conflict = max_sample_conflict
+        self.sample = sample
+        self.probe_every = probe_every
+        self.threads_scale = free_threaded() if threads_scale is None else threads_scale
+        self._available = list(available) if available is not None else None
+        self._factory = factory
+        self._executors: dict[str, Executor] = {}
+        self.recent_reexec: float | None = None  # EMA of re-executions per tx, speculative plans only
+        self.contended: str | None = None  # why recent blocks count as conflicting, if they do
+        self._contended_blocks = 0
+        self.min_gain = min_gain
+        self.seconds_per_tx: dict[str, float] = {}  # recent average per plan, blocks >= min_block
+        self._runs: dict[str, int] = {}
+        self._large_blocks = 0
+        self.history: list[Choice] = []
+
+    # -- deciding -----------------------------------------------------------------------------
+
+    def available(self) -> list[str]:
+        if self._available is None:
+            self._available = [n for n in executor_names() if n != self.name]
+        return self._available
+
+    def choose(self, runtime: Runtime, txs: Sequence[bytes]) -> Choice:
+        """The plan for ``txs`` (see module docstring): the signals' plan, checked against speed."""
+        plan = self._by_signals(runtime, txs)
+        if plan.executor == "sequential":
+            return plan
+        return self._by_speed(plan)
+
+    def _by_speed(self, plan: Choice) -> Choice:
+        """Step 7: keep ``plan`` only while it is measured faster than sequential."""
+        self._large_blocks += 1
+        refresh = self._large_blocks % self.probe_every == 0
+        seq = self.seconds_per_tx.get("sequential")
+        mine = self.seconds_per_tx.get(plan.executor)
+        if seq is None:
+            return Choice("sequential", f"measuring the sequential baseline before {plan.executor} ({plan.reason})")
+        if mine is None:
+            return Choice(plan.executor, f"{plan.reason}; measuring it")
+        gain = seq / mine
+        if gain >= self.min_gain:
+            if refresh:
+                return Choice("sequential", f"re-measuring the sequential baseline ({plan.executor} was {gain:.2f}x)")
+            return Choice(plan.executor, f"{plan.reason}; measured {gain:.2f}x of sequential")
+        if refresh:
+            return Choice(plan.executor, f"{plan.reason}; re-measuring it (was {gain:.2f}x of sequential)")
+        return Choice("sequential", f"{plan.executor} measured {gain:.2f}x of sequential on recent blocks")
+
+    def _by_signals(self, runtime: Runtime, txs: Sequence[bytes]) -> Choice:
+        """Steps 1-6 of the module docstring; records contention-probe bookkeeping."""
+        n = len(txs)
+        if self.workers < 2:
+            return Choice("sequential", "1 worker")
+        if n < self.min_block:
+            return Choice("sequential", f"small block ({n} < {self.min_block} txs)")
+        peek: Callable[[bytes], Any] = getattr(runtime, "peek", runtime.prepare)
+        probing = False
+        if self.contended is not None:
+            self._contended_blocks += 1
+            if self._contended_blocks % self.probe_every:
+                return Choice("sequential", f"recent blocks conflicting ({self.contended})")
+            probing = True  # re-check with a sample, with hysteresis: only clear contention passes
+        if self.recent_reexec is None or probing:
+            window = min(n, self.sample, max(16, n // 16))
+            conflict = sample_conflict(runtime, [peek(raw) for raw in txs[:window]])
+            limit = self.max_sample_conflict / 2 if probing else self.max_sample_conflict
+            if conflict > limit:
+                self.contended = f"{conflict:.0%} of a {window}-tx sample share keys"
+                return Choice("sequential", f"conflicting block: {self.contended}")
+            if probing:  # contention is gone: forget the old history
+                self.recent_reexec = None
+                self.contended = None
+                self._contended_blocks = 0
+        available = self.available()
+        step = max(1, n // DECLARED_PEEK)
+        peeked = [peek(txs[i]) for i in range(0, n, step)][:DECLARED_PEEK]
+        all_declared = all(d is not None for d in declared_access(runtime, peeked))
+        speculative = self._speculative_plan(available)
+        if all_declared and self.threads_scale and "access-list" in available:
+            return Choice("access-list", "declared access lists: scheduled without speculation")
+        if speculative is not None:
+            why = "declared, but on a GIL build processes with speculation beat access-list; " if all_declared else ""
+            return Choice(speculative, f"{why}large block, low contention")
+        return Choice("sequential", "no executor that scales on this build is registered")
+
+    def _speculative_plan(self, available: Sequence[str]) -> str | None:
+        order = ("blockstm", "parallel") if self.threads_scale else ("parallel",)
+        return next((name for name in order if name in available), None)
+
+    # -- running ------------------------------------------------------------------------------
+
+    def executor(self, name: str) -> Executor:
+        """The long-lived executor ``name`` (created on first use)."""
+        ex = self._executors.get(name)
+        if ex is None:
+            ex = self._executors[name] = self._factory(name, self.workers if name != "sequential" else 1)
+        return ex
+
+    def execute_block(self, runtime: Runtime, txs: Sequence[bytes], state: StateView, env: BlockEnv) -> BlockOutput:
+        started = time.perf_counter()
+        choice = self.choose(runtime, txs)
+        self.history.append(choice)
+        del self.history[:-64]
+        decided = time.perf_counter() - started
+        ran = time.perf_counter()
+        output = self.executor(choice.executor).execute_block(runtime, txs, state, env)
+        wall = time.perf_counter() - ran
+        inner = output.stats
+        if choice.executor in SPECULATIVE and txs:
+            self._observe(inner.re_executions(len(txs)) / len(txs))
+        self._time(choice.executor, len(txs), inner.seconds if inner.seconds > 0 else wall)
+        note = f"{choice.executor}: {choice.reason} (decided in {1e6 * decided:.0f} us)"
+        if inner.note:
+            note += f"; {inner.note}"
+        output.stats = dataclasses.replace(inner, executor=self.name, seconds=time.perf_counter() - started, note=note)
+        return output
+
+    def _time(self, name: str, n_txs: int, seconds: float) -> None:
+        """Fold a large block's seconds per tx into the plan's recent average. An executor's
+        first block is not counted unless it is ``sequential``: it includes starting workers."""
+        runs = self._runs[name] = self._runs.get(name, 0) + 1
+        if n_txs < self.min_block or (runs == 1 and name != "sequential"):
+            return
+        old = self.seconds_per_tx.get(name)
+        per_tx = seconds / n_txs
+        self.seconds_per_tx[name] = per_tx if old is None else (old + per_tx) / 2
+
+    def _observe(self, reexec_per_tx: float) -> None:
+        """Fold one speculative block's re-executions per tx into the recent average."""
+        old = self.recent_reexec
+        self.recent_reexec = reexec_per_tx if old is None else (old + reexec_per_tx) / 2
+        self._contended_blocks = 0
+        self.contended = None
+        if self.recent_reexec > self.max_reexec:
+            self.contended = f"{self.recent_reexec:.2f} re-executions/tx"
+
+    def close(self) -> None:
+        for ex in self._executors.values():
+            ex.close()
+        self._executors.clear()
+
+
+def sample_conflict(runtime: Runtime, prepared: Sequence[Any]) -> float:
+    """Fraction of ``prepared`` whose hint keys meet the keys of an earlier one in the list."""
+    if not prepared:
+        return 0.0
+    seen: set[bytes] = set()
+    hits = 0
+    for p in prepared:
+        keys = runtime.hint_keys(p)
+        if not seen.isdisjoint(keys):
+            hits += 1
+        seen.update(keys)
+    return hits / len(prepared)
+
+
+register("adaptive", AdaptiveExecutor)

@@ -1,0 +1,65 @@
+"""The multi-process parallel executor: Block-STM semantics over long-lived worker processes.
+
+Why processes: on a GIL build threads give nothing for pure-Python transactions, while
+long-lived processes fed batches do; a pipe round trip costs about one transaction, so nothing
+here sends one message per transaction. Modules: ``executor`` (the coordinator),
+``pipeline`` (its scheduling and finality bookkeeping), ``worker`` (the process side),
+``mvmemory`` (a worker's multi-version memory), ``messages`` (the protocol), ``transport``
+(processes and pipes behind a small interface).
+
+Algorithm (one block of n transactions, P workers, wave W):
+
+    assignment   the block is cut into chunks of W/P transactions; chunk k belongs to worker
+                 k mod P. ``Setup`` hands every worker all its transactions at once, and a
+                 worker prepares them (decode, signature check: the expensive, conflict-free
+                 part) whenever it would otherwise wait for a message.
+    speculation  a worker is sent its next chunk as soon as it replies, while the chunk
+                 starts inside the window [lo, lo + 2W) (lo = first non-final transaction).
+                 Each message makes the worker, in order:
+                   1. merge the other workers' effects it has not seen yet into its
+                      multi-version memory (key -> writes by txn_idx; deltas kept unresolved);
+                   2. validate its own executed, non-final transactions: a transaction is valid
+                      when every (key, value) in its read set still resolves to that value just
+                      below it (value-based validation; only keys whose entries changed since
+                      the last validation are re-resolved);
+                   3. re-execute the invalid ones, then execute the new chunk, in index order,
+                      each on top of every effect it knows;
+                   4. reply with the lowest own invalid txn_idx and its effects as bytes, which
+                      the coordinator forwards to the other workers without decoding them.
+    commit       prefix commit: a transaction is final when it and every lower one passed a
+                 validation that had seen the current incarnation of every lower transaction.
+                 ``pipeline`` derives this from each worker's last report and which effect
+                 blobs it had seen (see its docstring); a re-executed transaction whose write
+                 set changed therefore never leaves a stale reader final.
+    finish       when lo = n, each worker resolves the final value of its share of the written
+                 keys (by the key's last byte mod P), hashes them into a state-commitment
+                 delta against committed state, and returns its receipts; the coordinator
+                 merges dictionaries, adds the deltas and interleaves the receipt lists.
+
+Progress: the lowest non-final transaction reads only final values when it is re-executed, so
+it validates in its worker's next message; the block always ends. Deltas (``TxContext.add``)
+stay unresolved in the memory and are folded in index order when a key is read or finalised
+(exactly as ``sequential.apply_effects`` folds them, so a fold that raises there raises here),
+so transactions adding to one hot key conflict only with those that read it. A speculative run
+that raises is that incarnation's output (no writes); if it turns out final, the block is re-run
+in-process so the genuine exception propagates as in ``sequential``.
+
+Contention: once 1,000 executions of a block of at least 1,000 transactions show more than 30%
+aborted, the coordinator stops speculating, takes the final prefix from the workers and runs
+the rest of the block in-process; the next 8 large blocks then run in-process directly, after
+which parallel execution is probed again. Small blocks always run on the workers.
+
+State: workers read committed state straight from the LMDB directory (opened read-only,
+refreshed per block, checked against the coordinator's height and accumulator) when the store is
+an ``LmdbStore``; for any other ``StateView`` they ask the coordinator (served reads: correct,
+slow). A runtime without ``spec`` runs in-process (``stats.note`` says so). A worker that dies is
+detected as EOF on its pipe: every worker is replaced and the block re-run from the start, so a
+crash never changes the result (after 3 attempts the block runs in-process).
+"""
+
+from ..registry import register
+from .executor import ParallelExecutor
+
+register("parallel", lambda workers: ParallelExecutor(workers))
+
+__all__ = ["ParallelExecutor"]

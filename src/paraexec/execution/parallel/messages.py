@@ -1,0 +1,129 @@
+"""The coordinator <-> worker protocol: tagged msgspec structs, one ``send_bytes`` each.
+
+Coordinator to worker: ``Setup`` (a block starts), then one ``Round`` per wave, then ``Finish``;
+``Values`` answers a worker's ``Fetch`` (committed reads served by the coordinator when the
+worker cannot open the store itself); ``Shutdown`` ends the process.
+
+Worker to coordinator: ``RoundDone`` per ``Round``, ``Finished`` per ``Finish``, ``Fetch`` while
+working, ``Failed`` with a traceback when the worker itself hit a bug.
+
+A worker's writes travel as ``msgspec.Raw``: the coordinator forwards them to the other
+workers without decoding them (its per-transaction work stays near zero).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from ...types import Key, Value
+from ..contract import BlockEnv
+
+#: A multi-version entry: (txn_idx, is_delta, new value or delta).
+Entry = tuple[int, bool, Value | None | int]
+
+
+class Effects(msgspec.Struct, array_like=True):
+    """One worker's executions of one round, grouped by key so receivers merge per key.
+
+    ``purges``: (txn_idx, keys of its previous incarnation) for every re-executed transaction;
+    ``writes``: key -> entries ascending by txn_idx; ``delta_keys``: keys with a delta entry.
+    """
+
+    purges: list[tuple[int, list[Key]]]
+    writes: dict[Key, list[Entry]]
+    delta_keys: list[Key]
+
+
+class Setup(msgspec.Struct, tag=True, array_like=True):
+    """A block starts. ``spec`` is the pickled runtime spec, sent only when it changed.
+
+    ``chunks`` are this worker's transaction ranges, ascending; ``txs`` their raw transactions,
+    concatenated in that order.
+    """
+
+    worker_id: int
+    n_workers: int
+    n_txs: int
+    env: BlockEnv
+    spec: bytes | None
+    lmdb_path: str | None
+    height: int | None
+    accumulator: bytes
+    chunks: list[tuple[int, int]]
+    txs: list[bytes]
+
+
+class Round(msgspec.Struct, tag=True, array_like=True):
+    """Ingest ``foreign`` effects, validate own executed txs from ``lo`` up, re-run the invalid
+    ones, then run own chunk ``[start, end)`` (empty when ``start == end``)."""
+
+    lo: int
+    start: int
+    end: int
+    foreign: list[msgspec.Raw]
+
+
+class Finish(msgspec.Struct, tag=True, array_like=True):
+    """Every transaction below ``upto`` is final: report its receipts and writes.
+
+    ``hash_writes``: also compute the state-commitment delta of this worker's share of keys.
+    """
+
+    upto: int
+    hash_writes: bool
+    foreign: list[msgspec.Raw]
+
+
+class Values(msgspec.Struct, tag=True, array_like=True):
+    values: list[Value | None]
+
+
+class Shutdown(msgspec.Struct, tag=True, array_like=True):
+    pass
+
+
+class RoundDone(msgspec.Struct, tag=True, array_like=True):
+    """``first_invalid``: lowest own txn_idx that failed validation (``n_txs`` when none);
+    ``executed`` / ``aborted``: executions and failed validations in this round."""
+
+    first_invalid: int
+    effects: msgspec.Raw
+    executed: int
+    aborted: int
+
+
+class Finished(msgspec.Struct, tag=True, array_like=True):
+    """A worker's share of the block result.
+
+    ``writes``: final values of the keys in this worker's share (msgpack map); ``receipts``:
+    receipts of own txs below ``upto`` in index order (msgpack, or pickle when msgpack would
+    not round-trip them exactly); ``raised``: own txs whose final incarnation raised.
+    """
+
+    writes: msgspec.Raw
+    accumulator_delta: bytes
+    receipts: bytes
+    receipts_pickled: bool
+    raised: list[int]
+    executions: int
+    validations: int
+    aborts: int
+    busy: float
+
+
+class Fetch(msgspec.Struct, tag=True, array_like=True):
+    keys: list[Key]
+
+
+class Failed(msgspec.Struct, tag=True, array_like=True):
+    traceback: str
+
+
+ToWorker = Setup | Round | Finish | Values | Shutdown
+FromWorker = RoundDone | Finished | Fetch | Failed
+
+encode = msgspec.msgpack.Encoder().encode
+to_worker = msgspec.msgpack.Decoder(ToWorker)
+from_worker = msgspec.msgpack.Decoder(FromWorker)
+effects_decoder = msgspec.msgpack.Decoder(Effects)
+writes_decoder = msgspec.msgpack.Decoder(dict[Key, Value | None])

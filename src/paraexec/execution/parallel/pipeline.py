@@ -1,0 +1,160 @@
+"""The coordinator's bookkeeping for one block: who gets what next, and what is final.
+
+Transactions are cut into chunks of ``wave / workers``; chunk k belongs to worker k mod P
+(static, so each worker receives all its transactions with ``Setup`` and prepares them while
+it would otherwise wait). Rounds are not lock-step: a worker gets its next message as soon as
+it replies (its next chunk while the window allows, plus every other worker's effects it has
+not seen yet), so a worker that is descheduled or slow never makes the others wait at a
+barrier. Finality is
+then decided from each worker's last validation report and what it had seen at the time.
+
+State, per worker w: ``busy`` (a message is in flight), and for an idle worker the report of
+its last message: ``first_invalid`` (lowest own transaction that failed validation, so was
+re-executed), ``start`` (first transaction of the new range it executed, ``n`` if none) and
+``seq`` (how many effect blobs existed when that message was sent: it had seen every foreign
+one below ``seq``). Effect blobs are numbered in arrival order; each remembers its sender and
+the lowest ``txn_idx`` it carries.
+
+A worker's validation is complete for its own transaction j when every current incarnation of
+every lower transaction was in its memory. So the final prefix is ``[0, lo)`` with
+
+    lo = min(hi,
+             over idle w:  min(first_invalid, start,
+                               its lowest transaction above the lowest txn_idx of any foreign
+                               blob numbered >= seq: an unseen execution only affects the
+                               validation of higher transactions),
+             over busy w:  its lowest transaction >= lo (its in-flight message may re-run it))
+
+It never decreases: a final transaction's lower neighbours never change again, so every
+later validation of it passes. An idle worker is sent a message when it has something to
+validate (it re-executed or executed in its last message), foreign effects it has not seen,
+or its next chunk starts inside the window ``[lo, lo + 2 * wave)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+
+from ...errors import InvariantViolation
+
+
+@dataclass
+class Report:
+    first_invalid: int
+    start: int
+    seq: int
+
+
+@dataclass
+class Blob:
+    sender: int
+    min_idx: int
+    effects: msgspec.Raw
+
+
+class Pipeline:
+    """See module docstring."""
+
+    def __init__(self, n: int, workers: int, wave: int) -> None:
+        self.n = n
+        self.workers = workers
+        self.wave = wave
+        self.chunk = chunk = max(1, wave // workers)
+        #: Static assignment: chunk k of ``chunk`` transactions belongs to worker k mod workers,
+        #: so each worker gets all its transactions up front and prepares them (decode,
+        #: signature check) whenever it would otherwise wait.
+        self.ranges: list[tuple[int, int, int]] = [
+            (start, min(n, start + chunk), (start // chunk) % workers) for start in range(0, n, chunk)
+        ]
+        self.owned: list[list[int]] = [list(range(w, len(self.ranges), workers)) for w in range(workers)]
+        self.next_owned = [0] * workers
+        self.sent = [False] * len(self.ranges)
+        self.first_unsent = 0
+        self.lo = 0
+        self.blobs: list[Blob] = []
+        self.delivered = [0] * workers
+        self.busy = [False] * workers
+        self.reports: list[Report | None] = [None] * workers
+        self.in_flight: list[Report | None] = [None] * workers
+        self.messages = 0
+
+    @property
+    def hi(self) -> int:
+        """Lowest transaction no worker has been told to execute yet."""
+        if self.first_unsent < len(self.ranges):
+            return self.ranges[self.first_unsent][0]
+        return self.n
+
+    def own_ranges(self, w: int) -> list[tuple[int, int]]:
+        return [self.ranges[k][:2] for k in self.owned[w]]
+
+    @property
+    def done(self) -> bool:
+        return self.lo >= self.n and not any(self.busy)
+
+    def advance(self) -> int:
+        """Recompute the final prefix ``[0, lo)``; returns ``lo``."""
+        bound = self.hi
+        for w in range(self.workers):
+            if self.busy[w]:
+                bound = min(bound, self._lowest_owned(w, self.lo))
+                continue
+            report = self.reports[w]
+            if report is None:
+                continue
+            mine = min(report.first_invalid, report.start)
+            for blob in self.blobs[report.seq :]:
+                if blob.sender != w and blob.min_idx < mine:
+                    mine = min(mine, self._lowest_owned(w, blob.min_idx + 1))
+            bound = min(bound, mine)
+        if bound < self.lo:
+            raise InvariantViolation(f"final prefix would shrink from {self.lo} to {bound}")
+        self.lo = bound
+        return bound
+
+    def _lowest_owned(self, w: int, at_least: int) -> int:
+        """Lowest transaction of worker ``w`` at or above ``at_least`` (``n`` when none)."""
+        for start, end, owner in self.ranges:
+            if owner == w and end > at_least:
+                return max(start, at_least)
+        return self.n
+
+    def plan(self, w: int) -> tuple[int, int, list[msgspec.Raw]] | None:
+        """The next message for idle worker ``w`` as (start, end, foreign effects), or None."""
+        report = self.reports[w]
+        must_validate = report is not None and (report.first_invalid < self.n or report.start < self.n)
+        foreign = [b.effects for b in self.blobs[self.delivered[w] :] if b.sender != w]
+        start = end = self.n
+        position = self.next_owned[w]
+        if position < len(self.owned[w]):
+            k = self.owned[w][position]
+            if self.ranges[k][0] < self.lo + 2 * self.wave:
+                start, end, _ = self.ranges[k]
+                self.next_owned[w] = position + 1
+                self.sent[k] = True
+                while self.first_unsent < len(self.sent) and self.sent[self.first_unsent]:
+                    self.first_unsent += 1
+        if not (must_validate or foreign or end > start):
+            return None
+        self.delivered[w] = len(self.blobs)
+        self.in_flight[w] = Report(self.n, start, len(self.blobs))
+        self.busy[w] = True
+        self.messages += 1
+        return start, end, foreign
+
+    def on_reply(self, w: int, first_invalid: int, effects: msgspec.Raw) -> None:
+        sent = self.in_flight[w]
+        if not self.busy[w] or sent is None:
+            raise InvariantViolation(f"unexpected reply from worker {w}")
+        self.busy[w] = False
+        self.reports[w] = Report(first_invalid, sent.start, sent.seq)
+        min_idx = min(first_invalid, sent.start)
+        if min_idx < self.n:
+            self.blobs.append(Blob(w, min_idx, effects))
+
+    def undelivered(self, w: int) -> list[msgspec.Raw]:
+        blobs = [b.effects for b in self.blobs[self.delivered[w] :] if b.sender != w]
+        self.delivered[w] = len(self.blobs)
+        return blobs

@@ -1,0 +1,103 @@
+"""Worker processes behind a small interface: start, send bytes, receive bytes, replace.
+
+Local processes today (``spawn`` start method: a fresh interpreter per worker, so no LMDB
+environment or lock is inherited across ``fork``); the algorithm only sees ``send`` / ``recv``
+of byte strings and ``WorkerLost``, so threads (free-threaded CPython) or remote actors can
+replace this module without touching it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import socket
+from multiprocessing.connection import Connection, wait
+
+from . import worker
+
+#: Socket buffer size asked for on each end of a worker's pipe (the kernel caps it at its
+#: ``wmem_max`` / ``rmem_max``). A block's write set and receipts are ~1 MB; with the default
+#: ~200 KB the reader and writer must take turns a handful of times per message, and on a busy
+#: machine every turn waits for a scheduler slot.
+SOCKET_BUFFER = 4 << 20
+
+
+def widen(conn: Connection) -> None:
+    """Best effort: enlarge the send and receive buffers of a ``Pipe(duplex=True)`` end."""
+    try:
+        sock = socket.socket(fileno=conn.fileno())
+    except OSError:
+        return
+    try:
+        for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+            except OSError:
+                pass
+    finally:
+        sock.detach()  # the fd stays owned by ``conn``
+
+
+class WorkerLost(Exception):
+    """A worker process died or its pipe broke; the block must be re-run on fresh workers."""
+
+
+class WorkerPool:
+    """``size`` long-lived worker processes, each with a duplex pipe to the coordinator."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.procs: list[mp.process.BaseProcess] = []
+        self.conns: list[Connection] = []
+
+    @property
+    def started(self) -> bool:
+        return bool(self.procs)
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs if p.pid is not None]
+
+    def start(self) -> None:
+        ctx = mp.get_context("spawn")
+        for index in range(self.size):
+            parent, child = ctx.Pipe(duplex=True)
+            widen(parent)
+            proc = ctx.Process(target=worker.main, args=(child,), name=f"paraexec-worker-{index}", daemon=True)
+            proc.start()
+            child.close()  # only the worker holds its end: a dead worker reads as EOF here
+            self.procs.append(proc)
+            self.conns.append(parent)
+
+    def send(self, index: int, data: bytes) -> None:
+        try:
+            self.conns[index].send_bytes(data)
+        except OSError as exc:
+            raise WorkerLost(f"worker {index}: {exc!r}") from exc
+
+    def ready(self, indices: list[int]) -> list[int]:
+        """Indices among ``indices`` whose pipe has a message (or EOF); blocks until one does."""
+        by_conn = {id(self.conns[i]): i for i in indices}
+        return [by_conn[id(c)] for c in wait([self.conns[i] for i in indices])]  # type: ignore[arg-type]
+
+    def recv(self, index: int) -> bytes:
+        try:
+            return self.conns[index].recv_bytes()
+        except (EOFError, OSError) as exc:
+            raise WorkerLost(f"worker {index}: {exc!r}") from exc
+
+    def stop(self, graceful: bytes | None = None, timeout: float = 2.0) -> None:
+        """Stop every worker (``graceful`` is sent first, when given), then forget them."""
+        for index, conn in enumerate(self.conns):
+            if graceful is not None and self.procs[index].is_alive():
+                try:
+                    conn.send_bytes(graceful)
+                except OSError:
+                    pass
+        for proc in self.procs:
+            proc.join(timeout if graceful is not None else 0.0)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout)
+        for conn in self.conns:
+            conn.close()
+        self.procs.clear()
+        self.conns.clear()

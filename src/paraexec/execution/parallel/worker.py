@@ -1,0 +1,374 @@
+"""The worker process: runs its chunks speculatively, validates them, hashes its share of the
+result (algorithm: package docstring).
+
+One ``WorkerState`` lives for the whole process; ``BlockRun`` holds one block's speculative
+state. While it waits for a message, a worker prepares (decodes, signature-checks) its next
+transactions. A worker reads committed state straight from the LMDB directory (opened read-only once,
+``refresh``-ed per block) when the coordinator's store is that directory at the same height and
+accumulator; otherwise it asks the coordinator for values (``Fetch``), caching them for the
+block (committed state does not change during a block).
+
+Per transaction it keeps the current incarnation's read set as (key, value seen) pairs:
+validation re-resolves each key against the multi-version memory and compares bytes. A read
+whose resolution raised (a delta folded onto a non-integer) is recorded as ``RAISED``, so it is
+re-checked like any other read when the key's entries change.
+"""
+
+from __future__ import annotations
+
+import gc
+import pickle
+import time
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+import msgspec
+
+from ...errors import InvariantViolation
+from ...state import commitment
+from ...types import Key, Value
+from ..contract import BlockEnv, Receipt, TxContext
+from . import messages as m
+from .mvmemory import MVMemory
+
+_receipts_decoder = msgspec.msgpack.Decoder(list[Receipt])
+
+
+class MVContext(TxContext):
+    """A TxContext reading the multi-version memory just below ``txn_idx``, recording reads."""
+
+    __slots__ = ("txn_idx", "mv", "reads")
+
+    def __init__(self, env: BlockEnv, txn_idx: int, mv: MVMemory) -> None:
+        self.env = env  # TxContext.__init__, inlined: this runs once per incarnation
+        self.writes = {}
+        self.deltas = {}
+        self.events = []
+        self.txn_idx = txn_idx
+        self.mv = mv
+        self.reads: list[tuple[Key, Value | None]] = []
+
+    def _read(self, key: Key) -> Value | None:
+        mv = self.mv
+        if key in mv.data:
+            try:
+                value = mv.resolve(key, self.txn_idx)
+            except Exception:  # a delta folded onto a non-integer: record that the read raised
+                self.reads.append((key, RAISED))
+                raise
+        else:  # fast path: nobody in the block wrote it (yet)
+            value = mv.base_get(key)
+        self.reads.append((key, value))
+        return value
+
+
+#: What a read set records for a read whose resolution raised (compared by identity).
+RAISED: Any = object()
+
+
+def resolve_or_raised(mv: MVMemory, key: Key, txn_idx: int) -> Value | None:
+    try:
+        return mv.resolve(key, txn_idx)
+    except Exception:
+        return RAISED  # type: ignore[no-any-return]
+
+
+class BlockRun:
+    """One block on one worker: own transactions, their read sets, receipts, the MV memory."""
+
+    def __init__(self, runtime: Any, setup: m.Setup, base_get: Any) -> None:
+        self.runtime = runtime
+        self.env = setup.env
+        self.n = setup.n_txs
+        self.worker_id = setup.worker_id
+        self.n_workers = setup.n_workers
+        self.base_get = base_get
+        self.mv = MVMemory(base_get)
+        self.raw: list[bytes | None] = [None] * self.n
+        self.order: list[int] = []  # own txn_idx ascending: the preparation order
+        position = 0
+        for start, end in setup.chunks:
+            self.raw[start:end] = setup.txs[position : position + end - start]
+            self.order.extend(range(start, end))
+            position += end - start
+        self.next_prepare = 0
+        self.prepared: dict[int, Any] = {}
+        self.reads: dict[int, list[tuple[Key, Value | None]]] = {}
+        self.receipts: dict[int, Receipt | None] = {}
+        self.raised: set[int] = set()
+        self.pending: list[int] = []  # own executed, not yet known final, ascending
+        self.executions = 0
+        self.validations = 0
+        self.aborts = 0
+
+    def ingest(self, foreign: list[msgspec.Raw]) -> None:
+        mv = self.mv
+        for blob in foreign:
+            effects = m.effects_decoder.decode(blob)
+            for txn_idx, keys in effects.purges:
+                mv.purge(txn_idx, keys)
+            mv.merge(effects.writes, effects.delta_keys)  # type: ignore[arg-type]
+
+    def round(self, msg: m.Round) -> m.RoundDone:
+        self.ingest(msg.foreign)
+        lo = msg.lo
+        pending = [i for i in self.pending if i >= lo]
+        mv = self.mv
+        reads = self.reads
+        changed = mv.changed
+        invalid = []
+        if changed:  # a read can only have gone stale through a key whose entries changed
+            for txn_idx in pending:
+                for key, value in reads[txn_idx]:
+                    if key in changed and resolve_or_raised(mv, key, txn_idx) != value:
+                        invalid.append(txn_idx)
+                        break
+            changed.clear()
+        self.validations += len(pending)
+        self.aborts += len(invalid)
+        out = m.Effects([], {}, [])
+        if isinstance(self.base_get, ServedReads):
+            self.prefetch_hints([*invalid, *range(msg.start, msg.end)])
+        for txn_idx in invalid:
+            self.execute(txn_idx, out)
+        for txn_idx in range(msg.start, msg.end):
+            self.execute(txn_idx, out)
+        pending.extend(range(msg.start, msg.end))
+        self.pending = pending
+        first_invalid = invalid[0] if invalid else self.n
+        executed = len(invalid) + msg.end - msg.start
+        return m.RoundDone(first_invalid, msgspec.Raw(m.encode(out)), executed, len(invalid))
+
+    def prefetch_hints(self, txn_idxs: list[int]) -> None:
+        """Served reads only: fetch the hinted keys of ``txn_idxs`` in one round trip."""
+        runtime, prepared, keys = self.runtime, self.prepared, []
+        for txn_idx in txn_idxs:
+            try:
+                if txn_idx not in prepared:
+                    prepared[txn_idx] = runtime.prepare(self.raw[txn_idx])
+                keys.extend(runtime.hint_keys(prepared[txn_idx]))
+            except Exception:  # only a hint: execution reads whatever it needs
+                pass
+        self.base_get.prefetch(keys)
+
+    def prepare_some(self, count: int = 16) -> bool:
+        """Prepare the next ``count`` own transactions ahead of time; False when all are done."""
+        order, prepared, raw, prepare = self.order, self.prepared, self.raw, self.runtime.prepare
+        stop = min(len(order), self.next_prepare + count)
+        for position in range(self.next_prepare, stop):
+            txn_idx = order[position]
+            if txn_idx not in prepared:
+                try:
+                    prepared[txn_idx] = prepare(raw[txn_idx])
+                except Exception:  # execution prepares it again and treats the error there
+                    pass
+        self.next_prepare = stop
+        return stop < len(order)
+
+    def execute(self, txn_idx: int, out: m.Effects) -> None:
+        """Run the next incarnation of ``txn_idx`` and publish its effects."""
+        runtime = self.runtime
+        ctx = MVContext(self.env, txn_idx, self.mv)
+        try:
+            prepared = self.prepared.get(txn_idx)
+            if prepared is None:
+                prepared = self.prepared[txn_idx] = runtime.prepare(self.raw[txn_idx])
+            receipt: Receipt | None = runtime.execute(prepared, ctx)
+            writes, deltas = ctx.writes, ctx.deltas
+            if self.raised:
+                self.raised.discard(txn_idx)
+        except Exception:  # speculative runs may see inconsistent state; final ones re-raise later
+            receipt, writes, deltas = None, {}, {}
+            self.raised.add(txn_idx)
+        self.executions += 1
+        self.reads[txn_idx] = ctx.reads
+        self.receipts[txn_idx] = receipt
+        old = self.mv.record(txn_idx, writes, deltas)
+        if old:
+            out.purges.append((txn_idx, list(old)))
+        by_key = out.writes
+        for key, value in writes.items():
+            entries = by_key.get(key)
+            if entries is None:
+                by_key[key] = [(txn_idx, False, value)]
+            else:
+                entries.append((txn_idx, False, value))
+        if deltas:
+            out.delta_keys.extend(deltas)
+            for key, delta in deltas.items():
+                entries = by_key.get(key)
+                if entries is None:
+                    by_key[key] = [(txn_idx, True, delta)]
+                else:
+                    entries.append((txn_idx, True, delta))
+
+    def finish(self, msg: m.Finish, cpu_at_setup: float) -> m.Finished:
+        """Resolve, hash and encode this worker's share; busy = CPU time since ``Setup``."""
+        self.ingest(msg.foreign)
+        upto = msg.upto
+        n_workers, worker_id = self.n_workers, self.worker_id
+        resolve = self.mv.resolve
+        writes: dict[Key, Value | None] = {}
+        delta_keys = self.mv.delta_keys
+        raised = sorted(i for i in self.raised if i < upto)
+        for key, entries in self.mv.data.items():
+            if entries[0][0] < upto and (key[-1] if key else 0) % n_workers == worker_id:
+                if key not in delta_keys:
+                    last = entries[-1]
+                    writes[key] = last[2] if last[0] < upto else resolve(key, upto)  # type: ignore[assignment]
+                    continue
+                try:
+                    writes[key] = self.mv.fold(key, upto)
+                except Exception:  # sequential raises while folding this delta: re-run it there
+                    raised.append(upto)
+        acc_delta = 0
+        if msg.hash_writes:
+            get = self.base_get
+            if isinstance(get, ServedReads):
+                get.prefetch(list(writes))
+            acc_delta = commitment.delta((k, get(k), v) for k, v in writes.items())
+        encoded, pickled = b"", False
+        if not raised:  # else the coordinator re-runs the block in-process: receipts are moot
+            receipts = [self.receipts[i] for i in sorted(self.receipts) if i < upto]
+            encoded = m.encode(receipts)
+            pickled = _receipts_decoder.decode(encoded) != receipts
+            if pickled:
+                encoded = pickle.dumps(receipts, protocol=pickle.HIGHEST_PROTOCOL)
+        return m.Finished(
+            msgspec.Raw(m.encode(writes)),
+            acc_delta.to_bytes(commitment.LATTICE_BYTES, "little"),
+            encoded,
+            pickled,
+            raised,
+            self.executions,
+            self.validations,
+            self.aborts,
+            time.process_time() - cpu_at_setup,
+        )
+
+
+class ServedReads:
+    """Committed reads served by the coordinator (``Fetch``), cached for the block.
+
+    Committed state does not change during a block, so every key is fetched at most once;
+    ``prefetch`` asks for many keys in one round trip (a chunk's hinted keys, a finish's keys).
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.cache: dict[Key, Value | None] = {}
+
+    def __call__(self, key: Key) -> Value | None:
+        try:
+            return self.cache[key]
+        except KeyError:
+            self.prefetch([key])
+            return self.cache[key]
+
+    def prefetch(self, keys: list[Key]) -> None:
+        cache = self.cache
+        missing = [k for k in dict.fromkeys(keys) if k not in cache]
+        if not missing:
+            return
+        self.conn.send_bytes(m.encode(m.Fetch(missing)))
+        reply = m.to_worker.decode(self.conn.recv_bytes())
+        if not isinstance(reply, m.Values) or len(reply.values) != len(missing):
+            raise InvariantViolation(f"expected {len(missing)} values, got {reply!r}")
+        cache.update(zip(missing, reply.values, strict=True))
+
+
+class WorkerState:
+    """Process-lifetime state: the runtime (rebuilt when its spec changes) and the LMDB reader."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.runtime: Any = None
+        self.store: Any = None
+        self.block: BlockRun | None = None
+        self.cpu_at_setup = 0.0
+
+    def handle(self, msg: Any) -> Any:
+        if isinstance(msg, m.Round):
+            assert self.block is not None
+            return self.block.round(msg)
+        if isinstance(msg, m.Setup):
+            self.cpu_at_setup = time.process_time()  # busy is CPU time: waiting for a core is not work
+            self.setup(msg)
+            return None
+        if isinstance(msg, m.Finish):
+            assert self.block is not None
+            return self.block.finish(msg, self.cpu_at_setup)
+        raise TypeError(f"unexpected message {type(msg).__name__}")
+
+    def prepare_ahead(self) -> None:
+        """Use time that would be spent waiting for a message to prepare own transactions."""
+        block = self.block
+        if block is None or block.next_prepare >= len(block.order):
+            return
+        while not self.conn.poll(0) and block.prepare_some():
+            pass
+
+    def end_block(self) -> None:
+        self.block = None
+        gc.enable()
+
+    def setup(self, msg: m.Setup) -> None:
+        # A block allocates many small containers and frees them all at its end: the cyclic
+        # collector would only rescan them over and over (measured: ~15% of a worker's time).
+        gc.disable()
+        if msg.spec is not None:
+            self.runtime = pickle.loads(msg.spec).build()
+        self.block = BlockRun(self.runtime, msg, self.base_reader(msg))
+
+    def base_reader(self, msg: m.Setup) -> Any:
+        """Committed-state reads: LMDB directly when it is the coordinator's store."""
+        if msg.lmdb_path is not None and self.open_store(msg):
+            return self.store.get
+        return ServedReads(self.conn)
+
+    def open_store(self, msg: m.Setup) -> bool:
+        """Open (or refresh) the read-only LMDB view; True when it matches the coordinator's."""
+        from ...state.lmdb_store import LmdbStore
+
+        accumulator = int.from_bytes(msg.accumulator, "little")
+        for attempt in range(2):
+            try:
+                if self.store is None or self.store.path != msg.lmdb_path or attempt:
+                    if self.store is not None:
+                        self.store.close()
+                        self.store = None
+                    self.store = LmdbStore(msg.lmdb_path, readonly=True)  # type: ignore[arg-type]
+                else:
+                    self.store.refresh()
+            except Exception:
+                self.store = None
+                return False
+            if self.store.accumulator == accumulator and (msg.height is None or self.store.height == msg.height):
+                return True
+        return False
+
+
+def main(conn: Connection) -> None:
+    """Worker process entry point: serve messages until ``Shutdown`` or the pipe closes."""
+    from .transport import widen
+
+    widen(conn)
+    state = WorkerState(conn)
+    while True:
+        state.prepare_ahead()
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        msg = m.to_worker.decode(data)
+        if isinstance(msg, m.Shutdown):
+            return
+        try:
+            reply = state.handle(msg)
+        except Exception:
+            reply = m.Failed(traceback.format_exc())
+        if reply is not None:
+            conn.send_bytes(m.encode(reply))
+        if isinstance(reply, m.Finished | m.Failed):
+            state.end_block()  # after the reply: freeing the block overlaps the coordinator's commit

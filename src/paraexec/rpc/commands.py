@@ -1,0 +1,66 @@
+"""``paraexec node``: run a single-producer node with its API (registered into the CLI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (IPv6 as ``[::1]:PORT``) -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise typer.BadParameter(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def node(
+        data: Annotated[Path, typer.Option("--data", help="chain store directory (run `paraexec init` first)")],
+        rpc: Annotated[str, typer.Option("--rpc", help="HOST:PORT for the JSON-RPC/WebSocket API")] = "127.0.0.1:8545",
+        executor: Annotated[str, typer.Option(help="block executor (see `paraexec executors`)")] = "sequential",
+        workers: Annotated[int, typer.Option(min=1, help="executor workers")] = 1,
+        block_time: Annotated[float, typer.Option(min=0.01, help="seconds between blocks")] = 1.0,
+        max_block_txs: Annotated[int, typer.Option(min=1, help="user transactions per block")] = 1000,
+        mempool_size: Annotated[int, typer.Option(min=1, help="mempool capacity (transactions)")] = 20_000,
+        sender_quota: Annotated[int, typer.Option(min=1, help="pending transactions per sender")] = 256,
+        mempool_ttl: Annotated[int, typer.Option(min=1, help="blocks before a pending entry expires")] = 120,
+        empty_blocks: Annotated[bool, typer.Option(help="produce blocks when the mempool is empty")] = True,
+        log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
+    ) -> None:
+        """Run a node: mempool, block production every --block-time, API on --rpc (SIGINT/SIGTERM stop it)."""
+        from rich.console import Console
+
+        from ..chain.mempool import MempoolConfig
+        from ..chain.node import Node, NodeAlreadyRunning, NodeConfig
+        from .server import serve
+
+        console = Console(stderr=True)
+        host, port = parse_listen(rpc)
+        if not (data / "data.mdb").exists():
+            console.print(f"[red]{data} holds no chain: run `paraexec init --data {data}` first")
+            raise typer.Exit(1)
+        mempool = MempoolConfig(
+            max_txs=mempool_size,
+            max_per_sender=sender_quota,
+            max_nonce_ahead=max(sender_quota, 1),
+            ttl_blocks=mempool_ttl,
+            verify_threads=2,
+        )
+        config = NodeConfig(data, executor, workers, block_time, max_block_txs, empty_blocks, mempool)
+        try:
+            node_ = Node(config)
+        except NodeAlreadyRunning as exc:
+            console.print(f"[red]{exc}")
+            raise typer.Exit(1) from None
+        cfg = node_.chain_config
+        console.print(
+            f"node [bold]{cfg.chain_id}[/] ({cfg.app}) at height {node_.chain.height}, "
+            f"{executor} x{workers}, block time {block_time}s; API http://{host}:{port}/ (dashboard), ws /ws",
+            highlight=False,
+        )
+        serve(node_, host, port, log_level)
+        console.print(f"node stopped cleanly at height {node_.final_height}")

@@ -1,0 +1,84 @@
+"""Publish/subscribe from the producer thread to WebSocket connections on the event loop.
+
+The producer must never wait for a client, so ``publish`` only schedules work on the loop
+(``call_soon_threadsafe``) and returns. Each connection has a bounded queue; a connection that
+falls ``QUEUE_SIZE`` messages behind loses the overflow and is told so once (``lagged``), rather
+than growing memory or slowing anyone else. ``publish_lazy`` defers building a message (a book
+snapshot, say) until the loop sees there is a subscriber, and builds it off the loop's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+QUEUE_SIZE = 256
+TOPICS = ("blocks", "fills", "book")
+
+
+class Subscriber:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
+        self.topics: set[str] = set()
+        self.dropped = 0
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.subscribers: set[Subscriber] = set()
+        self.published = 0
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def has_subscribers(self, topic: str) -> bool:
+        return any(topic in s.topics for s in self.subscribers)
+
+    def publish(self, topic: str, message: Any) -> None:
+        """From any thread: deliver ``message`` to ``topic``'s subscribers.
+
+        ``message`` may be a zero-argument callable: it is then called on the loop, and only
+        when someone subscribes to ``topic`` (cheap messages; use ``publish_lazy`` for costly ones).
+        """
+        self._schedule(self._fanout, topic, message)
+
+    def publish_lazy(self, topic: str, build: Callable[[], Any]) -> None:
+        """From any thread: if anyone listens to ``topic``, build the message in a thread and deliver it."""
+        self._schedule(self._build_and_fanout, topic, build)
+
+    def _schedule(self, fn: Callable[[str, Any], None], topic: str, arg: Any) -> None:
+        loop = self.loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(fn, topic, arg)
+        except RuntimeError:  # the loop closed (API shut down): nobody is listening any more
+            pass
+
+    def _build_and_fanout(self, topic: str, build: Callable[[], Any]) -> None:
+        if not self.has_subscribers(topic):
+            return
+
+        async def run() -> None:
+            message = await asyncio.to_thread(build)
+            if message is not None:
+                self._fanout(topic, message)
+
+        asyncio.ensure_future(run())
+
+    def _fanout(self, topic: str, message: Any) -> None:
+        if not self.has_subscribers(topic):
+            return
+        if callable(message):
+            message = message()
+        self.published += 1
+        note = {"jsonrpc": "2.0", "method": "subscription", "params": {"topic": topic, "result": message}}
+        for sub in self.subscribers:
+            if topic not in sub.topics:
+                continue
+            if sub.queue.full():
+                sub.dropped += 1
+                continue
+            sub.queue.put_nowait(note)

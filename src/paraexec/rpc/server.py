@@ -1,0 +1,281 @@
+"""The ASGI app (FastAPI on uvicorn) that fronts a ``Node``.
+
+Routes:
+
+- ``POST /`` (also ``/rpc``): JSON-RPC 2.0, single or batch (see ``jsonrpc``). Bodies over
+  ``MAX_BODY_BYTES`` get HTTP 413 with a -32600 error; a full mempool gets HTTP 429.
+  Handlers run on the thread pool (reads are LMDB snapshots, admission verifies signatures
+  with the GIL released), so the event loop only parses and routes.
+- ``GET /ws``: WebSocket. Send ``{"method": "subscribe", "params": {"topics": [...]}}`` (topics:
+  ``blocks``, ``fills``, ``book``) and receive ``{"method": "subscription", "params": {"topic",
+  "result"}}`` notifications; any other JSON-RPC method may be called over the socket as well.
+- ``GET /metrics``: Prometheus text. ``GET /``: the dashboard. ``GET /health``: liveness.
+- ``GET /openapi.json``: OpenAPI 3 description, with every method's params schema.
+
+Lifecycle: the node's producer starts in the app's lifespan and stops in its shutdown, which
+uvicorn runs on SIGINT/SIGTERM before exiting: the block in progress finishes and commits,
+then the store closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from ..chain.node import BlockInfo, Node
+from . import dashboard, metrics
+from .hub import TOPICS, Hub, Subscriber
+from .jsonrpc import (
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    Registry,
+    RpcError,
+    handle_one,
+    invalid_params,
+    jsonable,
+    response,
+)
+from .methods import FILL_EVENTS, GetBook, Methods, block_info_json, market_of
+
+MAX_BODY_BYTES = 1 << 20
+MAX_BATCH = 100
+log = logging.getLogger("paraexec.rpc")
+_json = msgspec.json.Encoder()
+
+
+def _json_response(payload: Any, status: int = 200) -> Response:
+    return Response(_json.encode(payload), status_code=status, media_type="application/json")
+
+
+def handle_payload(registry: Registry, payload: Any) -> tuple[Any, int]:
+    """Answer a decoded JSON-RPC payload (request or batch): (response body or None, HTTP status)."""
+    on_internal = lambda exc: log.exception("internal error in RPC handler", exc_info=exc)  # noqa: E731
+    if isinstance(payload, list):
+        if not payload or len(payload) > MAX_BATCH:
+            err = RpcError(INVALID_REQUEST, f"a batch holds 1..{MAX_BATCH} requests")
+            return response(None, error=err), 200
+        answers = [handle_one(registry, req, on_internal)[0] for req in payload]
+        kept = [a for a in answers if a is not None]
+        return (kept or None), 200
+    return handle_one(registry, payload, on_internal)
+
+
+def create_app(node: Node, manage_node: bool = True) -> FastAPI:
+    """The API for ``node``; with ``manage_node`` the app starts and stops the node's producer."""
+    methods = Methods(node)
+    registry = methods.registry
+    hub = Hub()
+    exchange = node.chain_config.app == "exchange"
+
+    def on_block(info: BlockInfo) -> None:  # producer thread: schedule, never wait
+        hub.publish("blocks", lambda: block_info_json(info))
+        fills = [{"index": i, "name": n, **attrs} for i, n, attrs in info.events if n in FILL_EVENTS]
+        if fills:
+            hub.publish("fills", lambda: {"height": info.height, "time": info.time, "fills": jsonable(fills)})
+        if exchange:
+            touched = sorted({m for _, _, a in info.events if (m := market_of(a)) is not None})
+            if touched:
+                hub.publish_lazy("book", lambda: book_update(info.height, touched))
+
+    def book_update(height: int, markets: list[int]) -> dict[str, Any]:
+        return {"height": height, "books": {str(m): methods.get_book(GetBook(m, 20)) for m in markets}}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        hub.attach(asyncio.get_running_loop())
+        node.listeners.append(on_block)
+        if manage_node:
+            node.start()
+        try:
+            yield
+        finally:
+            node.listeners.remove(on_block)
+            if manage_node:
+                await run_in_threadpool(node.stop)
+
+    app = FastAPI(title="paraexec node", version="1", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app.state.node = node
+    app.state.hub = hub
+    app.state.registry = registry
+
+    request_schema = {
+        "type": "object",
+        "required": ["jsonrpc", "method"],
+        "properties": {
+            "jsonrpc": {"type": "string", "enum": ["2.0"]},
+            "method": {"type": "string", "enum": sorted(registry.methods)},
+            "params": {"oneOf": [{"type": "object"}, {"type": "array"}]},
+            "id": {"oneOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]},
+        },
+    }
+    rpc_openapi = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [request_schema, {"type": "array", "items": request_schema, "maxItems": MAX_BATCH}]
+                    }
+                }
+            },
+        },
+        "responses": {
+            "200": {"description": "JSON-RPC response (result or error)"},
+            "413": {"description": "body larger than 1 MiB (JSON-RPC error -32600)"},
+            "429": {"description": "mempool full (JSON-RPC error 20/21)"},
+        },
+    }
+
+    async def rpc_endpoint(request: Request) -> Response:
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+            return _json_response(response(None, error=RpcError(INVALID_REQUEST, "request body too large")), 413)
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                return _json_response(response(None, error=RpcError(INVALID_REQUEST, "request body too large")), 413)
+            chunks.append(chunk)
+        try:
+            payload = msgspec.json.decode(b"".join(chunks))
+        except msgspec.DecodeError as exc:
+            return _json_response(response(None, error=RpcError(PARSE_ERROR, f"parse error: {exc}")))
+        answer, status = await run_in_threadpool(handle_payload, registry, payload)
+        if answer is None:
+            return Response(status_code=204)
+        return _json_response(answer, status)
+
+    app.add_api_route("/", rpc_endpoint, methods=["POST"], openapi_extra=rpc_openapi, summary="JSON-RPC 2.0")
+    app.add_api_route("/rpc", rpc_endpoint, methods=["POST"], openapi_extra=rpc_openapi, summary="JSON-RPC 2.0")
+
+    @app.get("/", response_class=HTMLResponse, summary="live dashboard")
+    async def dashboard_page() -> HTMLResponse:
+        return HTMLResponse(dashboard.PAGE)
+
+    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+    async def metrics_page() -> PlainTextResponse:
+        text = await run_in_threadpool(metrics.render, node, hub.published)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+    @app.get("/health", summary="liveness")
+    async def health() -> JSONResponse:
+        ok = node.running or not manage_node
+        return JSONResponse({"ok": ok, "height": node.reader.height}, status_code=200 if ok else 503)
+
+    @app.websocket("/ws")
+    async def websocket(socket: WebSocket) -> None:
+        await socket.accept()
+        sub = Subscriber()
+        hub.subscribers.add(sub)
+
+        async def pump() -> None:
+            while True:
+                message = await sub.queue.get()
+                await socket.send_text(_json.encode(message).decode())
+
+        sender = asyncio.create_task(pump())
+        try:
+            while True:
+                text = await socket.receive_text()
+                answer = await ws_request(text, sub)
+                if answer is not None:
+                    await sub.queue.put(answer)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            hub.subscribers.discard(sub)
+            sender.cancel()
+
+    async def ws_request(text: str, sub: Subscriber) -> Any:
+        try:
+            req = msgspec.json.decode(text)
+        except msgspec.DecodeError as exc:
+            return response(None, error=RpcError(PARSE_ERROR, f"parse error: {exc}"))
+        if isinstance(req, dict) and req.get("method") in ("subscribe", "unsubscribe"):
+            try:
+                topics = subscription_topics(req.get("params"))
+            except RpcError as exc:
+                return response(req.get("id"), error=exc)
+            if req["method"] == "subscribe":
+                sub.topics.update(topics)
+            else:
+                sub.topics.difference_update(topics)
+            return response(req.get("id"), {"topics": sorted(sub.topics)})
+        answer, _status = await run_in_threadpool(handle_payload, registry, req)
+        return answer
+
+    def custom_openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes, description=__doc__)
+            params = {name: m.params for name, m in registry.methods.items()}
+            _, components = msgspec.json.schema_components(
+                list(params.values()), ref_template="#/components/schemas/{name}"
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(components)
+            schema["x-jsonrpc-methods"] = {
+                name: {"params": {"$ref": f"#/components/schemas/{p.__name__}"}, "doc": registry.methods[name].doc}
+                for name, p in params.items()
+            }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = custom_openapi  # type: ignore[method-assign]
+    return app
+
+
+def subscription_topics(params: Any) -> list[str]:
+    if isinstance(params, dict):
+        topics = params.get("topics", params.get("topic"))
+    elif isinstance(params, list):
+        topics = params
+    else:
+        topics = None
+    if isinstance(topics, str):
+        topics = [topics]
+    if not isinstance(topics, list) or not topics or not all(t in TOPICS for t in topics):
+        raise invalid_params(f"topics must be a non-empty list of {list(TOPICS)}")
+    return topics
+
+
+def serve(node: Node, host: str, port: int, log_level: str = "warning") -> None:
+    """Run node and API until SIGINT/SIGTERM; the node stops cleanly in the app's shutdown."""
+    import signal
+    from contextlib import contextmanager
+
+    import uvicorn
+
+    class QuietServer(uvicorn.Server):
+        """Handles SIGINT/SIGTERM as a graceful shutdown and exits normally afterwards (status 0).
+
+        uvicorn re-raises the captured signal once it has shut down; we have already stopped the
+        node cleanly by then, so a plain return is the honest outcome.
+        """
+
+        @contextmanager
+        def capture_signals(self):  # type: ignore[no-untyped-def]
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    config = uvicorn.Config(
+        create_app(node),
+        host=host,
+        port=port,
+        log_level=log_level,
+        ws_max_size=MAX_BODY_BYTES,
+        timeout_graceful_shutdown=3,
+        access_log=False,
+    )
+    QuietServer(config).run()

@@ -1,0 +1,115 @@
+"""``paraexec bench`` end to end through the CLI: files written, exit codes, argument errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from paraexec.bench.commands import split_list, sweep_points
+from paraexec.cli import app
+from paraexec.execution import SequentialExecutor, registry
+
+runner = CliRunner()
+TINY = ["--accounts", "8", "--block-size", "15", "--blocks", "2", "--workers", "1,2", "--repeat", "1", "--no-progress"]
+
+
+def test_bench_writes_json_and_report(tmp_path):
+    out, html = tmp_path / "r.json", tmp_path / "r.html"
+    result = runner.invoke(
+        app, ["bench", *TINY, "--executors", "sequential", "--json", str(out), "--report", str(html)]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["ok"] and data["points"][0]["results"][0]["executor"] == "sequential"
+    assert data["command"][:2] == ["paraexec", "bench"] or data["command"][0] == "paraexec"
+    assert html.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_unknown_executor_and_workload_exit_2():
+    assert runner.invoke(app, ["bench", *TINY, "--executors", "sequential,nope"]).exit_code == 2
+    assert runner.invoke(app, ["bench", *TINY, "--workload", "nope", "--executors", "sequential"]).exit_code == 2
+
+
+class Wrong(SequentialExecutor):
+    def execute_block(self, runtime, txs, state, env):
+        out = super().execute_block(runtime, txs, state, env)
+        out.state_root = b"\x01" * 32
+        return out
+
+
+def test_root_mismatch_exits_nonzero(monkeypatch, tmp_path):
+    monkeypatch.setitem(registry.EXECUTORS, "wrong", lambda workers: Wrong())
+    out = tmp_path / "r.json"
+    result = runner.invoke(app, ["bench", *TINY, "--executors", "sequential,wrong", "--json", str(out)])
+    assert result.exit_code == 1
+    assert not json.loads(out.read_text())["ok"]
+
+
+def test_list_parsing_and_sweeps():
+    assert split_list("1, 2,,4", int) == [1, 2, 4]
+    points = sweep_points("hotspot", {"accounts": [100], "hot_ratio": [0.1, 0.9], "markets": [8]})
+    assert points == [{"accounts": 100, "hot_ratio": 0.1}, {"accounts": 100, "hot_ratio": 0.9}]
+    assert sweep_points("transfers", {"accounts": [2, 10], "hot_ratio": [0.5]}) == [{"accounts": 2}, {"accounts": 10}]
+
+
+@pytest.mark.parametrize("flag", ["--no-verify-signatures", "--verify-signatures"])
+def test_signature_flag_reaches_config(tmp_path, flag):
+    out = tmp_path / "r.json"
+    result = runner.invoke(
+        app, ["bench", *TINY, "--executors", "sequential", flag, "--json", str(out), "--store", "memory"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["config"]["verify_signatures"] is (flag == "--verify-signatures")
+
+
+@pytest.mark.parametrize(
+    "workload_args",
+    [
+        ["--workload", "perps", "--accounts", "12", "--markets", "3", "--block-size", "40"],
+        ["--workload", "replay", "--accounts", "10", "--block-size", "40"],
+    ],
+    ids=["perps", "replay"],
+)
+def test_exchange_workloads_end_to_end(tmp_path, workload_args):
+    pytest.importorskip("paraexec.exchange.genesis", reason="the exchange application is not there yet")
+    if "replay" in workload_args:
+        from paraexec.workloads.binance import default_data_file
+
+        if not default_data_file().exists():
+            pytest.skip("shared market data not present")
+    names = ["sequential"] + [n for n in ("parallel",) if n in registry.executor_names()]
+    out, html = tmp_path / "r.json", tmp_path / "r.html"
+    args = [
+        "bench",
+        *workload_args,
+        "--blocks",
+        "2",
+        "--workers",
+        "2",
+        "--repeat",
+        "1",
+        "--no-progress",
+        "--executors",
+        ",".join(names),
+        "--json",
+        str(out),
+        "--report",
+        str(html),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["ok"] and len(data["points"][0]["results"]) == len(names)
+    assert data["points"][0]["analysis"]["available"] in (True, False)
+    assert "<img" in html.read_text()
+    assert data["points"][0]["outcomes"]["events"].get("order", 0) > 0  # the exchange really traded
+
+
+def test_bad_workload_parameters_exit_2(tmp_path):
+    args = ["bench", *TINY, "--executors", "sequential", "--workload", "hotspot", "--hot-ratio", "1.5"]
+    assert runner.invoke(app, args).exit_code == 2
+    args = ["bench", *TINY, "--executors", "sequential", "--workload", "replay", "--data-file", str(tmp_path / "x.gz")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "not found" in result.output

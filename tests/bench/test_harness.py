@@ -1,0 +1,178 @@
+"""The benchmark harness: identical blocks for every executor, medians, ratios, and the root check."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from paraexec.bench.bound import Bounds, key_label
+from paraexec.bench.harness import BenchConfig, run_bench
+from paraexec.execution import SequentialExecutor, registry
+from paraexec.execution.contract import BlockOutput
+
+TINY = dict(workload="transfers", points=[{"accounts": 8}], block_size=20, blocks=2, workers=[1, 2], repeat=2)
+
+
+class RootFlipper(SequentialExecutor):
+    """Sequential, except block 2's root is wrong: the harness must notice."""
+
+    name = "root-flipper"
+
+    def execute_block(self, runtime, txs, state, env) -> BlockOutput:
+        out = super().execute_block(runtime, txs, state, env)
+        if env.height == 2:
+            out.state_root = bytes(32)
+        return out
+
+
+class Exploder(SequentialExecutor):
+    name = "exploder"
+
+    def execute_block(self, runtime, txs, state, env) -> BlockOutput:
+        raise RuntimeError("boom")
+
+
+@pytest.fixture
+def fake_executors(monkeypatch):
+    monkeypatch.setitem(registry.EXECUTORS, "root-flipper", lambda workers: RootFlipper())
+    monkeypatch.setitem(registry.EXECUTORS, "exploder", lambda workers: Exploder())
+
+
+def test_sequential_run_is_complete_and_json_ready():
+    calls = []
+    bench = BenchConfig(**TINY, executors=["sequential"])
+    result = run_bench(bench, progress=calls.append)
+    json.dumps(result)  # JSON-serialisable as written by the CLI
+    assert result["ok"] and result["failures"] == []
+    assert len(calls) == bench.total_steps() == 1 * (2 * 2 + 1)
+    assert {"cpu_model", "cpu_count", "python", "platform"} <= set(result["machine"])
+    (point,) = result["points"]
+    assert point["params"] == {"accounts": 8} and point["txs_per_block"] == [20, 20]
+    (seq,) = point["results"]
+    assert seq["executor"] == "sequential" and seq["speedup"] == 1.0
+    assert len(seq["seconds_runs"]) == 2 and seq["seconds_median"] > 0
+    assert seq["executions"] == 40 and seq["re_executions"] == 0 and seq["notes"] == []
+    assert [b["root"] for b in seq["blocks"]] == point["reference_roots"]
+    assert point["outcomes"] == {"ok": 40, "failed": {}, "events": {}}
+    assert len(set(point["reference_roots"])) == 2
+
+
+def test_every_registered_executor_agrees_with_sequential():
+    names = registry.executor_names()
+    bench = BenchConfig(**{**TINY, "repeat": 1}, executors=names)
+    result = run_bench(bench)
+    assert result["failures"] == []
+    rows = result["points"][0]["results"]
+    expected = 1 + sum(len(bench.workers) for n in names if n != "sequential")
+    assert len(rows) == expected
+    for r in rows:
+        assert r["roots_match"] and r["speedup"] > 0
+
+
+def test_root_mismatch_and_crash_are_failures(fake_executors):
+    bench = BenchConfig(**{**TINY, "repeat": 1, "workers": [1]}, executors=["sequential", "root-flipper", "exploder"])
+    result = run_bench(bench)
+    assert not result["ok"]
+    rows = {r["executor"]: r for r in result["points"][0]["results"]}
+    assert rows["sequential"]["roots_match"]
+    flipper = rows["root-flipper"]
+    assert not flipper["roots_match"]
+    assert [m["height"] for m in flipper["mismatches"]] == [2]
+    assert "boom" in rows["exploder"]["error"]
+    assert any("root-flipper" in f and "block 2" in f for f in result["failures"])
+    assert any("exploder" in f for f in result["failures"])
+
+
+def test_signature_checks_can_be_switched_off_with_the_same_roots():
+    on = run_bench(BenchConfig(**{**TINY, "repeat": 1}, executors=["sequential"]))
+    off = run_bench(BenchConfig(**{**TINY, "repeat": 1}, executors=["sequential"], verify_signatures=False))
+    assert off["ok"] and off["config"]["verify_signatures"] is False
+    assert on["points"][0]["reference_roots"] == off["points"][0]["reference_roots"]
+
+
+def test_contention_sweep_gives_one_point_per_value():
+    bench = BenchConfig(**{**TINY, "repeat": 1, "blocks": 1}, executors=["sequential"])
+    bench.workload = "hotspot"
+    bench.points = [{"accounts": 30, "hot_ratio": 0.0}, {"accounts": 30, "hot_ratio": 1.0}]
+    result = run_bench(bench)
+    assert [p["params"]["hot_ratio"] for p in result["points"]] == [0.0, 1.0]
+    assert result["points"][0]["contention_param"] == "hot_ratio"
+    a0, a1 = (p["analysis"] for p in result["points"])
+    if a0["available"]:  # all traffic through one hot account: more conflicts than none
+        assert a1["conflict_rate"] > a0["conflict_rate"]
+
+
+def test_data_dir_keeps_stores_and_refuses_reuse(tmp_path):
+    bench = BenchConfig(**{**TINY, "repeat": 1, "blocks": 1}, executors=["sequential"], data_dir=str(tmp_path))
+    assert run_bench(bench)["ok"]
+    assert (tmp_path / "p0-sequential-w1-r0" / "data.mdb").exists()
+    again = run_bench(bench)
+    assert not again["ok"] and "not empty" in again["failures"][0]
+
+
+def test_memory_store_option():
+    result = run_bench(BenchConfig(**{**TINY, "repeat": 1}, executors=["sequential"], store="memory"))
+    assert result["ok"]
+
+
+def fake_report(total, critical, bound_by_w, hot):
+    return SimpleNamespace(
+        total_cost=total,
+        critical_path=critical,
+        conflict_rate=0.5,
+        edges=[(0, 1)],
+        speedup_bound=lambda w: bound_by_w[w],
+        hot_keys=lambda n: hot[:n],
+    )
+
+
+def test_bound_is_time_weighted_over_blocks():
+    bounds = Bounds()
+    bounds.add(1, 10, fake_report(10.0, 5.0, {1: 1.0, 2: 2.0}, [(b"b/\x01", 3)]), [1, 2])
+    bounds.add(2, 10, fake_report(30.0, 30.0, {1: 1.0, 2: 1.0}, [(b"b/\x01", 2), (b"m/0", 1)]), [1, 2])
+    # block 1 needs >= 5 units on 2 workers, block 2 needs 30: 40 / 35
+    assert bounds.bound(2) == pytest.approx(40 / 35)
+    assert bounds.bound(1) == pytest.approx(1.0)
+    out = bounds.to_json([1, 2])
+    assert out["hot_keys"][0] == ["b/<01>", 5]
+    assert out["edges"] == 2
+
+
+def test_bound_unavailable_without_analysis():
+    assert Bounds().bound(2) is None
+    assert Bounds(error="x").to_json([2]) == {"available": False, "error": "x"}
+
+
+def test_key_labels_are_readable():
+    assert key_label(b"fee/pool") == "fee/pool"
+    assert key_label(b"b/" + bytes(range(10))) == "b/<000102030405..>"
+    assert key_label(b"x/m/\x00\x02/px") == "x/m/<0002>/px"
+    assert key_label(b"x/sa/\x01ab\x02") == "x/sa/<01616202>"
+    assert key_label(b"b/=ab\x01") == "b/<3d616201>"  # printable key bytes after the prefix stay hex
+    assert key_label(b"b/q\x01") == "b/<7101>"
+    assert key_label(b"x/m/\x00\x01/lv/\x01xy") == "x/m/<0001>/lv/<017879>"
+    assert key_label(b"x/insurance") == "x/insurance"
+
+
+def test_repeats_are_interleaved_and_rotated(monkeypatch):
+    calls: list[str] = []
+
+    class Recording(SequentialExecutor):
+        def __init__(self, label):
+            super().__init__()
+            self.label = label
+
+        def execute_block(self, runtime, txs, state, env):
+            calls.append(self.label)
+            return super().execute_block(runtime, txs, state, env)
+
+    monkeypatch.setitem(registry.EXECUTORS, "sequential", lambda workers: Recording("S"))
+    monkeypatch.setitem(registry.EXECUTORS, "rec-a", lambda workers: Recording("A"))
+    monkeypatch.setitem(registry.EXECUTORS, "rec-b", lambda workers: Recording("B"))
+    bench = BenchConfig(**{**TINY, "blocks": 1, "repeat": 3, "workers": [1]}, executors=["rec-a", "rec-b"])
+    result = run_bench(bench)
+    assert result["ok"]
+    # warm-ups in pair order, then each repeat rotated by one
+    assert "".join(calls) == "SAB" + "SAB" + "ABS" + "BSA"

@@ -1,0 +1,118 @@
+"""The HTML report: self-contained, every plot present, and it renders in headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+
+import pytest
+
+from paraexec.bench.harness import BenchConfig, run_bench
+from paraexec.bench.report import render_report, write_report
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def sweep_result():
+    bench = BenchConfig(
+        workload="hotspot",
+        points=[{"accounts": 30, "hot_ratio": 0.1}, {"accounts": 30, "hot_ratio": 0.9}],
+        block_size=20,
+        blocks=2,
+        executors=["sequential"],
+        workers=[1, 2],
+        repeat=1,
+    )
+    return run_bench(bench)
+
+
+def test_report_is_self_contained_with_every_section(sweep_result):
+    page = render_report(sweep_result)
+    assert "http://" not in page and "https://" not in page  # nothing fetched from anywhere
+    images = re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,', page)
+    titles = " | ".join(images)
+    wanted = [
+        "speedup vs workers",
+        "speedup vs contention (hot_ratio)",
+        "re-executions per transaction",
+        "per-worker timeline",
+    ]
+    if sweep_result["points"][0]["analysis"]["available"]:
+        wanted.append("hottest conflict keys")
+    for title in wanted:
+        assert title in titles
+    assert 'id="results"' in page
+    assert sweep_result["machine"]["cpu_model"] in page
+
+
+def test_failures_are_shown(sweep_result):
+    broken = {**sweep_result, "ok": False, "failures": ["sequential x1: block 2 root aa != bb"]}
+    page = render_report(broken)
+    assert "FAILURES" in page and "block 2 root aa" in page
+
+
+def test_single_point_has_no_contention_plot(sweep_result):
+    one = {**sweep_result, "points": sweep_result["points"][:1]}
+    assert "speedup vs contention" not in render_report(one)
+
+
+def test_report_renders_in_headless_chromium(sweep_result, tmp_path):
+    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+        pytest.skip("no chromium: install Debian's `chromium` package to run the browser check")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    path = write_report(sweep_result, tmp_path / "report.html")
+    errors: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"), args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+            page.goto(path.resolve().as_uri())
+            page.wait_for_function("window.reportReady !== undefined", timeout=20_000)
+            ready = page.evaluate("window.reportReady")
+            shot = page.screenshot(full_page=True)
+        finally:
+            browser.close()
+    assert errors == []
+    assert ready["images"] >= 5 and ready["broken"] == 0
+    assert len(shot) > 10_000  # a real page, not a blank one
+
+
+def test_gantt_uses_executor_timeline_when_present(sweep_result):
+    import copy
+
+    from paraexec.bench.report import gantt
+
+    point = copy.deepcopy(sweep_result["points"][0])
+    g = point["results"][0]["gantt"]
+    g["worker_busy"] = [0.002, 0.003]
+    g["timeline"] = [[0, 0.0, 0.001, "exec"], [1, 0.0005, 0.003, "exec"], [0, 0.0015, 0.002, "validate"]]
+    fig = gantt(point)
+    assert fig is not None
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["w0", "w1"]
+    assert "ms since block start" in ax.get_xlabel()
+    assert "<img" in render_report({**sweep_result, "points": [point]})
+
+
+def test_executor_notes_are_listed(sweep_result):
+    import copy
+
+    result = copy.deepcopy(sweep_result)
+    result["points"][0]["results"][0]["notes"] = ["sequential: small block <500 txs"]
+    page = render_report(result)
+    assert "Executor notes" in page and "sequential: small block &lt;500 txs" in page

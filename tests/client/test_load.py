@@ -1,0 +1,83 @@
+"""The load generator against real node subprocesses (short, small rates: correctness, not speed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from paraexec.client import Client
+from paraexec.client.load import LoadReport
+from paraexec.workloads.transfers import TransferWorkload
+
+from ..rpc.nodeproc import BALANCE, NodeProcess, cli, init_chain, init_exchange_chain
+
+
+def test_percentiles_are_nearest_rank():
+    report = LoadReport("x", 1, 1, latencies_ms=[float(v) for v in range(1, 101)])
+    assert (report.percentile(50), report.percentile(99), report.percentile(100)) == (50.0, 99.0, 100.0)
+    assert LoadReport("x", 1, 1).percentile(50) == 0.0
+
+
+def load(url: str, workload: str, rate: int, duration: float, *extra: str) -> dict:
+    args = [
+        sys.executable,
+        "-m",
+        "paraexec",
+        "load",
+        "--rpc",
+        url,
+        "--workload",
+        workload,
+        "--rate",
+        str(rate),
+        "--duration",
+        str(duration),
+        "--drain",
+        "20",
+        "--json",
+        *extra,
+    ]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_load_transfers_all_included(tmp_path):
+    data = tmp_path / "chain"
+    init_chain(data, keys=TransferWorkload(20, 0).keys)  # the accounts `paraexec load --workload transfers` uses
+    with NodeProcess(data, block_time=0.1) as node:
+        summary = load(node.url, "transfers", 100, 2, "--accounts", "20")
+        with Client(node.url) as client:
+            total = sum(client.account(k.public_key)["balance"] for k in TransferWorkload(20, 0).keys)
+    assert summary["submitted"] == summary["accepted"] == summary["included"] >= 150
+    assert summary["failed_receipts"] == 0 and total == 20 * BALANCE  # transfers conserve money
+    assert 0 < summary["latency_ms"]["50"] <= summary["latency_ms"]["99"] < 20_000
+    assert summary["sustained_tx_per_s"] > 0
+
+
+def test_load_perps_trades(tmp_path):
+    data = tmp_path / "chain"
+    init_exchange_chain(data, accounts=20, markets=2)
+    with NodeProcess(data, block_time=0.2, max_block_txs=500) as node:
+        summary = load(node.url, "perps", 150, 2, "--accounts", "20")
+        with Client(node.url) as client:
+            trades = client.trades(count=500)
+            markets = client.markets()
+    assert summary["submitted"] == summary["accepted"] == summary["included"] >= 250
+    assert summary["failed_receipts"] < summary["included"] // 4  # mostly cancels of filled orders
+    assert trades, "takers cross the makers' quotes: there must be fills"
+    assert {t["market"] for t in trades} <= {m["market_id"] for m in markets}
+
+
+def test_load_works_against_a_default_dev_chain(tmp_path):
+    """`paraexec init` with no genesis, `paraexec node`, `paraexec load`: no other set-up."""
+    data = tmp_path / "chain"
+    cli(["init", "--data", str(data)])
+    with NodeProcess(data, block_time=0.2, max_block_txs=500) as node:
+        with Client(node.url) as client:
+            app = client.status()["app"]
+        workload = "perps" if app == "exchange" else "transfers"
+        summary = load(node.url, workload, 100, 1.5)
+    assert summary["submitted"] == summary["accepted"] == summary["included"] >= 100
+    assert summary["failed_receipts"] < summary["included"] // 4

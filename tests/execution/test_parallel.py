@@ -1,0 +1,249 @@
+"""The multi-process parallel executor equals ``sequential``: synthetic and transfer blocks,
+small waves (many rounds, re-executions), LMDB and served reads, worker crashes, exceptions.
+
+The executors are long-lived (worker processes cost ~0.3 s to spawn): one per configuration for
+the module, closed at the end. ``before_round`` is the executor's test hook.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from paraexec import codec
+from paraexec.execution import BlockEnv, SequentialExecutor
+from paraexec.execution.parallel import ParallelExecutor
+from paraexec.execution.registry import make_executor
+from paraexec.execution.synthetic import DELTA, READ, SPIN, WRITE, SyntheticRuntime, encode_tx, key_of
+from paraexec.state import MemoryStore
+from paraexec.state.lmdb_store import LmdbStore
+
+from .strategies import memory_store, pre_state, synthetic_txs, transfer_block, transfer_chain
+
+ENV = BlockEnv(1, 1_700_000_000)
+REFERENCE = SequentialExecutor()
+#: (workers, wave): one worker, and small waves so blocks take many rounds and re-executions.
+CONFIGS = ((1, 3), (2, 1), (2, 4), (4, 2), (4, 7))
+
+
+@pytest.fixture(scope="module")
+def executors() -> Iterator[dict[tuple[int, int], ParallelExecutor]]:
+    made = {config: ParallelExecutor(*config) for config in CONFIGS}
+    try:
+        yield made
+    finally:
+        for executor in made.values():
+            executor.close()
+
+
+def check(executors, runtime, txs, state, env=ENV):
+    """Every configuration equals sequential (or raises the same exception type); returns the reference."""
+    try:
+        expected = REFERENCE.execute_block(runtime, txs, state, env)
+    except Exception as exc:
+        for executor in executors.values():
+            with pytest.raises(type(exc)):
+                executor.execute_block(runtime, txs, state, env)
+        return None
+    for config, executor in executors.items():
+        got = executor.execute_block(runtime, txs, state, env)
+        assert got.receipts == expected.receipts, config
+        assert got.write_set == expected.write_set, config
+        assert got.accumulator == expected.accumulator and got.state_root == expected.state_root, config
+    return expected
+
+
+def test_registered_under_parallel():
+    executor = make_executor("parallel", 3)
+    assert isinstance(executor, ParallelExecutor) and executor.workers == 3
+    executor.close()
+
+
+@pytest.mark.parametrize("universe", (1, 10, 100, 1000))
+@settings(max_examples=20)
+@given(data=st.data())
+def test_synthetic_blocks_equal_sequential(executors, universe, data):
+    state = memory_store(data.draw(pre_state(universe), label="pre_state"))
+    txs = data.draw(synthetic_txs(universe, max_size=30), label="txs")
+    assert check(executors, SyntheticRuntime(universe), txs, state) is not None
+
+
+@settings(max_examples=20)
+@given(data=st.data())
+def test_real_and_speculative_exceptions_match_sequential(executors, data):
+    universe = data.draw(st.sampled_from((1, 3, 10)), label="universe")
+    state = memory_store(data.draw(pre_state(universe, garbage=True), label="pre_state"))
+    txs = data.draw(synthetic_txs(universe, max_size=20), label="txs")
+    check(executors, SyntheticRuntime(universe), txs, state)
+
+
+def test_speculative_exception_is_not_propagated(executors):
+    """Tx 0 overwrites a garbage value that tx 1 (other worker, same round) reads: only speculative."""
+    state = memory_store({key_of(0): b"\xc1"})
+    txs = [encode_tx([(SPIN, 0, 10), (WRITE, 0, 3)]), encode_tx([(READ, 0, 0), (WRITE, 1, 0)])]
+    expected = check(executors, SyntheticRuntime(4), txs, state)
+    assert expected is not None and expected.write_set[key_of(1)] == expected.write_set[key_of(0)]
+    # (2, 1): tx 0 and tx 1 go to different workers in the same first send, so tx 1 must raise first
+    assert executors[(2, 1)].execute_block(SyntheticRuntime(4), txs, state, ENV).stats.aborts >= 1
+
+
+def test_read_whose_delta_resolution_raised_is_revalidated(executors):
+    """Tx 3 reads key 0 = garbage + tx 2's delta (raises) before seeing tx 1 overwrite the garbage."""
+    state = memory_store({key_of(0): b"\xc1"})
+    txs = [
+        encode_tx([(SPIN, 0, 1)]),
+        encode_tx([(WRITE, 0, 5)]),
+        encode_tx([(DELTA, 0, 1)]),
+        encode_tx([(READ, 0, 0), (WRITE, 1, 0)]),
+    ]
+    expected = check(executors, SyntheticRuntime(4), txs, state)
+    assert expected is not None and codec.decode_int(expected.write_set[key_of(1)]) == 6
+    assert executors[(2, 4)].execute_block(SyntheticRuntime(4), txs, state, ENV).stats.aborts >= 1
+
+
+def test_real_exception_propagates(executors):
+    state = memory_store({key_of(0): b"\xc1"})
+    txs = [encode_tx([(WRITE, 1, 3)]), encode_tx([(READ, 0, 0)])]
+    for executor in executors.values():
+        with pytest.raises(msgspec.DecodeError):
+            executor.execute_block(SyntheticRuntime(4), txs, state, ENV)
+
+
+def test_hot_delta_key_does_not_conflict_until_read(executors):
+    adders = [encode_tx([(DELTA, 0, i), (WRITE, 1 + i, i)]) for i in range(40)]
+    for config, executor in executors.items():
+        stats = executor.execute_block(SyntheticRuntime(100), adders, MemoryStore(), ENV).stats
+        assert stats.aborts == 0 and stats.executions == len(adders), config  # nobody reads: no conflict
+    txs = [*adders, encode_tx([(READ, 0, 0), (WRITE, 99, 0)])]
+    expected = check(executors, SyntheticRuntime(100), txs, MemoryStore())
+    assert codec.decode_int(expected.write_set[key_of(99)]) == sum(range(40))
+
+
+def test_consecutive_blocks_and_runtime_changes(executors):
+    """Workers keep state between blocks and runtimes: every commit and spec change must be seen."""
+    store = memory_store({})
+    for height in range(1, 5):
+        universe = (10, 1000)[height % 2]
+        txs = [encode_tx([(READ, i % 7, 0), (DELTA, i % 5, 1), (WRITE, (i * 3) % 11, height)]) for i in range(25)]
+        env = BlockEnv(height, height)
+        out = check(executors, SyntheticRuntime(universe), txs, store, env)
+        store.commit_block(height, out.write_set, out.accumulator, b"", b"")
+
+
+@pytest.mark.parametrize("accounts", (2, 10, 1000))
+def test_transfer_blocks_equal_sequential(executors, accounts):
+    tc = transfer_chain(accounts)
+    store = tc.chain.store
+    for height in (1, 2):
+        txs = transfer_block(tc, 60, seed=height)
+        out = check(executors, tc.chain.runtime, txs, store, BlockEnv(height, height))
+        store.commit_block(height, out.write_set, out.accumulator, b"", b"")
+
+
+def test_lmdb_store_is_read_directly(tmp_path):
+    """On LMDB the workers read committed state themselves, across consecutive commits."""
+    store = LmdbStore(tmp_path / "db")
+    executor = ParallelExecutor(2, wave=16)
+    try:
+        tc = transfer_chain(50, store)
+        for height in (1, 2, 3):
+            txs = transfer_block(tc, 80, seed=height)
+            expected = REFERENCE.execute_block(tc.chain.runtime, txs, store, BlockEnv(height, height))
+            got = executor.execute_block(tc.chain.runtime, txs, store, BlockEnv(height, height))
+            assert got.same_result(expected) and got.accumulator == expected.accumulator
+            assert executor.served_reads == 0
+            store.commit_block(height, got.write_set, got.accumulator, b"", b"")
+    finally:
+        executor.close()
+        store.close()
+
+
+def test_killed_worker_is_replaced_and_block_equals_sequential():
+    tc = transfer_chain(20)
+    txs = transfer_block(tc, 120, seed=3)
+    expected = REFERENCE.execute_block(tc.chain.runtime, txs, tc.chain.store, ENV)
+    executor = ParallelExecutor(2, wave=8)
+    killed: list[int] = []
+
+    def kill_once(round_number: int) -> None:
+        if round_number == 3 and not killed:
+            killed.append(executor.worker_pids()[0])
+            os.kill(killed[0], signal.SIGKILL)
+
+    executor.before_round = kill_once
+    try:
+        got = executor.execute_block(tc.chain.runtime, txs, tc.chain.store, ENV)
+        assert killed and killed[0] not in executor.worker_pids()
+        assert "worker lost" in got.stats.note
+        assert got.same_result(expected) and got.accumulator == expected.accumulator
+        again = executor.execute_block(tc.chain.runtime, txs, tc.chain.store, ENV)  # the pool still works
+        assert again.same_result(expected)
+    finally:
+        executor.close()
+
+
+def test_runtime_without_spec_runs_in_process(executors):
+    runtime = SyntheticRuntime(10)
+    runtime.spec = None  # type: ignore[assignment]
+    txs = [encode_tx([(WRITE, 1, 5)])]
+    got = executors[(2, 4)].execute_block(runtime, txs, MemoryStore(), ENV)
+    assert got.same_result(REFERENCE.execute_block(runtime, txs, MemoryStore(), ENV))
+    assert "in-process" in got.stats.note
+
+
+def test_stats_count_work(executors):
+    txs = [encode_tx([(READ, 0, 0), (WRITE, 0, 1)]) for _ in range(12)]  # a chain: each reads the last write
+    got = executors[(2, 4)].execute_block(SyntheticRuntime(1), txs, MemoryStore(), ENV)
+    assert got.stats.executor == "parallel" and got.stats.workers == 2
+    assert got.stats.executions == len(txs) + got.stats.aborts and got.stats.aborts > 0
+    assert got.stats.rounds >= 3 and len(got.stats.worker_busy) == 2
+
+
+def test_contended_block_bails_out_to_in_process_and_next_block_skips_parallel():
+    """Every transaction reads and writes one key: speculation stops early, the result is exact."""
+    txs = [encode_tx([(READ, 0, 0), (WRITE, 0, i)]) for i in range(1200)]
+    state = memory_store({})
+    expected = REFERENCE.execute_block(SyntheticRuntime(1), txs, state, ENV)
+    executor = ParallelExecutor(2, wave=64)
+    try:
+        first = executor.execute_block(SyntheticRuntime(1), txs, state, ENV)
+        assert first.same_result(expected) and first.accumulator == expected.accumulator
+        assert "in-process" in first.stats.note and first.stats.aborts > 0
+        second = executor.execute_block(SyntheticRuntime(1), txs, state, ENV)
+        assert second.same_result(expected)
+        assert "ran in-process" in second.stats.note and second.stats.rounds == 1
+    finally:
+        executor.close()
+
+
+def test_served_reads_are_batched_per_chunk():
+    """On a store workers cannot open, a chunk's hinted keys come in one round trip."""
+    tc = transfer_chain(1000)
+    txs = transfer_block(tc, 200, seed=5, invalid_share=0.0)
+    executor = ParallelExecutor(2, wave=64)
+    try:
+        got = executor.execute_block(tc.chain.runtime, txs, tc.chain.store, ENV)
+        assert got.same_result(REFERENCE.execute_block(tc.chain.runtime, txs, tc.chain.store, ENV))
+        assert executor.served_reads > 0
+        assert executor.served_fetches <= got.stats.rounds * 2 < executor.served_reads
+    finally:
+        executor.close()
+
+
+def test_replay_with_parallel_executor_matches_stored_roots():
+    tc = transfer_chain(30)
+    sequential = SequentialExecutor()
+    for height in (1, 2, 3):
+        tc.chain.produce_block(transfer_block(tc, 50, seed=height), height, sequential)
+    executor = ParallelExecutor(2, wave=16)
+    try:
+        replayed = [block.header.height for block, _ in tc.chain.replay(executor)]
+        assert replayed == [1, 2, 3]
+    finally:
+        executor.close()

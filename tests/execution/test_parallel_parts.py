@@ -1,0 +1,126 @@
+"""Parts of the parallel executor on their own: the multi-version memory against a model, and
+the coordinator's pipeline (who gets what, what is final) on hand-played schedules."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from paraexec import codec
+from paraexec.errors import InvariantViolation
+from paraexec.execution.parallel.mvmemory import MVMemory
+from paraexec.execution.parallel.pipeline import Pipeline
+
+KEYS = [b"a", b"b", b"c"]
+BASE = {b"a": codec.encode_int(7), b"b": None, b"c": codec.encode_int(-3)}
+
+effect = st.tuples(
+    st.integers(0, 9),  # txn_idx
+    st.dictionaries(st.sampled_from(KEYS), st.one_of(st.none(), st.integers(-50, 50).map(codec.encode_int))),
+    st.dictionaries(st.sampled_from(KEYS), st.integers(-5, 5)),
+)
+
+
+def model_resolve(current: dict[int, tuple[dict, dict]], key: bytes, txn_idx: int) -> bytes | None:
+    """The spec: fold every lower transaction's current effects on ``key`` in index order."""
+    value = BASE[key]
+    for idx in sorted(current):
+        if idx >= txn_idx:
+            break
+        writes, deltas = current[idx]
+        if key in writes:
+            value = writes[key]
+        elif key in deltas:
+            value = codec.encode_int(codec.decode_int(value) + deltas[key])
+    return value
+
+
+@given(st.lists(effect, max_size=30))
+def test_mvmemory_resolves_like_a_fold_of_current_incarnations(effects):
+    mv = MVMemory(BASE.get)
+    current: dict[int, tuple[dict, dict]] = {}
+    for txn_idx, writes, deltas in effects:
+        deltas = {k: d for k, d in deltas.items() if k not in writes}  # TxContext never holds both
+        mv.record(txn_idx, writes, deltas)
+        current[txn_idx] = (writes, deltas)
+        for key in KEYS:
+            for at in range(11):
+                assert mv.resolve(key, at) == model_resolve(current, key, at), (key, at)
+    for key in KEYS:
+        if key in mv.data:
+            assert mv.fold(key, 10) == mv.resolve(key, 10)
+    written = {k for w, d in current.values() for k in (*w, *d)}
+    assert set(mv.data) == written
+
+
+def test_merge_and_purge_keep_entries_sorted_and_current():
+    mv = MVMemory(BASE.get)
+    mv.record(4, {b"a": codec.encode_int(1)}, {})
+    mv.merge({b"a": [(2, False, codec.encode_int(5)), (6, True, 3)]}, [b"a"])
+    assert [e[0] for e in mv.data[b"a"]] == [2, 4, 6]
+    assert codec.decode_int(mv.resolve(b"a", 7)) == 4
+    mv.purge(2, [b"a"])  # tx 2 re-executed elsewhere and no longer writes a
+    assert codec.decode_int(mv.resolve(b"a", 3)) == 7
+    assert b"a" in mv.changed
+
+
+def raw(n: int = 0) -> msgspec.Raw:
+    return msgspec.Raw(msgspec.msgpack.encode(n))
+
+
+def test_pipeline_finality_waits_for_unseen_lower_executions():
+    pipe = Pipeline(n=8, workers=2, wave=4)  # chunks of 2: [0,2) w0, [2,4) w1, [4,6) w0, [6,8) w1
+    assert pipe.ranges == [(0, 2, 0), (2, 4, 1), (4, 6, 0), (6, 8, 1)]
+    assert pipe.plan(0)[:2] == (0, 2)
+    assert pipe.plan(1)[:2] == (2, 4)
+    assert pipe.advance() == 0
+    pipe.on_reply(1, 8, raw())  # w1 validated nothing yet and did not see w0's chunk
+    assert pipe.advance() == 0
+    pipe.on_reply(0, 8, raw())
+    assert pipe.advance() == 0  # w0's chunk is unvalidated; w1 never saw it
+    start, end, foreign = pipe.plan(0)
+    assert (start, end, len(foreign)) == (4, 6, 1)  # gets w1's effects with its next chunk
+    start, end, foreign = pipe.plan(1)
+    assert (start, end, len(foreign)) == (6, 8, 1)
+    pipe.on_reply(0, 8, raw())  # w0 validated [0,2): final up to w1's unvalidated chunk (w1 busy)
+    assert pipe.advance() == 2
+    pipe.on_reply(1, 3, raw())  # w1 found tx 3 invalid and re-ran it
+    assert pipe.advance() == 3
+    assert not pipe.done
+    while not pipe.done:  # let both validate what is left
+        for w in (0, 1):
+            if not pipe.busy[w] and pipe.plan(w) is not None:
+                pipe.on_reply(w, 8, raw())
+        pipe.advance()
+    assert pipe.lo == 8 and pipe.messages >= 6
+
+
+def test_pipeline_window_bounds_speculation():
+    pipe = Pipeline(n=100, workers=2, wave=4)  # window of 8 transactions beyond lo
+    assert pipe.plan(0)[:2] == (0, 2) and pipe.plan(1)[:2] == (2, 4)
+    pipe.on_reply(0, 100, raw())
+    assert pipe.plan(0)[:2] == (4, 6)
+    pipe.on_reply(0, 100, raw())
+    pipe.advance()
+    assert pipe.lo == 2  # w1 still busy with [2,4)
+    start, end, _ = pipe.plan(0)
+    assert (start, end) == (8, 10)  # 8 < lo + 8
+    pipe.on_reply(0, 100, raw())
+    pipe.advance()
+    assert pipe.plan(0) is not None  # must validate its last chunk, but gets no new one:
+    assert pipe.in_flight[0].start == 100  # [12, 14) starts beyond lo + 8
+
+
+def test_pipeline_refuses_to_shrink_the_final_prefix():
+    pipe = Pipeline(n=4, workers=1, wave=2)
+    pipe.plan(0)
+    pipe.on_reply(0, 4, raw())
+    pipe.plan(0)
+    pipe.on_reply(0, 4, raw())
+    assert pipe.advance() == 2
+    pipe.plan(0)
+    pipe.on_reply(0, 1, raw())  # a "final" transaction reported invalid: a bug, caught
+    with pytest.raises(InvariantViolation):
+        pipe.advance()

@@ -1,0 +1,239 @@
+"""The API in-process (no producer thread: blocks are produced by the test): bad input of every
+kind is answered with a JSON-RPC error or HTTP 413/429, the node keeps serving, and state does not
+change. Plus a Hypothesis fuzz of the JSON-RPC endpoint, the OpenAPI description, metrics and
+WebSocket subscriptions.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from paraexec.apps.transfers import Transfer
+from paraexec.chain import Chain, ChainConfig
+from paraexec.chain.mempool import MempoolConfig
+from paraexec.chain.node import Node, NodeConfig
+from paraexec.crypto import SigningKey
+from paraexec.rpc.server import MAX_BODY_BYTES, create_app
+from paraexec.state import LmdbStore
+from paraexec.transaction import encode_payload, sign
+
+CHAIN = "api-test"
+KEYS = [SigningKey.from_seed_text(f"api/{i}") for i in range(8)]
+
+
+def transfer(key: SigningKey, nonce: int, amount: int = 1, to: int = 0) -> bytes:
+    return sign(key, CHAIN, nonce, encode_payload(Transfer(KEYS[to].public_key, amount)))
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    data = tmp_path_factory.mktemp("api") / "chain"
+    store = LmdbStore(data)
+    Chain.create(store, ChainConfig(CHAIN, "transfers", {"accounts": {k.public_key.hex(): 1000 for k in KEYS}}))
+    store.close()
+    mempool = MempoolConfig(max_txs=12, max_per_sender=5, max_nonce_ahead=8)
+    node = Node(NodeConfig(data, block_time=3600, max_block_txs=100, mempool=mempool))
+    with TestClient(create_app(node, manage_node=False)) as client:
+        client.node = node  # type: ignore[attr-defined]
+        yield client
+    node.stop()
+
+
+def rpc(client: TestClient, method: str, params=None, req_id=1):
+    body = {"jsonrpc": "2.0", "id": req_id, "method": method}
+    if params is not None:
+        body["params"] = params
+    return client.post("/", json=body)
+
+
+def error_of(resp) -> int:
+    body = resp.json()
+    assert body["jsonrpc"] == "2.0" and "result" not in body, body
+    return body["error"]["code"]
+
+
+def fingerprint(client: TestClient):
+    node = client.node
+    return node.reader.height, node.reader.block(node.reader.height).header.state_root, len(node.mempool)
+
+
+def test_protocol_errors(api):
+    before = fingerprint(api)
+    assert error_of(api.post("/", content=b"{not json")) == -32700
+    assert error_of(api.post("/", content=b"\xff\xfe")) == -32700
+    assert error_of(api.post("/", json=[])) == -32600
+    assert error_of(api.post("/", json=7)) == -32600
+    assert error_of(api.post("/", json={"method": "status", "id": 1})) == -32600  # no "jsonrpc"
+    assert error_of(api.post("/", json={"jsonrpc": "2.0", "id": 1, "method": 5})) == -32600
+    assert error_of(api.post("/", json={"jsonrpc": "2.0", "id": [1], "method": "status"})) == -32600
+    assert error_of(rpc(api, "status", params="x")) == -32600
+    assert error_of(rpc(api, "no_such_method")) == -32601
+    assert error_of(rpc(api, "get_block", {"height": "ten"})) == -32602
+    assert error_of(rpc(api, "get_block", {"height": True})) == -32602
+    assert error_of(rpc(api, "get_block", {"hieght": 1})) == -32602  # unknown field
+    assert error_of(rpc(api, "get_block", [1, False, "extra"])) == -32602
+    assert error_of(rpc(api, "get_block", {"height": 10**6})) == -32602
+    assert error_of(rpc(api, "get_tx", {"hash": "zz"})) == -32602
+    assert error_of(rpc(api, "get_tx", {"hash": "ab"})) == -32602  # wrong length
+    assert error_of(rpc(api, "get_events", {"from_height": 0, "to_height": 10**9})) == -32602
+    assert error_of(rpc(api, "get_markets")) == -32601  # transfers chain: no exchange
+    huge = api.post("/", content=b"[" + b"1," * MAX_BODY_BYTES + b"1]")
+    assert huge.status_code == 413 and error_of(huge) == -32600
+    assert api.post("/", json={"jsonrpc": "2.0", "method": "status"}).status_code == 204  # notification
+    batch = api.post(
+        "/", json=[{"jsonrpc": "2.0", "id": 1, "method": "status"}, {"jsonrpc": "2.0", "id": 2, "method": "x"}]
+    )
+    answers = {a["id"]: a for a in batch.json()}
+    assert "result" in answers[1] and answers[2]["error"]["code"] == -32601
+    assert error_of(api.post("/", json=[{"jsonrpc": "2.0", "id": i, "method": "status"} for i in range(101)])) == -32600
+    assert fingerprint(api) == before
+    assert rpc(api, "status").json()["result"]["chain_id"] == CHAIN
+
+
+def test_transaction_errors_leave_state_unchanged(api):
+    key = KEYS[1]
+    before = fingerprint(api)
+    good = transfer(key, 0)
+    forged = bytearray(good)
+    forged[-1] ^= 1
+    assert error_of(rpc(api, "submit_tx", {"tx": bytes(forged).hex()})) == 4  # BAD_SIGNATURE
+    assert error_of(rpc(api, "submit_tx", {"tx": "00" * 5000})) == 3  # OVERSIZE
+    assert error_of(rpc(api, "submit_tx", {"tx": "c4"})) == 2  # MALFORMED
+    assert error_of(rpc(api, "submit_tx", {"tx": sign(key, "other", 0, b"").hex()})) == 5  # WRONG_CHAIN_ID
+    assert error_of(rpc(api, "submit_tx", {"tx": 12})) == -32602
+    assert fingerprint(api) == before
+
+    ok = rpc(api, "submit_tx", {"tx": good.hex()}).json()["result"]
+    assert rpc(api, "get_tx", {"hash": ok["hash"]}).json()["result"]["status"] == "pending"
+    info = api.node.produce_once()
+    assert info is not None and info.ok == 1
+    committed = rpc(api, "get_tx", {"hash": ok["hash"]}).json()["result"]
+    assert (committed["status"], committed["height"], committed["index"]) == ("committed", info.height, 0)
+    after = fingerprint(api)
+    replay = rpc(api, "submit_tx", {"tx": good.hex()})
+    assert error_of(replay) == 6 and replay.json()["error"]["data"]["name"] == "REPLAYED_NONCE"
+    assert error_of(rpc(api, "submit_tx", {"tx": transfer(key, 0, amount=2).hex()})) == 6
+    assert fingerprint(api) == after
+    assert rpc(api, "get_account", {"address": key.public_key.hex()}).json()["result"]["nonce"] == 1
+
+
+def test_flood_beyond_capacity_gets_429(api):
+    node = api.node
+    before = node.reader.height
+    statuses = []
+    for i, key in enumerate(KEYS[2:6]):  # 4 senders x 4 txs = 16 > capacity 12
+        for nonce in range(4):
+            resp = rpc(api, "submit_tx", {"tx": transfer(key, nonce, to=i).hex()})
+            statuses.append((resp.status_code, resp.json().get("error", {}).get("code")))
+    assert statuses[:12] == [(200, None)] * 12
+    assert statuses[12:] == [(429, 20)] * 4
+    quota = [rpc(api, "submit_tx", {"tx": transfer(KEYS[6], n).hex()}) for n in range(6)]
+    assert [r.status_code for r in quota] == [429] * 6  # pool still full
+    batch = rpc(api, "submit_txs", {"txs": [transfer(KEYS[7], 0).hex()]}).json()["result"]["results"]
+    assert batch[0]["error"]["name"] == "MEMPOOL_FULL"
+    assert node.reader.height == before  # nothing committed by flooding
+    node.produce_once()
+    assert len(node.mempool) == 0
+    quota = [rpc(api, "submit_tx", {"tx": transfer(KEYS[6], n).hex()}) for n in range(6)]
+    assert [r.status_code for r in quota] == [200] * 5 + [429]
+    assert quota[5].json()["error"]["code"] == 21  # SENDER_QUOTA
+    node.produce_once()
+    assert rpc(api, "get_nonce", {"address": KEYS[6].public_key.hex()}).json()["result"] == {"committed": 5, "next": 5}
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.text(max_size=20)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    method=st.sampled_from(
+        [
+            "status",
+            "submit_tx",
+            "submit_txs",
+            "get_tx",
+            "get_nonce",
+            "get_account",
+            "get_block",
+            "get_receipts",
+            "get_events",
+            "get_recent_blocks",
+            "get_hot_keys",
+            "get_trades",
+            "get_book",
+            "nope",
+        ]
+    ),
+    params=json_values,
+    req_id=st.none() | st.integers(-5, 5) | st.text(max_size=5) | st.booleans(),
+    raw=st.none() | st.binary(max_size=64),
+)
+def test_fuzz_json_rpc(api, method, params, req_id, raw):
+    before = fingerprint(api)
+    if raw is not None:
+        resp = api.post("/", content=raw)
+    else:
+        resp = api.post("/", json={"jsonrpc": "2.0", "id": req_id, "method": method, "params": params})
+    assert resp.status_code in (200, 429), resp.text
+    body = resp.json()
+    assert body["jsonrpc"] == "2.0" and (("result" in body) != ("error" in body))
+    if "error" in body:
+        assert isinstance(body["error"]["code"], int) and isinstance(body["error"]["message"], str)
+    assert fingerprint(api)[:2] == before[:2]
+
+
+def test_openapi_metrics_health_dashboard(api):
+    spec = api.get("/openapi.json").json()
+    assert "post" in spec["paths"]["/"] and "/metrics" in spec["paths"]
+    assert "submit_tx" in spec["x-jsonrpc-methods"] and "SubmitTx" in spec["components"]["schemas"]
+    text = api.get("/metrics").text
+    for name in (
+        "paraexec_height",
+        "paraexec_tx_per_second",
+        "paraexec_executor_speedup",
+        "paraexec_re_executions_total",
+        "paraexec_mempool_txs",
+    ):
+        assert f"\n{name} " in "\n" + text
+    assert api.get("/health").json()["ok"]
+    codes = rpc(api, "error_codes").json()["result"]
+    assert (codes["4"], codes["6"], codes["20"], codes["21"]) == (
+        "BAD_SIGNATURE",
+        "REPLAYED_NONCE",
+        "MEMPOOL_FULL",
+        "SENDER_QUOTA",
+    )
+    assert "paraexec node" in api.get("/").text
+
+
+def test_websocket_subscriptions(api):
+    with api.websocket_connect("/ws") as ws:
+        ws.send_text(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "subscribe", "params": {"topics": ["nope"]}}))
+        assert json.loads(ws.receive_text())["error"]["code"] == -32602
+        ws.send_text("{bad")
+        assert json.loads(ws.receive_text())["error"]["code"] == -32700
+        ws.send_text(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "subscribe", "params": {"topics": ["blocks"]}}))
+        assert json.loads(ws.receive_text())["result"] == {"topics": ["blocks"]}
+        ws.send_text(json.dumps({"jsonrpc": "2.0", "id": 3, "method": "status"}))
+        assert json.loads(ws.receive_text())["result"]["chain_id"] == CHAIN
+        raw = transfer(KEYS[3], api.node.reader.nonce_of(KEYS[3].public_key))
+        rpc(api, "submit_tx", {"tx": raw.hex()})
+        info = api.node.produce_once()
+        note = json.loads(ws.receive_text())
+        assert note["method"] == "subscription" and note["params"]["topic"] == "blocks"
+        assert note["params"]["result"]["height"] == info.height and note["params"]["result"]["txs"] == 1
+        hot = rpc(api, "get_hot_keys", {"height": info.height}).json()["result"]
+        assert hot["height"] == info.height

@@ -1,0 +1,77 @@
+"""Headless Chromium opens the dashboard of a running exchange node and sees blocks, books and
+trades arrive."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from paraexec.client import Client
+from paraexec.client.load import wallet_of
+from paraexec.exchange.genesis import dev_keys
+from paraexec.exchange.market import Market
+from paraexec.exchange.payloads import BUY, IOC, SELL
+
+from .nodeproc import NodeProcess, init_exchange_chain
+
+CHROMIUM = os.environ.get("PARAEXEC_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM} (install Debian's chromium)")
+def test_dashboard_shows_live_blocks_books_and_trades(tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    data = tmp_path / "chain"
+    init_exchange_chain(data, accounts=2, markets=2)
+    maker, taker = (wallet_of(k, "paraexec-dev") for k in dev_keys(accounts=2))
+    with NodeProcess(data, block_time=0.3) as node, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(node.url + "/")
+            page.wait_for_function("document.getElementById('conn').textContent === 'live'", timeout=20_000)
+            first = int(page.inner_text("#height"))
+            # blocks arrive over the WebSocket: the height advances and rows are added
+            page.wait_for_function(
+                f"parseInt(document.getElementById('height').textContent) >= {first + 3}", timeout=20_000
+            )
+            assert page.locator("#blocks tbody tr").count() >= 3
+            page.wait_for_function("document.getElementById('markets').textContent.includes('BTC-USD')", timeout=20_000)
+            # an order rests (book depth) and a taker hits it (a trade)
+            with Client(node.url) as client:
+                btc = Market.from_config(client.markets()[0]["params"])
+                price = btc.price_to_subticks(client.markets()[0]["oracle_price"])
+                size = btc.step_base_quantums * 4
+                for w in (maker, taker):
+                    w.sync_nonce(client)
+                client.submit_and_wait(maker.place_order(0, SELL, size, price, client_id=1))
+                hit = client.wait_for(
+                    client.submit(taker.place_order(0, BUY, size // 4, price, client_id=2, time_in_force=IOC))
+                )
+            assert hit["receipt"]["ok"]
+            # the book shows the rest of the ask (sizes are displayed in base units; data-q holds quantums)
+            page.wait_for_selector(
+                f"#markets table[data-market='0'] td.ask[data-q='{size - size // 4}']", timeout=20_000
+            )
+            trade = page.locator("#trades tbody tr").first
+            trade.wait_for(timeout=20_000)
+            assert trade.locator("td").nth(0).inner_text() == str(hit["height"])
+            assert trade.locator("td").nth(1).inner_text() == "BTC-USD"
+            assert trade.get_attribute("data-quantums") == str(size // 4)
+            assert float(trade.locator("td").nth(2).inner_text()) == pytest.approx(price * 1e-5)  # BTC: 1e-5 $/subtick
+            block_row = page.locator(f"#blocks tbody tr[data-height='{hit['height']}'] td").nth(1)
+            block_row.wait_for(timeout=20_000)
+            assert int(block_row.inner_text()) >= 1
+            assert page.inner_text("#speedup").endswith("x")
+        finally:
+            browser.close()
