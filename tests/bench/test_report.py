@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 
 import pytest
 
 from paraexec.bench.harness import BenchConfig, run_bench
 from paraexec.bench.report import render_report, write_report
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from ..browser import CHROMIUM, CHROMIUM_ARGS, HAVE_CHROMIUM, NO_CHROMIUM
 
 
 @pytest.fixture(scope="module")
@@ -68,15 +57,13 @@ def test_single_point_has_no_contention_plot(sweep_result):
 
 
 def test_report_renders_in_headless_chromium(sweep_result, tmp_path):
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        pytest.skip("no chromium: install Debian's `chromium` package to run the browser check")
+    if not HAVE_CHROMIUM:
+        pytest.skip(NO_CHROMIUM)
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     path = write_report(sweep_result, tmp_path / "report.html")
     errors: list[str] = []
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"), args=CHROMIUM_ARGS
-        )
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.on("pageerror", lambda exc: errors.append(str(exc)))

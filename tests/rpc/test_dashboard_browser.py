@@ -3,9 +3,6 @@ trades arrive."""
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
 from paraexec.client import Client
@@ -14,28 +11,18 @@ from paraexec.exchange.genesis import dev_keys
 from paraexec.exchange.market import Market
 from paraexec.exchange.payloads import BUY, IOC, SELL
 
+from ..browser import CHROMIUM, CHROMIUM_ARGS, HAVE_CHROMIUM, NO_CHROMIUM
 from .nodeproc import NodeProcess, init_exchange_chain
 
-CHROMIUM = os.environ.get("PARAEXEC_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
-
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM} (install Debian's chromium)")
+@pytest.mark.skipif(not HAVE_CHROMIUM, reason=NO_CHROMIUM)
 def test_dashboard_shows_live_blocks_books_and_trades(tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     data = tmp_path / "chain"
     init_exchange_chain(data, accounts=2, markets=2)
     maker, taker = (wallet_of(k, "paraexec-dev") for k in dev_keys(accounts=2))
     with NodeProcess(data, block_time=0.3) as node, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page()
             page.goto(node.url + "/")

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The benchmark runs behind bench/RESULTS.md. Run from the project root after `make install`;
+# outputs (JSON + HTML reports) go to bench/out/. Each line is one `paraexec bench` run: every
+# executor on identical blocks, medians of --repeat runs, ratios against sequential measured in the
+# same run, the machine recorded in the JSON.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PX=.venv/bin/paraexec
+OUT=bench/out
+mkdir -p "$OUT"
+EXE=sequential,parallel,blockstm,adaptive
+
+# Block-STM paper workload: transfers, block size 10,000, accounts 2..10,000; end to end (signatures checked)
+$PX bench --workload transfers --accounts 2,10,100,1000,10000 --block-size 10000 --blocks 2 \
+  --executors $EXE --workers 2 --repeat 5 --json $OUT/transfers-e2e.json --report $OUT/transfers-e2e.html
+# the same with signatures already verified (execution + commit + root only)
+$PX bench --workload transfers --accounts 2,10,100,1000,10000 --block-size 10000 --blocks 2 \
+  --executors $EXE --workers 2 --repeat 5 --no-verify-signatures --json $OUT/transfers-noverify.json --report $OUT/transfers-noverify.html
+# declared access lists
+$PX bench --workload transfers --accounts 10000,2 --declare-access --block-size 10000 --blocks 2 \
+  --executors sequential,access-list --workers 2 --repeat 5 --json $OUT/transfers-access.json
+# perps market simulation, 8 markets, price shock
+$PX bench --workload perps --accounts 1000 --markets 8 --shock-at 2 --block-size 3000 --blocks 3 \
+  --executors $EXE --workers 2 --repeat 3 --json $OUT/perps.json --report $OUT/perps.html
+# real Binance BTCUSDT replay (one hot market)
+$PX bench --workload replay --accounts 200 --block-size 3000 --blocks 3 \
+  --executors $EXE --workers 2 --repeat 3 --json $OUT/replay.json --report $OUT/replay.html
+# commit + state-root cost per written key (1,000,000-key state, 10,000-transfer blocks)
+$PX bench-commit --state-keys 1000000 --block-txs 10000 --processes 2 --repeat 5
