@@ -12,6 +12,8 @@ from paraexec import codec
 from paraexec.errors import InvariantViolation
 from paraexec.execution.parallel.mvmemory import MVMemory
 from paraexec.execution.parallel.pipeline import Pipeline
+from paraexec.execution.parallel.worker import BlockRun
+from paraexec.state import commitment
 
 KEYS = [b"a", b"b", b"c"]
 BASE = {b"a": codec.encode_int(7), b"b": None, b"c": codec.encode_int(-3)}
@@ -55,6 +57,69 @@ def test_mvmemory_resolves_like_a_fold_of_current_incarnations(effects):
     assert set(mv.data) == written
 
 
+op = st.one_of(
+    st.tuples(st.just("record"), effect),
+    st.tuples(st.just("merge"), effect),  # a foreign transaction's effects, as another worker sends them
+)
+
+
+@given(st.lists(op, max_size=12), st.lists(op, min_size=1, max_size=12))
+def test_changed_names_every_key_whose_resolution_can_differ(before, after):
+    """The validation filter is sound: after ``changed`` is cleared, any reader ``j`` whose view of
+    a key changes has ``changed[key] < j`` (validation skips only reads that cannot differ)."""
+    mv = MVMemory(BASE.get)
+    foreign: set[int] = set()
+
+    def apply(kind: str, txn_idx: int, writes: dict, deltas: dict) -> None:
+        deltas = {k: d for k, d in deltas.items() if k not in writes}
+        if kind == "record" and txn_idx not in foreign:
+            mv.record(txn_idx, writes, deltas)
+        elif kind == "merge" and txn_idx not in mv.written:
+            foreign.add(txn_idx)
+            old = [k for k, entries in mv.data.items() if any(e[0] == txn_idx for e in entries)]
+            mv.purge(txn_idx, old)  # its previous incarnation, as ``Effects.purges`` carries it
+            by_key = {k: [(txn_idx, False, v)] for k, v in writes.items()}
+            by_key.update({k: [(txn_idx, True, d)] for k, d in deltas.items()})
+            mv.merge(by_key, list(deltas))
+
+    def view() -> dict[tuple[bytes, int], object]:
+        out = {}
+        for key in KEYS:
+            for at in range(11):
+                try:
+                    out[key, at] = mv.resolve(key, at)
+                except Exception:
+                    out[key, at] = "raised"
+        return out
+
+    for kind, (txn_idx, writes, deltas) in before:
+        apply(kind, txn_idx, writes, deltas)
+    seen = view()
+    mv.changed.clear()
+    for kind, (txn_idx, writes, deltas) in after:
+        apply(kind, txn_idx, writes, deltas)
+    for (key, at), value in view().items():
+        if value != seen[key, at]:
+            assert key in mv.changed and mv.changed[key] < at, (key, at)
+
+
+def test_fresh_lists_keys_on_their_first_entry():
+    mv = MVMemory(BASE.get)
+    mv.record(1, {b"a": b"x"}, {b"b": 2})
+    mv.merge({b"a": [(3, False, b"y")], b"c": [(4, True, 1)]}, [b"c"])
+    assert sorted(mv.fresh) == [b"a", b"b", b"c"]
+
+
+def test_accumulator_delta_equals_commitment_delta_with_precomputed_old_hashes():
+    writes = {b"a": codec.encode_int(8), b"b": codec.encode_int(1), b"c": codec.encode_int(-3), b"d": None}
+    base = {**BASE, b"d": b"gone"}
+    run = BlockRun.__new__(BlockRun)
+    run.base_get = base.get
+    run.old_hashes = {b"a": (base[b"a"], commitment.contribution(b"a", base[b"a"])), b"b": (None, 0)}
+    expected = commitment.delta((k, base.get(k), v) for k, v in writes.items())
+    assert run.accumulator_delta(writes) == expected
+
+
 def test_merge_and_purge_keep_entries_sorted_and_current():
     mv = MVMemory(BASE.get)
     mv.record(4, {b"a": codec.encode_int(1)}, {})
@@ -63,7 +128,7 @@ def test_merge_and_purge_keep_entries_sorted_and_current():
     assert codec.decode_int(mv.resolve(b"a", 7)) == 4
     mv.purge(2, [b"a"])  # tx 2 re-executed elsewhere and no longer writes a
     assert codec.decode_int(mv.resolve(b"a", 3)) == 7
-    assert b"a" in mv.changed
+    assert mv.changed[b"a"] == 2  # lowest txn_idx whose entry changed: readers above it re-check
 
 
 def raw(n: int = 0) -> msgspec.Raw:
@@ -76,25 +141,36 @@ def test_pipeline_finality_waits_for_unseen_lower_executions():
     assert pipe.plan(0)[:2] == (0, 2)
     assert pipe.plan(1)[:2] == (2, 4)
     assert pipe.advance() == 0
-    pipe.on_reply(1, 8, raw())  # w1 validated nothing yet and did not see w0's chunk
-    assert pipe.advance() == 0
+    pipe.on_reply(1, 8, raw())  # w1 ran [2,4) without seeing w0's chunk
+    assert pipe.advance() == 0  # w0 still busy with [0,2)
     pipe.on_reply(0, 8, raw())
-    assert pipe.advance() == 0  # w0's chunk is unvalidated; w1 never saw it
+    assert pipe.advance() == 2  # [0,2) ran on top of everything below it; w1 never saw it
     start, end, foreign = pipe.plan(0)
     assert (start, end, len(foreign)) == (4, 6, 1)  # gets w1's effects with its next chunk
     start, end, foreign = pipe.plan(1)
     assert (start, end, len(foreign)) == (6, 8, 1)
-    pipe.on_reply(0, 8, raw())  # w0 validated [0,2): final up to w1's unvalidated chunk (w1 busy)
+    pipe.on_reply(0, 8, raw())  # w0 ran [4,6) having seen [2,4): final up to w1 (busy)
     assert pipe.advance() == 2
-    pipe.on_reply(1, 3, raw())  # w1 found tx 3 invalid and re-ran it
-    assert pipe.advance() == 3
+    pipe.on_reply(1, 3, raw())  # w1 found tx 3 invalid and re-ran it (after [2,3) validated)
+    assert pipe.advance() == 3  # tx 3's new write is unseen by w0's [4,6); w1 must re-check above 3
     assert not pipe.done
     while not pipe.done:  # let both validate what is left
         for w in (0, 1):
             if not pipe.busy[w] and pipe.plan(w) is not None:
                 pipe.on_reply(w, 8, raw())
         pipe.advance()
-    assert pipe.lo == 8 and pipe.messages >= 6
+    assert pipe.lo == 8 and pipe.messages >= 5
+
+
+def test_pipeline_fresh_range_needs_no_second_message():
+    pipe = Pipeline(n=4, workers=1, wave=2)  # one worker: chunks of 2
+    assert pipe.plan(0)[:2] == (0, 2)
+    pipe.on_reply(0, 4, raw())
+    assert pipe.advance() == 2
+    assert pipe.plan(0)[:2] == (2, 4)
+    pipe.on_reply(0, 4, raw())
+    assert pipe.advance() == 4 and pipe.done
+    assert pipe.plan(0) is None and pipe.messages == 2
 
 
 def test_pipeline_window_bounds_speculation():
@@ -107,18 +183,20 @@ def test_pipeline_window_bounds_speculation():
     assert pipe.lo == 2  # w1 still busy with [2,4)
     start, end, _ = pipe.plan(0)
     assert (start, end) == (8, 10)  # 8 < lo + 8
+    pipe.on_reply(0, 5, raw())  # w0 found its tx 5 invalid and re-ran it: must re-check above 5
+    pipe.advance()
+    assert pipe.lo == 2
+    assert pipe.plan(0) is not None  # must validate again, but gets no new chunk:
+    assert pipe.in_flight[0].start == 100  # [12, 14) starts beyond lo + 8
     pipe.on_reply(0, 100, raw())
     pipe.advance()
-    assert pipe.plan(0) is not None  # must validate its last chunk, but gets no new one:
-    assert pipe.in_flight[0].start == 100  # [12, 14) starts beyond lo + 8
+    assert pipe.plan(0) is None  # nothing to validate, nothing unseen, next chunk outside the window
 
 
 def test_pipeline_refuses_to_shrink_the_final_prefix():
-    pipe = Pipeline(n=4, workers=1, wave=2)
+    pipe = Pipeline(n=6, workers=1, wave=2)
     pipe.plan(0)
-    pipe.on_reply(0, 4, raw())
-    pipe.plan(0)
-    pipe.on_reply(0, 4, raw())
+    pipe.on_reply(0, 6, raw())
     assert pipe.advance() == 2
     pipe.plan(0)
     pipe.on_reply(0, 1, raw())  # a "final" transaction reported invalid: a bug, caught

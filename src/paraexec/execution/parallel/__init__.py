@@ -2,7 +2,9 @@
 
 Why processes: on a GIL build threads give nothing for pure-Python transactions, while
 long-lived processes fed batches do; a pipe round trip costs about one transaction, so nothing
-here sends one message per transaction. Modules: ``executor`` (the coordinator),
+here sends one message per transaction. Each message is written as one frame (length header and
+payload in a single write): with the header written separately, a reader woken by it waited a
+scheduler tick (4-8 ms) for the payload whenever processes outnumbered cores. Modules: ``executor`` (the coordinator),
 ``pipeline`` (its scheduling and finality bookkeeping), ``worker`` (the process side),
 ``mvmemory`` (a worker's multi-version memory), ``messages`` (the protocol), ``transport``
 (processes and pipes behind a small interface).
@@ -20,21 +22,27 @@ Algorithm (one block of n transactions, P workers, wave W):
                       multi-version memory (key -> writes by txn_idx; deltas kept unresolved);
                    2. validate its own executed, non-final transactions: a transaction is valid
                       when every (key, value) in its read set still resolves to that value just
-                      below it (value-based validation; only keys whose entries changed since
-                      the last validation are re-resolved);
+                      below it (value-based validation; only keys with an entry changed below
+                      the transaction since the last validation are re-resolved, and
+                      transactions at or below the lowest changed entry are skipped);
                    3. re-execute the invalid ones, then execute the new chunk, in index order,
                       each on top of every effect it knows;
                    4. reply with the lowest own invalid txn_idx and its effects as bytes, which
                       the coordinator forwards to the other workers without decoding them.
-    commit       prefix commit: a transaction is final when it and every lower one passed a
-                 validation that had seen the current incarnation of every lower transaction.
-                 ``pipeline`` derives this from each worker's last report and which effect
-                 blobs it had seen (see its docstring); a re-executed transaction whose write
-                 set changed therefore never leaves a stale reader final.
+    commit       prefix commit: a transaction is final when it and every lower one ran or
+                 passed a validation having seen the current incarnation of every lower
+                 transaction. ``pipeline`` derives this from each worker's last report and
+                 which effect blobs it had seen (see its docstring): a freshly executed range
+                 is final as soon as no lower execution it had not seen exists (no second
+                 message just to validate it), and a re-executed transaction whose write set
+                 changed never leaves a stale reader final.
     finish       when lo = n, each worker resolves the final value of its share of the written
                  keys (by the key's last byte mod P), hashes them into a state-commitment
                  delta against committed state, and returns its receipts; the coordinator
-                 merges dictionaries, adds the deltas and interleaves the receipt lists.
+                 merges dictionaries, adds the deltas and interleaves the receipt lists. The
+                 committed (old) values of a worker's share are hashed ahead, whenever it
+                 would otherwise wait for a message (after preparing its transactions), so
+                 ``finish`` mostly hashes only the new values.
 
 Progress: the lowest non-final transaction reads only final values when it is re-executed, so
 it validates in its worker's next message; the block always ends. Deltas (``TxContext.add``)

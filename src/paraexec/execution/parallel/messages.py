@@ -1,4 +1,4 @@
-"""The coordinator <-> worker protocol: tagged msgspec structs, one ``send_bytes`` each.
+"""The coordinator <-> worker protocol: tagged msgspec structs, one frame each (``transport.send_frame``).
 
 Coordinator to worker: ``Setup`` (a block starts), then one ``Round`` per wave, then ``Finish``;
 ``Values`` answers a worker's ``Fetch`` (committed reads served by the coordinator when the

@@ -32,7 +32,7 @@ _idx = itemgetter(0)
 class MVMemory:
     """See module docstring. ``base_get`` reads committed (pre-block) state."""
 
-    __slots__ = ("data", "written", "base_get", "delta_keys", "changed")
+    __slots__ = ("data", "written", "base_get", "delta_keys", "changed", "fresh")
 
     def __init__(self, base_get: Callable[[Key], Value | None]) -> None:
         self.data: dict[Key, list[Entry]] = {}
@@ -40,8 +40,11 @@ class MVMemory:
         self.base_get = base_get
         #: Keys that some incarnation ever added to (a superset of those with delta entries now).
         self.delta_keys: set[Key] = set()
-        #: Keys whose entries changed since the owner last cleared it (validation filter).
-        self.changed: set[Key] = set()
+        #: Keys whose entries changed since the owner last cleared it -> the lowest ``txn_idx``
+        #: whose entry changed (validation filter: only readers above it can have gone stale).
+        self.changed: dict[Key, int] = {}
+        #: Keys that got their first entry since the owner last drained it (may repeat).
+        self.fresh: list[Key] = []
 
     def resolve(self, key: Key, txn_idx: int) -> Value | None:
         """The value of ``key`` just before ``txn_idx`` executes (committed state if unwritten)."""
@@ -67,7 +70,7 @@ class MVMemory:
         """Make (``writes``, ``deltas``) the current incarnation's effects of ``txn_idx``.
 
         Returns the previous incarnation's keys (``None`` on a first execution). Every key
-        whose entries change (old and new write set) is added to ``changed``.
+        whose entries change (old and new write set) is noted in ``changed`` at ``txn_idx``.
         """
         data = self.data
         changed = self.changed
@@ -75,21 +78,25 @@ class MVMemory:
         if old:
             self.purge(txn_idx, old)
         for key, value in writes.items():
+            if changed.get(key, txn_idx) >= txn_idx:
+                changed[key] = txn_idx
             entries = data.get(key)
             if entries is None:
                 data[key] = [(txn_idx, False, value)]
+                self.fresh.append(key)
             elif entries[-1][0] < txn_idx:
                 entries.append((txn_idx, False, value))
             else:
                 insort(entries, (txn_idx, False, value), key=_idx)
-        changed.update(writes)
         if deltas:
             self.delta_keys.update(deltas)
-            changed.update(deltas)
             for key, delta in deltas.items():
+                if changed.get(key, txn_idx) >= txn_idx:
+                    changed[key] = txn_idx
                 entries = data.get(key)
                 if entries is None:
                     data[key] = [(txn_idx, True, delta)]
+                    self.fresh.append(key)
                 elif entries[-1][0] < txn_idx:
                     entries.append((txn_idx, True, delta))
                 else:
@@ -103,26 +110,34 @@ class MVMemory:
         """Add another worker's entries, grouped by key and ascending (see ``messages.Effects``).
 
         Keys this memory has never seen (most of them) are adopted with one C-level
-        ``dict.update``; only keys both sides wrote are merged entry by entry.
+        ``dict.update``; only keys both sides wrote are merged entry by entry. (One loop over
+        ``by_key``: a ``keys() & keys()`` set operation would iterate the whole memory.)
         """
-        data = self.data
-        self.changed.update(by_key)
-        self.delta_keys.update(delta_keys)
-        for key in by_key.keys() & data.keys():
-            current, entries = data[key], by_key[key]
-            if current[-1][0] < entries[0][0]:
+        data, changed, fresh = self.data, self.changed, self.fresh
+        for key, entries in by_key.items():
+            low = entries[0][0]
+            if changed.get(key, low) >= low:  # type: ignore[operator]
+                changed[key] = low  # type: ignore[assignment]
+            current = data.get(key)
+            if current is None:
+                fresh.append(key)
+                continue
+            if current[-1][0] < low:  # type: ignore[operator]
                 current.extend(entries)
             else:
                 for entry in entries:
                     insort(current, entry, key=_idx)
             by_key[key] = current
+        self.delta_keys.update(delta_keys)
         data.update(by_key)
 
     def purge(self, txn_idx: int, keys: tuple[Key, ...] | list[Key]) -> None:
         """Drop the entries of ``txn_idx`` at ``keys`` (its previous incarnation's write set)."""
         data = self.data
-        self.changed.update(keys)
+        changed = self.changed
         for key in keys:
+            if changed.get(key, txn_idx) >= txn_idx:
+                changed[key] = txn_idx
             entries = data.get(key)
             if entries is None:
                 continue

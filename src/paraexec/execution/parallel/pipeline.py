@@ -13,13 +13,20 @@ its last message: ``first_invalid`` (lowest own transaction that failed validati
 re-executed), ``start`` (first transaction of the new range it executed, ``n`` if none) and
 ``seq`` (how many effect blobs existed when that message was sent: it had seen every foreign
 one below ``seq``). Effect blobs are numbered in arrival order; each remembers its sender and
-the lowest ``txn_idx`` it carries.
+the lowest ``txn_idx`` it carries (``min(first_invalid, start)`` of its message).
 
-A worker's validation is complete for its own transaction j when every current incarnation of
-every lower transaction was in its memory. So the final prefix is ``[0, lo)`` with
+Within one message a worker validates its pending transactions, re-executes the invalid ones,
+then executes its new range, all in index order on one memory. So when the reply arrives, an
+own transaction j is valid unless (a) it lies above ``first_invalid`` (it was validated before
+that re-execution changed a value below it: the next message re-checks it), or (b) some lower
+foreign transaction has an execution the worker had not seen. (b) is either in a blob numbered
+>= ``seq``, or not yet reported: then its worker is busy with it or it was never sent (it lies
+at or above ``hi``). Freshly executed ranges need no second validation message of their own:
+they ran on top of every lower execution the worker knew, which is exactly what validation
+would check. So the final prefix is ``[0, lo)`` with
 
     lo = min(hi,
-             over idle w:  min(first_invalid, start,
+             over idle w:  min(first_invalid,
                                its lowest transaction above the lowest txn_idx of any foreign
                                blob numbered >= seq: an unseen execution only affects the
                                validation of higher transactions),
@@ -27,8 +34,9 @@ every lower transaction was in its memory. So the final prefix is ``[0, lo)`` wi
 
 It never decreases: a final transaction's lower neighbours never change again, so every
 later validation of it passes. An idle worker is sent a message when it has something to
-validate (it re-executed or executed in its last message), foreign effects it has not seen,
-or its next chunk starts inside the window ``[lo, lo + 2 * wave)``.
+validate (it re-executed in its last message), foreign effects it has not seen, or its next
+chunk starts inside the window ``[lo, lo + 2 * wave)``. Progress: when no idle worker gets a
+message, no report bounds ``lo`` below ``hi``, so ``lo = hi`` and the next chunk is in the window.
 """
 
 from __future__ import annotations
@@ -104,7 +112,7 @@ class Pipeline:
             report = self.reports[w]
             if report is None:
                 continue
-            mine = min(report.first_invalid, report.start)
+            mine = report.first_invalid  # its fresh range is bounded by unseen blobs only
             for blob in self.blobs[report.seq :]:
                 if blob.sender != w and blob.min_idx < mine:
                     mine = min(mine, self._lowest_owned(w, blob.min_idx + 1))
@@ -124,7 +132,7 @@ class Pipeline:
     def plan(self, w: int) -> tuple[int, int, list[msgspec.Raw]] | None:
         """The next message for idle worker ``w`` as (start, end, foreign effects), or None."""
         report = self.reports[w]
-        must_validate = report is not None and (report.first_invalid < self.n or report.start < self.n)
+        must_validate = report is not None and report.first_invalid < self.n
         foreign = [b.effects for b in self.blobs[self.delivered[w] :] if b.sender != w]
         start = end = self.n
         position = self.next_owned[w]

@@ -9,7 +9,10 @@ accumulator; otherwise it asks the coordinator for values (``Fetch``), caching t
 block (committed state does not change during a block).
 
 Per transaction it keeps the current incarnation's read set as (key, value seen) pairs:
-validation re-resolves each key against the multi-version memory and compares bytes. A read
+validation re-resolves a key against the multi-version memory and compares bytes, but only when
+the memory's ``changed`` map says an entry below the reader changed since the last validation.
+While it waits, after preparing, a worker hashes the committed values of newly written keys of
+its share (``hash_some``), so ``finish`` hashes mostly new values. A read
 whose resolution raised (a delta folded onto a non-integer) is recorded as ``RAISED``, so it is
 re-checked like any other read when the key's entries change.
 """
@@ -20,6 +23,7 @@ import gc
 import pickle
 import time
 import traceback
+from bisect import bisect_left, bisect_right
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -31,6 +35,7 @@ from ...types import Key, Value
 from ..contract import BlockEnv, Receipt, TxContext
 from . import messages as m
 from .mvmemory import MVMemory
+from .transport import send_frame, widen
 
 _receipts_decoder = msgspec.msgpack.Decoder(list[Receipt])
 
@@ -101,6 +106,9 @@ class BlockRun:
         self.executions = 0
         self.validations = 0
         self.aborts = 0
+        #: key -> (committed value, its lattice contribution), for keys of this worker's share,
+        #: computed while waiting for messages so that ``finish`` hashes only the new values.
+        self.old_hashes: dict[Key, tuple[Value | None, int]] = {}
 
     def ingest(self, foreign: list[msgspec.Raw]) -> None:
         mv = self.mv
@@ -113,15 +121,18 @@ class BlockRun:
     def round(self, msg: m.Round) -> m.RoundDone:
         self.ingest(msg.foreign)
         lo = msg.lo
-        pending = [i for i in self.pending if i >= lo]
+        pending = self.pending
+        pending = pending[bisect_left(pending, lo) :]  # ascending: ranges are sent in order
         mv = self.mv
         reads = self.reads
         changed = mv.changed
         invalid = []
         if changed:  # a read can only have gone stale through a key whose entries changed
-            for txn_idx in pending:
+            floor = min(changed.values())  # at or below it, no transaction can be affected
+            for txn_idx in pending[bisect_right(pending, floor) :]:
                 for key, value in reads[txn_idx]:
-                    if key in changed and resolve_or_raised(mv, key, txn_idx) != value:
+                    # only an entry below txn_idx can change what it reads
+                    if changed.get(key, txn_idx) < txn_idx and resolve_or_raised(mv, key, txn_idx) != value:
                         invalid.append(txn_idx)
                         break
             changed.clear()
@@ -165,6 +176,48 @@ class BlockRun:
                     pass
         self.next_prepare = stop
         return stop < len(order)
+
+    def hash_some(self, count: int = 64) -> bool:
+        """Hash the committed values of up to ``count`` newly written keys of this worker's share
+        (``finish`` needs them); False when none are left. Only with direct LMDB reads."""
+        fresh = self.mv.fresh
+        if isinstance(self.base_get, ServedReads):
+            fresh.clear()  # a read would cost a round trip: ``finish`` fetches them in one
+            return False
+        hashed, get, contribution = self.old_hashes, self.base_get, commitment.contribution
+        n_workers, worker_id = self.n_workers, self.worker_id
+        while fresh and count > 0:
+            key = fresh.pop()
+            if key in hashed or (key[-1] if key else 0) % n_workers != worker_id:
+                continue
+            old = get(key)
+            hashed[key] = (old, 0 if old is None else contribution(key, old))
+            count -= 1
+        return bool(fresh)
+
+    def accumulator_delta(self, writes: dict[Key, Value | None]) -> int:
+        """``commitment.delta`` of (key, committed value, ``writes[key]``), reusing ``old_hashes``."""
+        get = self.base_get
+        if isinstance(get, ServedReads):
+            get.prefetch([k for k in writes if k not in self.old_hashes])
+        hashed, contribution = self.old_hashes, commitment.contribution
+        total = 0
+        for key, new in writes.items():
+            pre = hashed.get(key)
+            if pre is None:
+                old = get(key)
+                if old == new:
+                    continue
+                if old is not None:
+                    total -= contribution(key, old)
+            else:
+                old, old_hash = pre
+                if old == new:
+                    continue
+                total -= old_hash
+            if new is not None:
+                total += contribution(key, new)
+        return total & commitment.MASK
 
     def execute(self, txn_idx: int, out: m.Effects) -> None:
         """Run the next incarnation of ``txn_idx`` and publish its effects."""
@@ -224,10 +277,7 @@ class BlockRun:
                     raised.append(upto)
         acc_delta = 0
         if msg.hash_writes:
-            get = self.base_get
-            if isinstance(get, ServedReads):
-                get.prefetch(list(writes))
-            acc_delta = commitment.delta((k, get(k), v) for k, v in writes.items())
+            acc_delta = self.accumulator_delta(writes)
         encoded, pickled = b"", False
         if not raised:  # else the coordinator re-runs the block in-process: receipts are moot
             receipts = [self.receipts[i] for i in sorted(self.receipts) if i < upto]
@@ -271,7 +321,7 @@ class ServedReads:
         missing = [k for k in dict.fromkeys(keys) if k not in cache]
         if not missing:
             return
-        self.conn.send_bytes(m.encode(m.Fetch(missing)))
+        send_frame(self.conn, m.encode(m.Fetch(missing)))
         reply = m.to_worker.decode(self.conn.recv_bytes())
         if not isinstance(reply, m.Values) or len(reply.values) != len(missing):
             raise InvariantViolation(f"expected {len(missing)} values, got {reply!r}")
@@ -302,12 +352,18 @@ class WorkerState:
         raise TypeError(f"unexpected message {type(msg).__name__}")
 
     def prepare_ahead(self) -> None:
-        """Use time that would be spent waiting for a message to prepare own transactions."""
+        """Use time that would be spent waiting for a message to prepare own transactions, then
+        to hash the committed values of keys this worker will hash in ``finish``."""
         block = self.block
-        if block is None or block.next_prepare >= len(block.order):
+        if block is None:
             return
-        while not self.conn.poll(0) and block.prepare_some():
-            pass
+        poll = self.conn.poll
+        if block.next_prepare < len(block.order):
+            while not poll(0) and block.prepare_some():
+                pass
+        if block.next_prepare >= len(block.order):
+            while block.mv.fresh and not poll(0) and block.hash_some():
+                pass
 
     def end_block(self) -> None:
         self.block = None
@@ -351,7 +407,6 @@ class WorkerState:
 
 def main(conn: Connection) -> None:
     """Worker process entry point: serve messages until ``Shutdown`` or the pipe closes."""
-    from .transport import widen
 
     widen(conn)
     state = WorkerState(conn)
@@ -369,6 +424,6 @@ def main(conn: Connection) -> None:
         except Exception:
             reply = m.Failed(traceback.format_exc())
         if reply is not None:
-            conn.send_bytes(m.encode(reply))
+            send_frame(conn, m.encode(reply))
         if isinstance(reply, m.Finished | m.Failed):
             state.end_block()  # after the reply: freeing the block overlaps the coordinator's commit
