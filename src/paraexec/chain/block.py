@@ -2,7 +2,8 @@
 
     BlockHeader(height, parent_hash, time, txs_root, state_root)
     hash(block)  = BLAKE2b-256(canonical header bytes)
-    txs_root     = BLAKE2b-256 of the concatenated transaction hashes
+    txs_root     = BLAKE2b-256 of the concatenated transaction hashes (computed once per block:
+                   the same hashes key the transaction index)
 
 ``state_root`` is the root *after* executing the block (as in Ethereum), so replaying a chain
 checks every block's execution, not only the last.
@@ -14,7 +15,6 @@ import msgspec
 
 from .. import codec, crypto
 from ..execution.contract import BlockEnv, Receipt
-from ..transaction import tx_hash
 
 GENESIS_PARENT = b"\x00" * 32
 
@@ -40,8 +40,9 @@ class Block(msgspec.Struct, array_like=True, frozen=True):
         return BlockEnv(self.header.height, self.header.time)
 
 
-def txs_root(txs: list[bytes]) -> bytes:
-    return crypto.hash32(b"".join(tx_hash(raw) for raw in txs))
+def txs_root(tx_hashes: list[bytes]) -> bytes:
+    """The root over a block's transaction hashes (``transaction.tx_hash`` of each, in order)."""
+    return crypto.hash32(b"".join(tx_hashes))
 
 
 _block_decoder = msgspec.msgpack.Decoder(Block)

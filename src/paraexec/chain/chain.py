@@ -111,7 +111,8 @@ class Chain:
         user_txs = [raw for raw in txs if raw[:1] != SYSTEM_TAG]
         all_txs = user_txs + self.runtime.system_transactions(env)
         output = executor.execute_block(self.runtime, all_txs, self.store, env)
-        header = BlockHeader(env.height, parent.hash, time, txs_root(all_txs), output.state_root)
+        hashes = [tx_hash(raw) for raw in all_txs]
+        header = BlockHeader(env.height, parent.hash, time, txs_root(hashes), output.state_root)
         block = Block(header, all_txs)
         self.store.commit_block(
             env.height,
@@ -119,7 +120,7 @@ class Chain:
             output.accumulator,
             codec.encode(block),
             codec.encode(output.receipts),
-            tx_hashes=[tx_hash(raw) for raw in all_txs],
+            tx_hashes=hashes,
         )
         return block, output
 

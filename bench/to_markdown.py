@@ -1,0 +1,38 @@
+"""Render `paraexec bench --json` outputs as the markdown tables of bench/RESULTS.md.
+
+    python bench/to_markdown.py bench/out/*.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def table(path: str) -> str:
+    data = json.load(open(path))
+    m = data["machine"]
+    lines = [
+        f"`{' '.join(data['command'])}`",
+        "",
+        f"machine: {m.get('cpu_model')} x{m.get('cpu_count')}, Python {m.get('python')}, GIL {m.get('gil_enabled')};"
+        f" elapsed {data['elapsed_s']:.0f} s; every root equals sequential: {data['ok']}",
+        "",
+        "| point | executor | workers | median s | tx/s | speedup | bound | of bound | re-exec/tx |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for point in data["points"]:
+        label = ", ".join(f"{k}={v}" for k, v in point["params"].items())
+        for r in point["results"]:
+            if r.get("error"):
+                lines.append(f"| {label} | {r['executor']} | {r['workers']} | error: {r['error'][:60]} | | | | | |")
+                continue
+            lines.append(
+                f"| {label} | {r['executor']} | {r['workers']} | {r['seconds_median']:.3f} | {r['tx_per_s']:,.0f} |"
+                f" {r['speedup']:.2f}x | {r['bound']:.2f} | {r['bound_efficiency']:.0%} | {r['re_executions_per_tx']:.3f} |"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print("\n\n".join(table(p) for p in sys.argv[1:]))
