@@ -20,9 +20,13 @@ from .transport import WorkerLost, WorkerPool
 _receipts_decoder = msgspec.msgpack.Decoder(list[Receipt])
 
 #: Default wave W: chunks of W / workers transactions, at most 2 W transactions beyond the final
-#: prefix in flight. 256, 512 and 1,024 measured within noise of each other for 10,000 transfers
-#: over 10,000 accounts on 2 workers; smaller waves mean more messages, larger ones more aborts.
-WAVE = 512
+#: prefix in flight. Smaller waves mean more messages, larger ones more aborts (the chance that a
+#: transaction read a key another worker wrote in flight grows with W / accounts). Measured on the
+#: 2-core box, 10,000 signed transfers per block, 2 workers (/tmp script, medians of 3 blocks):
+#: W=128 gave 1.49x / 1.34x / 1.02x at 10,000 / 1,000 / 100 accounts, W=512 1.45x / 0.98x /
+#: 0.97x (at 1,000 and 100 accounts W=512 aborts enough to trip the contention fallback); W=64
+#: was no better than 128.
+WAVE = 128
 #: Attempts at a block when workers die before falling back to running it in-process.
 MAX_ATTEMPTS = 3
 #: Contention fallback: a block of at least ``CONTENDED_MIN_TXS`` whose re-executions exceed
