@@ -20,10 +20,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..apps.transfers import Transfer, balance_key
 from ..crypto import SigningKey
-from ..transaction import AccessList, encode_payload, sign
-from .transfers import INITIAL_BALANCE
+from .transfers import INITIAL_BALANCE, sign_transfers
 
 
 @dataclass
@@ -63,21 +61,9 @@ class HotspotWorkload:
     def block(self, height: int, size: int, nonce_of: Callable[[bytes], int] | None = None) -> list[bytes]:
         """``size`` signed transfers for block ``height``; nonces continue from ``nonce_of``."""
         rng = random.Random(f"{self.seed}/hotspot/{height}")
-        nonces = self._nonces
-        txs = []
-        for _ in range(size):
-            src = self.keys[self.pick(rng)]
-            dst = self.keys[self.pick(rng)]
-            nonce = nonces.get(src.public_key)
-            if nonce is None:
-                nonce = nonce_of(src.public_key) if nonce_of else 0
-            nonces[src.public_key] = nonce + 1
-            payload = encode_payload(Transfer(dst.public_key, rng.randrange(1, 100)))
-            access = None
-            if self.declare_access:
-                access = AccessList([], [balance_key(src.public_key), balance_key(dst.public_key)])
-            txs.append(sign(src, self.chain_id, nonce, payload, access))
-        return txs
+        return sign_transfers(
+            self.keys, rng, size, self.pick, self._nonces, nonce_of, self.chain_id, self.declare_access
+        )
 
     def reset_nonces(self) -> None:
         self._nonces.clear()

@@ -47,25 +47,44 @@ class TransferWorkload:
     def block(self, height: int, size: int, nonce_of: Callable[[bytes], int] | None = None) -> list[bytes]:
         """``size`` signed transfers for block ``height``; nonces continue from ``nonce_of``."""
         rng = random.Random(f"{self.seed}/{height}")
-        nonces = self._nonces
-        txs = []
         n = self.accounts
-        for _ in range(size):
-            src = self.keys[rng.randrange(n)]
-            dst = self.keys[rng.randrange(n)]
-            nonce = nonces.get(src.public_key)
-            if nonce is None:
-                nonce = nonce_of(src.public_key) if nonce_of else 0
-            nonces[src.public_key] = nonce + 1
-            payload = encode_payload(Transfer(dst.public_key, rng.randrange(1, 100)))
-            access = None
-            if self.declare_access:
-                access = AccessList([], [balance_key(src.public_key), balance_key(dst.public_key)])
-            txs.append(sign(src, self.chain_id, nonce, payload, access))
-        return txs
+        return sign_transfers(
+            self.keys, rng, size, lambda r: r.randrange(n), self._nonces, nonce_of, self.chain_id, self.declare_access
+        )
 
     def reset_nonces(self) -> None:
         self._nonces.clear()
+
+
+def sign_transfers(
+    keys: list[SigningKey],
+    rng: random.Random,
+    size: int,
+    pick: Callable[[random.Random], int],
+    nonces: dict[bytes, int],
+    nonce_of: Callable[[bytes], int] | None,
+    chain_id: str,
+    declare_access: bool,
+) -> list[bytes]:
+    """``size`` signed transfers: sender ``pick``, receiver ``pick``, amount 1..99, in that draw order.
+
+    ``nonces`` carries each sender's next nonce across blocks (first use: ``nonce_of``, else 0);
+    shared by the workloads that differ only in how they pick accounts.
+    """
+    txs = []
+    for _ in range(size):
+        src = keys[pick(rng)]
+        dst = keys[pick(rng)]
+        nonce = nonces.get(src.public_key)
+        if nonce is None:
+            nonce = nonce_of(src.public_key) if nonce_of else 0
+        nonces[src.public_key] = nonce + 1
+        payload = encode_payload(Transfer(dst.public_key, rng.randrange(1, 100)))
+        access = None
+        if declare_access:
+            access = AccessList([], [balance_key(src.public_key), balance_key(dst.public_key)])
+        txs.append(sign(src, chain_id, nonce, payload, access))
+    return txs
 
 
 def nonce_reader(get: Callable[[bytes], bytes | None]) -> Callable[[bytes], int]:

@@ -221,37 +221,35 @@ class ParallelExecutor:
 
     def _receive(self, state: StateView) -> tuple[int, Any]:
         """The next reply from any worker, serving committed-state reads meanwhile."""
-        pool = self.pool
         while True:
-            for w in pool.ready(list(range(self.workers))):
-                msg = m.from_worker.decode(pool.recv(w))
-                if isinstance(msg, m.Fetch):
-                    self.served_reads += len(msg.keys)
-                    self.served_fetches += 1
-                    pool.send(w, m.encode(m.Values([state.get(k) for k in msg.keys])))
-                elif isinstance(msg, m.Failed):
-                    raise WorkerFailed(msg.traceback)
-                else:
+            for w in self.pool.ready(list(range(self.workers))):
+                msg = self._reply(w, state)
+                if msg is not None:
                     return w, msg
 
     def _collect(self, state: StateView) -> list[Any]:
         """One reply per worker, serving their committed-state reads meanwhile."""
-        pool = self.pool
         replies: list[Any] = [None] * self.workers
         waiting = list(range(self.workers))
         while waiting:
-            for w in pool.ready(waiting):
-                msg = m.from_worker.decode(pool.recv(w))
-                if isinstance(msg, m.Fetch):
-                    self.served_reads += len(msg.keys)
-                    self.served_fetches += 1
-                    pool.send(w, m.encode(m.Values([state.get(k) for k in msg.keys])))
-                elif isinstance(msg, m.Failed):
-                    raise WorkerFailed(msg.traceback)
-                else:
+            for w in self.pool.ready(waiting):
+                msg = self._reply(w, state)
+                if msg is not None:
                     replies[w] = msg
                     waiting.remove(w)
         return replies
+
+    def _reply(self, w: int, state: StateView) -> Any:
+        """Read worker ``w``'s next message: serve a ``Fetch`` (``None``), raise on ``Failed``, else return it."""
+        msg = m.from_worker.decode(self.pool.recv(w))
+        if isinstance(msg, m.Fetch):
+            self.served_reads += len(msg.keys)
+            self.served_fetches += 1
+            self.pool.send(w, m.encode(m.Values([state.get(k) for k in msg.keys])))
+            return None
+        if isinstance(msg, m.Failed):
+            raise WorkerFailed(msg.traceback)
+        return msg
 
 
 def _lmdb_path(state: StateView) -> str | None:
