@@ -181,17 +181,7 @@ def place_order(lg: Ledger, fees: Fees, owner: bytes, p: PlaceOrder, triggered: 
         lg.ctx.put(order_key, encode(OrderRef(p.side, limit or 0, p.good_til_block)))
         status = OrderStatus.RESTING
     book.flush()
-    lg.ctx.emit(
-        "order",
-        market=market.id,
-        subaccount=sub_id.hex(),
-        client_id=p.client_id,
-        side=p.side,
-        quantums=p.quantums,
-        subticks=p.subticks,
-        filled=filled,
-        status=status.name,
-    )
+    emit_order(lg, market.id, sub_id, p, filled, status)
     return status
 
 
@@ -375,17 +365,7 @@ def _store_conditional(lg: Ledger, market: Market, sub_id: bytes, p: PlaceOrder)
     )
     lg.ctx.put(key, encode(pending))
     lg.ctx.put(keys.order(market.id, sub_id, p.client_id), encode(OrderRef(p.side, p.subticks, p.good_til_block, True)))
-    lg.ctx.emit(
-        "order",
-        market=market.id,
-        subaccount=sub_id.hex(),
-        client_id=p.client_id,
-        side=p.side,
-        quantums=p.quantums,
-        subticks=p.subticks,
-        filled=0,
-        status=OrderStatus.UNTRIGGERED.name,
-    )
+    emit_order(lg, market.id, sub_id, p, 0, OrderStatus.UNTRIGGERED)
     return OrderStatus.UNTRIGGERED
 
 
@@ -393,3 +373,18 @@ def is_triggered(order: ConditionalOrder, oracle_subticks: int) -> bool:
     """Stop-loss: a sell triggers at or below its trigger, a buy at or above. Take-profit: reverse."""
     falling = (order.side == SELL) == (order.condition == STOP_LOSS)
     return oracle_subticks <= order.trigger_subticks if falling else oracle_subticks >= order.trigger_subticks
+
+
+def emit_order(lg: Ledger, market_id: int, sub_id: bytes, p: PlaceOrder, filled: int, status: OrderStatus) -> None:
+    """The ``order`` event: what was asked (side, quantums, subticks), what filled, where it ended."""
+    lg.ctx.emit(
+        "order",
+        market=market_id,
+        subaccount=sub_id.hex(),
+        client_id=p.client_id,
+        side=p.side,
+        quantums=p.quantums,
+        subticks=p.subticks,
+        filled=filled,
+        status=status.name,
+    )
