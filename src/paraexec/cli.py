@@ -54,6 +54,13 @@ def default_genesis() -> ChainConfig:
     return ChainConfig("paraexec-dev", "exchange", app_config, app_config["genesis_time"])
 
 
+def must_know_executor(name: str) -> None:
+    """Refuse an unknown executor name with a clear message (exit 2) before touching any store."""
+    if name not in executor_names():
+        console.print(f"[red]unknown executor {name!r} (available: {', '.join(executor_names())})")
+        raise typer.Exit(2)
+
+
 @contextmanager
 def progress_bar(total: int, label: str, enabled: bool = True) -> Iterator[Progress]:
     columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -98,6 +105,7 @@ def run(
     verify_signatures: Annotated[bool, typer.Option(help="check signatures during execution")] = True,
 ) -> None:
     """Generate signed blocks, execute them and commit them; one line per block."""
+    must_know_executor(executor)
     if workload not in workload_names():
         console.print(f"[red]unknown workload {workload!r} (available: {', '.join(workload_names())})")
         raise typer.Exit(2)
@@ -149,6 +157,7 @@ def run(
 @app.command()
 def replay(data: DataOpt, executor: ExecutorOpt = "sequential", workers: WorkersOpt = 2) -> None:
     """Re-execute every stored block from genesis and check each root and receipt list."""
+    must_know_executor(executor)
     store = LmdbStore(data, readonly=True)
     chain = Chain.open(store)
     engine = make_executor(executor, workers)
