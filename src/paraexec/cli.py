@@ -130,7 +130,7 @@ def run(
         raise typer.Exit(1)
     chain = Chain(store, config, verify_signatures)
     engine = make_executor(executor, workers)
-    table = Table("height", "txs", "ok", "seconds", "tx/s", "re-exec", "root", title=f"{executor} x{workers}")
+    console.print("height  txs  ok  seconds  tx/s  re-exec  root")
     total_txs, total_s = 0, 0.0
     try:
         nonce_of = nonce_reader(store.get)
@@ -145,13 +145,11 @@ def run(
             total_s += seconds
             row = (str(height), str(len(block.txs)), str(ok), f"{seconds:.3f}", f"{len(txs) / seconds:,.0f}",
                    str(output.stats.re_executions(len(block.txs))), block.header.state_root.hex()[:16])
-            table.add_row(*row)
             console.print("  ".join(row))
     finally:
         engine.close()
         store.close()
-    console.print(table)
-    console.print(f"[bold]{total_txs} txs in {total_s:.2f}s: {total_txs / max(total_s, 1e-9):,.0f} tx/s[/] ({executor}, workers={workers})")
+    console.print(f"[bold]{total_txs} txs in {total_s:.2f}s: {total_txs / max(total_s, 1e-9):,.0f} tx/s[/] ({executor}, workers={getattr(engine, 'workers', workers)})")
 
 
 @app.command()

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol
 
+from ..errors import InvariantViolation
 from ..types import Key, Value
 from . import commitment
 
@@ -132,7 +133,5 @@ class MemoryStore:
 
 def must_follow(current: int, height: int) -> None:
     """Blocks commit one after another, starting at 0 (genesis)."""
-    from ..errors import InvariantViolation
-
     if height != current + 1:
         raise InvariantViolation(f"commit of height {height} on top of {current}")
