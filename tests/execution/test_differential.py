@@ -67,7 +67,9 @@ def executors() -> Iterator[dict[tuple[str, int], Executor]]:
             if name == "sequential":
                 continue
             for workers in WORKER_COUNTS:
-                made[(name, workers)] = make_executor(name, workers)
+                made[(name, workers)] = executor = make_executor(name, workers)
+                if hasattr(executor, "contention_fallback"):
+                    executor.contention_fallback = False  # contended blocks must exercise speculation
         yield made
     finally:
         for executor in made.values():

@@ -9,9 +9,11 @@ can be re-rendered from a saved JSON file (``render_report(json.load(...))``):
 - speedup vs workers against the inherent bound (one panel per sweep point);
 - speedup vs contention (accounts, hot ratio or markets) when the sweep has several points;
 - re-executions per transaction;
-- a per-worker timeline (Gantt) of one block: from an executor's ``timeline`` spans
-  ``(worker, start, end, label)`` when it exposes them, else from ``ExecStats.worker_busy``
-  (busy time per worker, drawn from 0, next to the block's wall time);
+- a per-worker timeline (Gantt) of one block: from ``ExecStats.timeline`` spans
+  ``(worker, start, end, label)`` when the executor records them (``parallel`` does: setup,
+  prepare, execute, validate, hash, finish per worker, and the coordinator's setup and merge;
+  gaps are waiting), else from ``ExecStats.worker_busy`` (busy time per worker, drawn from 0,
+  next to the block's wall time);
 - the hottest conflict keys from the dependency analysis.
 
 Plots use matplotlib's Agg backend (no display needed). A few lines of inline script only mark
@@ -144,6 +146,19 @@ def re_executions(points: list[dict[str, Any]]) -> Figure:
     return fig
 
 
+#: Timeline colours by span label (``ExecStats.timeline``); white gaps are waiting.
+SPAN_COLORS = {
+    "setup": "tab:purple",
+    "prepare": "tab:olive",
+    "execute": "tab:blue",
+    "validate": "tab:cyan",
+    "hash": "tab:green",
+    "finish": "tab:orange",
+    "merge": "tab:red",
+    "in-process": "tab:brown",
+}
+
+
 def gantt(point: dict[str, Any]) -> Figure | None:
     """Per-worker timeline of one block for each executor at its largest worker count."""
     rows = []
@@ -153,17 +168,22 @@ def gantt(point: dict[str, Any]) -> Figure | None:
     rows = [r for r in rows if r.get("gantt")]
     if not rows:
         return None
-    lanes_total = sum(max(1, len(r["gantt"]["worker_busy"])) for r in rows)
-    fig, axes = plt.subplots(len(rows), 1, figsize=(7, 1.0 * len(rows) + 0.35 * lanes_total), squeeze=False)
+    lanes_total = sum(max(1, len(r["gantt"]["worker_busy"])) + bool(r["gantt"].get("timeline")) for r in rows)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(8, 1.0 * len(rows) + 0.35 * lanes_total), squeeze=False)
     for ax, r in zip(axes[:, 0], rows, strict=True):
         g = r["gantt"]
         wall = g["seconds"] * 1000
         if g.get("timeline"):
             lanes = sorted({int(span[0]) for span in g["timeline"]})
+            seen: dict[str, Any] = {}
             for span in g["timeline"]:
                 lane = lanes.index(int(span[0]))
-                ax.broken_barh([(span[1] * 1000, (span[2] - span[1]) * 1000)], (lane - 0.4, 0.8), color="tab:blue")
-            ax.set_yticks(range(len(lanes)), [f"w{w}" for w in lanes])
+                label = str(span[3]) if len(span) > 3 else "busy"
+                color = SPAN_COLORS.get(label, "tab:gray")
+                bar = ax.broken_barh([(span[1] * 1000, (span[2] - span[1]) * 1000)], (lane - 0.4, 0.8), color=color)
+                seen.setdefault(label, bar)
+            ax.set_yticks(range(len(lanes)), ["coord" if w < 0 else f"w{w}" for w in lanes])
+            ax.legend(seen.values(), seen.keys(), fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
         else:
             busy = g["worker_busy"] or [0.0]
             for lane, seconds in enumerate(busy):

@@ -170,6 +170,9 @@ class ExecStats:
     seconds: float = 0.0
     worker_busy: list[float] = field(default_factory=list)
     note: str = ""
+    #: What each worker did when: (worker, start, end, label), seconds since the block started;
+    #: worker -1 is the coordinator. Empty when the executor does not record it.
+    timeline: list[tuple[int, float, float, str]] = field(default_factory=list)
 
     def re_executions(self, n_txs: int) -> int:
         return max(0, self.executions - n_txs)

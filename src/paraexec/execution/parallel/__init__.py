@@ -52,10 +52,11 @@ so transactions adding to one hot key conflict only with those that read it. A s
 that raises is that incarnation's output (no writes); if it turns out final, the block is re-run
 in-process so the genuine exception propagates as in ``sequential``.
 
-Contention: once 1,000 executions of a block of at least 1,000 transactions show more than 30%
-aborted, the coordinator stops speculating, takes the final prefix from the workers and runs
-the rest of the block in-process; the next 8 large blocks then run in-process directly, after
-which parallel execution is probed again. Small blocks always run on the workers.
+Contention: once a block's executions reach its sample size (1,000, or a third of a smaller
+block, at least 128) and more than 30% of them were re-executions, the coordinator stops
+speculating, takes the final prefix from the workers and runs the rest of the block
+in-process; the next blocks (8, doubling up to 64 while probes keep failing) then run in-process
+directly, after which parallel execution is probed again.
 
 State: workers read committed state straight from the LMDB directory (opened read-only,
 refreshed per block, checked against the coordinator's height and accumulator) when the store is

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 import time
 from collections.abc import Callable, Sequence
@@ -29,15 +30,23 @@ _receipts_decoder = msgspec.msgpack.Decoder(list[Receipt])
 WAVE = 128
 #: Attempts at a block when workers die before falling back to running it in-process.
 MAX_ATTEMPTS = 3
-#: Contention fallback: a block of at least ``CONTENDED_MIN_TXS`` whose re-executions exceed
-#: ``CONTENDED_ABORT_RATE`` of its transactions makes the next ``CONTENDED_SKIP`` such blocks run
-#: in-process (sequentially), after which parallel execution is probed again.
-CONTENDED_MIN_TXS = 1000
+#: Contention fallback. A block is judged once its executions reach its sample size
+#: (``BAIL_AFTER``, or a third of a smaller block, at least ``MIN_SAMPLE``): when more than
+#: ``CONTENDED_ABORT_RATE`` of them were re-executions, speculation stops (the final prefix comes
+#: back from the workers and the rest runs in-process) and the next blocks, of any size, run
+#: in-process; then parallel execution is probed again. The pause starts at ``CONTENDED_SKIP``
+#: blocks and doubles (up to ``MAX_SKIP``) while probes keep failing, so a workload that is
+#: contended for good pays for one bailed-out probe in ``MAX_SKIP + 1`` blocks, not one in nine.
 CONTENDED_ABORT_RATE = 0.3
-CONTENDED_SKIP = 8
-#: Within such a block, once this many executions show that abort rate, stop speculating: the
-#: final prefix comes back from the workers and the rest of the block runs in-process.
 BAIL_AFTER = 1000
+MIN_SAMPLE = 128
+CONTENDED_SKIP = 8
+MAX_SKIP = 64
+
+
+def sample_size(n: int) -> int:
+    """Executions after which a block of ``n`` transactions is judged for contention."""
+    return min(BAIL_AFTER, max(MIN_SAMPLE, n // 3))
 
 
 class WorkerFailed(Exception):
@@ -48,13 +57,15 @@ class ParallelExecutor:
     """Block-STM over long-lived worker processes, in a bounded window (see package docstring).
 
     ``wave`` sets the chunk size (``wave / workers``) and the speculation window (transactions
-    beyond the final prefix never exceed ``2 * wave``). ``before_round`` is a test hook called
+    beyond the final prefix never exceed ``2 * wave``). ``contention_fallback=False`` keeps
+    every block on the workers however much it re-executes (the differential tests use it, so
+    contended blocks exercise speculation, not the fallback). ``before_round`` is a test hook called
     with the number of messages sent so far before each ``Round`` (the kill test uses it).
     """
 
     name = "parallel"
 
-    def __init__(self, workers: int = 2, wave: int = WAVE) -> None:
+    def __init__(self, workers: int = 2, wave: int = WAVE, contention_fallback: bool = True) -> None:
         if wave < 1:
             raise ValueError("wave must be positive")
         self.workers = max(1, int(workers))
@@ -66,8 +77,11 @@ class ParallelExecutor:
         self.served_reads = 0
         #: ``Fetch`` round trips those reads took (workers batch a chunk's hinted keys in one).
         self.served_fetches = 0
+        self.contention_fallback = contention_fallback
         self._skip_parallel = 0
+        self._next_skip = CONTENDED_SKIP
         self._last_abort_rate = 0.0
+        self._judged = False  # the last block on the workers reached its sample size
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -92,8 +106,7 @@ class ParallelExecutor:
             return self._in_process(runtime, txs, state, env, started, "runtime has no spec: ran in-process")
         if not txs:
             return self._in_process(runtime, txs, state, env, started, "empty block: ran in-process")
-        big = len(txs) >= CONTENDED_MIN_TXS
-        if big and self._skip_parallel > 0:
+        if self._skip_parallel > 0 and self.contention_fallback:
             self._skip_parallel -= 1
             note = (
                 f"a recent block re-executed {self._last_abort_rate:.0%} of its transactions: ran in-process "
@@ -119,10 +132,19 @@ class ParallelExecutor:
                 raise
             if notes:
                 output.stats.note = "; ".join([*notes, output.stats.note])
-            if big and self._last_abort_rate > CONTENDED_ABORT_RATE:
-                self._skip_parallel = CONTENDED_SKIP
+            self._after_block()
             return output
         return self._in_process(runtime, txs, state, env, started, "; ".join([*notes, "gave up: ran in-process"]))
+
+    def _after_block(self) -> None:
+        """Pause parallel execution after a contended block (backing off while probes fail)."""
+        if not (self.contention_fallback and self._judged):
+            return
+        if self._last_abort_rate > CONTENDED_ABORT_RATE:
+            self._skip_parallel = self._next_skip
+            self._next_skip = min(MAX_SKIP, 2 * self._next_skip)
+        else:
+            self._next_skip = CONTENDED_SKIP
 
     def _in_process(
         self, runtime: Runtime, txs: list[bytes], state: StateView, env: BlockEnv, started: float, note: str
@@ -142,8 +164,11 @@ class ParallelExecutor:
     def _run(self, runtime: Runtime, txs: list[bytes], state: StateView, env: BlockEnv, started: float) -> BlockOutput:
         n, n_workers, pool = len(txs), self.workers, self.pool
         pipe = Pipeline(n, n_workers, self.wave)
+        mark = time.perf_counter()
         self._setup(runtime.spec, txs, pipe, state, env)
+        timeline: list[tuple[int, float, float, str]] = [(-1, mark - started, time.perf_counter() - started, "setup")]
         executions = aborts = 0
+        sample: float = sample_size(n) if self.contention_fallback else math.inf
         bail = False  # too many re-executions: stop speculating, finish the block in-process
         while True:
             pipe.advance()
@@ -165,13 +190,15 @@ class ParallelExecutor:
             pipe.on_reply(w, reply.first_invalid, reply.effects)
             executions += reply.executed
             aborts += reply.aborted
-            if n >= CONTENDED_MIN_TXS and executions >= BAIL_AFTER and aborts > CONTENDED_ABORT_RATE * executions:
+            if not bail and executions >= sample and aborts > CONTENDED_ABORT_RATE * executions:
                 bail = True
         upto = pipe.lo
         self._last_abort_rate = aborts / max(1, executions)
+        self._judged = executions >= sample
         for w in range(n_workers):
             pool.send(w, m.encode(m.Finish(upto, upto == n, pipe.undelivered(w))))
         finished: list[m.Finished] = self._collect(state)
+        mark = time.perf_counter()
         if any(f.raised for f in finished):
             # A final incarnation raised: sequential raises it too; let it do so for real.
             self._in_process(runtime, txs, state, env, started, "")
@@ -192,6 +219,9 @@ class ParallelExecutor:
                 apply_effects(ctx, write_set)
             accumulator, _ = finalize(write_set, state)
             note = f"{aborts} of {executions} executions aborted: ran txs {upto}..{n - 1} in-process; {note}"
+        timeline.append((-1, mark - started, time.perf_counter() - started, "merge" if upto == n else "in-process"))
+        for w, f in enumerate(finished):
+            timeline.extend((w, start - started, end - started, label) for start, end, label in f.spans)
         stats = ExecStats(
             self.name,
             n_workers,
@@ -202,6 +232,7 @@ class ParallelExecutor:
             seconds=time.perf_counter() - started,
             worker_busy=[f.busy for f in finished],
             note=note,
+            timeline=timeline,
         )
         return BlockOutput(receipts, write_set, accumulator, commitment.root_of(accumulator), stats)
 

@@ -97,7 +97,10 @@ class Finished(msgspec.Struct, tag=True, array_like=True):
 
     ``writes``: final values of the keys in this worker's share (msgpack map); ``receipts``:
     receipts of own txs below ``upto`` in index order (msgpack, or pickle when msgpack would
-    not round-trip them exactly); ``raised``: own txs whose final incarnation raised.
+    not round-trip them exactly); ``raised``: own txs whose final incarnation raised;
+    ``spans``: what the worker did when, as (start, end, label) on ``time.perf_counter``'s
+    clock (CLOCK_MONOTONIC on Linux: one clock for every process of the machine), for the
+    per-worker timeline of the benchmark report.
     """
 
     writes: msgspec.Raw
@@ -109,6 +112,7 @@ class Finished(msgspec.Struct, tag=True, array_like=True):
     validations: int
     aborts: int
     busy: float
+    spans: list[tuple[float, float, str]] = []
 
 
 class Fetch(msgspec.Struct, tag=True, array_like=True):

@@ -328,6 +328,25 @@ class ServedReads:
         cache.update(zip(missing, reply.values, strict=True))
 
 
+class Spans:
+    """The worker's timeline of one block: (start, end, label) spans, merged when one follows
+    the previous of the same label within ``GAP`` seconds (hundreds of messages a block would
+    otherwise make thousands of slivers)."""
+
+    GAP = 50e-6
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[float, float, str]] = []
+
+    def add(self, start: float, label: str) -> None:
+        end = time.perf_counter()
+        spans = self.spans
+        if spans and spans[-1][2] == label and start - spans[-1][1] < self.GAP:
+            spans[-1] = (spans[-1][0], end, label)
+        else:
+            spans.append((start, end, label))
+
+
 class WorkerState:
     """Process-lifetime state: the runtime (rebuilt when its spec changes) and the LMDB reader."""
 
@@ -337,18 +356,27 @@ class WorkerState:
         self.store: Any = None
         self.block: BlockRun | None = None
         self.cpu_at_setup = 0.0
+        self.spans = Spans()
 
     def handle(self, msg: Any) -> Any:
+        started = time.perf_counter()
         if isinstance(msg, m.Round):
             assert self.block is not None
-            return self.block.round(msg)
+            reply = self.block.round(msg)
+            self.spans.add(started, "execute" if msg.end > msg.start else "validate")
+            return reply
         if isinstance(msg, m.Setup):
             self.cpu_at_setup = time.process_time()  # busy is CPU time: waiting for a core is not work
+            self.spans = Spans()
             self.setup(msg)
+            self.spans.add(started, "setup")
             return None
         if isinstance(msg, m.Finish):
             assert self.block is not None
-            return self.block.finish(msg, self.cpu_at_setup)
+            finished = self.block.finish(msg, self.cpu_at_setup)
+            self.spans.add(started, "finish")
+            finished.spans = self.spans.spans
+            return finished
         raise TypeError(f"unexpected message {type(msg).__name__}")
 
     def prepare_ahead(self) -> None:
@@ -358,12 +386,20 @@ class WorkerState:
         if block is None:
             return
         poll = self.conn.poll
+        started = time.perf_counter()
         if block.next_prepare < len(block.order):
+            before = block.next_prepare
             while not poll(0) and block.prepare_some():
                 pass
-        if block.next_prepare >= len(block.order):
+            if block.next_prepare != before:
+                self.spans.add(started, "prepare")
+            started = time.perf_counter()
+        if block.next_prepare >= len(block.order) and block.mv.fresh:
+            before = len(block.old_hashes)
             while block.mv.fresh and not poll(0) and block.hash_some():
                 pass
+            if len(block.old_hashes) != before:
+                self.spans.add(started, "hash")
 
     def end_block(self) -> None:
         self.block = None
