@@ -15,9 +15,11 @@ The chain holds no business rules: those are the application's.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import tempfile
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,8 +112,9 @@ class Chain:
         env = BlockEnv(self.height + 1, time)
         user_txs = [raw for raw in txs if raw[:1] != SYSTEM_TAG]
         all_txs = user_txs + self.runtime.system_transactions(env)
+        hashing = _tx_hasher().submit(_tx_hashes, all_txs)  # overlaps execution (see _tx_hasher)
         output = executor.execute_block(self.runtime, all_txs, self.store, env)
-        hashes = [tx_hash(raw) for raw in all_txs]
+        hashes = hashing.result()
         header = BlockHeader(env.height, parent.hash, time, txs_root(hashes), output.state_root)
         block = Block(header, all_txs)
         self.store.commit_block(
@@ -151,3 +154,19 @@ class Chain:
                     raise ReplayMismatch(f"block {height}: receipts differ from stored")
                 fresh.store.commit_block(height, output.write_set, output.accumulator, codec.encode(block), b"")
                 yield block, output
+
+
+@functools.cache
+def _tx_hasher() -> ThreadPoolExecutor:
+    """One background thread that hashes a block's transactions while the executor runs it.
+
+    The hashes (for ``txs_root`` and the tx index) do not depend on execution. With a
+    process-based executor the coordinator thread mostly waits on its workers' pipes (the GIL
+    released), so this thread's work comes off the block's serial path; with an in-process
+    executor it only interleaves with the same total work.
+    """
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="paraexec-txhash")
+
+
+def _tx_hashes(txs: list[bytes]) -> list[bytes]:
+    return [tx_hash(raw) for raw in txs]
