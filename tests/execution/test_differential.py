@@ -70,6 +70,10 @@ def executors() -> Iterator[dict[tuple[str, int], Executor]]:
                 made[(name, workers)] = executor = make_executor(name, workers)
                 if hasattr(executor, "contention_fallback"):
                     executor.contention_fallback = False  # contended blocks must exercise speculation
+        for workers in WORKER_COUNTS[1:]:  # the parallel executor with key-affinity assignment
+            made[("parallel+affinity", workers)] = executor = make_executor("parallel", workers)
+            executor.contention_fallback = False  # type: ignore[attr-defined]
+            executor.affinity = "on"  # type: ignore[attr-defined]
         yield made
     finally:
         for executor in made.values():

@@ -135,19 +135,33 @@ def raw(n: int = 0) -> msgspec.Raw:
     return msgspec.Raw(msgspec.msgpack.encode(n))
 
 
+def planned(pipe: Pipeline, w: int):
+    """``pipe.plan(w)`` with its chunk as a txn_idx range (start, end, foreign): every chunk of
+    a by-position pipeline is contiguous."""
+    plan = pipe.plan(w)
+    if plan is None:
+        return None
+    a, b, foreign = plan
+    if a == b:
+        return pipe.n, pipe.n, foreign
+    idxs = pipe.own[w][a:b]
+    assert idxs == list(range(idxs[0], idxs[-1] + 1))
+    return idxs[0], idxs[-1] + 1, foreign
+
+
 def test_pipeline_finality_waits_for_unseen_lower_executions():
     pipe = Pipeline(n=8, workers=2, wave=4)  # chunks of 2: [0,2) w0, [2,4) w1, [4,6) w0, [6,8) w1
-    assert pipe.ranges == [(0, 2, 0), (2, 4, 1), (4, 6, 0), (6, 8, 1)]
-    assert pipe.plan(0)[:2] == (0, 2)
-    assert pipe.plan(1)[:2] == (2, 4)
+    assert pipe.own == [[0, 1, 4, 5], [2, 3, 6, 7]]
+    assert planned(pipe, 0)[:2] == (0, 2)
+    assert planned(pipe, 1)[:2] == (2, 4)
     assert pipe.advance() == 0
     pipe.on_reply(1, 8, raw())  # w1 ran [2,4) without seeing w0's chunk
     assert pipe.advance() == 0  # w0 still busy with [0,2)
     pipe.on_reply(0, 8, raw())
     assert pipe.advance() == 2  # [0,2) ran on top of everything below it; w1 never saw it
-    start, end, foreign = pipe.plan(0)
+    start, end, foreign = planned(pipe, 0)
     assert (start, end, len(foreign)) == (4, 6, 1)  # gets w1's effects with its next chunk
-    start, end, foreign = pipe.plan(1)
+    start, end, foreign = planned(pipe, 1)
     assert (start, end, len(foreign)) == (6, 8, 1)
     pipe.on_reply(0, 8, raw())  # w0 ran [4,6) having seen [2,4): final up to w1 (busy)
     assert pipe.advance() == 2
@@ -156,7 +170,7 @@ def test_pipeline_finality_waits_for_unseen_lower_executions():
     assert not pipe.done
     while not pipe.done:  # let both validate what is left
         for w in (0, 1):
-            if not pipe.busy[w] and pipe.plan(w) is not None:
+            if not pipe.busy[w] and planned(pipe, w) is not None:
                 pipe.on_reply(w, 8, raw())
         pipe.advance()
     assert pipe.lo == 8 and pipe.messages >= 5
@@ -164,33 +178,33 @@ def test_pipeline_finality_waits_for_unseen_lower_executions():
 
 def test_pipeline_fresh_range_needs_no_second_message():
     pipe = Pipeline(n=4, workers=1, wave=2)  # one worker: chunks of 2
-    assert pipe.plan(0)[:2] == (0, 2)
+    assert planned(pipe, 0)[:2] == (0, 2)
     pipe.on_reply(0, 4, raw())
     assert pipe.advance() == 2
-    assert pipe.plan(0)[:2] == (2, 4)
+    assert planned(pipe, 0)[:2] == (2, 4)
     pipe.on_reply(0, 4, raw())
     assert pipe.advance() == 4 and pipe.done
-    assert pipe.plan(0) is None and pipe.messages == 2
+    assert planned(pipe, 0) is None and pipe.messages == 2
 
 
 def test_pipeline_window_bounds_speculation():
     pipe = Pipeline(n=100, workers=2, wave=4)  # window of 8 transactions beyond lo
-    assert pipe.plan(0)[:2] == (0, 2) and pipe.plan(1)[:2] == (2, 4)
+    assert planned(pipe, 0)[:2] == (0, 2) and planned(pipe, 1)[:2] == (2, 4)
     pipe.on_reply(0, 100, raw())
-    assert pipe.plan(0)[:2] == (4, 6)
+    assert planned(pipe, 0)[:2] == (4, 6)
     pipe.on_reply(0, 100, raw())
     pipe.advance()
     assert pipe.lo == 2  # w1 still busy with [2,4)
-    start, end, _ = pipe.plan(0)
+    start, end, _ = planned(pipe, 0)
     assert (start, end) == (8, 10)  # 8 < lo + 8
     pipe.on_reply(0, 5, raw())  # w0 found its tx 5 invalid and re-ran it: must re-check above 5
     pipe.advance()
     assert pipe.lo == 2
-    assert pipe.plan(0) is not None  # must validate again, but gets no new chunk:
+    assert planned(pipe, 0) is not None  # must validate again, but gets no new chunk:
     assert pipe.in_flight[0].start == 100  # [12, 14) starts beyond lo + 8
     pipe.on_reply(0, 100, raw())
     pipe.advance()
-    assert pipe.plan(0) is None  # nothing to validate, nothing unseen, next chunk outside the window
+    assert planned(pipe, 0) is None  # nothing to validate, nothing unseen, next chunk outside the window
 
 
 def test_pipeline_refuses_to_shrink_the_final_prefix():
@@ -202,3 +216,48 @@ def test_pipeline_refuses_to_shrink_the_final_prefix():
     pipe.on_reply(0, 1, raw())  # a "final" transaction reported invalid: a bug, caught
     with pytest.raises(InvariantViolation):
         pipe.advance()
+
+
+def test_pipeline_with_affinity_owners_cuts_chunks_per_window():
+    owner = [0, 0, 1, 0, 1, 1, 0, 0, 0, 1]  # windows of 4: [0,4) [4,8) [8,10)
+    pipe = Pipeline(n=10, workers=2, wave=4, owner=owner)
+    assert pipe.own == [[0, 1, 3, 6, 7, 8], [2, 4, 5, 9]]
+    assert pipe.chunks == [(0, 0, 0, 3), (2, 1, 0, 1), (4, 1, 1, 3), (6, 0, 3, 5), (8, 0, 5, 6), (9, 1, 3, 4)]
+    assert pipe.plan(0)[:2] == (0, 3)  # txs 0, 1, 3
+    assert pipe.plan(1)[:2] == (0, 1)  # tx 2
+    pipe.on_reply(1, 10, raw())  # w1 ran tx 2 without seeing 0 and 1
+    assert pipe.advance() == 0  # w0 busy from 0
+    pipe.on_reply(0, 10, raw())  # w0 ran 0, 1, 3 without seeing tx 2: 3 may be stale
+    assert pipe.advance() == 2  # 0, 1 final; 2 ran before 0 and 1 existed, 3 before 2 did
+    a, b, foreign = pipe.plan(1)  # w1: validate 2 against w0's blob, then run its chunk 4, 5
+    assert (a, b, len(foreign)) == (1, 3, 1)
+    pipe.on_reply(1, 10, raw())  # 2 still valid; 4 and 5 ran having seen 0, 1, 3
+    assert pipe.advance() == 3  # w0 has not seen tx 2's blob: its 3 waits for a validation
+    with pytest.raises(ValueError):
+        Pipeline(n=3, workers=2, wave=2, owner=[0, 2, 1])
+
+
+def test_pipeline_with_random_owners_always_finishes_in_order():
+    """Drive a pipeline with random owners and random reply orders (every reply valid): the
+    final prefix only grows, and every transaction becomes final."""
+    import random
+
+    for seed in range(50):
+        rng = random.Random(seed)
+        n, workers = rng.randint(1, 40), rng.randint(1, 4)
+        owner = [rng.randrange(workers) for _ in range(n)]
+        pipe = Pipeline(n=n, workers=workers, wave=rng.randint(1, 8), owner=owner)
+        last = 0
+        for _ in range(10_000):
+            if pipe.done:
+                break
+            idle = [w for w in range(workers) if not pipe.busy[w]]
+            for w in idle:
+                pipe.plan(w)
+            busy = [w for w in range(workers) if pipe.busy[w]]
+            assert busy, "stalled"
+            pipe.on_reply(rng.choice(busy), n, raw())
+            lo = pipe.advance()
+            assert lo >= last
+            last = lo
+        assert pipe.done and pipe.lo == n, seed

@@ -251,6 +251,17 @@ class ChainRuntime:
             return (nonce_key(prepared.sender), *keys)
         return keys
 
+    def affinity_key(self, prepared: Prepared) -> Key | None:
+        """The key that picks the transaction's worker under key affinity: the application's
+        first hint (its hottest key: the market of an order, the sender of a transfer), else
+        the sender's nonce key; ``None`` for a transaction that failed its stateless checks."""
+        if prepared.error is not None:
+            return None
+        keys = self.app.hint_keys(prepared.sender, prepared.payload)
+        if keys:
+            return keys[0]
+        return nonce_key(prepared.sender) if prepared.sender is not None else None
+
     def system_transactions(self, env: Any) -> list[bytes]:
         return [SYSTEM_TAG + p for p in self.app.system_payloads(env)]
 

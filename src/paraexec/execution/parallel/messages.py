@@ -37,8 +37,8 @@ class Effects(msgspec.Struct, array_like=True):
 class Setup(msgspec.Struct, tag=True, array_like=True):
     """A block starts. ``spec`` is the pickled runtime spec, sent only when it changed.
 
-    ``chunks`` are this worker's transaction ranges, ascending; ``txs`` their raw transactions,
-    concatenated in that order.
+    ``own`` lists this worker's transactions (txn_idx, ascending); ``txs`` their raw bytes, in
+    that order.
     """
 
     worker_id: int
@@ -49,17 +49,17 @@ class Setup(msgspec.Struct, tag=True, array_like=True):
     lmdb_path: str | None
     height: int | None
     accumulator: bytes
-    chunks: list[tuple[int, int]]
+    own: list[int]
     txs: list[bytes]
 
 
 class Round(msgspec.Struct, tag=True, array_like=True):
     """Ingest ``foreign`` effects, validate own executed txs from ``lo`` up, re-run the invalid
-    ones, then run own chunk ``[start, end)`` (empty when ``start == end``)."""
+    ones, then run the chunk ``own[a:b]`` (positions in ``Setup.own``; none when ``a == b``)."""
 
     lo: int
-    start: int
-    end: int
+    a: int
+    b: int
     foreign: list[msgspec.Raw]
 
 

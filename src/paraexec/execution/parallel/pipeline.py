@@ -1,29 +1,38 @@
 """The coordinator's bookkeeping for one block: who gets what next, and what is final.
 
-Transactions are cut into chunks of ``wave / workers``; chunk k belongs to worker k mod P
-(static, so each worker receives all its transactions with ``Setup`` and prepares them while
-it would otherwise wait). Rounds are not lock-step: a worker gets its next message as soon as
-it replies (its next chunk while the window allows, plus every other worker's effects it has
-not seen yet), so a worker that is descheduled or slow never makes the others wait at a
-barrier. Finality is
-then decided from each worker's last validation report and what it had seen at the time.
+Assignment is static for the block, so each worker receives all its transactions with
+``Setup`` and prepares them while it would otherwise wait. ``owner[i]`` names the worker of
+transaction i: by position (chunk k of ``wave / workers`` transactions belongs to worker
+k mod P), or, given an ``owner`` list, by key affinity (``executor`` computes it: transactions
+sharing a market or sender run on one worker, in order, and never conflict with each other
+across workers). Either way the block is cut into windows of ``wave`` positions, and a
+worker's *chunk* is the run of its own transactions inside one window: ``own[w][a:b]`` in
+the ascending list of the worker's transactions. Chunks are numbered by their first
+transaction; with positional assignment each is one contiguous range. Nothing below depends on
+chunks being contiguous: only on each worker running its own transactions in index order.
+
+Rounds are not lock-step: a worker gets its next message as soon as it replies (its next chunk
+while the window allows, plus every other worker's effects it has not seen yet), so a worker
+that is descheduled or slow never makes the others wait at a barrier. Finality is then decided
+from each worker's last validation report and what it had seen at the time.
 
 State, per worker w: ``busy`` (a message is in flight), and for an idle worker the report of
 its last message: ``first_invalid`` (lowest own transaction that failed validation, so was
-re-executed), ``start`` (first transaction of the new range it executed, ``n`` if none) and
+re-executed), ``start`` (first transaction of the new chunk it executed, ``n`` if none) and
 ``seq`` (how many effect blobs existed when that message was sent: it had seen every foreign
 one below ``seq``). Effect blobs are numbered in arrival order; each remembers its sender and
 the lowest ``txn_idx`` it carries (``min(first_invalid, start)`` of its message).
 
 Within one message a worker validates its pending transactions, re-executes the invalid ones,
-then executes its new range, all in index order on one memory. So when the reply arrives, an
+then executes its new chunk, all in index order on one memory. So when the reply arrives, an
 own transaction j is valid unless (a) it lies above ``first_invalid`` (it was validated before
 that re-execution changed a value below it: the next message re-checks it), or (b) some lower
 foreign transaction has an execution the worker had not seen. (b) is either in a blob numbered
 >= ``seq``, or not yet reported: then its worker is busy with it or it was never sent (it lies
 at or above ``hi``). Freshly executed ranges need no second validation message of their own:
 they ran on top of every lower execution the worker knew, which is exactly what validation
-would check. So the final prefix is ``[0, lo)`` with
+would check (this holds for a chunk with other workers' transactions between its own: those
+are at or above ``hi``, busy, or in blobs it had not seen). So the final prefix is ``[0, lo)`` with
 
     lo = min(hi,
              over idle w:  min(first_invalid,
@@ -41,6 +50,7 @@ message, no report bounds ``lo`` below ``hi``, so ``lo = hi`` and the next chunk
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 
 import msgspec
@@ -65,20 +75,36 @@ class Blob:
 class Pipeline:
     """See module docstring."""
 
-    def __init__(self, n: int, workers: int, wave: int) -> None:
+    def __init__(self, n: int, workers: int, wave: int, owner: list[int] | None = None) -> None:
         self.n = n
         self.workers = workers
         self.wave = wave
         self.chunk = chunk = max(1, wave // workers)
-        #: Static assignment: chunk k of ``chunk`` transactions belongs to worker k mod workers,
-        #: so each worker gets all its transactions up front and prepares them (decode,
-        #: signature check) whenever it would otherwise wait.
-        self.ranges: list[tuple[int, int, int]] = [
-            (start, min(n, start + chunk), (start // chunk) % workers) for start in range(0, n, chunk)
-        ]
-        self.owned: list[list[int]] = [list(range(w, len(self.ranges), workers)) for w in range(workers)]
+        if owner is None:
+            owner = [(i // chunk) % workers for i in range(n)]
+        elif len(owner) != n or any(not 0 <= w < workers for w in owner):
+            raise ValueError("owner must name a worker for every transaction")
+        #: ``own[w]``: worker w's transactions, ascending.
+        self.own: list[list[int]] = [[] for _ in range(workers)]
+        for i, w in enumerate(owner):
+            self.own[w].append(i)
+        #: Chunks as (first txn_idx, worker, a, b): ``own[worker][a:b]`` is the worker's share of
+        #: one window of ``wave`` positions; sorted by first txn_idx.
+        self.chunks: list[tuple[int, int, int, int]] = []
+        for w, idxs in enumerate(self.own):
+            a = 0
+            while a < len(idxs):
+                window_end = (idxs[a] // wave + 1) * wave
+                b = bisect_left(idxs, window_end, a)
+                self.chunks.append((idxs[a], w, a, b))
+                a = b
+        self.chunks.sort()
+        #: Worker w's chunks, in order, as positions in ``chunks``.
+        self.owned: list[list[int]] = [[] for _ in range(workers)]
+        for k, (_, w, _, _) in enumerate(self.chunks):
+            self.owned[w].append(k)
         self.next_owned = [0] * workers
-        self.sent = [False] * len(self.ranges)
+        self.sent = [False] * len(self.chunks)
         self.first_unsent = 0
         self.lo = 0
         self.blobs: list[Blob] = []
@@ -91,12 +117,9 @@ class Pipeline:
     @property
     def hi(self) -> int:
         """Lowest transaction no worker has been told to execute yet."""
-        if self.first_unsent < len(self.ranges):
-            return self.ranges[self.first_unsent][0]
+        if self.first_unsent < len(self.chunks):
+            return self.chunks[self.first_unsent][0]
         return self.n
-
-    def own_ranges(self, w: int) -> list[tuple[int, int]]:
-        return [self.ranges[k][:2] for k in self.owned[w]]
 
     @property
     def done(self) -> bool:
@@ -112,7 +135,7 @@ class Pipeline:
             report = self.reports[w]
             if report is None:
                 continue
-            mine = report.first_invalid  # its fresh range is bounded by unseen blobs only
+            mine = report.first_invalid  # its fresh chunk is bounded by unseen blobs only
             for blob in self.blobs[report.seq :]:
                 if blob.sender != w and blob.min_idx < mine:
                     mine = min(mine, self._lowest_owned(w, blob.min_idx + 1))
@@ -124,33 +147,33 @@ class Pipeline:
 
     def _lowest_owned(self, w: int, at_least: int) -> int:
         """Lowest transaction of worker ``w`` at or above ``at_least`` (``n`` when none)."""
-        for start, end, owner in self.ranges:
-            if owner == w and end > at_least:
-                return max(start, at_least)
-        return self.n
+        own = self.own[w]
+        pos = bisect_left(own, at_least)
+        return own[pos] if pos < len(own) else self.n
 
     def plan(self, w: int) -> tuple[int, int, list[msgspec.Raw]] | None:
-        """The next message for idle worker ``w`` as (start, end, foreign effects), or None."""
+        """The next message for idle worker ``w`` as (a, b, foreign effects), or None: execute
+        ``own[w][a:b]`` (nothing when ``a == b``) after ingesting ``foreign`` and validating."""
         report = self.reports[w]
         must_validate = report is not None and report.first_invalid < self.n
         foreign = [b.effects for b in self.blobs[self.delivered[w] :] if b.sender != w]
-        start = end = self.n
+        start, a, b = self.n, 0, 0
         position = self.next_owned[w]
         if position < len(self.owned[w]):
             k = self.owned[w][position]
-            if self.ranges[k][0] < self.lo + 2 * self.wave:
-                start, end, _ = self.ranges[k]
+            if self.chunks[k][0] < self.lo + 2 * self.wave:
+                start, _, a, b = self.chunks[k]
                 self.next_owned[w] = position + 1
                 self.sent[k] = True
                 while self.first_unsent < len(self.sent) and self.sent[self.first_unsent]:
                     self.first_unsent += 1
-        if not (must_validate or foreign or end > start):
+        if not (must_validate or foreign or b > a):
             return None
         self.delivered[w] = len(self.blobs)
         self.in_flight[w] = Report(self.n, start, len(self.blobs))
         self.busy[w] = True
         self.messages += 1
-        return start, end, foreign
+        return a, b, foreign
 
     def on_reply(self, w: int, first_invalid: int, effects: msgspec.Raw) -> None:
         sent = self.in_flight[w]

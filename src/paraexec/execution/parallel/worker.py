@@ -91,12 +91,9 @@ class BlockRun:
         self.base_get = base_get
         self.mv = MVMemory(base_get)
         self.raw: list[bytes | None] = [None] * self.n
-        self.order: list[int] = []  # own txn_idx ascending: the preparation order
-        position = 0
-        for start, end in setup.chunks:
-            self.raw[start:end] = setup.txs[position : position + end - start]
-            self.order.extend(range(start, end))
-            position += end - start
+        self.order: list[int] = setup.own  # own txn_idx ascending: the preparation order
+        for txn_idx, raw in zip(setup.own, setup.txs, strict=True):
+            self.raw[txn_idx] = raw
         self.next_prepare = 0
         self.prepared: dict[int, Any] = {}
         self.reads: dict[int, list[tuple[Key, Value | None]]] = {}
@@ -139,16 +136,17 @@ class BlockRun:
         self.validations += len(pending)
         self.aborts += len(invalid)
         out = m.Effects([], {}, [])
+        chunk = self.order[msg.a : msg.b]
         if isinstance(self.base_get, ServedReads):
-            self.prefetch_hints([*invalid, *range(msg.start, msg.end)])
+            self.prefetch_hints([*invalid, *chunk])
         for txn_idx in invalid:
             self.execute(txn_idx, out)
-        for txn_idx in range(msg.start, msg.end):
+        for txn_idx in chunk:
             self.execute(txn_idx, out)
-        pending.extend(range(msg.start, msg.end))
+        pending.extend(chunk)
         self.pending = pending
         first_invalid = invalid[0] if invalid else self.n
-        executed = len(invalid) + msg.end - msg.start
+        executed = len(invalid) + len(chunk)
         return m.RoundDone(first_invalid, msgspec.Raw(m.encode(out)), executed, len(invalid))
 
     def prefetch_hints(self, txn_idxs: list[int]) -> None:
@@ -363,7 +361,7 @@ class WorkerState:
         if isinstance(msg, m.Round):
             assert self.block is not None
             reply = self.block.round(msg)
-            self.spans.add(started, "execute" if msg.end > msg.start else "validate")
+            self.spans.add(started, "execute" if msg.b > msg.a else "validate")
             return reply
         if isinstance(msg, m.Setup):
             self.cpu_at_setup = time.process_time()  # busy is CPU time: waiting for a core is not work
