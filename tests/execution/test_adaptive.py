@@ -124,9 +124,10 @@ def test_conflicting_sample_goes_sequential_and_stays_there_without_resampling()
 
 
 def test_recent_reexecutions_switch_to_sequential_until_a_probe_clears():
-    ex, factory = adaptive(reexec=1.0, probe_every=3)
+    """For ``blockstm`` (free-threaded builds) re-executions are the contention signal."""
+    ex, factory = adaptive(reexec=1.0, probe_every=3, threads_scale=True)
     run(ex, independent(600))
-    assert ex.history[-1].executor == "parallel"  # the sample saw no conflict...
+    assert ex.history[-1].executor == "blockstm"  # the sample saw no conflict...
     assert ex.recent_reexec == pytest.approx(1.0)  # ...but the run re-executed every tx
     for _ in range(2):
         run(ex, independent(600))
@@ -134,13 +135,41 @@ def test_recent_reexecutions_switch_to_sequential_until_a_probe_clears():
         assert "1.00 re-executions/tx" in ex.history[-1].reason
     run(ex, conflicting(600))  # probe block (3rd since): the sample still conflicts
     assert ex.history[-1].executor == "sequential" and "conflicting block" in ex.history[-1].reason
-    factory.made["parallel"].reexec = 0.0
+    factory.made["blockstm"].reexec = 0.0
     choices = []
     for _ in range(3):
         run(ex, independent(600))
         choices.append(ex.history[-1].executor)
-    assert choices == ["sequential", "sequential", "parallel"]  # next probe clears it
+    assert choices == ["sequential", "sequential", "blockstm"]  # next probe clears it
     assert ex.recent_reexec == 0.0
+
+
+def test_parallel_reexecutions_are_left_to_it_and_its_measured_speed_decides():
+    """``parallel`` answers contention itself (key affinity, bail-out): its re-executions do not
+    switch the adaptive executor to sequential; its measured speed does."""
+    ex, factory = adaptive(reexec=1.0)
+    for _ in range(3):
+        run(ex, independent(600))
+    assert [c.executor for c in ex.history] == ["parallel"] * 3 and ex.recent_reexec is None
+    factory.made["parallel"].per_tx = 2.0  # now it measures slower than sequential
+    for _ in range(3):
+        run(ex, independent(600))
+    assert ex.history[-1].executor == "sequential" and "measured" in ex.history[-1].reason
+
+
+def test_sample_conflict_counts_only_keys_shared_across_affinity_groups():
+    from paraexec.chain import Chain, ChainConfig
+    from paraexec.workloads import make_workload
+
+    rates = {}
+    for accounts in (2, 10_000):
+        wl = make_workload("transfers", accounts=accounts, seed=0)
+        cfg = ChainConfig(wl.chain_id, wl.app_name, wl.genesis_config())
+        store = MemoryStore()
+        Chain.create(store, cfg)
+        runtime = Chain(store, cfg, False).runtime
+        rates[accounts] = sample_conflict(runtime, [runtime.peek(raw) for raw in wl.block(1, 64)])
+    assert rates[2] > 0.8 and rates[10_000] < 0.1, rates  # 2 accounts: every sender pays the other
 
 
 def test_low_reexecution_rate_keeps_speculating():
