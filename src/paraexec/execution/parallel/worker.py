@@ -52,7 +52,10 @@ class MVContext(TxContext):
         self.events = []
         self.txn_idx = txn_idx
         self.mv = mv
-        self.reads: list[tuple[Key, Value | None]] = []
+        #: key -> value seen (a repeated read sees the same value: the memory does not change
+        #: while one incarnation runs). A dict, so validation can test a whole read set against
+        #: the changed keys with one C-level ``isdisjoint``.
+        self.reads: dict[Key, Value | None] = {}
 
     def _read(self, key: Key) -> Value | None:
         mv = self.mv
@@ -60,11 +63,11 @@ class MVContext(TxContext):
             try:
                 value = mv.resolve(key, self.txn_idx)
             except Exception:  # a delta folded onto a non-integer: record that the read raised
-                self.reads.append((key, RAISED))
+                self.reads[key] = RAISED
                 raise
         else:  # fast path: nobody in the block wrote it (yet)
             value = mv.base_get(key)
-        self.reads.append((key, value))
+        self.reads[key] = value
         return value
 
 
@@ -96,7 +99,7 @@ class BlockRun:
             self.raw[txn_idx] = raw
         self.next_prepare = 0
         self.prepared: dict[int, Any] = {}
-        self.reads: dict[int, list[tuple[Key, Value | None]]] = {}
+        self.reads: dict[int, dict[Key, Value | None]] = {}
         self.receipts: dict[int, Receipt | None] = {}
         self.raised: set[int] = set()
         self.pending: list[int] = []  # own executed, not yet known final, ascending
@@ -126,8 +129,12 @@ class BlockRun:
         invalid = []
         if changed:  # a read can only have gone stale through a key whose entries changed
             floor = min(changed.values())  # at or below it, no transaction can be affected
+            changed_keys = changed.keys()
             for txn_idx in pending[bisect_right(pending, floor) :]:
-                for key, value in reads[txn_idx]:
+                read = reads[txn_idx]
+                if changed_keys.isdisjoint(read.keys()):  # the common case, in C
+                    continue
+                for key, value in read.items():
                     # only an entry below txn_idx can change what it reads
                     if changed.get(key, txn_idx) < txn_idx and resolve_or_raised(mv, key, txn_idx) != value:
                         invalid.append(txn_idx)
