@@ -15,7 +15,7 @@ $PX bench --workload transfers --accounts 2,10,100,1000,10000 --block-size 10000
   --executors $EXE --workers 1,2 --repeat 5 --json $OUT/transfers-e2e.json --report $OUT/transfers-e2e.html
 # the same with signatures already verified (execution + commit + root only)
 $PX bench --workload transfers --accounts 2,10,100,1000,10000 --block-size 10000 --blocks 2 \
-  --executors $EXE --workers 1,2 --repeat 5 --no-verify-signatures --json $OUT/transfers-noverify.json --report $OUT/transfers-noverify.html
+  --executors $EXE --workers 1,2 --repeat 9 --no-verify-signatures --json $OUT/transfers-noverify.json --report $OUT/transfers-noverify.html
 # declared access lists
 $PX bench --workload transfers --accounts 10000,2 --declare-access --block-size 10000 --blocks 2 \
   --executors sequential,access-list --workers 2 --repeat 5 --json $OUT/transfers-access.json

@@ -33,7 +33,8 @@ anything, from signals that cost microseconds, in this order (first match wins):
                                                    -> sequential. Sequential is measured first
        (that block costs nothing against sequential), then the plan; one large block in
        ``probe_every`` re-measures the plan not in use, so a machine that gets busier (or
-       quieter) is followed. This is what keeps a plan that wins elsewhere from losing here,
+       quieter) is followed; while re-measurements keep confirming that the plan loses, the
+       wait between them doubles (up to ``8 * probe_every``), so a losing plan costs little. This is what keeps a plan that wins elsewhere from losing here,
        e.g. worker processes on a 2-core box shared with other work.
 
 Peeking uses the runtime's ``peek`` (decode without the signature check, a few us) when it
@@ -65,6 +66,7 @@ MAX_SAMPLE_CONFLICT = 0.5
 SAMPLE = 64
 DECLARED_PEEK = 4
 PROBE_EVERY = 16
+MAX_PROBE_FACTOR = 8
 MIN_GAIN = 1.05
 SPECULATIVE = ("parallel", "blockstm")
 
@@ -112,7 +114,8 @@ class AdaptiveExecutor:
         self.min_gain = min_gain
         self.seconds_per_tx: dict[str, float] = {}  # recent average per plan, blocks >= min_block
         self._runs: dict[str, int] = {}
-        self._large_blocks = 0
+        self._since_probe = 0  # large blocks since the last re-measurement
+        self._probe_interval = probe_every  # doubles while re-measurements confirm a loss
         self.history: list[Choice] = []
 
     # -- deciding -----------------------------------------------------------------------------
@@ -131,8 +134,10 @@ class AdaptiveExecutor:
 
     def _by_speed(self, plan: Choice) -> Choice:
         """Step 7: keep ``plan`` only while it is measured faster than sequential."""
-        self._large_blocks += 1
-        refresh = self._large_blocks % self.probe_every == 0
+        self._since_probe += 1
+        refresh = self._since_probe >= self._probe_interval
+        if refresh:
+            self._since_probe = 0
         seq = self.seconds_per_tx.get("sequential")
         mine = self.seconds_per_tx.get(plan.executor)
         if seq is None:
@@ -141,10 +146,12 @@ class AdaptiveExecutor:
             return Choice(plan.executor, f"{plan.reason}; measuring it")
         gain = seq / mine
         if gain >= self.min_gain:
+            self._probe_interval = self.probe_every
             if refresh:
                 return Choice("sequential", f"re-measuring the sequential baseline ({plan.executor} was {gain:.2f}x)")
             return Choice(plan.executor, f"{plan.reason}; measured {gain:.2f}x of sequential")
-        if refresh:
+        if refresh:  # each re-measurement of a losing plan doubles the wait for the next one
+            self._probe_interval = min(MAX_PROBE_FACTOR * self.probe_every, 2 * self._probe_interval)
             return Choice(plan.executor, f"{plan.reason}; re-measuring it (was {gain:.2f}x of sequential)")
         return Choice("sequential", f"{plan.executor} measured {gain:.2f}x of sequential on recent blocks")
 
