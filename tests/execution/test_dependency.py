@@ -20,11 +20,15 @@ def analyze(txs, cost=None):
 def test_chain_of_five_dependent_txs_has_bound_one():
     # each tx reads the key the previous one wrote
     txs = [encode_tx([(READ, i, 0), (WRITE, i + 1, 1)]) for i in range(5)]
-    report = analyze(txs)  # measured costs: the bound is 1.0 whatever they are
+    report = analyze(txs, cost=[1.0] * 5)  # given costs count as execution: the bound is 1.0
     assert report.edges == [(0, 1), (1, 2), (2, 3), (3, 4)]
     assert report.critical_path_length == 5
     assert report.speedup_bound(1) == pytest.approx(1.0)
     assert report.speedup_bound(4) == pytest.approx(1.0)
+    measured = analyze(txs)  # measured: only execution is on the chain, decoding can overlap it
+    assert all(0 < p < c for p, c in zip(measured.prepare_costs, measured.costs, strict=True))
+    assert measured.critical_path == pytest.approx(sum(measured.costs) - sum(measured.prepare_costs))
+    assert 1.0 < measured.speedup_bound(4) == pytest.approx(measured.total_cost / measured.critical_path)
     assert report.conflict_rate == pytest.approx(4 / 5)
 
 

@@ -77,6 +77,7 @@ from .. import codec
 from ..errors import InvariantViolation
 from ..types import Key, Value, WriteSet
 from .contract import BlockEnv, BlockOutput, ExecStats, Receipt, Runtime, StateView, TxContext
+from .prepare import map_chunks, split
 from .registry import register
 from .runtime import Declared
 from .sequential import OverlayContext, SequentialExecutor, apply_effects, finalize
@@ -185,6 +186,9 @@ class AccessListExecutor:
             prepared = self._map(runtime.prepare, txs)
             access = declared_access(runtime, prepared)
         levels = schedule(access)
+        if procs:  # transactions of narrow levels run here: check their signatures on threads now
+            here = [i for level in levels if len(level) < self.min_process_level for i in level]
+            self._prepare_on_threads(prepared, here)  # type: ignore[arg-type]
         scheduled = time.perf_counter()
 
         try:
@@ -252,7 +256,7 @@ class AccessListExecutor:
                     continue
             if self._pool is not None and self.thread_levels and len(level) >= self.min_threaded:
                 threaded_levels += 1
-                chunks = _split(level, self.workers)
+                chunks = split(level, self.workers)
                 runs = self._pool.map(lambda chunk: _run(runtime, prepared, chunk, overlay, state, env), chunks)
                 results = [result for chunk_results in runs for result in chunk_results]
             else:
@@ -262,12 +266,21 @@ class AccessListExecutor:
                 apply_effects(ctx, overlay)
         return receipts, overlay, threaded_levels
 
-    def _map(self, fn: Callable[[bytes], Any], items: Sequence[bytes]) -> list[Any]:
+    def _prepare_on_threads(self, prepared: _OnDemand, indices: list[int]) -> None:
+        """Fill ``prepared`` for ``indices`` on the thread pool: PyNaCl releases the GIL while
+        verifying, so a block of narrow levels (a conflict chain) still checks its signatures on
+        every core, though its transactions then run one after another."""
+        if self._pool is None or len(indices) < self.min_threaded:
+            return
+        txs, prepare = prepared.txs, prepared.runtime.prepare
+        done = self._map(lambda i: prepare(txs[i]), indices)
+        prepared.cache.update(zip(indices, done, strict=True))
+
+    def _map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         """``[fn(x) for x in items]``, in contiguous chunks on the pool when worth it."""
-        if self._pool is None or len(items) < self.min_threaded:
+        if len(items) < self.min_threaded:
             return [fn(x) for x in items]
-        parts = self._pool.map(lambda part: [fn(x) for x in part], _split(items, self.workers))
-        return [y for part in parts for y in part]
+        return map_chunks(self._pool, self.workers, fn, items)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -362,7 +375,7 @@ class WorkerProcesses:
         """Execute ``level`` on the workers; ``None`` when a worker was lost (run it here)."""
         if not self.procs:
             self.start()
-        chunks = _split(level, self.size)
+        chunks = split(level, self.size)
         get = state.get
         try:
             for index, chunk in enumerate(chunks):
@@ -461,12 +474,6 @@ def _must_all(receipts: list[Receipt | None]) -> list[Receipt]:
     if len(done) != len(receipts):
         raise InvariantViolation(f"{len(receipts) - len(done)} transactions were never scheduled")
     return done
-
-
-def _split(items: Sequence[Any], parts: int) -> list[Sequence[Any]]:
-    """``items`` in ``parts`` contiguous, nearly equal chunks (none empty)."""
-    size = -(-len(items) // parts)
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _run(

@@ -37,6 +37,10 @@ anything, from signals that cost microseconds, in this order (first match wins):
        wait between them doubles (up to ``8 * probe_every``), so a losing plan costs little. This is what keeps a plan that wins elsewhere from losing here,
        e.g. worker processes on a 2-core box shared with other work.
 
+When the plan is ``sequential`` and the runtime checks signatures, the transactions still run
+one after another, but their signatures are checked first on ``workers`` threads (module
+``prepare``: PyNaCl releases the GIL), so a conflicting block uses every core where it can.
+
 Peeking uses the runtime's ``peek`` (decode without the signature check, a few us) when it
 has one. The choice and its reason go into ``ExecStats.note`` ("parallel: ..."), and
 ``history`` keeps the last choices for tests and reports. The executors it delegates to are
@@ -53,12 +57,15 @@ import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from .access_list import declared_access, free_threaded
 from .contract import BlockEnv, BlockOutput, Executor, Runtime, StateView
+from .prepare import prepare_all, worth_threads
 from .registry import executor_names, make_executor, register
+from .sequential import execute_prepared
 
 MIN_BLOCK = 500
 MAX_REEXEC = 0.25
@@ -117,6 +124,7 @@ class AdaptiveExecutor:
         self._since_probe = 0  # large blocks since the last re-measurement
         self._probe_interval = probe_every  # doubles while re-measurements confirm a loss
         self.history: list[Choice] = []
+        self._threads: ThreadPoolExecutor | None = None
 
     # -- deciding -----------------------------------------------------------------------------
 
@@ -212,7 +220,16 @@ class AdaptiveExecutor:
         del self.history[:-64]
         decided = time.perf_counter() - started
         ran = time.perf_counter()
-        output = self.executor(choice.executor).execute_block(runtime, txs, state, env)
+        threads = ""
+        if choice.executor == "sequential" and self.workers > 1 and worth_threads(runtime, len(txs)):
+            # one transaction after another, but signature checks on every core (module prepare)
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="adaptive-prepare")
+            prepared = prepare_all(runtime, txs, self._threads, self.workers)
+            output = execute_prepared(runtime, prepared, state, env)
+            threads = f"; signatures checked on {self.workers} threads"
+        else:
+            output = self.executor(choice.executor).execute_block(runtime, txs, state, env)
         wall = time.perf_counter() - ran
         inner = output.stats
         if choice.executor in SPECULATIVE and choice.executor != "parallel" and txs:
@@ -220,7 +237,7 @@ class AdaptiveExecutor:
             # re-executions say little about its speed, which step 7 measures directly.
             self._observe(inner.re_executions(len(txs)) / len(txs))
         self._time(choice.executor, len(txs), inner.seconds if inner.seconds > 0 else wall)
-        note = f"{choice.executor}: {choice.reason} (decided in {1e6 * decided:.0f} us)"
+        note = f"{choice.executor}: {choice.reason} (decided in {1e6 * decided:.0f} us){threads}"
         if inner.note:
             note += f"; {inner.note}"
         output.stats = dataclasses.replace(inner, executor=self.name, seconds=time.perf_counter() - started, note=note)
@@ -249,6 +266,9 @@ class AdaptiveExecutor:
         for ex in self._executors.values():
             ex.close()
         self._executors.clear()
+        if self._threads is not None:
+            self._threads.shutdown()
+            self._threads = None
 
 
 #: ``sample_conflict``: a sample whose largest affinity group holds more than this share cannot

@@ -15,12 +15,15 @@ write-after-write hazards): for every key ``k`` that ``j`` reads, ``j`` depends 
 value ``j`` sees is that write plus those deltas). Deltas to keys ``j`` does not read create no
 edge: that is what makes aggregators commutative.
 
-Cost: per-transaction seconds measured in the recording run (prepare + execute, so signature
-checks are included when the runtime verifies them; the fastest of ``timings`` runs, see
-``analyze_block``), or the caller's ``cost`` list. The
-critical path is the longest cost-weighted path through the graph:
+Cost: per-transaction seconds measured in the recording run, prepare and execute timed apart
+(the fastest of ``timings`` runs each, see ``analyze_block``), or the caller's ``cost`` list
+(then all of it counts as execution). ``cost[j]`` is the whole (prepare + execute, so signature
+checks are included when the runtime verifies them); only the execution lies on a dependency
+chain: ``prepare`` reads no state, so any schedule can run it before, or beside, the chain
+(the executors do: workers prepare ahead, threads check signatures of a conflict chain). The
+critical path is the longest execution-weighted path through the graph:
 
-    finish[j] = cost[j] + max(finish[i] for i in deps[j], default 0)
+    finish[j] = (cost[j] - prepare_cost[j]) + max(finish[i] for i in deps[j], default 0)
     critical_path = max(finish),  total_cost = T1 = sum(cost)
 
 With P workers no schedule beats ``T1 / P`` (work) or ``critical_path`` (depth), so
@@ -78,6 +81,8 @@ class DependencyReport:
     edge_keys: dict[tuple[int, int], list[Key]]
     finish: list[float]
     output: BlockOutput
+    #: The stateless part of ``costs`` (``runtime.prepare``): off every dependency chain.
+    prepare_costs: list[float] = field(default_factory=list)
     total_cost: float = field(init=False)
     critical_path: float = field(init=False)
 
@@ -162,18 +167,24 @@ def analyze_block(
     write_sets: list[frozenset[Key]] = []
     delta_sets: list[frozenset[Key]] = []
     measured: list[float] = []
+    measured_prepare: list[float] = []
     clock = time.perf_counter
     extra_runs = range(max(1, timings) - 1) if cost is None else range(0)
     for raw in txs:
         ctx = RecordingContext(env, overlay, state)
         t0 = clock()
-        receipts.append(runtime.execute(runtime.prepare(raw), ctx))
-        best = clock() - t0
+        prepared = runtime.prepare(raw)
+        t1 = clock()
+        receipts.append(runtime.execute(prepared, ctx))
+        best_prepare, best_execute = t1 - t0, clock() - t1
         for _ in extra_runs:
             t0 = clock()
-            runtime.execute(runtime.prepare(raw), OverlayContext(env, overlay, state))
-            best = min(best, clock() - t0)
-        measured.append(best)
+            prepared = runtime.prepare(raw)
+            t1 = clock()
+            runtime.execute(prepared, OverlayContext(env, overlay, state))
+            best_prepare, best_execute = min(best_prepare, t1 - t0), min(best_execute, clock() - t1)
+        measured.append(best_prepare + best_execute)
+        measured_prepare.append(best_prepare)
         read_sets.append(frozenset(ctx.read_set))
         write_sets.append(frozenset(ctx.writes))
         delta_sets.append(frozenset(ctx.deltas))
@@ -184,11 +195,12 @@ def analyze_block(
     output = BlockOutput(receipts, overlay, accumulator, root, stats)
 
     costs = list(cost) if cost is not None else measured
+    prepare_costs = [0.0] * len(txs) if cost is not None else measured_prepare
     deps, edge_keys = _build_graph(read_sets, write_sets, delta_sets)
     finish = [0.0] * len(txs)
     for j, preds in enumerate(deps):
-        finish[j] = costs[j] + max((finish[i] for i in preds), default=0.0)
-    return DependencyReport(read_sets, write_sets, delta_sets, costs, deps, edge_keys, finish, output)
+        finish[j] = costs[j] - prepare_costs[j] + max((finish[i] for i in preds), default=0.0)
+    return DependencyReport(read_sets, write_sets, delta_sets, costs, deps, edge_keys, finish, output, prepare_costs)
 
 
 def _apply(ctx: RecordingContext, overlay: WriteSet, state: StateView) -> None:

@@ -17,7 +17,8 @@ right.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from .. import codec
 from ..state import commitment
@@ -39,6 +40,22 @@ class OverlayContext(TxContext):
         if key in self.overlay:
             return self.overlay[key]
         return self.state.get(key)
+
+
+def execute_prepared(runtime: Runtime, prepared: Iterable[Any], state: StateView, env: BlockEnv) -> BlockOutput:
+    """The sequential loop over already prepared transactions (``runtime.prepare`` is stateless,
+    so preparing them earlier, e.g. on threads, changes nothing)."""
+    started = time.perf_counter()
+    overlay: WriteSet = {}
+    receipts = []
+    for tx in prepared:
+        ctx = OverlayContext(env, overlay, state)
+        receipts.append(runtime.execute(tx, ctx))
+        apply_effects(ctx, overlay)
+    accumulator, root = finalize(overlay, state)
+    elapsed = time.perf_counter() - started
+    stats = ExecStats("sequential", 1, executions=len(receipts), rounds=1, seconds=elapsed, worker_busy=[elapsed])
+    return BlockOutput(receipts, overlay, accumulator, root, stats)
 
 
 def apply_effects(ctx: TxContext, overlay: WriteSet) -> None:
@@ -66,17 +83,7 @@ class SequentialExecutor:
     def execute_block(
         self, runtime: Runtime, txs: Sequence[bytes], state: StateView, env: BlockEnv
     ) -> BlockOutput:
-        started = time.perf_counter()
-        overlay: WriteSet = {}
-        receipts = []
-        for raw in txs:
-            ctx = OverlayContext(env, overlay, state)
-            receipts.append(runtime.execute(runtime.prepare(raw), ctx))
-            apply_effects(ctx, overlay)
-        accumulator, root = finalize(overlay, state)
-        elapsed = time.perf_counter() - started
-        stats = ExecStats("sequential", 1, executions=len(txs), rounds=1, seconds=elapsed, worker_busy=[elapsed])
-        return BlockOutput(receipts, overlay, accumulator, root, stats)
+        return execute_prepared(runtime, (runtime.prepare(raw) for raw in txs), state, env)
 
     def close(self) -> None:
         pass

@@ -1,0 +1,50 @@
+"""Preparing transactions on threads: the stateless part of a block, on every core.
+
+``runtime.prepare`` (decode and signature check) does not depend on state or on other
+transactions, and PyNaCl releases the GIL while it verifies an ed25519 signature (~45 us of a
+signed transfer's ~55 us on the dev box), so even on a GIL build a thread pool checks a block's
+signatures on all cores. Executors use this where they run transactions one after another anyway
+(a conflict chain, a contended block run in-process): the execution stays sequential, only the
+signature checks overlap. Results are the same objects ``prepare`` returns one by one, in block
+order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .contract import Runtime
+
+#: Below this many items, one thread is as fast as handing chunks to a pool.
+MIN_ITEMS = 64
+
+
+def split(items: Sequence[Any], parts: int) -> list[Sequence[Any]]:
+    """``items`` in ``parts`` contiguous, nearly equal chunks (none empty)."""
+    size = max(1, -(-len(items) // max(1, parts)))
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def map_chunks(pool: ThreadPoolExecutor | None, parts: int, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    """``[fn(x) for x in items]``, computed in ``parts`` contiguous chunks on ``pool``."""
+    if pool is None or parts < 2 or len(items) < MIN_ITEMS:
+        return [fn(x) for x in items]
+    results = pool.map(lambda chunk: [fn(x) for x in chunk], split(items, parts))
+    return [y for chunk in results for y in chunk]
+
+
+def worth_threads(runtime: Runtime, n_txs: int) -> bool:
+    """Whether preparing ``n_txs`` on threads can pay: only signature checks release the GIL,
+    so only a runtime that says it checks them (``verify_signatures``) qualifies."""
+    return n_txs >= MIN_ITEMS and bool(getattr(runtime, "verify_signatures", False))
+
+
+def prepare_all(runtime: Runtime, txs: Sequence[bytes], pool: ThreadPoolExecutor | None, parts: int) -> list[Any]:
+    """``runtime.prepare`` of every transaction, in block order, on ``pool``'s threads when
+    ``worth_threads``, else in this thread."""
+    if not worth_threads(runtime, len(txs)):
+        pool = None
+    return map_chunks(pool, parts, runtime.prepare, txs)
+
