@@ -63,7 +63,7 @@ from typing import Any
 
 from .access_list import declared_access, free_threaded
 from .contract import BlockEnv, BlockOutput, Executor, Runtime, StateView
-from .prepare import prepare_all, worth_threads
+from .prepare import prepare_iter, worth_threads
 from .registry import executor_names, make_executor, register
 from .sequential import execute_prepared
 
@@ -225,8 +225,9 @@ class AdaptiveExecutor:
             # one transaction after another, but signature checks on every core (module prepare)
             if self._threads is None:
                 self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="adaptive-prepare")
-            prepared = prepare_all(runtime, txs, self._threads, self.workers)
+            prepared = prepare_iter(runtime, txs, self._threads, self.workers)
             output = execute_prepared(runtime, prepared, state, env)
+            output.stats.seconds = time.perf_counter() - ran  # the signature checks count too
             threads = f"; signatures checked on {self.workers} threads"
         else:
             output = self.executor(choice.executor).execute_block(runtime, txs, state, env)

@@ -44,7 +44,8 @@ class OverlayContext(TxContext):
 
 def execute_prepared(runtime: Runtime, prepared: Iterable[Any], state: StateView, env: BlockEnv) -> BlockOutput:
     """The sequential loop over already prepared transactions (``runtime.prepare`` is stateless,
-    so preparing them earlier, e.g. on threads, changes nothing)."""
+    so preparing them earlier, e.g. on threads, changes nothing). ``stats.seconds`` covers only
+    this loop: work done on ``prepared`` before it started is the caller's to count."""
     started = time.perf_counter()
     overlay: WriteSet = {}
     receipts = []

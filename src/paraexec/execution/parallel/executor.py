@@ -6,7 +6,7 @@ import math
 import pickle
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -15,7 +15,7 @@ import msgspec
 from ...errors import InvariantViolation
 from ...state import commitment
 from ..contract import BlockEnv, BlockOutput, ExecStats, Receipt, Runtime, StateView
-from ..prepare import prepare_all, worth_threads
+from ..prepare import prepare_iter, worth_threads
 from ..sequential import OverlayContext, apply_effects, execute_prepared, finalize
 from . import messages as m
 from .pipeline import Pipeline
@@ -197,13 +197,13 @@ class ParallelExecutor:
         else:
             self._next_skip = CONTENDED_SKIP
 
-    def _prepared(self, runtime: Runtime, txs: list[bytes]) -> list[Any]:
+    def _prepared(self, runtime: Runtime, txs: list[bytes]) -> Iterable[Any]:
         """``runtime.prepare`` of ``txs`` on ``workers`` threads (module ``prepare``): when the
         block runs in-process the worker processes are idle, and signature checks release the
         GIL, so they still use every core while the transactions run one after another."""
         if self.workers > 1 and worth_threads(runtime, len(txs)) and self._threads is None:
             self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="parallel-prepare")
-        return prepare_all(runtime, txs, self._threads, self.workers)
+        return prepare_iter(runtime, txs, self._threads, self.workers)
 
     def _in_process(
         self, runtime: Runtime, txs: list[bytes], state: StateView, env: BlockEnv, started: float, note: str
