@@ -339,3 +339,19 @@ def test_auto_affinity_follows_conflicts_and_equals_sequential():
         executor.close()
     assert notes[0][0].startswith("by position") and notes[0][1] > 0.05, notes
     assert notes[1][0].startswith("by key affinity"), notes
+
+
+def test_affinity_hints_that_raise_never_stop_a_block():
+    class BadHints(SyntheticRuntime):
+        def hint_keys(self, prepared):
+            raise RuntimeError("hint bug")
+
+    runtime = BadHints(10)
+    runtime.spec = SyntheticRuntime(10).spec  # workers rebuild a well-behaved runtime: hints are coordinator-side
+    txs = [encode_tx([(READ, i % 10, 0), (WRITE, (i + 1) % 10, i)]) for i in range(100)]
+    executor = ParallelExecutor(2, wave=8, affinity="on", contention_fallback=False)
+    try:
+        got = executor.execute_block(runtime, txs, MemoryStore(), ENV)
+    finally:
+        executor.close()
+    assert got.same_result(REFERENCE.execute_block(SyntheticRuntime(10), txs, MemoryStore(), ENV))

@@ -179,7 +179,10 @@ class AdaptiveExecutor:
             probing = True  # re-check with a sample, with hysteresis: only clear contention passes
         if self.recent_reexec is None or probing:
             window = min(n, self.sample, max(16, n // 16))
-            conflict = sample_conflict(runtime, [peek(raw) for raw in txs[:window]])
+            try:
+                conflict = sample_conflict(runtime, [peek(raw) for raw in txs[:window]])
+            except Exception:  # a hint that raises must not stop the block: assume the worst
+                conflict = 1.0
             limit = self.max_sample_conflict / 2 if probing else self.max_sample_conflict
             if conflict > limit:
                 self.contended = f"{conflict:.0%} of a {window}-tx sample share keys"

@@ -72,7 +72,11 @@ Contention: once a block's executions reach its sample size (1,000, or a third o
 block, at least 128) and more than 30% of them were re-executions, the coordinator stops
 speculating, takes the final prefix from the workers and runs the rest of the block
 in-process; the next blocks (8, doubling up to 64 while probes keep failing) then run in-process
-directly, after which parallel execution is probed again.
+directly, after which parallel execution is probed again. A block by position that conflicts so
+much makes the next one try key affinity first, without a pause (unless one key would load one
+worker: then the pause starts at once). Whatever runs in-process checks its
+signatures on ``workers`` threads first (``execution/prepare.py``: PyNaCl releases the GIL), then
+executes one transaction after another: the worker processes are idle then, the cores are not.
 
 State: workers read committed state straight from the LMDB directory (opened read-only,
 refreshed per block, checked against the coordinator's height and accumulator) when the store is

@@ -404,7 +404,7 @@ def affinity_owner(runtime: Runtime, txs: list[bytes], workers: int) -> list[int
             hints = runtime.hint_keys(prepared)
             return hints[0] if hints else None
 
-    keys = [key_of(peek(raw)) for raw in txs]
+    keys = [_affinity_key(key_of, peek, raw) for raw in txs]
     load = [0] * workers
     where: dict[Any, int] = {}
     for key, count in Counter(k for k in keys if k is not None).most_common():
@@ -422,3 +422,12 @@ def affinity_owner(runtime: Runtime, txs: list[bytes], workers: int) -> list[int
     if max(load) > len(txs) * (1 / workers + AFFINITY_SLACK):
         return None
     return owner
+
+
+def _affinity_key(key_of: Callable[[Any], Any], peek: Callable[[bytes], Any], raw: bytes) -> Any:
+    """``key_of(peek(raw))``, or ``None`` if the application's hints raise: a hint must never
+    stop a block (the transaction's own execution reports whatever is wrong with it)."""
+    try:
+        return key_of(peek(raw))
+    except Exception:
+        return None
