@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -69,6 +69,17 @@ MIN_CHUNK = 4
 def sample_size(n: int) -> int:
     """Executions after which a block of ``n`` transactions is judged for contention."""
     return min(BAIL_AFTER, max(MIN_SAMPLE, n // 3))
+
+
+class Assignment(NamedTuple):
+    """A block's assignment: ``owner`` per transaction (``None``: by position), the ``wave``,
+    ``how`` (for the note), and whether key affinity was wanted but ``rejected`` (one key would
+    load one worker)."""
+
+    owner: list[int] | None
+    wave: int
+    how: str
+    rejected: bool = False
 
 
 class WorkerFailed(Exception):
@@ -150,7 +161,7 @@ class ParallelExecutor:
             )
             return self._in_process(runtime, txs, state, env, started, note)
         assigned = self._assignment(runtime, txs)
-        if assigned[0] is None and self._affinity_mode and self._contended() and not self._affinity_rejected:
+        if assigned.rejected and self._contended() and not self._affinity_rejected:
             # By position the last block conflicted, and key affinity would load one worker
             # (one hot key): running it on the workers again would only repeat the loss.
             self._affinity_rejected = True
@@ -229,11 +240,11 @@ class ParallelExecutor:
         state: StateView,
         env: BlockEnv,
         started: float,
-        assigned: tuple[list[int] | None, int, str],
+        assigned: Assignment,
     ) -> BlockOutput:
         n, n_workers, pool = len(txs), self.workers, self.pool
         mark = time.perf_counter()
-        owner, wave, assignment = assigned
+        owner, wave = assigned.owner, assigned.wave
         pipe = Pipeline(n, n_workers, wave, owner)
         self._setup(runtime.spec, txs, pipe, state, env)
         timeline: list[tuple[int, float, float, str]] = [(-1, mark - started, time.perf_counter() - started, "setup")]
@@ -266,7 +277,7 @@ class ParallelExecutor:
         self._last_abort_rate = aborts / max(1, executions)
         self._judged = executions >= sample
         self._used_affinity = owner is not None
-        self._affinity_rejected = assignment.startswith("by position (")
+        self._affinity_rejected = assigned.rejected
         for w in range(n_workers):
             pool.send(w, m.encode(m.Finish(upto, upto == n, pipe.undelivered(w))))
         finished: list[m.Finished] = self._collect(state)
@@ -284,7 +295,7 @@ class ParallelExecutor:
         if self.affinity == "auto":
             waste = self._last_abort_rate * self._cost_per_execution  # seconds per transaction
             self._affinity_mode = waste >= (AFFINITY_OFF if owner is not None else AFFINITY_ON)
-        note = f"{assignment}, window of {2 * wave} txs, chunks of {pipe.chunk}, {n_workers} worker process(es)"
+        note = f"{assigned.how}, window of {2 * wave} txs, chunks of {pipe.chunk}, {n_workers} worker process(es)"
         if upto == n:
             accumulator = commitment.combine(
                 state.accumulator, *(int.from_bytes(f.accumulator_delta, "little") for f in finished)
@@ -314,19 +325,19 @@ class ParallelExecutor:
         )
         return BlockOutput(receipts, write_set, accumulator, commitment.root_of(accumulator), stats)
 
-    def _assignment(self, runtime: Runtime, txs: list[bytes]) -> tuple[list[int] | None, int, str]:
-        """(owner per transaction or ``None`` for by-position, wave, description) for this block."""
+    def _assignment(self, runtime: Runtime, txs: list[bytes]) -> Assignment:
+        """How this block goes to the workers: by key affinity when it is on and balances."""
         use = self.affinity == "on" or (self.affinity == "auto" and self._affinity_mode)
         if not use or self.workers < 2:
-            return None, self.wave, "by position"
+            return Assignment(None, self.wave, "by position")
         owner = affinity_owner(runtime, txs, self.workers)
         if owner is None:
-            return None, self.wave, "by position (key affinity would load one worker)"
+            return Assignment(None, self.wave, "by position (key affinity would load one worker)", rejected=True)
         largest = max(1, self.wave // self.workers)
         chunk = largest
         if self._cost_per_execution > 0:
             chunk = max(MIN_CHUNK, min(largest, round(CHUNK_SECONDS / self._cost_per_execution)))
-        return owner, chunk * self.workers, "by key affinity"
+        return Assignment(owner, chunk * self.workers, "by key affinity")
 
     def _setup(self, spec: Any, txs: list[bytes], pipe: Pipeline, state: StateView, env: BlockEnv) -> None:
         lmdb_path = _lmdb_path(state)
