@@ -34,8 +34,9 @@ anything, from signals that cost microseconds, in this order (first match wins):
        (that block costs nothing against sequential), then the plan; one large block in
        ``probe_every`` re-measures the plan not in use, so a machine that gets busier (or
        quieter) is followed; while re-measurements keep confirming that the plan loses, the
-       wait between them doubles (up to ``8 * probe_every``), so a losing plan costs little. This is what keeps a plan that wins elsewhere from losing here,
-       e.g. worker processes on a 2-core box shared with other work.
+       wait between them doubles (up to ``8 * probe_every``), so a losing plan costs little.
+       This is what keeps a plan that wins elsewhere from losing here, e.g. worker processes
+       on a 2-core box shared with other work.
 
 When the plan is ``sequential`` and the runtime checks signatures, the transactions still run
 one after another, but their signatures are checked first on ``workers`` threads (module
