@@ -27,7 +27,9 @@ def split(items: Sequence[Any], parts: int) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def map_chunks(pool: ThreadPoolExecutor | None, parts: int, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+def map_chunks(
+    pool: ThreadPoolExecutor | None, parts: int, fn: Callable[[Any], Any], items: Sequence[Any]
+) -> list[Any]:
     """``[fn(x) for x in items]``, computed in ``parts`` contiguous chunks on ``pool``."""
     if pool is None or parts < 2 or len(items) < MIN_ITEMS:
         return [fn(x) for x in items]
