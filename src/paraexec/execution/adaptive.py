@@ -58,15 +58,13 @@ import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from .access_list import declared_access, free_threaded
 from .contract import BlockEnv, BlockOutput, Executor, Runtime, StateView
-from .prepare import prepare_iter, worth_threads
+from .prepare import SignatureThreads
 from .registry import executor_names, make_executor, register
-from .sequential import execute_prepared
 
 MIN_BLOCK = 500
 MAX_REEXEC = 0.25
@@ -125,7 +123,7 @@ class AdaptiveExecutor:
         self._since_probe = 0  # large blocks since the last re-measurement
         self._probe_interval = probe_every  # doubles while re-measurements confirm a loss
         self.history: list[Choice] = []
-        self._threads: ThreadPoolExecutor | None = None
+        self._signatures = SignatureThreads(self.workers)
 
     # -- deciding -----------------------------------------------------------------------------
 
@@ -224,15 +222,10 @@ class AdaptiveExecutor:
         del self.history[:-64]
         decided = time.perf_counter() - started
         ran = time.perf_counter()
-        threads = ""
-        if choice.executor == "sequential" and self.workers > 1 and worth_threads(runtime, len(txs)):
-            # one transaction after another, but signature checks on every core (module prepare)
-            if self._threads is None:
-                self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="adaptive-prepare")
-            prepared = prepare_iter(runtime, txs, self._threads, self.workers)
-            output = execute_prepared(runtime, prepared, state, env)
-            output.stats.seconds = time.perf_counter() - ran  # the signature checks count too
-            threads = f"; signatures checked on {self.workers} threads"
+        threads = self._signatures.note(runtime, len(txs)) if choice.executor == "sequential" else ""
+        if threads:  # one transaction after another, but signature checks on every core
+            output = self._signatures.execute_in_order(runtime, txs, state, env)
+            threads = f"; {threads}"
         else:
             output = self.executor(choice.executor).execute_block(runtime, txs, state, env)
         wall = time.perf_counter() - ran
@@ -271,9 +264,7 @@ class AdaptiveExecutor:
         for ex in self._executors.values():
             ex.close()
         self._executors.clear()
-        if self._threads is not None:
-            self._threads.shutdown()
-            self._threads = None
+        self._signatures.close()
 
 
 #: ``sample_conflict``: a sample whose largest affinity group holds more than this share cannot

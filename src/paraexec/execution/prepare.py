@@ -11,11 +11,13 @@ order.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .contract import Runtime
+from .contract import BlockEnv, BlockOutput, Runtime, StateView
+from .sequential import execute_prepared
 
 #: Below this many items, one thread is as fast as handing chunks to a pool.
 MIN_ITEMS = 64
@@ -44,19 +46,47 @@ def worth_threads(runtime: Runtime, n_txs: int) -> bool:
 
 
 def prepare_all(runtime: Runtime, txs: Sequence[bytes], pool: ThreadPoolExecutor | None, parts: int) -> list[Any]:
-    """``runtime.prepare`` of every transaction, in block order, on ``pool``'s threads when
-    ``worth_threads``, else in this thread."""
-    if not worth_threads(runtime, len(txs)):
-        pool = None
+    """``runtime.prepare`` of every transaction, in block order, on ``pool``'s threads."""
     return map_chunks(pool, parts, runtime.prepare, txs)
 
 
+class SignatureThreads:
+    """A lazily started pool of ``threads`` threads that checks the signatures of blocks (or
+    block tails) an executor runs one transaction after another.
 
-def prepare_iter(runtime: Runtime, txs: Sequence[bytes], pool: ThreadPoolExecutor | None, parts: int) -> Iterable[Any]:
-    """What to hand ``sequential.execute_prepared``: ``prepare_all`` on threads when
-    ``worth_threads``, else a generator preparing each transaction just before it runs, exactly
-    as ``sequential`` does (a list of every prepared transaction of a block, built up front for
-    nothing, measured 1.5x slower: thousands of live objects wake the cyclic collector)."""
-    if pool is None or parts < 2 or not worth_threads(runtime, len(txs)):
-        return (runtime.prepare(raw) for raw in txs)
-    return prepare_all(runtime, txs, pool, parts)
+    ``prepared`` hands ``sequential.execute_prepared`` what to run: ``prepare_all`` on the pool
+    when ``worth_threads``, else a generator preparing each transaction just before it runs,
+    exactly as ``sequential`` does (a list of every prepared transaction of a block, built up
+    front for nothing, measured 1.5x slower: thousands of live objects wake the cyclic
+    collector).
+    """
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self._pool: ThreadPoolExecutor | None = None
+
+    def used(self, runtime: Runtime, n_txs: int) -> bool:
+        """Whether ``prepared`` checks these signatures on the threads."""
+        return self.threads > 1 and worth_threads(runtime, n_txs)
+
+    def prepared(self, runtime: Runtime, txs: Sequence[bytes]) -> Iterable[Any]:
+        if not self.used(runtime, len(txs)):
+            return (runtime.prepare(raw) for raw in txs)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="prepare")
+        return prepare_all(runtime, txs, self._pool, self.threads)
+
+    def execute_in_order(self, runtime: Runtime, txs: Sequence[bytes], state: StateView, env: BlockEnv) -> BlockOutput:
+        """``sequential``'s result, with ``stats.seconds`` counting the signature checks too."""
+        started = time.perf_counter()
+        output = execute_prepared(runtime, self.prepared(runtime, txs), state, env)
+        output.stats.seconds = time.perf_counter() - started
+        return output
+
+    def note(self, runtime: Runtime, n_txs: int) -> str:
+        return f"signatures checked on {self.threads} threads" if self.used(runtime, n_txs) else ""
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None

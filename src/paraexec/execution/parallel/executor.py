@@ -6,8 +6,7 @@ import math
 import pickle
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import msgspec
@@ -15,8 +14,8 @@ import msgspec
 from ...errors import InvariantViolation
 from ...state import commitment
 from ..contract import BlockEnv, BlockOutput, ExecStats, Receipt, Runtime, StateView
-from ..prepare import prepare_iter, worth_threads
-from ..sequential import OverlayContext, apply_effects, execute_prepared, finalize
+from ..prepare import SignatureThreads
+from ..sequential import OverlayContext, apply_effects, finalize
 from . import messages as m
 from .pipeline import Pipeline
 from .transport import WorkerLost, WorkerPool
@@ -116,8 +115,9 @@ class ParallelExecutor:
         self.served_fetches = 0
         self.contention_fallback = contention_fallback
         self.affinity = affinity
-        #: Threads that check signatures for blocks (or block tails) run in-process.
-        self._threads: ThreadPoolExecutor | None = None
+        #: Checks signatures for blocks (or block tails) run in-process: the worker processes
+        #: are idle then, and signature checks release the GIL, so they still use every core.
+        self._signatures = SignatureThreads(self.workers)
         self._affinity_mode = False  # auto: the last blocks on the workers conflicted
         self._cost_per_execution = 0.0  # CPU seconds per execution on the workers, last block
         self._skip_parallel = 0
@@ -136,9 +136,7 @@ class ParallelExecutor:
         """Stop the worker processes (a later block starts fresh ones) and the prepare threads."""
         self.pool.stop(graceful=m.encode(m.Shutdown()))
         self._specs = [None] * self.workers
-        if self._threads is not None:
-            self._threads.shutdown()
-            self._threads = None
+        self._signatures.close()
 
     def _restart(self) -> None:
         self.pool.stop()
@@ -208,20 +206,13 @@ class ParallelExecutor:
         else:
             self._next_skip = CONTENDED_SKIP
 
-    def _prepared(self, runtime: Runtime, txs: list[bytes]) -> Iterable[Any]:
-        """``runtime.prepare`` of ``txs`` on ``workers`` threads (module ``prepare``): when the
-        block runs in-process the worker processes are idle, and signature checks release the
-        GIL, so they still use every core while the transactions run one after another."""
-        if self.workers > 1 and worth_threads(runtime, len(txs)) and self._threads is None:
-            self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="parallel-prepare")
-        return prepare_iter(runtime, txs, self._threads, self.workers)
-
     def _in_process(
         self, runtime: Runtime, txs: list[bytes], state: StateView, env: BlockEnv, started: float, note: str
     ) -> BlockOutput:
-        output = execute_prepared(runtime, self._prepared(runtime, txs), state, env)
-        if note and self.workers > 1 and worth_threads(runtime, len(txs)):
-            note += f"; signatures checked on {self.workers} threads"
+        output = self._signatures.execute_in_order(runtime, txs, state, env)
+        threads = self._signatures.note(runtime, len(txs))
+        if note and threads:
+            note += f"; {threads}"
         output.stats = ExecStats(
             self.name,
             self.workers,
@@ -301,12 +292,13 @@ class ParallelExecutor:
                 state.accumulator, *(int.from_bytes(f.accumulator_delta, "little") for f in finished)
             )
         else:  # bailed out: the final prefix [0, upto) came from the workers, the rest runs here
-            for tx in self._prepared(runtime, txs[upto:]):
+            for tx in self._signatures.prepared(runtime, txs[upto:]):
                 ctx = OverlayContext(env, write_set, state)
                 receipts.append(runtime.execute(tx, ctx))
                 apply_effects(ctx, write_set)
             accumulator, _ = finalize(write_set, state)
-            threads = f" (signatures checked on {self.workers} threads)" if worth_threads(runtime, n - upto) else ""
+            threads = self._signatures.note(runtime, n - upto)
+            threads = f" ({threads})" if threads else ""
             note = f"{aborts} of {executions} executions aborted: ran txs {upto}..{n - 1} in-process{threads}; {note}"
         timeline.append((-1, mark - started, time.perf_counter() - started, "merge" if upto == n else "in-process"))
         for w, f in enumerate(finished):
