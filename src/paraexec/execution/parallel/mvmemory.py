@@ -77,30 +77,22 @@ class MVMemory:
         old = self.written.get(txn_idx)
         if old:
             self.purge(txn_idx, old)
-        for key, value in writes.items():
-            if changed.get(key, txn_idx) >= txn_idx:
-                changed[key] = txn_idx
-            entries = data.get(key)
-            if entries is None:
-                data[key] = [(txn_idx, False, value)]
-                self.fresh.append(key)
-            elif entries[-1][0] < txn_idx:
-                entries.append((txn_idx, False, value))
-            else:
-                insort(entries, (txn_idx, False, value), key=_idx)
-        if deltas:
-            self.delta_keys.update(deltas)
-            for key, delta in deltas.items():
+        fresh = self.fresh
+        for is_delta, items in ((False, writes), (True, deltas)):
+            for key, payload in items.items():
                 if changed.get(key, txn_idx) >= txn_idx:
                     changed[key] = txn_idx
+                entry = (txn_idx, is_delta, payload)
                 entries = data.get(key)
                 if entries is None:
-                    data[key] = [(txn_idx, True, delta)]
-                    self.fresh.append(key)
+                    data[key] = [entry]
+                    fresh.append(key)
                 elif entries[-1][0] < txn_idx:
-                    entries.append((txn_idx, True, delta))
+                    entries.append(entry)
                 else:
-                    insort(entries, (txn_idx, True, delta), key=_idx)
+                    insort(entries, entry, key=_idx)
+        if deltas:
+            self.delta_keys.update(deltas)
             self.written[txn_idx] = (*writes, *deltas)
         else:
             self.written[txn_idx] = tuple(writes)

@@ -246,20 +246,15 @@ class BlockRun:
         if old:
             out.purges.append((txn_idx, list(old)))
         by_key = out.writes
-        for key, value in writes.items():
-            entries = by_key.get(key)
-            if entries is None:
-                by_key[key] = [(txn_idx, False, value)]
-            else:
-                entries.append((txn_idx, False, value))
-        if deltas:
-            out.delta_keys.extend(deltas)
-            for key, delta in deltas.items():
+        for is_delta, items in ((False, writes), (True, deltas)):
+            for key, payload in items.items():
                 entries = by_key.get(key)
                 if entries is None:
-                    by_key[key] = [(txn_idx, True, delta)]
+                    by_key[key] = [(txn_idx, is_delta, payload)]
                 else:
-                    entries.append((txn_idx, True, delta))
+                    entries.append((txn_idx, is_delta, payload))
+        if deltas:
+            out.delta_keys.extend(deltas)
 
     def finish(self, msg: m.Finish, cpu_at_setup: float) -> m.Finished:
         """Resolve, hash and encode this worker's share; busy = CPU time since ``Setup``."""
