@@ -71,12 +71,14 @@ def showcase(
     try:
         Chain.create(store, config)
         chain = Chain(store, config)
+        started = time.perf_counter()
         for height, block_txs in enumerate(generated, start=1):
-            started = time.perf_counter()
-            block, output = chain.produce_block(block_txs, config.genesis_time + height * seconds_per_block, engine)
-            produce_s += time.perf_counter() - started
+            upcoming = generated[height] if height < len(generated) else None  # the next block's
+            at = config.genesis_time + height * seconds_per_block
+            block, output = chain.produce_block(block_txs, at, engine, upcoming)
             txs += len(block.txs)
             events.update(e.name for r in output.receipts for e in r.events)
+        produce_s = time.perf_counter() - started
         console.print(f"produced {blocks} blocks with {executor_name} x{workers} on LMDB at {data}")
         replay_engine = make_executor("sequential")
         root_match = True

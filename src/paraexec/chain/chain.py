@@ -3,9 +3,11 @@
 - ``Chain.create(store, config)`` commits genesis (height 0, no transactions, the
   application's genesis state) and records the chain config in the store's meta.
 - ``Chain.open(store)`` reads the config back; nothing else is needed to continue a chain.
-- ``produce_block(txs, time, executor)`` appends the application's system transactions,
-  executes, builds the header with the post-state root, and commits block + receipts + writes +
-  height in one atomic store commit.
+- ``produce_block(txs, time, executor, upcoming)`` appends the application's system
+  transactions, executes, builds the header with the post-state root, and commits block +
+  receipts + writes + height in one atomic store commit. ``upcoming`` (optional) are the
+  transactions the producer expects in the next block: an executor that can check their
+  signatures on idle cores meanwhile is told (``announce``).
 - ``replay(executor)`` re-executes every stored block from genesis on a fresh in-memory store
   and checks each root against the stored header.
 
@@ -102,12 +104,18 @@ class Chain:
         for height in range(start, self.height + 1):
             yield self.block(height)
 
-    def produce_block(self, txs: Sequence[bytes], time: int, executor: Executor) -> tuple[Block, BlockOutput]:
+    def produce_block(
+        self, txs: Sequence[bytes], time: int, executor: Executor, upcoming: Sequence[bytes] | None = None
+    ) -> tuple[Block, BlockOutput]:
         """Execute ``txs`` (plus system transactions) as the next block and commit it.
 
         Only the producer adds system transactions: user bytes carrying the system tag can never be
-        valid user transactions and are left out of the block.
+        valid user transactions and are left out of the block. ``upcoming``: see module docstring
+        (a hint only: the next block may hold other transactions, and is checked in full).
         """
+        announce = getattr(executor, "announce", None)
+        if upcoming and announce is not None:
+            announce(self.runtime, [raw for raw in upcoming if raw[:1] != SYSTEM_TAG])
         parent = self.block(self.height)
         env = BlockEnv(self.height + 1, time)
         user_txs = [raw for raw in txs if raw[:1] != SYSTEM_TAG]

@@ -41,6 +41,9 @@ anything, from signals that cost microseconds, in this order (first match wins):
 When the plan is ``sequential`` and the runtime checks signatures, the transactions still run
 one after another, but their signatures are checked first on ``workers`` threads (module
 ``prepare``: PyNaCl releases the GIL), so a conflicting block uses every core where it can.
+With ``parallel`` available and the next block announced (``announce``), the sequential plan
+runs inside the ``parallel`` executor (``execute_in_process``): its idle worker processes check
+the next block's signatures while this block executes (``parallel.precheck``).
 
 Peeking uses the runtime's ``peek`` (decode without the signature check, a few us) when it
 has one. The choice and its reason go into ``ExecStats.note`` ("parallel: ..."), and
@@ -222,11 +225,18 @@ class AdaptiveExecutor:
         del self.history[:-64]
         decided = time.perf_counter() - started
         ran = time.perf_counter()
-        threads = self._signatures.note(runtime, len(txs)) if choice.executor == "sequential" else ""
-        if threads:  # one transaction after another, but signature checks on every core
+        threads = ""
+        parallel = self._parallel()
+        if choice.executor == "sequential" and parallel is not None:
+            # one transaction after another here; this block's signatures were checked ahead by
+            # the idle worker processes (or are checked on threads), the next block's are now
+            output = parallel.execute_in_process(runtime, txs, state, env)
+        elif choice.executor == "sequential" and self._signatures.used(runtime, len(txs)):
             output = self._signatures.execute_in_order(runtime, txs, state, env)
-            threads = f"; {threads}"
+            threads = f"; {self._signatures.note(runtime, len(txs))}"
         else:
+            if parallel is not None and choice.executor != "parallel":
+                parallel.drop_prechecks()  # another plan uses the cores now
             output = self.executor(choice.executor).execute_block(runtime, txs, state, env)
         wall = time.perf_counter() - ran
         inner = output.stats
@@ -240,6 +250,21 @@ class AdaptiveExecutor:
             note += f"; {inner.note}"
         output.stats = dataclasses.replace(inner, executor=self.name, seconds=time.perf_counter() - started, note=note)
         return output
+
+    def announce(self, runtime: Runtime, txs: Sequence[bytes]) -> None:
+        """The next block's transactions (``Chain.produce_block``'s ``upcoming``): handed to
+        the ``parallel`` executor, whose idle workers check their signatures ahead."""
+        parallel = self._parallel()
+        if parallel is not None:
+            parallel.announce(runtime, txs)
+
+    def _parallel(self) -> Any:
+        """The ``parallel`` executor when it is available with more than one worker: its
+        worker processes also check signatures ahead for the sequential plan."""
+        if self.workers < 2 or "parallel" not in self.available():
+            return None
+        parallel = self.executor("parallel")
+        return parallel if hasattr(parallel, "execute_in_process") else None
 
     def _time(self, name: str, n_txs: int, seconds: float) -> None:
         """Fold a large block's seconds per tx into the plan's recent average. An executor's

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -69,17 +70,31 @@ class SignatureThreads:
         """Whether ``prepared`` checks these signatures on the threads."""
         return self.threads > 1 and worth_threads(runtime, n_txs)
 
-    def prepared(self, runtime: Runtime, txs: Sequence[bytes]) -> Iterable[Any]:
+    def prepared(self, runtime: Runtime, txs: Sequence[bytes], verified: AbstractSet[bytes] = frozenset()) -> Iterable[Any]:
+        """What ``execute_prepared`` runs. Transactions in ``verified`` had their signature
+        checked ahead of the block (``parallel.precheck``): they are only decoded, as they run."""
+        if verified:
+            rest = [raw for raw in txs if raw not in verified]
+            done = iter(self.prepared(runtime, rest))
+            checked = runtime.prepare_checked  # type: ignore[attr-defined]
+            return (checked(raw) if raw in verified else next(done) for raw in txs)
         if not self.used(runtime, len(txs)):
             return (runtime.prepare(raw) for raw in txs)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="prepare")
         return prepare_all(runtime, txs, self._pool, self.threads)
 
-    def execute_in_order(self, runtime: Runtime, txs: Sequence[bytes], state: StateView, env: BlockEnv) -> BlockOutput:
+    def execute_in_order(
+        self,
+        runtime: Runtime,
+        txs: Sequence[bytes],
+        state: StateView,
+        env: BlockEnv,
+        verified: AbstractSet[bytes] = frozenset(),
+    ) -> BlockOutput:
         """``sequential``'s result, with ``stats.seconds`` counting the signature checks too."""
         started = time.perf_counter()
-        output = execute_prepared(runtime, self.prepared(runtime, txs), state, env)
+        output = execute_prepared(runtime, self.prepared(runtime, txs, verified), state, env)
         output.stats.seconds = time.perf_counter() - started
         return output
 

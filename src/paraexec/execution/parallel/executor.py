@@ -15,9 +15,10 @@ from ...errors import InvariantViolation
 from ...state import commitment
 from ..contract import BlockEnv, BlockOutput, ExecStats, Receipt, Runtime, StateView
 from ..prepare import SignatureThreads
-from ..sequential import OverlayContext, apply_effects, finalize
+from ..sequential import OverlayContext, apply_effects, execute_prepared, finalize
 from . import messages as m
 from .pipeline import Pipeline
+from .precheck import Prechecks, checked_flags
 from .transport import WorkerLost, WorkerPool
 
 _receipts_decoder = msgspec.msgpack.Decoder(list[Receipt])
@@ -118,6 +119,8 @@ class ParallelExecutor:
         #: Checks signatures for blocks (or block tails) run in-process: the worker processes
         #: are idle then, and signature checks release the GIL, so they still use every core.
         self._signatures = SignatureThreads(self.workers)
+        #: Signature checks of the announced next block, on workers between blocks.
+        self._prechecks = Prechecks()
         self._affinity_mode = False  # auto: the last blocks on the workers conflicted
         self._cost_per_execution = 0.0  # CPU seconds per execution on the workers, last block
         self._skip_parallel = 0
@@ -136,17 +139,54 @@ class ParallelExecutor:
         """Stop the worker processes (a later block starts fresh ones) and the prepare threads."""
         self.pool.stop(graceful=m.encode(m.Shutdown()))
         self._specs = [None] * self.workers
+        self._prechecks = Prechecks()
         self._signatures.close()
 
     def _restart(self) -> None:
         self.pool.stop()
         self._specs = [None] * self.workers
+        self._prechecks.forget_sent()
+
+    def announce(self, runtime: Runtime, txs: Sequence[bytes]) -> None:
+        """The next block will (most likely) hold ``txs``: its signatures are checked on the
+        workers while they would otherwise wait during this block (see ``precheck``)."""
+        self._prechecks.announce(runtime, txs)
+
+    @property
+    def prechecked(self) -> int:
+        """Transactions run so far whose signature a worker had checked ahead of their block."""
+        return self._prechecks.used
+
+    def _take_prechecks(self, runtime: Runtime | None, txs: list[bytes]) -> set[bytes]:
+        """Collect the workers' verdicts on this block's transactions (stopping their checks)."""
+        try:
+            self._prechecks.collect(self.pool)
+        except WorkerLost:
+            self._restart()
+        return self._prechecks.take(runtime, txs)
+
+    def drop_prechecks(self) -> None:
+        """Stop the workers' checks and forget the announcement (another executor runs next)."""
+        self._prechecks.upcoming = []
+        self._take_prechecks(None, [])  # verdicts dropped
+
+    def _send_prechecks(self) -> None:
+        """Hand the announced next block to the idle workers (starting them if need be)."""
+        if not self._prechecks.upcoming:
+            return
+        try:
+            if not self.pool.started:
+                self.pool.start()
+            self._prechecks.send(self.pool, self._specs)
+        except WorkerLost:
+            self._restart()
 
     # -- execution ---------------------------------------------------------------------------
 
     def execute_block(self, runtime: Runtime, txs: Sequence[bytes], state: StateView, env: BlockEnv) -> BlockOutput:
         started = time.perf_counter()
         txs = list(txs)
+        verified = self._take_prechecks(runtime, txs)
         if getattr(runtime, "spec", None) is None:
             return self._in_process(runtime, txs, state, env, started, "runtime has no spec: ran in-process")
         if not txs:
@@ -157,7 +197,7 @@ class ParallelExecutor:
                 f"a recent block re-executed {self._last_abort_rate:.0%} of its transactions: ran in-process "
                 f"(parallel probed again in {self._skip_parallel} block(s))"
             )
-            return self._in_process(runtime, txs, state, env, started, note)
+            return self._in_process(runtime, txs, state, env, started, note, verified)
         assigned = self._assignment(runtime, txs)
         if assigned.rejected and self._contended() and not self._affinity_rejected:
             # By position the last block conflicted, and key affinity would load one worker
@@ -166,16 +206,17 @@ class ParallelExecutor:
             self._after_block()
             self._skip_parallel = max(0, self._skip_parallel - 1)  # this block is one of them
             note = f"a recent block re-executed {self._last_abort_rate:.0%} by position and one key dominates"
-            return self._in_process(runtime, txs, state, env, started, note + ": ran in-process")
+            return self._in_process(runtime, txs, state, env, started, note + ": ran in-process", verified)
         notes: list[str] = []
         for _ in range(MAX_ATTEMPTS):
             try:
                 if not self.pool.started:
                     self.pool.start()
-                output = self._run(runtime, txs, state, env, started, assigned)
+                output = self._run(runtime, txs, state, env, started, assigned, verified)
             except WorkerLost as exc:
                 notes.append(f"worker lost ({exc}); block re-run on fresh workers")
                 self._restart()
+                verified = set()  # keep the retry as plain as possible
                 continue
             except WorkerFailed as exc:
                 self._restart()
@@ -206,13 +247,38 @@ class ParallelExecutor:
         else:
             self._next_skip = CONTENDED_SKIP
 
-    def _in_process(
-        self, runtime: Runtime, txs: list[bytes], state: StateView, env: BlockEnv, started: float, note: str
+    def execute_in_process(
+        self, runtime: Runtime, txs: Sequence[bytes], state: StateView, env: BlockEnv, note: str = ""
     ) -> BlockOutput:
-        output = self._signatures.execute_in_order(runtime, txs, state, env)
-        threads = self._signatures.note(runtime, len(txs))
+        """``sequential``'s result computed here, one transaction after another, while the
+        workers check the announced next block's signatures (and this block's were checked
+        ahead where announced): the ``adaptive`` executor's sequential plan."""
+        started = time.perf_counter()
+        txs = list(txs)
+        verified = self._take_prechecks(runtime, txs)
+        return self._in_process(runtime, txs, state, env, started, note, verified)
+
+    def _in_process(
+        self,
+        runtime: Runtime,
+        txs: list[bytes],
+        state: StateView,
+        env: BlockEnv,
+        started: float,
+        note: str,
+        verified: set[bytes] | None = None,
+    ) -> BlockOutput:
+        verified = verified or set()
+        prepared = self._signatures.prepared(runtime, txs, verified)  # the rest checked on threads first
+        self._send_prechecks()  # then the workers are idle while this block runs here
+        output = execute_prepared(runtime, prepared, state, env)
+        threads = self._signatures.note(runtime, len(txs) - len(verified))
+        if verified:
+            threads = ", ".join(filter(None, [f"{len(verified)} signatures checked ahead by the workers", threads]))
         if note and threads:
             note += f"; {threads}"
+        elif threads:
+            note = threads
         output.stats = ExecStats(
             self.name,
             self.workers,
@@ -232,12 +298,13 @@ class ParallelExecutor:
         env: BlockEnv,
         started: float,
         assigned: Assignment,
+        verified: set[bytes],
     ) -> BlockOutput:
         n, n_workers, pool = len(txs), self.workers, self.pool
         mark = time.perf_counter()
         owner, wave = assigned.owner, assigned.wave
         pipe = Pipeline(n, n_workers, wave, owner)
-        self._setup(runtime.spec, txs, pipe, state, env)
+        self._setup(runtime.spec, txs, pipe, state, env, verified)
         timeline: list[tuple[int, float, float, str]] = [(-1, mark - started, time.perf_counter() - started, "setup")]
         executions = aborts = 0
         sample: float = sample_size(n) if self.contention_fallback else math.inf
@@ -273,6 +340,7 @@ class ParallelExecutor:
             pool.send(w, m.encode(m.Finish(upto, upto == n, pipe.undelivered(w))))
         finished: list[m.Finished] = self._collect(state)
         mark = time.perf_counter()
+        self._send_prechecks()  # the workers are idle until the next block
         if any(f.raised for f in finished):
             # A final incarnation raised: sequential raises it too; let it do so for real.
             self._in_process(runtime, txs, state, env, started, "")
@@ -287,12 +355,14 @@ class ParallelExecutor:
             waste = self._last_abort_rate * self._cost_per_execution  # seconds per transaction
             self._affinity_mode = waste >= (AFFINITY_OFF if owner is not None else AFFINITY_ON)
         note = f"{assigned.how}, window of {2 * wave} txs, chunks of {pipe.chunk}, {n_workers} worker process(es)"
+        if verified:
+            note += f", {len(verified)} signatures checked ahead"
         if upto == n:
             accumulator = commitment.combine(
                 state.accumulator, *(int.from_bytes(f.accumulator_delta, "little") for f in finished)
             )
         else:  # bailed out: the final prefix [0, upto) came from the workers, the rest runs here
-            for tx in self._signatures.prepared(runtime, txs[upto:]):
+            for tx in self._signatures.prepared(runtime, txs[upto:], verified):
                 ctx = OverlayContext(env, write_set, state)
                 receipts.append(runtime.execute(tx, ctx))
                 apply_effects(ctx, write_set)
@@ -331,7 +401,9 @@ class ParallelExecutor:
             chunk = max(MIN_CHUNK, min(largest, round(CHUNK_SECONDS / self._cost_per_execution)))
         return Assignment(owner, chunk * self.workers, "by key affinity")
 
-    def _setup(self, spec: Any, txs: list[bytes], pipe: Pipeline, state: StateView, env: BlockEnv) -> None:
+    def _setup(
+        self, spec: Any, txs: list[bytes], pipe: Pipeline, state: StateView, env: BlockEnv, verified: set[bytes]
+    ) -> None:
         lmdb_path = _lmdb_path(state)
         height = getattr(state, "height", None) if lmdb_path is not None else None
         accumulator = state.accumulator.to_bytes(commitment.LATTICE_BYTES, "little")
@@ -339,7 +411,8 @@ class ParallelExecutor:
             spec_bytes = None if self._specs[w] == spec else pickle.dumps(spec)
             own = pipe.own[w]
             raws = [txs[i] for i in own]
-            setup = m.Setup(w, self.workers, len(txs), env, spec_bytes, lmdb_path, height, accumulator, own, raws)
+            checked = checked_flags(raws, verified)
+            setup = m.Setup(w, self.workers, len(txs), env, spec_bytes, lmdb_path, height, accumulator, own, raws, checked)
             self.pool.send(w, m.encode(setup))
             self._specs[w] = spec
 

@@ -2,10 +2,13 @@
 
 Coordinator to worker: ``Setup`` (a block starts), then one ``Round`` per wave, then ``Finish``;
 ``Values`` answers a worker's ``Fetch`` (committed reads served by the coordinator when the
-worker cannot open the store itself); ``Shutdown`` ends the process.
+worker cannot open the store itself); ``Shutdown`` ends the process. Between blocks:
+``Precheck`` (check the signatures of these transactions of the next block while idle), then
+``Collect`` (stop and report) before the next block starts.
 
 Worker to coordinator: ``RoundDone`` per ``Round``, ``Finished`` per ``Finish``, ``Fetch`` while
-working, ``Failed`` with a traceback when the worker itself hit a bug.
+working, ``Prechecked`` per ``Collect``, ``Failed`` with a traceback when the worker itself hit a
+bug.
 
 A worker's writes travel as ``msgspec.Raw``: the coordinator forwards them to the other
 workers without decoding them (its per-transaction work stays near zero).
@@ -38,7 +41,8 @@ class Setup(msgspec.Struct, tag=True, array_like=True):
     """A block starts. ``spec`` is the pickled runtime spec, sent only when it changed.
 
     ``own`` lists this worker's transactions (txn_idx, ascending); ``txs`` their raw bytes, in
-    that order.
+    that order; ``checked`` has one byte per own transaction, 1 where a worker already checked
+    its signature ahead of the block (``Precheck``), empty when none was.
     """
 
     worker_id: int
@@ -51,6 +55,7 @@ class Setup(msgspec.Struct, tag=True, array_like=True):
     accumulator: bytes
     own: list[int]
     txs: list[bytes]
+    checked: bytes = b""
 
 
 class Round(msgspec.Struct, tag=True, array_like=True):
@@ -72,6 +77,18 @@ class Finish(msgspec.Struct, tag=True, array_like=True):
     upto: int
     hash_writes: bool
     foreign: list[msgspec.Raw]
+
+
+class Precheck(msgspec.Struct, tag=True, array_like=True):
+    """Between blocks: prepare ``txs`` (decode, check signatures) while idle, until ``Collect``.
+    ``spec`` as in ``Setup``."""
+
+    spec: bytes | None
+    txs: list[bytes]
+
+
+class Collect(msgspec.Struct, tag=True, array_like=True):
+    """Stop prechecking and report (``Prechecked``)."""
 
 
 class Values(msgspec.Struct, tag=True, array_like=True):
@@ -115,6 +132,13 @@ class Finished(msgspec.Struct, tag=True, array_like=True):
     spans: list[tuple[float, float, str]] = []
 
 
+class Prechecked(msgspec.Struct, tag=True, array_like=True):
+    """The verdicts so far: ``ok[i]`` is 1 when ``Precheck.txs[i]`` passed every stateless check
+    (signature included), 0 when it failed one; ``len(ok)`` transactions were checked (a prefix)."""
+
+    ok: bytes
+
+
 class Fetch(msgspec.Struct, tag=True, array_like=True):
     keys: list[Key]
 
@@ -123,8 +147,8 @@ class Failed(msgspec.Struct, tag=True, array_like=True):
     traceback: str
 
 
-ToWorker = Setup | Round | Finish | Values | Shutdown
-FromWorker = RoundDone | Finished | Fetch | Failed
+ToWorker = Setup | Round | Finish | Values | Precheck | Collect | Shutdown
+FromWorker = RoundDone | Finished | Fetch | Prechecked | Failed
 
 encode = msgspec.msgpack.Encoder().encode
 to_worker = msgspec.msgpack.Decoder(ToWorker)

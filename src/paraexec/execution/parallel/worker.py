@@ -11,6 +11,8 @@ block (committed state does not change during a block).
 Per transaction it keeps the current incarnation's read set as (key, value seen) pairs:
 validation re-resolves a key against the multi-version memory and compares bytes, but only when
 the memory's ``changed`` map says an entry below the reader changed since the last validation.
+Between blocks, an idle worker checks the signatures of the next block's transactions it was
+sent (``Precheck``) until the coordinator collects the verdicts (``Collect``).
 While it waits, after preparing, a worker hashes the committed values of newly written keys of
 its share (``hash_some``), so ``finish`` hashes mostly new values. A read
 whose resolution raised (a delta folded onto a non-integer) is recorded as ``RAISED``, so it is
@@ -97,6 +99,8 @@ class BlockRun:
         self.order: list[int] = setup.own  # own txn_idx ascending: the preparation order
         for txn_idx, raw in zip(setup.own, setup.txs, strict=True):
             self.raw[txn_idx] = raw
+        #: own transactions whose signature a worker checked ahead of the block (``Precheck``)
+        self.checked = {txn_idx for txn_idx, ok in zip(setup.own, setup.checked, strict=False) if ok}
         self.next_prepare = 0
         self.prepared: dict[int, Any] = {}
         self.reads: dict[int, dict[Key, Value | None]] = {}
@@ -162,21 +166,28 @@ class BlockRun:
         for txn_idx in txn_idxs:
             try:
                 if txn_idx not in prepared:
-                    prepared[txn_idx] = runtime.prepare(self.raw[txn_idx])
+                    prepared[txn_idx] = self.prepare(txn_idx)
                 keys.extend(runtime.hint_keys(prepared[txn_idx]))
             except Exception:  # only a hint: execution reads whatever it needs
                 pass
         self.base_get.prefetch(keys)
 
+    def prepare(self, txn_idx: int) -> Any:
+        """``runtime.prepare`` of an own transaction, without the signature check when a worker
+        already checked it ahead of the block."""
+        if txn_idx in self.checked:
+            return self.runtime.prepare_checked(self.raw[txn_idx])
+        return self.runtime.prepare(self.raw[txn_idx])
+
     def prepare_some(self, count: int = 16) -> bool:
         """Prepare the next ``count`` own transactions ahead of time; False when all are done."""
-        order, prepared, raw, prepare = self.order, self.prepared, self.raw, self.runtime.prepare
+        order, prepared = self.order, self.prepared
         stop = min(len(order), self.next_prepare + count)
         for position in range(self.next_prepare, stop):
             txn_idx = order[position]
             if txn_idx not in prepared:
                 try:
-                    prepared[txn_idx] = prepare(raw[txn_idx])
+                    prepared[txn_idx] = self.prepare(txn_idx)
                 except Exception:  # execution prepares it again and treats the error there
                     pass
         self.next_prepare = stop
@@ -231,7 +242,7 @@ class BlockRun:
         try:
             prepared = self.prepared.get(txn_idx)
             if prepared is None:
-                prepared = self.prepared[txn_idx] = runtime.prepare(self.raw[txn_idx])
+                prepared = self.prepared[txn_idx] = self.prepare(txn_idx)
             receipt: Receipt | None = runtime.execute(prepared, ctx)
             writes, deltas = ctx.writes, ctx.deltas
             if self.raised:
@@ -347,6 +358,27 @@ class Spans:
             spans.append((start, end, label))
 
 
+class Precheck:
+    """Signature checks of the next block's transactions, done between blocks while the
+    coordinator merges and commits (``messages.Precheck``): ``ok`` holds a verdict per checked
+    transaction, in order."""
+
+    def __init__(self, runtime: Any, txs: list[bytes]) -> None:
+        self.runtime = runtime
+        self.txs = txs
+        self.ok = bytearray()
+
+    def check_some(self, count: int = 16) -> bool:
+        """Check the next ``count`` transactions; False when all are checked."""
+        prepare, ok, txs = self.runtime.prepare, self.ok, self.txs
+        for raw in txs[len(ok) : len(ok) + count]:
+            try:
+                ok.append(prepare(raw).error is None)
+            except Exception:  # execution prepares it again and reports the error there
+                ok.append(0)
+        return len(ok) < len(txs)
+
+
 class WorkerState:
     """Process-lifetime state: the runtime (rebuilt when its spec changes) and the LMDB reader."""
 
@@ -355,6 +387,7 @@ class WorkerState:
         self.runtime: Any = None
         self.store: Any = None
         self.block: BlockRun | None = None
+        self.precheck: Precheck | None = None
         self.cpu_at_setup = 0.0
         self.spans = Spans()
 
@@ -368,9 +401,19 @@ class WorkerState:
         if isinstance(msg, m.Setup):
             self.cpu_at_setup = time.process_time()  # busy is CPU time: waiting for a core is not work
             self.spans = Spans()
+            self.precheck = None  # the coordinator collects before a block; never check during one
             self.setup(msg)
             self.spans.add(started, "setup")
             return None
+        if isinstance(msg, m.Precheck):
+            if msg.spec is not None:
+                self.runtime = pickle.loads(msg.spec).build()
+            self.precheck = Precheck(self.runtime, msg.txs)
+            return None
+        if isinstance(msg, m.Collect):
+            ok = bytes(self.precheck.ok) if self.precheck is not None else b""
+            self.precheck = None
+            return m.Prechecked(ok)
         if isinstance(msg, m.Finish):
             assert self.block is not None
             finished = self.block.finish(msg, self.cpu_at_setup)
@@ -381,9 +424,14 @@ class WorkerState:
 
     def prepare_ahead(self) -> None:
         """Use time that would be spent waiting for a message to prepare own transactions, then
-        to hash the committed values of keys this worker will hash in ``finish``."""
+        to hash the committed values of keys this worker will hash in ``finish``; between
+        blocks, to check the signatures of the next block's transactions (``Precheck``)."""
         block = self.block
         if block is None:
+            precheck, poll = self.precheck, self.conn.poll
+            if precheck is not None:
+                while not poll(0) and precheck.check_some():
+                    pass
             return
         poll = self.conn.poll
         started = time.perf_counter()

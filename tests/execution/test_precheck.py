@@ -1,0 +1,124 @@
+"""Signature checks of the announced next block on idle workers (``parallel.precheck``).
+
+The result must stay exactly sequential's whatever was announced (the same block, a different
+one, a block whose bytes changed after the announcement, bad signatures), the verdicts must be
+bound to the exact bytes that passed, and a worker that dies while checking must change nothing.
+The tests pause between blocks so the workers get through what they were sent: they check that
+the feature engages (``prechecked``), which timing alone would not guarantee.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from paraexec.chain.chain import Chain
+from paraexec.execution import SequentialExecutor
+from paraexec.execution.adaptive import AdaptiveExecutor
+from paraexec.execution.parallel import ParallelExecutor
+from paraexec.state.lmdb_store import LmdbStore
+
+from .strategies import _resign_badly, transfer_block, transfer_chain
+
+#: Long enough for a worker to check a 150-transaction announcement on a busy 2-core box.
+IDLE = 0.5
+
+
+def blocks_of(accounts: int, count: int, size: int = 150) -> tuple[object, list[list[bytes]]]:
+    reference = transfer_chain(accounts)
+    return reference, [transfer_block(reference, size, seed=height) for height in range(1, count + 1)]
+
+
+def run_chain(chain: Chain, executor: object, blocks: list[list[bytes]], announced: list[list[bytes]]) -> list:
+    """Produce ``blocks``, announcing ``announced[k + 1]`` with block k; (root, receipts) per block."""
+    results = []
+    for k, txs in enumerate(blocks):
+        upcoming = announced[k + 1] if k + 1 < len(announced) else None
+        block, output = chain.produce_block(txs, k + 1, executor, upcoming)  # type: ignore[arg-type]
+        results.append((block.header.state_root, output.receipts))
+        time.sleep(IDLE)
+    return results
+
+
+def sequential_results(blocks: list[list[bytes]], accounts: int) -> list:
+    return run_chain(transfer_chain(accounts).chain, SequentialExecutor(), blocks, [])
+
+
+@pytest.mark.parametrize("in_process", (False, True), ids=("on-workers", "in-process"))
+def test_announced_blocks_equal_sequential(tmp_path, in_process):
+    """Blocks 2 and 4 are announced exactly; block 3 differs from its announcement: one valid
+    transaction re-signed badly after it was checked, one dropped, one not announced at all."""
+    _, blocks = blocks_of(40, 4)
+    announced = [list(txs) for txs in blocks]
+    changed = next(i for i, raw in enumerate(blocks[2]) if i > 5 and transfer_chain(40).chain.runtime.prepare(raw).error is None)
+    blocks[2][changed] = _resign_badly(blocks[2][changed])
+    announced[2].append(blocks[3][0])  # announced, but comes a block later
+    del blocks[2][1]
+    expected = sequential_results(blocks, 40)
+    store = LmdbStore(tmp_path / "db")
+    executor = ParallelExecutor(2, wave=16, contention_fallback=False)
+    if in_process:
+        executor.execute_block = executor.execute_in_process  # type: ignore[method-assign]
+    try:
+        chain = transfer_chain(40, store).chain
+        got = run_chain(chain, executor, blocks, announced)
+        assert got == expected
+        assert executor.prechecked > 0
+    finally:
+        executor.close()
+        store.close()
+
+
+def test_verdicts_cover_exactly_the_bytes_that_passed(tmp_path):
+    _, blocks = blocks_of(30, 2, size=120)
+    store = LmdbStore(tmp_path / "db")
+    executor = ParallelExecutor(2, wave=16, contention_fallback=False)
+    try:
+        chain = transfer_chain(30, store).chain
+        run_chain(chain, executor, blocks[:1], blocks)  # block 2 announced; the workers check it
+        runtime = chain.runtime
+        verified = executor._take_prechecks(runtime, blocks[1])
+        passed = {raw for raw in blocks[1] if runtime.prepare(raw).error is None}
+        failed = set(blocks[1]) - passed
+        assert failed, "the block should hold bad signatures"
+        assert verified and verified <= passed and not verified & failed
+        assert not executor._take_prechecks(runtime, blocks[1]), "a verdict serves one block"
+    finally:
+        executor.close()
+        store.close()
+
+
+def test_worker_killed_while_checking_changes_nothing(tmp_path):
+    _, blocks = blocks_of(30, 3, size=400)
+    expected = sequential_results(blocks, 30)
+    store = LmdbStore(tmp_path / "db")
+    executor = ParallelExecutor(2, wave=16, contention_fallback=False)
+    try:
+        chain = transfer_chain(30, store).chain
+        got = run_chain(chain, executor, blocks[:1], blocks)
+        os.kill(executor.worker_pids()[0], signal.SIGKILL)  # it holds block 2's announcement
+        got += run_chain(chain, executor, blocks[1:], blocks[1:])
+        assert got == expected
+    finally:
+        executor.close()
+        store.close()
+
+
+def test_adaptive_sequential_plan_uses_the_workers_checks(tmp_path):
+    """Small blocks go sequential; with ``parallel`` available its idle workers check ahead."""
+    _, blocks = blocks_of(40, 3)
+    expected = sequential_results(blocks, 40)
+    store = LmdbStore(tmp_path / "db")
+    executor = AdaptiveExecutor(2, available=["sequential", "parallel"])
+    try:
+        chain = transfer_chain(40, store).chain
+        got = run_chain(chain, executor, blocks, blocks)
+        assert got == expected
+        assert all(choice.executor == "sequential" for choice in executor.history)
+        assert executor.executor("parallel").prechecked > 0  # type: ignore[attr-defined]
+    finally:
+        executor.close()
+        store.close()
