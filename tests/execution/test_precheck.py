@@ -122,3 +122,44 @@ def test_adaptive_sequential_plan_uses_the_workers_checks(tmp_path):
     finally:
         executor.close()
         store.close()
+
+
+class ElsewhereStore(LmdbStore):
+    """An LMDB store that, once ``lie`` is set, names a directory where the workers find no
+    store: they must refuse to hash."""
+
+    lie = False
+
+    def __getattribute__(self, name: str) -> object:
+        if name == "path" and object.__getattribute__(self, "lie"):
+            return "/nonexistent/paraexec-store"
+        return object.__getattribute__(self, name)
+
+
+@pytest.mark.parametrize("store_class", (LmdbStore, ElsewhereStore))
+def test_in_process_root_hashed_on_workers_equals_sequential(tmp_path, store_class):
+    """A block run in-process with a large write set has its root hashed by the workers; a
+    worker whose view of the store does not match answers ``None`` and the share is hashed
+    in-process. Either way the root is sequential's."""
+    from paraexec.execution.parallel import executor as executor_module
+
+    _, blocks = blocks_of(400, 2, size=300)
+    expected = sequential_results(blocks, 400)
+    store = store_class(tmp_path / "db")
+    executor = ParallelExecutor(2, wave=16, contention_fallback=False)
+    executor.execute_block = executor.execute_in_process  # type: ignore[method-assign]
+    threshold = executor_module.HASH_ON_WORKERS
+    executor_module.HASH_ON_WORKERS = 100  # these blocks write ~500 keys
+    try:
+        chain = transfer_chain(400, store).chain
+        store.lie = True  # type: ignore[attr-defined]
+        got = run_chain(chain, executor, blocks, [])
+        assert got == expected
+        if store_class is LmdbStore:
+            assert executor.hashed_on_workers > 0
+        else:
+            assert executor.hashed_on_workers == 0
+    finally:
+        executor_module.HASH_ON_WORKERS = threshold
+        executor.close()
+        store.close()

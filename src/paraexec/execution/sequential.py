@@ -17,7 +17,7 @@ right.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .. import codec
@@ -42,10 +42,17 @@ class OverlayContext(TxContext):
         return self.state.get(key)
 
 
-def execute_prepared(runtime: Runtime, prepared: Iterable[Any], state: StateView, env: BlockEnv) -> BlockOutput:
+def execute_prepared(
+    runtime: Runtime,
+    prepared: Iterable[Any],
+    state: StateView,
+    env: BlockEnv,
+    root: Callable[[WriteSet, StateView], tuple[int, bytes]] | None = None,
+) -> BlockOutput:
     """The sequential loop over already prepared transactions (``runtime.prepare`` is stateless,
     so preparing them earlier, e.g. on threads, changes nothing). ``stats.seconds`` covers only
-    this loop: work done on ``prepared`` before it started is the caller's to count."""
+    this loop: work done on ``prepared`` before it started is the caller's to count. ``root``
+    replaces ``finalize`` (same result, computed elsewhere: the parallel executor's workers)."""
     started = time.perf_counter()
     overlay: WriteSet = {}
     receipts = []
@@ -53,10 +60,10 @@ def execute_prepared(runtime: Runtime, prepared: Iterable[Any], state: StateView
         ctx = OverlayContext(env, overlay, state)
         receipts.append(runtime.execute(tx, ctx))
         apply_effects(ctx, overlay)
-    accumulator, root = finalize(overlay, state)
+    accumulator, state_root = (root or finalize)(overlay, state)
     elapsed = time.perf_counter() - started
     stats = ExecStats("sequential", 1, executions=len(receipts), rounds=1, seconds=elapsed, worker_busy=[elapsed])
-    return BlockOutput(receipts, overlay, accumulator, root, stats)
+    return BlockOutput(receipts, overlay, accumulator, state_root, stats)
 
 
 def apply_effects(ctx: TxContext, overlay: WriteSet) -> None:

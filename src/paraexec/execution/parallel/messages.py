@@ -4,10 +4,11 @@ Coordinator to worker: ``Setup`` (a block starts), then one ``Round`` per wave, 
 ``Values`` answers a worker's ``Fetch`` (committed reads served by the coordinator when the
 worker cannot open the store itself); ``Shutdown`` ends the process. Between blocks:
 ``Precheck`` (check the signatures of these transactions of the next block while idle), then
-``Collect`` (stop and report) before the next block starts.
+``Collect`` (stop and report) before the next block starts; ``Hash`` (the commitment delta of
+part of a block computed in-process).
 
 Worker to coordinator: ``RoundDone`` per ``Round``, ``Finished`` per ``Finish``, ``Fetch`` while
-working, ``Prechecked`` per ``Collect``, ``Failed`` with a traceback when the worker itself hit a
+working, ``Prechecked`` per ``Collect``, ``Hashed`` per ``Hash``, ``Failed`` with a traceback when the worker itself hit a
 bug.
 
 A worker's writes travel as ``msgspec.Raw``: the coordinator forwards them to the other
@@ -91,6 +92,17 @@ class Collect(msgspec.Struct, tag=True, array_like=True):
     """Stop prechecking and report (``Prechecked``)."""
 
 
+class Hash(msgspec.Struct, tag=True, array_like=True):
+    """The commitment delta of ``writes`` (key -> new value, ``None``: deleted) against the
+    committed state at ``lmdb_path`` (which must be at ``height`` and ``accumulator``, as in
+    ``Setup``): for blocks the coordinator executed itself."""
+
+    lmdb_path: str
+    height: int | None
+    accumulator: bytes
+    writes: dict[Key, Value | None]
+
+
 class Values(msgspec.Struct, tag=True, array_like=True):
     values: list[Value | None]
 
@@ -139,6 +151,13 @@ class Prechecked(msgspec.Struct, tag=True, array_like=True):
     ok: bytes
 
 
+class Hashed(msgspec.Struct, tag=True, array_like=True):
+    """``Hash``'s answer: the delta (``LATTICE_BYTES``, little-endian), or ``None`` when this
+    worker could not open that store at that state (the coordinator then hashes the share)."""
+
+    delta: bytes | None
+
+
 class Fetch(msgspec.Struct, tag=True, array_like=True):
     keys: list[Key]
 
@@ -147,8 +166,8 @@ class Failed(msgspec.Struct, tag=True, array_like=True):
     traceback: str
 
 
-ToWorker = Setup | Round | Finish | Values | Precheck | Collect | Shutdown
-FromWorker = RoundDone | Finished | Fetch | Prechecked | Failed
+ToWorker = Setup | Round | Finish | Values | Precheck | Collect | Hash | Shutdown
+FromWorker = RoundDone | Finished | Fetch | Prechecked | Hashed | Failed
 
 encode = msgspec.msgpack.Encoder().encode
 to_worker = msgspec.msgpack.Decoder(ToWorker)

@@ -12,7 +12,8 @@ Per transaction it keeps the current incarnation's read set as (key, value seen)
 validation re-resolves a key against the multi-version memory and compares bytes, but only when
 the memory's ``changed`` map says an entry below the reader changed since the last validation.
 Between blocks, an idle worker checks the signatures of the next block's transactions it was
-sent (``Precheck``) until the coordinator collects the verdicts (``Collect``).
+sent (``Precheck``) until the coordinator collects the verdicts (``Collect``), and computes the
+commitment delta of its share of a block the coordinator executed itself (``Hash``).
 While it waits, after preparing, a worker hashes the committed values of newly written keys of
 its share (``hash_some``), so ``finish`` hashes mostly new values. A read
 whose resolution raised (a delta folded onto a non-integer) is recorded as ``RAISED``, so it is
@@ -410,6 +411,12 @@ class WorkerState:
                 self.runtime = pickle.loads(msg.spec).build()
             self.precheck = Precheck(self.runtime, msg.txs)
             return None
+        if isinstance(msg, m.Hash):
+            if self.block is not None or not self.open_store(msg):
+                return m.Hashed(None)
+            get = self.store.get
+            delta = commitment.delta((key, get(key), new) for key, new in msg.writes.items())
+            return m.Hashed(delta.to_bytes(commitment.LATTICE_BYTES, "little"))
         if isinstance(msg, m.Collect):
             ok = bytes(self.precheck.ok) if self.precheck is not None else b""
             self.precheck = None
@@ -467,7 +474,7 @@ class WorkerState:
             return self.store.get
         return ServedReads(self.conn)
 
-    def open_store(self, msg: m.Setup) -> bool:
+    def open_store(self, msg: m.Setup | m.Hash) -> bool:
         """Open (or refresh) the read-only LMDB view; True when it matches the coordinator's."""
         from ...state.lmdb_store import LmdbStore
 
