@@ -150,6 +150,8 @@ class AdaptiveExecutor:
             self._since_probe = 0
         seq = self.seconds_per_tx.get("sequential")
         mine = self.seconds_per_tx.get(plan.executor)
+        if seq is None or mine is None:
+            self._since_probe = 0  # the next re-measurement counts from the first comparison
         if seq is None:
             return Choice("sequential", f"measuring the sequential baseline before {plan.executor} ({plan.reason})")
         if mine is None:
@@ -267,10 +269,11 @@ class AdaptiveExecutor:
         return parallel if hasattr(parallel, "execute_in_process") else None
 
     def _time(self, name: str, n_txs: int, seconds: float) -> None:
-        """Fold a large block's seconds per tx into the plan's recent average. An executor's
-        first block is not counted unless it is ``sequential``: it includes starting workers."""
+        """Fold a large block's seconds per tx into the plan's recent average. A plan's first
+        block is not counted: it includes starting worker processes or threads (the sequential
+        plan starts ``parallel``'s workers too, to check signatures and hash ahead)."""
         runs = self._runs[name] = self._runs.get(name, 0) + 1
-        if n_txs < self.min_block or (runs == 1 and name != "sequential"):
+        if n_txs < self.min_block or runs == 1:
             return
         old = self.seconds_per_tx.get(name)
         per_tx = seconds / n_txs
