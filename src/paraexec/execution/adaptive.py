@@ -269,11 +269,11 @@ class AdaptiveExecutor:
         return parallel if hasattr(parallel, "execute_in_process") else None
 
     def _time(self, name: str, n_txs: int, seconds: float) -> None:
-        """Fold a large block's seconds per tx into the plan's recent average. A plan's first
-        block is not counted: it includes starting worker processes or threads (the sequential
-        plan starts ``parallel``'s workers too, to check signatures and hash ahead)."""
+        """Fold a large block's seconds per tx into the plan's recent average. An executor's
+        first block is not counted unless it is ``sequential``: it includes starting workers
+        (the sequential plan starts ``parallel``'s workers before its timed part)."""
         runs = self._runs[name] = self._runs.get(name, 0) + 1
-        if n_txs < self.min_block or runs == 1:
+        if n_txs < self.min_block or (runs == 1 and name != "sequential"):
             return
         old = self.seconds_per_tx.get(name)
         per_tx = seconds / n_txs
