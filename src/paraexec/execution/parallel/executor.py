@@ -266,7 +266,10 @@ class ParallelExecutor:
         if not self.pool.started and (self._prechecks.upcoming or len(txs) >= HASH_ON_WORKERS):
             try:
                 self.pool.start()
-            except WorkerLost:
+                for w in range(self.workers):  # a round trip: wait until each has booted
+                    self.pool.send(w, m.encode(m.Collect()))
+                self._collect(state)
+            except (WorkerLost, WorkerFailed):
                 self._restart()
         started = time.perf_counter()
         verified = self._take_prechecks(runtime, txs)
