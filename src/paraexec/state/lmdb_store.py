@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import lmdb
 
@@ -168,7 +169,7 @@ class LmdbStore:
         must_follow(self._height, height)
         # Key order: fewer page splits. Sorting the items themselves stays in C (keys are unique,
         # so values are never compared); only a write set with deletes is filtered in Python.
-        puts = sorted(write_set.items())
+        puts: list[Any] = sorted(write_set.items())
         deletes: list[Key] = []
         if None in write_set.values():
             deletes = [k for k, v in puts if v is None]
