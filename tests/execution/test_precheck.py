@@ -163,3 +163,32 @@ def test_in_process_root_hashed_on_workers_equals_sequential(tmp_path, store_cla
         executor_module.HASH_ON_WORKERS = threshold
         executor.close()
         store.close()
+
+
+def test_a_precheck_that_fails_in_the_worker_costs_only_its_verdicts(monkeypatch):
+    """An application known to the coordinator but not to the workers: their ``Precheck``
+    raises (``Failed``); the coordinator drops those verdicts and every block is still exact."""
+    from paraexec import apps
+    from paraexec.execution import BlockEnv
+    from paraexec.execution.runtime import RuntimeSpec
+
+    monkeypatch.setitem(apps.APPS, "transfers-here-only", apps.APPS["transfers"])
+    _, blocks = blocks_of(30, 3)
+    tc = transfer_chain(30)
+    spec = tc.chain.runtime.spec
+    runtime = RuntimeSpec("transfers-here-only", spec.app_config, spec.chain_id).build()
+    store = tc.chain.store
+    executor = ParallelExecutor(2, wave=16, contention_fallback=False)
+    try:
+        for k, txs in enumerate(blocks):
+            env = BlockEnv(k + 1, k + 1)
+            if k + 1 < len(blocks):
+                executor.announce(runtime, blocks[k + 1])
+            expected = SequentialExecutor().execute_block(tc.chain.runtime, txs, store, env)
+            got = executor.execute_in_process(runtime, txs, store, env)
+            assert got.same_result(expected) and got.accumulator == expected.accumulator
+            store.commit_block(k + 1, got.write_set, got.accumulator, b"", b"")
+            time.sleep(IDLE)
+        assert executor.pool.started and executor.prechecked == 0
+    finally:
+        executor.close()

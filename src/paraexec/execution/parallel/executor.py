@@ -167,7 +167,8 @@ class ParallelExecutor:
     def _take_prechecks(self, runtime: Runtime | None, txs: list[bytes]) -> set[bytes]:
         """Collect the workers' verdicts on this block's transactions (stopping their checks)."""
         try:
-            self._prechecks.collect(self.pool)
+            for w in self._prechecks.collect(self.pool):
+                self._specs[w] = None  # its Precheck raised before it held the spec
         except WorkerLost:
             self._restart()
         return self._prechecks.take(runtime, txs)

@@ -34,6 +34,7 @@ import pickle
 from collections.abc import Sequence
 from typing import Any
 
+from ...errors import InvariantViolation
 from . import messages as m
 from .transport import WorkerPool
 
@@ -83,19 +84,27 @@ class Prechecks:
             specs[w] = self.spec
             self.sent[w] = share
 
-    def collect(self, pool: WorkerPool) -> None:
-        """Stop the workers' prechecks and keep the positive verdicts. Raises ``WorkerLost``
-        if a worker died meanwhile (the block then starts on fresh workers, verdicts lost)."""
+    def collect(self, pool: WorkerPool) -> list[int]:
+        """Stop the workers' prechecks and keep the positive verdicts; returns the workers whose
+        ``Precheck`` raised (no verdicts from them, and no runtime: the caller must send them
+        the spec again). Raises ``WorkerLost`` if a worker died meanwhile (the block then starts
+        on fresh workers, verdicts lost)."""
         if not self.sent:
-            return
+            return []
         sent, self.sent = self.sent, {}
+        failed = []
         for w in sent:
             pool.send(w, m.encode(m.Collect()))
         for w, share in sent.items():
-            reply = m.from_worker.decode(pool.recv(w))
-            if not isinstance(reply, m.Prechecked):
-                raise TypeError(f"worker {w}: expected Prechecked, got {type(reply).__name__}")
+            while True:
+                reply = m.from_worker.decode(pool.recv(w))
+                if isinstance(reply, m.Prechecked):
+                    break
+                if not isinstance(reply, m.Failed):
+                    raise InvariantViolation(f"worker {w}: expected Prechecked, got {type(reply).__name__}")
+                failed.append(w)
             self.verified.update(raw for raw, ok in zip(share, reply.ok, strict=False) if ok)
+        return failed
 
     def take(self, runtime: Any, txs: Sequence[bytes]) -> set[bytes]:
         """The verified transactions among ``txs`` (for ``runtime``), forgetting every other

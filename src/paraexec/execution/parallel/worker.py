@@ -407,9 +407,12 @@ class WorkerState:
             self.spans.add(started, "setup")
             return None
         if isinstance(msg, m.Precheck):
+            self.precheck = None
             if msg.spec is not None:
+                self.runtime = None  # a spec that fails to build leaves no stale runtime behind
                 self.runtime = pickle.loads(msg.spec).build()
-            self.precheck = Precheck(self.runtime, msg.txs)
+            if self.runtime is not None:
+                self.precheck = Precheck(self.runtime, msg.txs)
             return None
         if isinstance(msg, m.Hash):
             if self.block is not None or not self.open_store(msg):
