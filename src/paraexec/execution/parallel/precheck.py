@@ -48,8 +48,10 @@ class Prechecks:
     def __init__(self) -> None:
         self.spec: Any = None
         self.upcoming: list[bytes] = []
-        #: worker -> the transactions it was sent (its verdicts come back in this order)
+        #: worker -> the transactions it was sent (its verdicts come back in this order), and the
+        #: spec they are checked under
         self.sent: dict[int, list[bytes]] = {}
+        self.sent_spec: Any = None
         #: wire bytes whose stateless checks passed in a worker, for ``spec``
         self.verified: set[bytes] = set()
         #: transactions of blocks that were prepared without their signature check (a counter
@@ -83,6 +85,7 @@ class Prechecks:
             pool.send(w, m.encode(m.Precheck(None if specs[w] == self.spec else spec_bytes, share)))
             specs[w] = self.spec
             self.sent[w] = share
+        self.sent_spec = self.spec
 
     def collect(self, pool: WorkerPool) -> list[int]:
         """Stop the workers' prechecks and keep the positive verdicts; returns the workers whose
@@ -103,7 +106,8 @@ class Prechecks:
                 if not isinstance(reply, m.Failed):
                     raise InvariantViolation(f"worker {w}: expected Prechecked, got {type(reply).__name__}")
                 failed.append(w)
-            self.verified.update(raw for raw, ok in zip(share, reply.ok, strict=False) if ok)
+            if self.sent_spec == self.spec:  # else announced since under another runtime: dropped
+                self.verified.update(raw for raw, ok in zip(share, reply.ok, strict=False) if ok)
         return failed
 
     def take(self, runtime: Any, txs: Sequence[bytes]) -> set[bytes]:
