@@ -7,7 +7,8 @@ payload in a single write): with the header written separately, a reader woken b
 scheduler tick (4-8 ms) for the payload whenever processes outnumbered cores. Modules: ``executor`` (the coordinator),
 ``pipeline`` (its scheduling and finality bookkeeping), ``worker`` (the process side),
 ``mvmemory`` (a worker's multi-version memory), ``messages`` (the protocol), ``transport``
-(processes and pipes behind a small interface).
+(processes and pipes behind a small interface), ``precheck`` (the next block's signature checks
+on idle workers).
 
 Algorithm (one block of n transactions, P workers, wave W):
 
@@ -76,7 +77,13 @@ directly, after which parallel execution is probed again. A block by position th
 much makes the next one try key affinity first, without a pause (unless one key would load one
 worker: then the pause starts at once). Whatever runs in-process checks its
 signatures on ``workers`` threads first (``execution/prepare.py``: PyNaCl releases the GIL), then
-executes one transaction after another: the worker processes are idle then, the cores are not.
+executes one transaction after another while the otherwise idle workers check the announced next
+block's signatures (``precheck``) and, for a large write set, hash the root (``Hash``).
+
+Between blocks: when the producer announces the next block (``announce``, from
+``Chain.produce_block``'s ``upcoming``), idle workers check its signatures during the current
+block's serial part; the verdicts (per exact wire bytes, positive only) are collected before the
+next block and its verified transactions skip the ed25519 check (``prepare_checked``).
 
 State: workers read committed state straight from the LMDB directory (opened read-only,
 refreshed per block, checked against the coordinator's height and accumulator) when the store is
