@@ -48,13 +48,17 @@ def execute_prepared(
     state: StateView,
     env: BlockEnv,
     root: Callable[[WriteSet, StateView], tuple[int, bytes]] | None = None,
+    overlay: WriteSet | None = None,
 ) -> BlockOutput:
     """The sequential loop over already prepared transactions (``runtime.prepare`` is stateless,
     so preparing them earlier, e.g. on threads, changes nothing). ``stats.seconds`` covers only
     this loop: work done on ``prepared`` before it started is the caller's to count. ``root``
-    replaces ``finalize`` (same result, computed elsewhere: the parallel executor's workers)."""
+    replaces ``finalize`` (same result, computed elsewhere: the parallel executor's workers).
+    ``overlay`` holds the writes of the transactions before these (a final prefix computed
+    elsewhere); it is extended in place and becomes the result's write set."""
     started = time.perf_counter()
-    overlay: WriteSet = {}
+    if overlay is None:
+        overlay = {}
     receipts = []
     for tx in prepared:
         ctx = OverlayContext(env, overlay, state)
@@ -75,8 +79,7 @@ def apply_effects(ctx: TxContext, overlay: WriteSet) -> None:
 
 def finalize(write_set: WriteSet, state: StateView) -> tuple[int, bytes]:
     """New (accumulator, root) after applying ``write_set`` on top of ``state``."""
-    get = state.get
-    acc = commitment.combine(state.accumulator, commitment.delta((k, get(k), v) for k, v in write_set.items()))
+    acc = commitment.combine(state.accumulator, commitment.write_delta(write_set.items(), state.get))
     return acc, commitment.root_of(acc)
 
 

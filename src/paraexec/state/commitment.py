@@ -24,7 +24,7 @@ generalised-birthday attacks above 2**128 work.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ..types import Key, Value
 
@@ -51,6 +51,12 @@ def delta(changes: Iterable[tuple[Key, Value | None, Value | None]]) -> int:
         if old is not None:
             total -= contribution(key, old)
     return total & MASK
+
+
+def write_delta(writes: Iterable[tuple[Key, Value | None]], get: Callable[[Key], Value | None]) -> int:
+    """``delta`` of writing (key, new value) pairs (``None``: delete) over the values ``get``
+    reads: the committed state, in whichever process computes it."""
+    return delta((key, get(key), new) for key, new in writes)
 
 
 def combine(accumulator: int, *deltas: int) -> int:

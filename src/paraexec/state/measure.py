@@ -41,8 +41,7 @@ def _init_worker(path: str) -> None:
 def _partial_delta(items: list[tuple[bytes, bytes]]) -> int:
     assert _worker_store is not None
     _worker_store.refresh()
-    get = _worker_store.get
-    return commitment.delta((k, get(k), v) for k, v in items)
+    return commitment.write_delta(items, _worker_store.get)
 
 
 def _join(base: int, pending: MapResult[int]) -> int:
@@ -101,7 +100,7 @@ def measure(state_keys: int = 1_000_000, block_txs: int = 10_000, processes: int
                 items = list(writes.items())
                 written = len(items)
                 t0 = time.perf_counter()
-                d1 = commitment.delta((k, store.get(k), v) for k, v in items)
+                d1 = commitment.write_delta(items, store.get)
                 t1 = time.perf_counter()
                 parts = pool.map(_partial_delta, [items[i::processes] for i in range(processes)])
                 t2 = time.perf_counter()

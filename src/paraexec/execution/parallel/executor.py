@@ -15,7 +15,7 @@ from ...errors import InvariantViolation
 from ...state import commitment
 from ..contract import BlockEnv, BlockOutput, ExecStats, Receipt, Runtime, StateView
 from ..prepare import SignatureThreads
-from ..sequential import OverlayContext, apply_effects, execute_prepared, finalize
+from ..sequential import execute_prepared, finalize
 from . import messages as m
 from .pipeline import Pipeline
 from .precheck import Prechecks, checked_flags
@@ -334,8 +334,7 @@ class ParallelExecutor:
             if not isinstance(reply, m.Hashed):
                 raise InvariantViolation(f"expected Hashed, got {type(reply).__name__}")
             if reply.delta is None:
-                get = state.get
-                deltas.append(commitment.delta((k, get(k), v) for k, v in share.items()))
+                deltas.append(commitment.write_delta(share.items(), state.get))
             else:
                 deltas.append(int.from_bytes(reply.delta, "little"))
                 self.hashed_on_workers += len(share)
@@ -414,11 +413,10 @@ class ParallelExecutor:
                 state.accumulator, *(int.from_bytes(f.accumulator_delta, "little") for f in finished)
             )
         else:  # bailed out: the final prefix [0, upto) came from the workers, the rest runs here
-            for tx in self._signatures.prepared(runtime, txs[upto:], verified):
-                ctx = OverlayContext(env, write_set, state)
-                receipts.append(runtime.execute(tx, ctx))
-                apply_effects(ctx, write_set)
-            accumulator, _ = self._root(write_set, state)
+            tail = self._signatures.prepared(runtime, txs[upto:], verified)
+            rest = execute_prepared(runtime, tail, state, env, self._root, overlay=write_set)
+            receipts.extend(rest.receipts)
+            accumulator = rest.accumulator
             threads = self._signatures.note(runtime, n - upto)
             threads = f" ({threads})" if threads else ""
             note = f"{aborts} of {executions} executions aborted: ran txs {upto}..{n - 1} in-process{threads}; {note}"

@@ -417,8 +417,7 @@ class WorkerState:
         if isinstance(msg, m.Hash):
             if self.block is not None or not self.open_store(msg):
                 return m.Hashed(None)
-            get = self.store.get
-            delta = commitment.delta((key, get(key), new) for key, new in msg.writes.items())
+            delta = commitment.write_delta(msg.writes.items(), self.store.get)
             return m.Hashed(delta.to_bytes(commitment.LATTICE_BYTES, "little"))
         if isinstance(msg, m.Collect):
             ok = bytes(self.precheck.ok) if self.precheck is not None else b""
