@@ -8,7 +8,9 @@ lower transaction wrote a new location) are forced deterministically by driving 
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -17,10 +19,21 @@ from paraexec import codec
 from paraexec.errors import InvariantViolation
 from paraexec.execution import BlockEnv, Receipt, SequentialExecutor, TxContext
 from paraexec.execution.blockstm import BlockSTMExecutor, Scheduler, TxnStatus
-from paraexec.execution.blockstm.executor import BlockRun, WorkerStats, resolve
+from paraexec.execution.blockstm.executor import STALE_CHECK, BlockRun, BlockSTMContext, WorkerStats, _Stale, resolve
 from paraexec.execution.blockstm.scheduler import EXECUTION_TASK, VALIDATION_TASK, Task
 from paraexec.execution.registry import make_executor
-from paraexec.execution.synthetic import DELETE, DELTA, INDIRECT, READ, SPIN, WRITE, SyntheticRuntime, encode_tx, key_of
+from paraexec.execution.synthetic import (
+    AWAIT,
+    DELETE,
+    DELTA,
+    INDIRECT,
+    READ,
+    SPIN,
+    WRITE,
+    SyntheticRuntime,
+    encode_tx,
+    key_of,
+)
 from paraexec.state import MemoryStore
 
 from .strategies import memory_store
@@ -216,6 +229,45 @@ def test_estimate_makes_reader_wait_for_re_execution(runtime: SyntheticRuntime) 
     assert receipts == expected.receipts and write_set == expected.write_set
     assert all(r.error != "swallowed" for r in receipts)
     assert snapshot_values(run, state) == write_set  # the paper's snapshot = the lazy commit's fold
+
+
+def test_repeated_reads_of_an_outdated_value_abandon_the_incarnation() -> None:
+    """A recorded read is reused within an incarnation; once a lower write makes it outdated,
+    the next read-set check (every ``STALE_CHECK`` repeated reads) abandons the incarnation."""
+    state = memory_store({})
+    run = BlockRun(SyntheticRuntime(10), [encode_tx([(WRITE, 0, 1)])] * 2, state, ENV)
+    ctx = BlockSTMContext(ENV, run.mv, 1, state)
+    assert ctx.get_int(key_of(0)) == 0
+    for _ in range(2 * STALE_CHECK):  # still current: reading on is harmless
+        assert ctx.get_int(key_of(0)) == 0
+    run.mv.record((0, 0), {}, {key_of(0): codec.encode_int(1)}, {})
+    with pytest.raises(_Stale):
+        for _ in range(STALE_CHECK):
+            ctx.get_int(key_of(0))
+
+
+@pytest.mark.parametrize("workers", [2, 4])
+def test_speculation_waiting_for_a_lower_write_ends_and_equals_sequential(workers: int) -> None:
+    """Transaction j waits until key 0 holds j (then writes j + 1); transaction 0 is slow, so the
+    other threads start transactions 1.. on a stale key 0 and must notice the lower writes."""
+    txs = [encode_tx([(WRITE, 0, 1), (SPIN, 0, 300_000)])]
+    txs += [encode_tx([(AWAIT, 0, j), (WRITE, 0, j + 1)]) for j in range(1, 8)]
+    state = memory_store({})
+    expected = SequentialExecutor().execute_block(SyntheticRuntime(10), txs, state, ENV)
+    executor = BlockSTMExecutor(workers)
+    results: list[Any] = []
+    runner = threading.Thread(
+        target=lambda: results.append(executor.execute_block(SyntheticRuntime(10), txs, state, ENV)), daemon=True
+    )
+    try:
+        runner.start()
+        runner.join(120)
+        assert results, "Block-STM never finished a block whose speculation waits for a lower write"
+        assert results[0].same_result(expected)
+        assert results[0].stats.executions > len(txs)  # abandoned incarnations ran again
+    finally:
+        if results:
+            executor.close()
 
 
 @pytest.mark.parametrize("workers", [1, 2, 4])

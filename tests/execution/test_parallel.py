@@ -22,7 +22,7 @@ from paraexec.execution import BlockEnv, SequentialExecutor
 from paraexec.execution.parallel import ParallelExecutor
 from paraexec.execution.parallel.executor import BAIL_AFTER, CONTENDED_SKIP
 from paraexec.execution.registry import make_executor
-from paraexec.execution.synthetic import DELTA, READ, SPIN, WRITE, SyntheticRuntime, encode_tx, key_of
+from paraexec.execution.synthetic import AWAIT, DELTA, READ, SPIN, WRITE, SyntheticRuntime, encode_tx, key_of
 from paraexec.state import MemoryStore
 from paraexec.state.lmdb_store import LmdbStore
 
@@ -194,6 +194,36 @@ def test_killed_worker_is_replaced_and_block_equals_sequential():
         assert got.same_result(expected) and got.accumulator == expected.accumulator
         again = executor.execute_block(tc.chain.runtime, txs, tc.chain.store, ENV)  # the pool still works
         assert again.same_result(expected)
+    finally:
+        executor.close()
+
+
+def awaiting_chain(n: int) -> list[bytes]:
+    """Transaction j waits until key 0 holds j, then writes j + 1: in block order every wait ends at
+    once; a speculative run that misses a lower write waits forever."""
+    return [encode_tx([(AWAIT, 0, j), (WRITE, 0, j + 1)]) for j in range(n)]
+
+
+def test_speculation_that_never_ends_is_stopped_and_block_equals_sequential():
+    txs = awaiting_chain(12)
+    state = MemoryStore()
+    expected = REFERENCE.execute_block(SyntheticRuntime(4), txs, state, ENV)
+    assert codec.decode_int(expected.write_set[key_of(0)]) == 12
+    executor = ParallelExecutor(2, wave=4)
+    try:
+        warm = executor.execute_block(SyntheticRuntime(4), [encode_tx([(WRITE, 1, 1)])] * 8, state, ENV)
+        assert warm.stats.note.endswith("worker process(es)")  # ran on the workers, which are up now
+        executor.stall_timeout = 2.0  # only now: a slow machine may take longer to boot them
+        stuck = executor.worker_pids()
+        got = executor.execute_block(SyntheticRuntime(4), txs, state, ENV)
+        assert executor.stalls == 1 and "workers stalled" in got.stats.note
+        assert got.same_result(expected) and got.accumulator == expected.accumulator
+        for pid in stuck:  # the spinning workers were killed and reaped, not left burning a core
+            assert pid not in executor.worker_pids()
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+        after = executor.execute_block(SyntheticRuntime(4), txs, state, ENV)  # paused: in-process
+        assert after.same_result(expected) and executor.stalls == 1 and "probed again" in after.stats.note
     finally:
         executor.close()
 

@@ -5,7 +5,11 @@ Values read feed an accumulator that later writes depend on, and ``INDIRECT`` wr
 *chosen by a value read*, so a transaction's read and write sets change between incarnations
 (the hard case for Block-STM). ``FAIL_IF`` injects business failures (rolled back writes),
 ``DELTA`` exercises commutative deltas, ``SPIN`` burns deterministic CPU to emulate costly
-transactions.
+transactions, ``AWAIT`` is code that is only safe on consistent state: it loops, reading a key
+again each turn, until the key holds the value the transaction expects. Where every run sees the
+state ``sequential`` sees, the first read matches (the tests build such blocks); a speculative
+run may see another value, and a worker process, where nothing changes under a running
+transaction, would then loop forever (the parallel executor's ``STALL_TIMEOUT``).
 
     op        meaning
     READ k    acc = mix(acc, value(k))
@@ -15,6 +19,7 @@ transactions.
     FAIL_IF k m    raise BusinessError when value(k) mod m == 0
     DELETE k       delete(k)
     SPIN 0 n       n rounds of integer mixing (cost only)
+    AWAIT k v      read k until value(k) == v (forever if it never is)
 
 Keys are ``b"s/" + 4-byte index``; ``universe`` bounds INDIRECT targets. The receipt carries
 one ``synth`` event with the final accumulator, so receipts differ whenever reads differ.
@@ -38,7 +43,7 @@ from ..types import Key
 from .contract import Receipt, TxContext
 from .runtime import NOTHING, Declared, failure, guarded
 
-READ, WRITE, DELTA, INDIRECT, FAIL_IF, DELETE, SPIN = range(7)
+READ, WRITE, DELTA, INDIRECT, FAIL_IF, DELETE, SPIN, AWAIT = range(8)
 MOD = (1 << 61) - 1
 
 
@@ -118,6 +123,9 @@ class SyntheticRuntime:
                     for _ in range(arg):
                         x = (x * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF
                     acc = (acc + (x & 0xFF)) % MOD
+                elif op == AWAIT:
+                    while ctx.get_int(key_of(k)) != arg:
+                        pass
         except BusinessError as exc:
             outer.rollback(mark)
             return failure(exc)

@@ -17,7 +17,10 @@ be aborted) and raise anything: a decode error, a ZeroDivisionError. Such an exc
 incarnation's output: it writes nothing and keeps its read set, so validation decides. If the
 incarnation is still valid when the block is done, its reads are exactly what sequential
 execution reads, the exception is real, and the commit raises it where the sequential executor
-would (the first one in block order). Reads of a key with deltas below are resolved in the
+would (the first one in block order). A speculative incarnation may also loop on a stale value (it
+re-reads a key until it changes, but an incarnation reuses its recorded reads): every
+``STALE_CHECK`` repeated reads its read set is checked against MVMemory, and an outdated one
+abandons the incarnation, which runs again on the current memory (``BlockSTMContext``). Reads of a key with deltas below are resolved in the
 context (base + sum of deltas); the transaction's own deltas stay deltas in MVMemory, so hot
 counters do not make writers conflict.
 
@@ -94,6 +97,14 @@ def gc_paused() -> Iterator[None]:
                 gc.enable()
 
 
+#: Repeated reads of recorded keys between two checks of an incarnation's read set (``_Stale``).
+STALE_CHECK = 4096
+
+
+class _Stale(BaseException):
+    """An incarnation's recorded reads are outdated while it still runs: abandon it, run it again."""
+
+
 class _Blocked(BaseException):
     """A read met an ESTIMATE: abandon this incarnation (BaseException, so apps cannot swallow it)."""
 
@@ -147,10 +158,14 @@ class BlockSTMContext(TxContext):
     """A TxContext reading MVMemory below ``txn_idx``, recording every read in ``read_set``.
 
     A key is read from MVMemory once per incarnation; later reads reuse the recorded answer, so
-    an incarnation sees one consistent value per key (as Aptos' captured reads do).
+    an incarnation sees one consistent value per key (as Aptos' captured reads do). That makes a
+    loop that re-reads a key until it holds some value (code only safe on consistent state)
+    spin forever on a stale speculative value: so every ``STALE_CHECK`` repeated reads the
+    read set is checked against MVMemory, and once any read is outdated the incarnation is
+    abandoned (``_Stale``) and run again on what the memory holds now.
     """
 
-    __slots__ = ("mv", "txn_idx", "state", "read_set", "blocked_on")
+    __slots__ = ("mv", "txn_idx", "state", "read_set", "blocked_on", "repeats")
 
     def __init__(self, env: BlockEnv, mv: MVMemory, txn_idx: int, state: StateView) -> None:
         super().__init__(env)
@@ -159,6 +174,7 @@ class BlockSTMContext(TxContext):
         self.state = state
         self.read_set: dict[Key, ReadDescriptor] = {}
         self.blocked_on: int | None = None
+        self.repeats = 0
 
     def _read(self, key: Key) -> Value | None:
         descriptor = self.read_set.get(key)
@@ -169,9 +185,18 @@ class BlockSTMContext(TxContext):
                 raise _Blocked(result.txn_idx)
             self.read_set[key] = result  # type: ignore[assignment]
             descriptor = result  # type: ignore[assignment]
+        else:
+            self.repeats += 1
+            if self.repeats % STALE_CHECK == 0 and self.outdated():
+                raise _Stale()
         if type(descriptor) is Versioned:  # the common case, inline
             return descriptor.value  # type: ignore[union-attr]
         return resolve(descriptor, key, self.state)  # type: ignore[arg-type]
+
+    def outdated(self) -> bool:
+        """Some recorded read would now read something else (a lower transaction wrote since)."""
+        read, txn_idx = self.mv.read, self.txn_idx
+        return any(read(key, txn_idx) != recorded for key, recorded in self.read_set.items())
 
 
 @dataclass(slots=True)
@@ -246,6 +271,9 @@ class BlockRun:
                 receipt = runtime.execute(prepared, ctx)
             except _Blocked:
                 pass
+            except _Stale:
+                stats.executions += 1
+                continue  # nothing of it was recorded: run the same version on the memory as it is now
             except Exception as exc:  # speculative or real: validation decides (module docstring)
                 error = exc
             stats.executions += 1

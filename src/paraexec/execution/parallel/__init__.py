@@ -90,7 +90,11 @@ refreshed per block, checked against the coordinator's height and accumulator) w
 an ``LmdbStore``; for any other ``StateView`` they ask the coordinator (served reads: correct,
 slow). A runtime without ``spec`` runs in-process (``stats.note`` says so). A worker that dies is
 detected as EOF on its pipe: every worker is replaced and the block re-run from the start, so a
-crash never changes the result (after 3 attempts the block runs in-process).
+crash never changes the result (after 3 attempts the block runs in-process). A speculative
+incarnation that never ends (code only safe on consistent state, run on a snapshot no sequential
+run sees: nothing changes under it in its process) is detected as silence: when no awaited
+worker answers within ``STALL_TIMEOUT`` (30 s) the workers are replaced, the block runs
+in-process and parallel execution pauses as after a contended block.
 """
 
 from ..registry import register

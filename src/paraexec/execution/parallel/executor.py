@@ -19,7 +19,7 @@ from ..sequential import execute_prepared, finalize
 from . import messages as m
 from .pipeline import Pipeline
 from .precheck import Prechecks, checked_flags
-from .transport import WorkerLost, WorkerPool
+from .transport import WorkerLost, WorkerPool, WorkerStalled
 
 _receipts_decoder = msgspec.msgpack.Decoder(list[Receipt])
 
@@ -33,6 +33,16 @@ _receipts_decoder = msgspec.msgpack.Decoder(list[Receipt])
 WAVE = 128
 #: Attempts at a block when workers die before falling back to running it in-process.
 MAX_ATTEMPTS = 3
+#: Seconds the coordinator waits for any awaited worker before it declares the workers stalled.
+#: A speculative incarnation reads a snapshot no sequential run ever sees (some lower writes
+#: known, others not), and code that is only safe on consistent state (a walk of a structure
+#: that is acyclic in every committed state, a wait for an invariant) may then never end: in a
+#: worker process nothing changes under it while it runs, so it would spin forever. Past this
+#: limit the workers are replaced (the spinning one killed), the block runs in-process, one
+#: transaction after another on consistent state (``sequential``'s result), and parallel
+#: execution pauses as after a contended block. No message legitimately takes this long (a
+#: chunk is milliseconds of work); a slower one only costs this detour, never a wrong result.
+STALL_TIMEOUT = 30.0
 #: Contention fallback. A block is judged once its executions reach its sample size
 #: (``BAIL_AFTER``, or a third of a smaller block, at least ``MIN_SAMPLE``): when more than
 #: ``CONTENDED_ABORT_RATE`` of them were re-executions, speculation stops (the final prefix comes
@@ -97,14 +107,20 @@ class ParallelExecutor:
     ``wave`` sets the chunk size (``wave / workers``) and the speculation window (transactions
     beyond the final prefix never exceed ``2 * wave``). ``contention_fallback=False`` keeps
     every block on the workers however much it re-executes (the differential tests use it, so
-    contended blocks exercise speculation, not the fallback). ``before_round`` is a test hook called
+    contended blocks exercise speculation, not the fallback). ``stall_timeout``: see
+    ``STALL_TIMEOUT``. ``before_round`` is a test hook called
     with the number of messages sent so far before each ``Round`` (the kill test uses it).
     """
 
     name = "parallel"
 
     def __init__(
-        self, workers: int = 2, wave: int = WAVE, contention_fallback: bool = True, affinity: str = "auto"
+        self,
+        workers: int = 2,
+        wave: int = WAVE,
+        contention_fallback: bool = True,
+        affinity: str = "auto",
+        stall_timeout: float = STALL_TIMEOUT,
     ) -> None:
         if wave < 1:
             raise ValueError("wave must be positive")
@@ -112,7 +128,7 @@ class ParallelExecutor:
             raise ValueError("affinity must be 'auto', 'on' or 'off'")
         self.workers = max(1, int(workers))
         self.wave = wave
-        self.pool = WorkerPool(self.workers)
+        self.pool = WorkerPool(self.workers, stall_timeout)
         self._specs: list[Any] = [None] * self.workers
         self.before_round: Callable[[int], None] | None = None
         #: Committed-state reads the coordinator served to workers (0 when they read LMDB).
@@ -121,6 +137,8 @@ class ParallelExecutor:
         self.served_fetches = 0
         #: Written keys of in-process blocks whose root contribution the workers hashed.
         self.hashed_on_workers = 0
+        #: Blocks whose workers stalled (``STALL_TIMEOUT``) and that then ran in-process.
+        self.stalls = 0
         self.contention_fallback = contention_fallback
         self.affinity = affinity
         #: Checks signatures for blocks (or block tails) run in-process: the worker processes
@@ -138,6 +156,14 @@ class ParallelExecutor:
         self._affinity_rejected = False  # ... or would have, but one worker would get too much
 
     # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def stall_timeout(self) -> float | None:
+        return self.pool.stall_timeout
+
+    @stall_timeout.setter
+    def stall_timeout(self, seconds: float | None) -> None:
+        self.pool.stall_timeout = seconds
 
     def worker_pids(self) -> list[int]:
         return self.pool.pids()
@@ -221,6 +247,13 @@ class ParallelExecutor:
                 if not self.pool.started:
                     self.pool.start()
                 output = self._run(runtime, txs, state, env, started, assigned, verified)
+            except WorkerStalled as exc:
+                self._restart()
+                self.stalls += 1
+                self._skip_parallel = self._next_skip  # like a contended block: pause, backing off
+                self._next_skip = min(MAX_SKIP, 2 * self._next_skip)
+                note = f"workers stalled ({exc}): replaced, block ran in-process"
+                return self._in_process(runtime, txs, state, env, started, "; ".join([*notes, note]))
             except WorkerLost as exc:
                 notes.append(f"worker lost ({exc}); block re-run on fresh workers")
                 self._restart()

@@ -59,11 +59,21 @@ class WorkerLost(Exception):
     """A worker process died or its pipe broke; the block must be re-run on fresh workers."""
 
 
-class WorkerPool:
-    """``size`` long-lived worker processes, each with a duplex pipe to the coordinator."""
+class WorkerStalled(WorkerLost):
+    """No awaited worker answered within the pool's ``stall_timeout``: most likely a speculative
+    incarnation that never ends (see ``executor.STALL_TIMEOUT``). Handled like a lost worker
+    (the pool is replaced) by every caller that only needs fresh workers."""
 
-    def __init__(self, size: int) -> None:
+
+class WorkerPool:
+    """``size`` long-lived worker processes, each with a duplex pipe to the coordinator.
+
+    Every wait for a reply is bounded by ``stall_timeout`` seconds (``None``: unbounded): past
+    it, ``ready`` and ``recv`` raise ``WorkerStalled``."""
+
+    def __init__(self, size: int, stall_timeout: float | None = None) -> None:
         self.size = size
+        self.stall_timeout = stall_timeout
         self.procs: list[mp.process.BaseProcess] = []
         self.conns: list[Connection] = []
 
@@ -94,13 +104,20 @@ class WorkerPool:
             raise WorkerLost(f"worker {index}: {exc!r}") from exc
 
     def ready(self, indices: list[int]) -> list[int]:
-        """Indices among ``indices`` whose pipe has a message (or EOF); blocks until one does."""
+        """Indices among ``indices`` whose pipe has a message (or EOF); blocks until one does,
+        at most ``stall_timeout`` seconds."""
         by_conn = {id(self.conns[i]): i for i in indices}
-        return [by_conn[id(c)] for c in wait([self.conns[i] for i in indices])]  # type: ignore[arg-type]
+        found = wait([self.conns[i] for i in indices], self.stall_timeout)  # type: ignore[list-item]
+        if not found:
+            raise WorkerStalled(f"workers {indices}: no reply within {self.stall_timeout} s")
+        return [by_conn[id(c)] for c in found]
 
     def recv(self, index: int) -> bytes:
+        conn = self.conns[index]
         try:
-            return self.conns[index].recv_bytes()
+            if self.stall_timeout is not None and not conn.poll(self.stall_timeout):
+                raise WorkerStalled(f"worker {index}: no reply within {self.stall_timeout} s")
+            return conn.recv_bytes()
         except (EOFError, OSError) as exc:
             raise WorkerLost(f"worker {index}: {exc!r}") from exc
 
