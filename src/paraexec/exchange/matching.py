@@ -11,7 +11,8 @@ place_order(order):
         each resting order FIFO:
             expired (good_til_block < height)        -> removed
             same subaccount (self-trade prevention)  -> the resting (maker) order is removed
-            q = min(taker left, maker left), capped by reduce-only flags
+            q = min(taker left, maker left), capped by reduce-only flags (a reduce-only maker
+            whose position the fill closes loses its rest: it could only cross later)
             maker after the fill not collateralised  -> maker order removed, continue
             taker after the fill not collateralised  -> stop (status UNDERCOLLATERALIZED)
             else: both trade at the maker's price; taker pays taker fee, maker pays maker fee
@@ -259,9 +260,12 @@ def match(
             lg.fees += maker_fee + (0 if liquidation else taker_fee)
             remaining -= q
             left = maker.remaining - q
-            if left:
+            # a reduce-only maker whose position this fill closed can trade no further: its rest
+            # goes (kept, it would sit at a price the taker's own rest may then cross)
+            spent = maker.reduce_only and _reducible(maker_after.size(market.id), maker_side) == 0
+            if left and not spent:
                 kept.append(RestingOrder(maker.sub_id, maker.client_id, left, maker.reduce_only, maker.good_til_block))
-            else:
+            elif not left:
                 lg.ctx.delete(keys.order(market.id, maker.sub_id, maker.client_id))
             lg.ctx.emit(
                 "fill",
@@ -278,6 +282,8 @@ def match(
                 maker_fee=maker_fee,
                 liquidation=liquidation,
             )
+            if left and spent:
+                _drop(lg, market, maker_side, price, maker, "reduce_only")
         if kept != orders:
             book.set_level(maker_side, price, kept)
         if halt:

@@ -8,7 +8,8 @@ scheduler tick (4-8 ms) for the payload whenever processes outnumbered cores. Mo
 ``pipeline`` (its scheduling and finality bookkeeping), ``worker`` (the process side),
 ``mvmemory`` (a worker's multi-version memory), ``messages`` (the protocol), ``transport``
 (processes and pipes behind a small interface), ``precheck`` (the next block's signature checks
-on idle workers).
+on idle workers), ``verify_stream`` (a block run in-process has its own signatures checked on the
+workers while it runs).
 
 Algorithm (one block of n transactions, P workers, wave W):
 
@@ -76,8 +77,10 @@ in-process; the next blocks (8, doubling up to 64 while probes keep failing) the
 directly, after which parallel execution is probed again. A block by position that conflicts so
 much makes the next one try key affinity first, without a pause (unless one key would load one
 worker: then the pause starts at once). Whatever runs in-process checks its
-signatures on ``workers`` threads first (``execution/prepare.py``: PyNaCl releases the GIL), then
-executes one transaction after another while the otherwise idle workers check the announced next
+signatures on the workers while it runs (``verify_stream``: batches in block order, execution
+starting with the first verdicts; on ``workers`` threads first when the workers are not up or
+the block is small: ``execution/prepare.py``, PyNaCl releases the GIL), executing one
+transaction after another, while the otherwise idle workers then check the announced next
 block's signatures (``precheck``) and, for a large write set, hash the root (``Hash``).
 
 Between blocks: when the producer announces the next block (``announce``, from

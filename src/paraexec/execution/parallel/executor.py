@@ -6,7 +6,7 @@ import math
 import pickle
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 import msgspec
@@ -20,6 +20,7 @@ from . import messages as m
 from .pipeline import Pipeline
 from .precheck import Prechecks, checked_flags
 from .transport import WorkerLost, WorkerPool, WorkerStalled
+from .verify_stream import VerifyStream
 
 _receipts_decoder = msgspec.msgpack.Decoder(list[Receipt])
 
@@ -137,6 +138,8 @@ class ParallelExecutor:
         self.served_fetches = 0
         #: Written keys of in-process blocks whose root contribution the workers hashed.
         self.hashed_on_workers = 0
+        #: Transactions of in-process blocks prepared with a worker's verdict from ``VerifyStream``.
+        self.stream_verified = 0
         #: Blocks whose workers stalled (``STALL_TIMEOUT``) and that then ran in-process.
         self.stalls = 0
         self.contention_fallback = contention_fallback
@@ -294,10 +297,12 @@ class ParallelExecutor:
         """``sequential``'s result computed here, one transaction after another, while the
         workers check the announced next block's signatures (and this block's were checked
         ahead where announced): the ``adaptive`` executor's sequential plan. The workers are
-        started first if they will be needed, outside ``stats.seconds`` (a one-off cost that
-        would make the plan look slow to ``adaptive``'s measurements)."""
+        started first if they will be needed (checks, hashing: ``verify_stream``, ``precheck``,
+        ``_root``), outside ``stats.seconds`` (a one-off cost that would make the plan look slow
+        to ``adaptive``'s measurements)."""
         txs = list(txs)
-        if not self.pool.started and (self._prechecks.upcoming or len(txs) >= HASH_ON_WORKERS):
+        streams = VerifyStream.worth(runtime, len(txs))
+        if not self.pool.started and (self._prechecks.upcoming or len(txs) >= HASH_ON_WORKERS or streams):
             try:
                 self.pool.start()
                 for w in range(self.workers):  # a round trip: wait until each has booted
@@ -320,10 +325,7 @@ class ParallelExecutor:
         verified: set[bytes] | None = None,
     ) -> BlockOutput:
         verified = verified or set()
-        prepared = self._signatures.prepared(runtime, txs, verified)  # the rest checked on threads first
-        self._send_prechecks()  # then the workers are idle while this block runs here
-        output = execute_prepared(runtime, prepared, state, env, self._root)
-        threads = self._signatures.note(runtime, len(txs) - len(verified))
+        output, threads = self._execute_here(runtime, txs, state, env, verified)
         if verified:
             threads = ", ".join(filter(None, [f"{len(verified)} signatures checked ahead by the workers", threads]))
         if note and threads:
@@ -340,6 +342,47 @@ class ParallelExecutor:
             note=note,
         )
         return output
+
+    def _execute_here(
+        self,
+        runtime: Runtime,
+        txs: list[bytes],
+        state: StateView,
+        env: BlockEnv,
+        verified: set[bytes],
+        overlay: dict[bytes, bytes | None] | None = None,
+    ) -> tuple[BlockOutput, str]:
+        """``execute_prepared`` of ``txs`` in this process (a whole block, or the tail after a
+        bail-out: ``overlay``), their signatures checked on the workers as they run or on the
+        threads first; returns the output and a note on where the signatures were checked."""
+        stream = self._verify_stream(runtime, txs, verified)
+        if stream is None:
+            prepared: Iterable[Any] = self._signatures.prepared(runtime, txs, verified)  # on threads, first
+            where = self._signatures.note(runtime, len(txs) - len(verified))
+        else:
+            prepared = stream
+            where = f"signatures checked on {self.workers} worker process(es) as the block ran"
+        self._send_prechecks()  # the workers check the next block's once idle
+        try:
+            output = execute_prepared(runtime, prepared, state, env, self._root, overlay)
+        finally:
+            if stream is not None:
+                stream.abandon()
+                self.stream_verified += stream.checked
+        return output, where
+
+    def _verify_stream(self, runtime: Runtime, txs: list[bytes], verified: set[bytes]) -> VerifyStream | None:
+        """A block run here checks its signatures on the workers as it runs, when they are up
+        and the block is worth it (``verify_stream``); ``None``: the threads check them first."""
+        if not VerifyStream.usable(self.pool, runtime, txs, verified):
+            return None
+        stream = VerifyStream(self.pool, self._specs, self._restart, runtime, txs, verified)
+        try:
+            stream.send()
+        except WorkerLost:
+            self._restart()  # some batches may be out: their replies must never be read later
+            return None
+        return stream
 
     def _root(self, write_set: dict[bytes, bytes | None], state: StateView) -> tuple[int, bytes]:
         """``sequential.finalize`` of a block run here, its hashing split across the idle
@@ -446,11 +489,9 @@ class ParallelExecutor:
                 state.accumulator, *(int.from_bytes(f.accumulator_delta, "little") for f in finished)
             )
         else:  # bailed out: the final prefix [0, upto) came from the workers, the rest runs here
-            tail = self._signatures.prepared(runtime, txs[upto:], verified)
-            rest = execute_prepared(runtime, tail, state, env, self._root, overlay=write_set)
+            rest, threads = self._execute_here(runtime, txs[upto:], state, env, verified, overlay=write_set)
             receipts.extend(rest.receipts)
             accumulator = rest.accumulator
-            threads = self._signatures.note(runtime, n - upto)
             threads = f" ({threads})" if threads else ""
             note = f"{aborts} of {executions} executions aborted: ran txs {upto}..{n - 1} in-process{threads}; {note}"
         timeline.append((-1, mark - started, time.perf_counter() - started, "merge" if upto == n else "in-process"))

@@ -88,6 +88,14 @@ class Precheck(msgspec.Struct, tag=True, array_like=True):
     txs: list[bytes]
 
 
+class Verify(msgspec.Struct, tag=True, array_like=True):
+    """During a block run in-process: prepare ``txs`` (decode, check signatures) now and answer
+    ``Prechecked`` with a verdict for each (``verify_stream``). ``spec`` as in ``Setup``."""
+
+    spec: bytes | None
+    txs: list[bytes]
+
+
 class Collect(msgspec.Struct, tag=True, array_like=True):
     """Stop prechecking and report (``Prechecked``)."""
 
@@ -166,7 +174,7 @@ class Failed(msgspec.Struct, tag=True, array_like=True):
     traceback: str
 
 
-ToWorker = Setup | Round | Finish | Values | Precheck | Collect | Hash | Shutdown
+ToWorker = Setup | Round | Finish | Values | Precheck | Verify | Collect | Hash | Shutdown
 FromWorker = RoundDone | Finished | Fetch | Prechecked | Hashed | Failed
 
 encode = msgspec.msgpack.Encoder().encode

@@ -13,7 +13,8 @@ validation re-resolves a key against the multi-version memory and compares bytes
 the memory's ``changed`` map says an entry below the reader changed since the last validation.
 Between blocks, an idle worker checks the signatures of the next block's transactions it was
 sent (``Precheck``) until the coordinator collects the verdicts (``Collect``), and computes the
-commitment delta of its share of a block the coordinator executed itself (``Hash``).
+commitment delta of its share of a block the coordinator executed itself (``Hash``). During
+such a block it checks batches of that block's own transactions as they come (``Verify``).
 While it waits, after preparing, a worker hashes the committed values of newly written keys of
 its share (``hash_some``), so ``finish`` hashes mostly new values. A read
 whose resolution raised (a delta folded onto a non-integer) is recorded as ``RAISED``, so it is
@@ -414,6 +415,13 @@ class WorkerState:
             if self.runtime is not None:
                 self.precheck = Precheck(self.runtime, msg.txs)
             return None
+        if isinstance(msg, m.Verify):
+            if msg.spec is not None:
+                self.runtime = None  # as for Precheck: a spec that fails leaves no stale runtime
+                self.runtime = pickle.loads(msg.spec).build()
+            check = Precheck(self.runtime, msg.txs)
+            check.check_some(len(msg.txs))
+            return m.Prechecked(bytes(check.ok))
         if isinstance(msg, m.Hash):
             if self.block is not None or not self.open_store(msg):
                 return m.Hashed(None)
