@@ -17,10 +17,11 @@ be aborted) and raise anything: a decode error, a ZeroDivisionError. Such an exc
 incarnation's output: it writes nothing and keeps its read set, so validation decides. If the
 incarnation is still valid when the block is done, its reads are exactly what sequential
 execution reads, the exception is real, and the commit raises it where the sequential executor
-would (the first one in block order). A speculative incarnation may also loop on a stale value (it
-re-reads a key until it changes, but an incarnation reuses its recorded reads): every
+would (the first one in block order). A speculative incarnation may also loop on a stale value
+(it re-reads a key until it changes, but an incarnation reuses its recorded reads): every
 ``STALE_CHECK`` repeated reads its read set is checked against MVMemory, and an outdated one
-abandons the incarnation, which runs again on the current memory (``BlockSTMContext``). Reads of a key with deltas below are resolved in the
+abandons the incarnation, which runs again on the current memory (``BlockSTMContext``).
+Reads of a key with deltas below are resolved in the
 context (base + sum of deltas); the transaction's own deltas stay deltas in MVMemory, so hot
 counters do not make writers conflict.
 

@@ -253,8 +253,7 @@ class ParallelExecutor:
             except WorkerStalled as exc:
                 self._restart()
                 self.stalls += 1
-                self._skip_parallel = self._next_skip  # like a contended block: pause, backing off
-                self._next_skip = min(MAX_SKIP, 2 * self._next_skip)
+                self._pause_parallel()  # as after a contended block
                 note = f"workers stalled ({exc}): replaced, block ran in-process"
                 return self._in_process(runtime, txs, state, env, started, "; ".join([*notes, note]))
             except WorkerLost as exc:
@@ -286,10 +285,14 @@ class ParallelExecutor:
         if self._last_abort_rate > CONTENDED_ABORT_RATE:
             if self._affinity_mode and not (self._used_affinity or self._affinity_rejected):
                 return  # by position it conflicted: the next block tries key affinity, no pause
-            self._skip_parallel = self._next_skip
-            self._next_skip = min(MAX_SKIP, 2 * self._next_skip)
+            self._pause_parallel()
         else:
             self._next_skip = CONTENDED_SKIP
+
+    def _pause_parallel(self) -> None:
+        """Run the next blocks in-process, a pause twice as long as the last (up to ``MAX_SKIP``)."""
+        self._skip_parallel = self._next_skip
+        self._next_skip = min(MAX_SKIP, 2 * self._next_skip)
 
     def execute_in_process(
         self, runtime: Runtime, txs: Sequence[bytes], state: StateView, env: BlockEnv, note: str = ""
@@ -374,9 +377,11 @@ class ParallelExecutor:
     def _verify_stream(self, runtime: Runtime, txs: list[bytes], verified: set[bytes]) -> VerifyStream | None:
         """A block run here checks its signatures on the workers as it runs, when they are up
         and the block is worth it (``verify_stream``); ``None``: the threads check them first."""
-        if not VerifyStream.usable(self.pool, runtime, txs, verified):
+        if not self.pool.started:
             return None
         stream = VerifyStream(self.pool, self._specs, self._restart, runtime, txs, verified)
+        if not VerifyStream.worth(runtime, stream.unchecked):
+            return None
         try:
             stream.send()
         except WorkerLost:

@@ -55,6 +55,7 @@ class VerifyStream:
         self.txs = txs
         self.verified = verified
         todo = [i for i, raw in enumerate(txs) if raw not in verified]
+        self.unchecked = len(todo)
         self.batches = [todo[i : i + BATCH] for i in range(0, len(todo), BATCH)]
         self.received = 0  # batches whose reply was read
         self.sent = False
@@ -70,12 +71,6 @@ class VerifyStream:
             and getattr(runtime, "spec", None) is not None
             and bool(getattr(runtime, "verify_signatures", False))
         )
-
-    @staticmethod
-    def usable(pool: WorkerPool, runtime: Any, txs: Sequence[bytes], verified: AbstractSet[bytes]) -> bool:
-        """``worth`` it, and the workers are running."""
-        unchecked = sum(raw not in verified for raw in txs) if verified else len(txs)
-        return pool.started and VerifyStream.worth(runtime, unchecked)
 
     def send(self) -> None:
         """Send every batch (raises ``WorkerLost``: nothing was sent that will be read)."""
