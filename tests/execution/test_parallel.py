@@ -350,11 +350,40 @@ def test_affinity_owner_keeps_a_key_on_one_worker_and_balances_keys():
     assert affinity_owner(SyntheticRuntime(2), hot, 2) is None  # one key: one worker would get 90%
 
 
-def test_auto_affinity_follows_conflicts_and_equals_sequential():
-    """After a block that re-executed more than 5% by position, the next goes by key affinity."""
+def test_hinted_needs_follow_shared_hint_keys_across_workers_and_every_barrier():
+    from paraexec.execution.parallel.executor import hinted_needs
+
+    class Hints:  # a runtime's hint surface: the "prepared" transactions are dicts here
+        def hint_keys(self, p: dict) -> tuple:
+            if p.get("raise"):
+                raise ValueError("a hint must never stop a block")
+            return p["keys"]
+
+        def barrier(self, p: dict) -> bool:
+            return p.get("barrier", False)
+
+    peeked = [
+        {"keys": ("m0",), "barrier": True},  # 0 on w0: an oracle update of market 0
+        {"keys": ("m1", "alice"), "barrier": True},  # 1 on w1: a barrier too
+        {"keys": ("m0", "alice")},  # 2 on w0: follows 1 (barrier of w1, and alice)
+        {"keys": ("m1", "bob")},  # 3 on w1: follows w0's barrier 0
+        {"keys": ("m0", "bob"), "raise": True},  # 4 on w0: its hints raise: only the barrier
+        None,  # 5 on w1: did not decode: only the barrier
+        {"keys": ("m1", "alice")},  # 6 on w1: alice was last on w0 (tx 2)
+    ]
+    owner = [0, 1, 0, 1, 0, 1, 1]
+    needs = hinted_needs(Hints(), peeked, owner)  # type: ignore[arg-type]
+    assert [sorted(n) for n in needs] == [[], [0], [1], [0], [1], [0], [0, 2]]
+
+
+@pytest.mark.parametrize("follow_hints", (False, True), ids=("plain", "hints"))
+def test_auto_affinity_follows_conflicts_and_equals_sequential(follow_hints):
+    """After a block that re-executed more than 5% by position, the next goes by key affinity;
+    following the hints, 100 accounts would make most transfers wait for the other worker (each
+    receiver was just touched there), so affinity is refused and the block stays by position."""
     tc = transfer_chain(100)
     store = tc.chain.store
-    executor = ParallelExecutor(2, wave=64, contention_fallback=False)
+    executor = ParallelExecutor(2, wave=64, contention_fallback=False, follow_hints=follow_hints)
     try:
         notes = []
         for height in (1, 2, 3):
@@ -368,7 +397,10 @@ def test_auto_affinity_follows_conflicts_and_equals_sequential():
     finally:
         executor.close()
     assert notes[0][0].startswith("by position") and notes[0][1] > 0.05, notes
-    assert notes[1][0].startswith("by key affinity"), notes
+    if follow_hints:
+        assert notes[1][0].startswith("by position (key affinity would serialise the workers)"), notes
+    else:
+        assert notes[1][0].startswith("by key affinity"), notes
 
 
 def test_affinity_hints_that_raise_never_stop_a_block():

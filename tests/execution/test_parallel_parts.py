@@ -261,3 +261,44 @@ def test_pipeline_with_random_owners_always_finishes_in_order():
             assert lo >= last
             last = lo
         assert pipe.done and pipe.lo == n, seed
+
+
+def test_pipeline_chunks_follow_their_needs_and_never_stall():
+    """Random owners, random needs (lower transactions to follow) and random reply orders: a
+    chunk is cut where a transaction needs one inside its span, it is sent only after every
+    worker it follows replied to the message that ran the needed transaction, and the block
+    always finishes (every need of the lowest unsent chunk lies below it, in sent chunks)."""
+    import random
+
+    for seed in range(80):
+        rng = random.Random(seed)
+        n, workers = rng.randint(1, 40), rng.randint(1, 4)
+        owner = [rng.randrange(workers) for _ in range(n)]
+        needs = [tuple(rng.sample(range(j), min(j, rng.randint(0, 2)))) for j in range(n)]
+        pipe = Pipeline(n=n, workers=workers, wave=rng.randint(1, 8), owner=owner, needs=needs)
+        for start, w, a, b in pipe.chunks:
+            assert all(i < start for j in pipe.own[w][a:b] for i in needs[j] if owner[i] != w)
+        executed = [-1] * workers  # highest own transaction each worker replied about
+        in_flight: dict[int, int] = {}
+        for _ in range(10_000):
+            if pipe.done:
+                break
+            for w in range(workers):
+                if pipe.busy[w]:
+                    continue
+                plan = pipe.plan(w)
+                if plan is None:
+                    continue
+                a, b, _ = plan
+                in_flight[w] = pipe.own[w][b - 1] if b > a else -1
+                for j in pipe.own[w][a:b]:
+                    assert all(executed[owner[i]] >= i for i in needs[j] if owner[i] != w), (seed, j)
+            busy = [w for w in range(workers) if pipe.busy[w]]
+            assert busy, f"stalled (seed {seed})"
+            w = rng.choice(busy)
+            pipe.on_reply(w, n, raw())
+            executed[w] = max(executed[w], in_flight.pop(w))
+            pipe.advance()
+        assert pipe.done and pipe.lo == n, seed
+    with pytest.raises(ValueError):
+        Pipeline(n=3, workers=2, wave=2, owner=[0, 1, 0], needs=[(), (1,), ()])  # needs itself

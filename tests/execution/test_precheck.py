@@ -19,6 +19,7 @@ from paraexec.chain.chain import Chain
 from paraexec.execution import SequentialExecutor
 from paraexec.execution.adaptive import AdaptiveExecutor
 from paraexec.execution.parallel import ParallelExecutor
+from paraexec.execution.parallel.precheck import usable_cores
 from paraexec.state.lmdb_store import LmdbStore
 
 from .strategies import _resign_badly, transfer_block, transfer_chain
@@ -192,3 +193,33 @@ def test_a_precheck_that_fails_in_the_worker_costs_only_its_verdicts(monkeypatch
         assert executor.pool.started and executor.prechecked == 0
     finally:
         executor.close()
+
+
+@pytest.mark.parametrize("in_block", (True, False), ids=("in-block", "after-block"))
+def test_next_block_is_checked_by_every_worker_during_a_block_on_the_workers(tmp_path, in_block):
+    """With ``precheck_in_block`` the announced block goes to every worker with the block's
+    ``Setup`` (they check it while waiting for chunks); without, only after the block, to the
+    cores beside the coordinator's. Either way the verdicts are right and the blocks equal
+    sequential."""
+    _, blocks = blocks_of(30, 2, size=300)
+    expected = sequential_results(blocks, 30)
+    store = LmdbStore(tmp_path / "db")
+    executor = ParallelExecutor(2, wave=16, contention_fallback=False)
+    executor.precheck_in_block = in_block
+    try:
+        chain = transfer_chain(30, store).chain
+        block, output = chain.produce_block(blocks[0], 1, executor, blocks[1])
+        got = [(block.header.state_root, output.receipts)]
+        sent = dict(executor._prechecks.sent)
+        if in_block:
+            assert sorted(sent) == [0, 1]
+        else:
+            assert len(sent) == min(2, max(1, usable_cores() - 1))
+        assert sum(len(share) for share in sent.values()) == len(blocks[1])
+        block, output = chain.produce_block(blocks[1], 2, executor)
+        got.append((block.header.state_root, output.receipts))
+        assert got == expected
+        assert executor.prechecked > 0
+    finally:
+        executor.close()
+        store.close()

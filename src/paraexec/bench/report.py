@@ -153,6 +153,7 @@ SPAN_COLORS = {
     "execute": "tab:blue",
     "validate": "tab:cyan",
     "hash": "tab:green",
+    "precheck": "tab:pink",  # the next block's signatures, in the waits
     "finish": "tab:orange",
     "merge": "tab:red",
     "in-process": "tab:brown",

@@ -131,6 +131,11 @@ class ExchangeApp:
             hints += (keys.subaccount(keys.subaccount_id(owner, number)),)
         return hints
 
+    def barrier(self, payload: Any) -> bool:
+        """An oracle update is read by every order of an account holding the market (cross
+        margin values every position at its oracle price): a scheduling barrier."""
+        return isinstance(payload, OracleUpdate)
+
     def system_payloads(self, env: BlockEnv) -> list[bytes]:
         return list(self._ticks.values())
 

@@ -35,6 +35,10 @@ class Application(Protocol):
         """Keys the payload will most likely touch (for scheduling affinity); may be empty."""
         ...
 
+    # Optional: ``barrier(payload) -> bool``: the payload writes state that transactions of
+    # every affinity group read (the exchange's oracle updates); the parallel executor then
+    # schedules later transactions of other workers after it (``ChainRuntime.barrier``).
+
     def system_payloads(self, env: BlockEnv) -> list[bytes]:
         """Encoded payloads to append to the block at ``env`` as system transactions."""
         ...

@@ -268,6 +268,15 @@ class ChainRuntime:
             return keys[0]
         return nonce_key(prepared.sender) if prepared.sender is not None else None
 
+    def barrier(self, prepared: Prepared) -> bool:
+        """Whether the application says the transaction writes state that transactions of every
+        affinity group read (``Application.barrier``; oracle prices in the exchange): a schedule
+        hint, never a correctness condition."""
+        barrier = getattr(self.app, "barrier", None)
+        if barrier is None or prepared.error is not None:
+            return False
+        return bool(barrier(prepared.payload))
+
     def system_transactions(self, env: Any) -> list[bytes]:
         return [SYSTEM_TAG + p for p in self.app.system_payloads(env)]
 

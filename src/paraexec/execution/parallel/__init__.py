@@ -22,9 +22,19 @@ Algorithm (one block of n transactions, P workers, wave W):
                  run in order on one worker and never conflict with each other across workers;
                  chunks are then each worker's transactions within windows of W positions, W
                  chosen so a chunk is ~2 ms of work (heavy orders: small chunks, few
-                 transactions in flight). ``Setup`` hands every worker all its transactions at
-                 once, and a worker prepares them (decode, signature check: the expensive,
-                 conflict-free part) whenever it would otherwise wait for a message.
+                 transactions in flight). Under affinity the other hint keys still cross
+                 workers (a market maker's nonce and subaccount: it quotes every market), as do
+                 the writes of barriers (``runtime.barrier``: oracle prices, read by every
+                 cross-margined account), so each transaction names the latest lower
+                 transaction of another worker that shares a hint key with it, and every other
+                 worker's latest barrier (``hinted_needs``); a chunk is cut before a
+                 transaction that needs one inside its own span and is sent only after the
+                 workers it follows replied to the messages that ran what it needs. A schedule,
+                 not a correctness condition: validation still checks every read. ``Setup``
+                 hands every worker all its transactions at once, and a worker prepares them
+                 (decode, signature check: the expensive, conflict-free part) whenever it
+                 would otherwise wait for a message, then the next block's signatures
+                 (``precheck``, sent with ``Setup`` when the next block is announced).
     speculation  a worker is sent its next chunk as soon as it replies, while the chunk
                  starts inside the window [lo, lo + 2W) (lo = first non-final transaction).
                  Each message makes the worker, in order:
@@ -66,7 +76,9 @@ Why affinity is not always on: measured on the 2-core box, 10,000 signed transfe
 accounts re-executed 14% by position and 7% by affinity, but the coordinator's peeking (serial,
 before any worker starts) cost more than the saved work (0.30 s vs 0.32 s a block); perps
 orders (~120 us each) re-executed ~50% by position (the contention fallback ran them
-in-process) and 12-14% by affinity with 15-transaction chunks: 1.2x sequential. A block whose
+in-process) and 12-14% by affinity with 15-transaction chunks: 1.2x sequential (fifth
+session, AMD box: 15% by affinity, 1-4% following the hints; with the next block's signatures
+checked in the workers' waits, 1.15x -> 1.19-1.25x in /tmp A/B runs). A block whose
 affinity key is one hot key (one market: the replay workload) cannot be balanced, so it stays
 by position, and after a contended block it runs in-process.
 

@@ -75,6 +75,11 @@ AFFINITY_SLACK = 0.15
 #: read a value another worker is still writing.
 CHUNK_SECONDS = 0.002
 MIN_CHUNK = 4
+#: Following the hints (``hinted_needs``) turns conflicts into waits. When more than this share
+#: of a block must wait for a transaction of another worker inside the speculation window (every
+#: transfer between two accounts does), the workers would take turns: key affinity is refused
+#: like one that loads one worker (the block goes by position, or in-process after a contended one).
+SERIAL_NEEDS = 0.5
 #: A block run in-process has its state root hashed on the workers from this many written
 #: keys (~4 us of hashing each; sending them costs ~0.2 us, and waking two processes ~1-3 ms
 #: on the busy 2-core box: measured slower than hashing here at ~2,000 keys, 1.18x faster
@@ -96,6 +101,7 @@ class Assignment(NamedTuple):
     wave: int
     how: str
     rejected: bool = False
+    needs: list[tuple[int, ...]] | None = None
 
 
 class WorkerFailed(Exception):
@@ -109,11 +115,17 @@ class ParallelExecutor:
     beyond the final prefix never exceed ``2 * wave``). ``contention_fallback=False`` keeps
     every block on the workers however much it re-executes (the differential tests use it, so
     contended blocks exercise speculation, not the fallback). ``stall_timeout``: see
-    ``STALL_TIMEOUT``. ``before_round`` is a test hook called
+    ``STALL_TIMEOUT``. ``follow_hints``: under key affinity, a chunk waits for the transactions
+    on other workers it shares a hint key with (``hinted_needs``). ``before_round`` is a test hook called
     with the number of messages sent so far before each ``Round`` (the kill test uses it).
     """
 
     name = "parallel"
+    #: Hand the announced next block's signature checks to the workers with a block's ``Setup``
+    #: (they check one at a time whenever they would wait for a chunk), not only after it.
+    precheck_in_block = True
+    #: ``SERIAL_NEEDS`` (tests set 1.0: follow the hints however dense they are).
+    serial_needs = SERIAL_NEEDS
 
     def __init__(
         self,
@@ -122,6 +134,7 @@ class ParallelExecutor:
         contention_fallback: bool = True,
         affinity: str = "auto",
         stall_timeout: float = STALL_TIMEOUT,
+        follow_hints: bool = True,
     ) -> None:
         if wave < 1:
             raise ValueError("wave must be positive")
@@ -144,6 +157,7 @@ class ParallelExecutor:
         self.stalls = 0
         self.contention_fallback = contention_fallback
         self.affinity = affinity
+        self.follow_hints = follow_hints
         #: Checks signatures for blocks (or block tails) run in-process: the worker processes
         #: are idle then, and signature checks release the GIL, so they still use every core.
         self._signatures = SignatureThreads(self.workers)
@@ -207,14 +221,15 @@ class ParallelExecutor:
         self._prechecks.upcoming = []
         self._take_prechecks(None, [])  # verdicts dropped
 
-    def _send_prechecks(self) -> None:
-        """Hand the announced next block to the idle workers (starting them if need be)."""
+    def _send_prechecks(self, every_worker: bool = False) -> None:
+        """Hand the announced next block to the idle workers (starting them if need be);
+        ``every_worker``: to all of them (see ``Prechecks.send``)."""
         if not self._prechecks.upcoming:
             return
         try:
             if not self.pool.started:
                 self.pool.start()
-            self._prechecks.send(self.pool, self._specs)
+            self._prechecks.send(self.pool, self._specs, every_worker)
         except WorkerLost:
             self._restart()
 
@@ -237,12 +252,13 @@ class ParallelExecutor:
             return self._in_process(runtime, txs, state, env, started, note, verified)
         assigned = self._assignment(runtime, txs)
         if assigned.rejected and self._contended() and not self._affinity_rejected:
-            # By position the last block conflicted, and key affinity would load one worker
-            # (one hot key): running it on the workers again would only repeat the loss.
+            # By position the last block conflicted, and key affinity would load one worker (one
+            # hot key) or serialise them: running it on the workers again would only repeat the loss.
             self._affinity_rejected = True
             self._after_block()
             self._skip_parallel = max(0, self._skip_parallel - 1)  # this block is one of them
-            note = f"a recent block re-executed {self._last_abort_rate:.0%} by position and one key dominates"
+            why = assigned.how.partition("(")[2].rstrip(")")
+            note = f"a recent block re-executed {self._last_abort_rate:.0%} by position, and {why}"
             return self._in_process(runtime, txs, state, env, started, note + ": ran in-process", verified)
         notes: list[str] = []
         for _ in range(MAX_ATTEMPTS):
@@ -435,8 +451,12 @@ class ParallelExecutor:
         n, n_workers, pool = len(txs), self.workers, self.pool
         mark = time.perf_counter()
         owner, wave = assigned.owner, assigned.wave
-        pipe = Pipeline(n, n_workers, wave, owner)
+        pipe = Pipeline(n, n_workers, wave, owner, assigned.needs)
         self._setup(runtime.spec, txs, pipe, state, env, verified)
+        if self.precheck_in_block:
+            # The next block's signatures fill the workers' waits for their next chunk: the
+            # coordinator only waits meanwhile, so every worker checks a share.
+            self._send_prechecks(every_worker=True)
         timeline: list[tuple[int, float, float, str]] = [(-1, mark - started, time.perf_counter() - started, "setup")]
         executions = aborts = 0
         sample: float = sample_size(n) if self.contention_fallback else math.inf
@@ -521,14 +541,22 @@ class ParallelExecutor:
         use = self.affinity == "on" or (self.affinity == "auto" and self._affinity_mode)
         if not use or self.workers < 2:
             return Assignment(None, self.wave, "by position")
-        owner = affinity_owner(runtime, txs, self.workers)
+        peeked = peek_all(runtime, txs)
+        owner = affinity_owner(runtime, txs, self.workers, peeked)
         if owner is None:
             return Assignment(None, self.wave, "by position (key affinity would load one worker)", rejected=True)
         largest = max(1, self.wave // self.workers)
         chunk = largest
         if self._cost_per_execution > 0:
             chunk = max(MIN_CHUNK, min(largest, round(CHUNK_SECONDS / self._cost_per_execution)))
-        return Assignment(owner, chunk * self.workers, "by key affinity")
+        if not self.follow_hints:
+            return Assignment(owner, chunk * self.workers, "by key affinity")
+        needs = hinted_needs(runtime, peeked, owner)
+        window = 2 * chunk * self.workers
+        near = sum(1 for j, ahead in enumerate(needs) if ahead and j - max(ahead) < window)
+        if near > self.serial_needs * len(txs):
+            return Assignment(None, self.wave, "by position (key affinity would serialise the workers)", rejected=True)
+        return Assignment(owner, chunk * self.workers, "by key affinity, following hints", needs=needs)
 
     def _setup(
         self, spec: Any, txs: list[bytes], pipe: Pipeline, state: StateView, env: BlockEnv, verified: set[bytes]
@@ -596,12 +624,26 @@ def _merge_receipts(finished: list[m.Finished], own: list[list[int]], upto: int)
     return receipts
 
 
-def affinity_owner(runtime: Runtime, txs: list[bytes], workers: int) -> list[int] | None:
+def peek_all(runtime: Runtime, txs: list[bytes]) -> list[Any]:
+    """Every transaction decoded without its signature check (``runtime.peek``, else
+    ``prepare``); ``None`` where decoding raised (its execution reports what is wrong)."""
+    peek = getattr(runtime, "peek", runtime.prepare)
+    peeked: list[Any] = []
+    for raw in txs:
+        try:
+            peeked.append(peek(raw))
+        except Exception:
+            peeked.append(None)
+    return peeked
+
+
+def affinity_owner(runtime: Runtime, txs: list[bytes], workers: int, peeked: list[Any] | None = None) -> list[int] | None:
     """A worker per transaction such that transactions sharing their affinity key (market,
     sender: ``runtime.affinity_key``, else the first hint key) go to one worker; keys are
     placed largest first on the least loaded worker. ``None`` when the busiest worker would get
-    more than ``1 / workers + AFFINITY_SLACK`` of the block."""
-    peek = getattr(runtime, "peek", runtime.prepare)
+    more than ``1 / workers + AFFINITY_SLACK`` of the block. ``peeked``: ``peek_all(txs)``."""
+    if peeked is None:
+        peeked = peek_all(runtime, txs)
     key_of = getattr(runtime, "affinity_key", None)
     if key_of is None:
 
@@ -609,7 +651,7 @@ def affinity_owner(runtime: Runtime, txs: list[bytes], workers: int) -> list[int
             hints = runtime.hint_keys(prepared)
             return hints[0] if hints else None
 
-    keys = [_affinity_key(key_of, peek, raw) for raw in txs]
+    keys = [_hint(key_of, p, None) for p in peeked]
     load = [0] * workers
     where: dict[Any, int] = {}
     for key, count in Counter(k for k in keys if k is not None).most_common():
@@ -629,10 +671,42 @@ def affinity_owner(runtime: Runtime, txs: list[bytes], workers: int) -> list[int
     return owner
 
 
-def _affinity_key(key_of: Callable[[Any], Any], peek: Callable[[bytes], Any], raw: bytes) -> Any:
-    """``key_of(peek(raw))``, or ``None`` if the application's hints raise: a hint must never
+def hinted_needs(runtime: Runtime, peeked: list[Any], owner: list[int]) -> list[tuple[int, ...]]:
+    """For each transaction, the lower transactions on other workers it should run after (a
+    schedule, never a correctness condition: validation still checks every read).
+
+    Key affinity keeps one key of each transaction (its market) on one worker; its other hint
+    keys (the sender's nonce and subaccount: a market maker quotes every market) and the writes
+    of barriers (``runtime.barrier``: oracle prices, which every cross-margined account reads)
+    still cross workers. A transaction run before such a predecessor on another worker has
+    executed reads its stale value and is re-executed, and everything of its market after it
+    with it. So each transaction names the latest earlier transaction of another worker that
+    shares one of its hint keys, and the latest barrier of every other worker."""
+    barrier_of = getattr(runtime, "barrier", None)
+    last: dict[Any, int] = {}
+    barriers: dict[int, int] = {}  # worker -> its latest barrier so far
+    needs: list[tuple[int, ...]] = []
+    for j, prepared in enumerate(peeked):
+        w = owner[j]
+        ahead = [i for v, i in barriers.items() if v != w]
+        if prepared is not None:
+            for key in _hint(runtime.hint_keys, prepared, ()):
+                i = last.get(key)
+                if i is not None and owner[i] != w:
+                    ahead.append(i)
+                last[key] = j
+            if barrier_of is not None and _hint(barrier_of, prepared, False):
+                barriers[w] = j
+        needs.append(tuple(dict.fromkeys(ahead)))
+    return needs
+
+
+def _hint(hint: Callable[[Any], Any], prepared: Any, default: Any) -> Any:
+    """``hint(prepared)``, or ``default`` if it raises or nothing was decoded: a hint must never
     stop a block (the transaction's own execution reports whatever is wrong with it)."""
+    if prepared is None:
+        return default
     try:
-        return key_of(peek(raw))
+        return hint(prepared)
     except Exception:
-        return None
+        return default

@@ -46,6 +46,14 @@ later validation of it passes. An idle worker is sent a message when it has some
 validate (it re-executed in its last message), foreign effects it has not seen, or its next
 chunk starts inside the window ``[lo, lo + 2 * wave)``. Progress: when no idle worker gets a
 message, no report bounds ``lo`` below ``hi``, so ``lo = hi`` and the next chunk is in the window.
+
+Needs (optional, under key affinity: ``executor.hinted_needs``): ``needs[j]`` names lower
+transactions on other workers that ``j`` should not run before. A chunk is cut before any own
+transaction that needs one at or above the chunk's first transaction, so every need of a chunk
+lies below its start; the chunk is sent only once each worker it follows has replied to the
+message that executed the needed transaction (``replied``). Progress still holds: the lowest
+unsent chunk's needs lie below it, in chunks already sent, so once every worker is idle they
+have all been replied to. Needs only delay speculation; they never decide finality.
 """
 
 from __future__ import annotations
@@ -75,7 +83,14 @@ class Blob:
 class Pipeline:
     """See module docstring."""
 
-    def __init__(self, n: int, workers: int, wave: int, owner: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        n: int,
+        workers: int,
+        wave: int,
+        owner: list[int] | None = None,
+        needs: list[tuple[int, ...]] | None = None,
+    ) -> None:
         self.n = n
         self.workers = workers
         self.wave = wave
@@ -84,6 +99,10 @@ class Pipeline:
             owner = [(i // chunk) % workers for i in range(n)]
         elif len(owner) != n or any(not 0 <= w < workers for w in owner):
             raise ValueError("owner must name a worker for every transaction")
+        if needs is not None and (
+            len(needs) != n or any(not 0 <= i < j for j, ahead in enumerate(needs) for i in ahead)
+        ):
+            raise ValueError("needs must name, for every transaction, only transactions below it")
         #: ``own[w]``: worker w's transactions, ascending.
         self.own: list[list[int]] = [[] for _ in range(workers)]
         for i, w in enumerate(owner):
@@ -96,9 +115,30 @@ class Pipeline:
             while a < len(idxs):
                 window_end = (idxs[a] // wave + 1) * wave
                 b = bisect_left(idxs, window_end, a)
+                if needs is not None:  # a chunk follows only transactions below its first
+                    first = idxs[a]
+                    for p in range(a + 1, b):
+                        if any(i >= first for i in needs[idxs[p]]):
+                            b = p
+                            break
                 self.chunks.append((idxs[a], w, a, b))
                 a = b
         self.chunks.sort()
+        #: Per chunk, (worker, txn_idx) pairs: the chunk is not sent before that worker replied
+        #: to the message that executed that transaction (``replied``).
+        self.follows: list[tuple[tuple[int, int], ...]] = []
+        for _, w, a, b in self.chunks:
+            latest: dict[int, int] = {}
+            if needs is not None:
+                for j in self.own[w][a:b]:
+                    for i in needs[j]:
+                        v = owner[i]
+                        if v != w and i > latest.get(v, -1):
+                            latest[v] = i
+            self.follows.append(tuple(latest.items()))
+        #: Per worker, its highest transaction executed in a message it has replied to.
+        self.replied = [-1] * workers
+        self.in_flight_last = [-1] * workers
         #: Worker w's chunks, in order, as positions in ``chunks``.
         self.owned: list[list[int]] = [[] for _ in range(workers)]
         for k, (_, w, _, _) in enumerate(self.chunks):
@@ -161,8 +201,11 @@ class Pipeline:
         position = self.next_owned[w]
         if position < len(self.owned[w]):
             k = self.owned[w][position]
-            if self.chunks[k][0] < self.lo + 2 * self.wave:
+            if self.chunks[k][0] < self.lo + 2 * self.wave and all(
+                self.replied[v] >= i for v, i in self.follows[k]
+            ):
                 start, _, a, b = self.chunks[k]
+                self.in_flight_last[w] = self.own[w][b - 1]
                 self.next_owned[w] = position + 1
                 self.sent[k] = True
                 while self.first_unsent < len(self.sent) and self.sent[self.first_unsent]:
@@ -180,6 +223,8 @@ class Pipeline:
         if not self.busy[w] or sent is None:
             raise InvariantViolation(f"unexpected reply from worker {w}")
         self.busy[w] = False
+        if sent.start < self.n:
+            self.replied[w] = self.in_flight_last[w]
         self.reports[w] = Report(first_invalid, sent.start, sent.seq)
         min_idx = min(first_invalid, sent.start)
         if min_idx < self.n:

@@ -14,8 +14,13 @@ the coordinator's serial work is the block's critical path, and a third CPU-boun
 two cores would take a third of its core away (measured: in-process blocks 10-40% slower with
 both workers checking).
 
-The protocol is two messages per worker between blocks: ``Precheck`` (its share of the
-announced transactions, sent when the current block no longer needs the workers) and
+During a block run on the workers the coordinator mostly waits, so the announcement goes to
+every worker right after the block's ``Setup``; a worker checks one signature at a time whenever
+it has nothing of the block to prepare or hash (a ``Round`` that arrives meanwhile waits for at
+most one check), and goes on after the block while the coordinator commits.
+
+The protocol is two messages per worker: ``Precheck`` (its share of the announced transactions,
+sent with a block's ``Setup``, or when the current block no longer needs the workers) and
 ``Collect`` (sent before the next block starts; the worker stops after its current handful of
 transactions and answers ``Prechecked`` with a verdict per transaction it got to). Whatever it
 did not get to is checked in the block as before, so a slow precheck never delays a block.
@@ -69,13 +74,15 @@ class Prechecks:
             self.spec, self.verified = spec, set()
         self.upcoming = list(txs)
 
-    def send(self, pool: WorkerPool, specs: list[Any]) -> None:
+    def send(self, pool: WorkerPool, specs: list[Any], every_worker: bool = False) -> None:
         """Hand the announced transactions to the idle workers, in contiguous shares.
-        ``specs`` is the executor's record of the spec each worker holds (updated here)."""
+        ``specs`` is the executor's record of the spec each worker holds (updated here).
+        ``every_worker``: share among all workers, not only the cores beside the coordinator's
+        (while a block runs on the workers, the coordinator mostly waits)."""
         txs, self.upcoming = self.upcoming, []
         if not txs or self.sent or not pool.started:
             return
-        workers = min(pool.size, max(1, usable_cores() - 1))
+        workers = pool.size if every_worker else min(pool.size, max(1, usable_cores() - 1))
         size = -(-len(txs) // workers)
         spec_bytes = pickle.dumps(self.spec)
         for w in range(workers):

@@ -11,8 +11,9 @@ block (committed state does not change during a block).
 Per transaction it keeps the current incarnation's read set as (key, value seen) pairs:
 validation re-resolves a key against the multi-version memory and compares bytes, but only when
 the memory's ``changed`` map says an entry below the reader changed since the last validation.
-Between blocks, an idle worker checks the signatures of the next block's transactions it was
-sent (``Precheck``) until the coordinator collects the verdicts (``Collect``), and computes the
+When it has nothing else to do, during a block or between blocks, a worker checks the
+signatures of the next block's transactions it was sent (``Precheck``) until the coordinator
+collects the verdicts (``Collect``); between blocks it also computes the
 commitment delta of its share of a block the coordinator executed itself (``Hash``). During
 such a block it checks batches of that block's own transactions as they come (``Verify``).
 While it waits, after preparing, a worker hashes the committed values of newly written keys of
@@ -403,7 +404,7 @@ class WorkerState:
         if isinstance(msg, m.Setup):
             self.cpu_at_setup = time.process_time()  # busy is CPU time: waiting for a core is not work
             self.spans = Spans()
-            self.precheck = None  # the coordinator collects before a block; never check during one
+            self.precheck = None  # collected before the block; the next block's may follow
             self.setup(msg)
             self.spans.add(started, "setup")
             return None
@@ -441,8 +442,8 @@ class WorkerState:
 
     def prepare_ahead(self) -> None:
         """Use time that would be spent waiting for a message to prepare own transactions, then
-        to hash the committed values of keys this worker will hash in ``finish``; between
-        blocks, to check the signatures of the next block's transactions (``Precheck``)."""
+        to hash the committed values of keys this worker will hash in ``finish``, then (and
+        between blocks) to check the signatures of the next block's transactions (``Precheck``)."""
         block = self.block
         if block is None:
             precheck, poll = self.precheck, self.conn.poll
@@ -465,6 +466,15 @@ class WorkerState:
                 pass
             if len(block.old_hashes) != before:
                 self.spans.add(started, "hash")
+            started = time.perf_counter()
+        precheck = self.precheck
+        if precheck is not None and block.next_prepare >= len(block.order) and not block.mv.fresh:
+            # one at a time: a Round that arrives meanwhile waits for at most one check
+            before = len(precheck.ok)
+            while not poll(0) and precheck.check_some(1):
+                pass
+            if len(precheck.ok) != before:
+                self.spans.add(started, "precheck")
 
     def end_block(self) -> None:
         self.block = None
