@@ -247,9 +247,14 @@ def test_repeated_reads_of_an_outdated_value_abandon_the_incarnation() -> None:
 
 
 @pytest.mark.parametrize("workers", [2, 4])
-def test_speculation_waiting_for_a_lower_write_ends_and_equals_sequential(workers: int) -> None:
+def test_speculation_waiting_for_a_lower_write_ends_and_equals_sequential(
+    workers: int, tiny_switch_interval: None
+) -> None:
     """Transaction j waits until key 0 holds j (then writes j + 1); transaction 0 is slow, so the
-    other threads start transactions 1.. on a stale key 0 and must notice the lower writes."""
+    other threads start transactions 1.. on a stale key 0 and must notice the lower writes. (A
+    tiny switch interval makes the threads take turns while transaction 0 spins: with the default
+    5 ms one thread could run the whole block alone before the others got the GIL, and then
+    nothing would be abandoned: CI saw that once.)"""
     txs = [encode_tx([(WRITE, 0, 1), (SPIN, 0, 300_000)])]
     txs += [encode_tx([(AWAIT, 0, j), (WRITE, 0, j + 1)]) for j in range(1, 8)]
     state = memory_store({})
