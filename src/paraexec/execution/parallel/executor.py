@@ -549,14 +549,14 @@ class ParallelExecutor:
         chunk = largest
         if self._cost_per_execution > 0:
             chunk = max(MIN_CHUNK, min(largest, round(CHUNK_SECONDS / self._cost_per_execution)))
+        wave = chunk * self.workers
         if not self.follow_hints:
-            return Assignment(owner, chunk * self.workers, "by key affinity")
+            return Assignment(owner, wave, "by key affinity")
         needs = hinted_needs(runtime, peeked, owner)
-        window = 2 * chunk * self.workers
-        near = sum(1 for j, ahead in enumerate(needs) if ahead and j - max(ahead) < window)
+        near = sum(1 for j, ahead in enumerate(needs) if ahead and j - max(ahead) < 2 * wave)  # in the window
         if near > self.serial_needs * len(txs):
             return Assignment(None, self.wave, "by position (key affinity would serialise the workers)", rejected=True)
-        return Assignment(owner, chunk * self.workers, "by key affinity, following hints", needs=needs)
+        return Assignment(owner, wave, "by key affinity, following hints", needs=needs)
 
     def _setup(
         self, spec: Any, txs: list[bytes], pipe: Pipeline, state: StateView, env: BlockEnv, verified: set[bytes]

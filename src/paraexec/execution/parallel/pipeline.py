@@ -138,7 +138,6 @@ class Pipeline:
             self.follows.append(tuple(latest.items()))
         #: Per worker, its highest transaction executed in a message it has replied to.
         self.replied = [-1] * workers
-        self.in_flight_last = [-1] * workers
         #: Worker w's chunks, in order, as positions in ``chunks``.
         self.owned: list[list[int]] = [[] for _ in range(workers)]
         for k, (_, w, _, _) in enumerate(self.chunks):
@@ -205,7 +204,6 @@ class Pipeline:
                 self.replied[v] >= i for v, i in self.follows[k]
             ):
                 start, _, a, b = self.chunks[k]
-                self.in_flight_last[w] = self.own[w][b - 1]
                 self.next_owned[w] = position + 1
                 self.sent[k] = True
                 while self.first_unsent < len(self.sent) and self.sent[self.first_unsent]:
@@ -223,8 +221,9 @@ class Pipeline:
         if not self.busy[w] or sent is None:
             raise InvariantViolation(f"unexpected reply from worker {w}")
         self.busy[w] = False
-        if sent.start < self.n:
-            self.replied[w] = self.in_flight_last[w]
+        if sent.start < self.n:  # it ran its latest chunk (one message in flight per worker)
+            _, _, _, b = self.chunks[self.owned[w][self.next_owned[w] - 1]]
+            self.replied[w] = self.own[w][b - 1]
         self.reports[w] = Report(first_invalid, sent.start, sent.seq)
         min_idx = min(first_invalid, sent.start)
         if min_idx < self.n:
