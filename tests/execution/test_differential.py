@@ -74,7 +74,7 @@ def executors() -> Iterator[dict[tuple[str, int], Executor]]:
             made[("parallel+affinity", workers)] = executor = make_executor("parallel", workers)
             executor.contention_fallback = False  # type: ignore[attr-defined]
             executor.affinity = "on"  # type: ignore[attr-defined]
-            executor.serial_needs = 1.0  # type: ignore[attr-defined]  # follow hints however dense
+            executor.min_follow_speedup = 0.0  # type: ignore[attr-defined]  # follow hints however dense
         yield made
     finally:
         for executor in made.values():

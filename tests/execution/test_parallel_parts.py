@@ -302,3 +302,14 @@ def test_pipeline_chunks_follow_their_needs_and_never_stall():
         assert pipe.done and pipe.lo == n, seed
     with pytest.raises(ValueError):
         Pipeline(n=3, workers=2, wave=2, owner=[0, 1, 0], needs=[(), (1,), ()])  # needs itself
+
+
+def test_pipeline_makespan_models_waits_and_messages():
+    owner = [0, 1, 0, 1]
+    chain = Pipeline(n=4, workers=2, wave=4, owner=owner, needs=[(), (0,), (1,), (2,)])  # each waits for the last
+    free = Pipeline(n=4, workers=2, wave=4, owner=owner, needs=[(), (), (), ()])
+    assert len(chain.chunks) == 4 and len(free.chunks) == 2
+    assert chain.makespan(0.0) == 4 and chain.makespan(1.0) == 8  # one after another, a message each
+    assert free.makespan(0.0) == 2 and free.makespan(1.0) == 3  # side by side, one message each
+    one_waits = Pipeline(n=4, workers=2, wave=2, owner=[0, 0, 1, 1], needs=[(), (), (1,), ()])
+    assert one_waits.makespan(0.0) == 4  # w1's chunk waits for w0's whole chunk [0, 2)

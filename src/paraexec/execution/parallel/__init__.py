@@ -30,7 +30,10 @@ Algorithm (one block of n transactions, P workers, wave W):
                  worker's latest barrier (``hinted_needs``); a chunk is cut before a
                  transaction that needs one inside its own span and is sent only after the
                  workers it follows replied to the messages that ran what it needs. A schedule,
-                 not a correctness condition: validation still checks every read. ``Setup``
+                 not a correctness condition: validation still checks every read. Waits are
+                 invisible to the contention fallback, so the schedule is modelled first
+                 (``Pipeline.makespan``) and affinity refused when it promises too little.
+                 ``Setup``
                  hands every worker all its transactions at once, and a worker prepares them
                  (decode, signature check: the expensive, conflict-free part) whenever it
                  would otherwise wait for a message, then the next block's signatures
@@ -77,8 +80,9 @@ accounts re-executed 14% by position and 7% by affinity, but the coordinator's p
 before any worker starts) cost more than the saved work (0.30 s vs 0.32 s a block); perps
 orders (~120 us each) re-executed ~50% by position (the contention fallback ran them
 in-process) and 12-14% by affinity with 15-transaction chunks: 1.2x sequential (fifth
-session, AMD box: 15% by affinity, 1-4% following the hints; with the next block's signatures
-checked in the workers' waits, 1.15x -> 1.19-1.25x in /tmp A/B runs). A block whose
+session, AMD box: 15% by affinity, 1-4% following the hints, but the saved work became waits:
+1.19-1.25x, against ~1.5x for the same blocks in-process, so the modelled schedule now refuses
+it there). A block whose
 affinity key is one hot key (one market: the replay workload) cannot be balanced, so it stays
 by position, and after a contended block it runs in-process.
 

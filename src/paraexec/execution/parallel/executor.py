@@ -75,11 +75,18 @@ AFFINITY_SLACK = 0.15
 #: read a value another worker is still writing.
 CHUNK_SECONDS = 0.002
 MIN_CHUNK = 4
-#: Following the hints (``hinted_needs``) turns conflicts into waits. When more than this share
-#: of a block must wait for a transaction of another worker inside the speculation window (every
-#: transfer between two accounts does), the workers would take turns: key affinity is refused
-#: like one that loads one worker (the block goes by position, or in-process after a contended one).
-SERIAL_NEEDS = 0.5
+#: Following the hints (``hinted_needs``) turns conflicts into waits, which the contention
+#: fallback (it counts re-executions) cannot see. So the schedule is modelled before the block
+#: runs (``Pipeline.makespan``: a message costs ``MESSAGE_SECONDS`` over the last block's CPU per
+#: execution in transaction units), and key affinity is refused like one that loads one worker
+#: (the block goes by position, or in-process after a contended one) when the modelled speedup
+#: is below ``MIN_FOLLOW_SPEEDUP``: a transaction costs ~1.6x as much on a worker as in the
+#: coordinator (multi-version reads and writes, effects; measured on perps orders, fifth
+#: session), so below that the workers lose to running the block in-process. Measured (AMD box,
+#: 2 workers): perps blocks modelled at 1.2-1.4x ran at 1.2x on the workers against 1.5x
+#: in-process; the demo's 800-order blocks modelled at 0.9-1.1x ran at 0.97x against 1.45x.
+MESSAGE_SECONDS = 150e-6
+MIN_FOLLOW_SPEEDUP = 1.6
 #: A block run in-process has its state root hashed on the workers from this many written
 #: keys (~4 us of hashing each; sending them costs ~0.2 us, and waking two processes ~1-3 ms
 #: on the busy 2-core box: measured slower than hashing here at ~2,000 keys, 1.18x faster
@@ -102,6 +109,8 @@ class Assignment(NamedTuple):
     how: str
     rejected: bool = False
     needs: list[tuple[int, ...]] | None = None
+    #: the pipeline already cut for this assignment (used by the first attempt only)
+    pipeline: Pipeline | None = None
 
 
 class WorkerFailed(Exception):
@@ -124,8 +133,8 @@ class ParallelExecutor:
     #: Hand the announced next block's signature checks to the workers with a block's ``Setup``
     #: (they check one at a time whenever they would wait for a chunk), not only after it.
     precheck_in_block = True
-    #: ``SERIAL_NEEDS`` (tests set 1.0: follow the hints however dense they are).
-    serial_needs = SERIAL_NEEDS
+    #: ``MIN_FOLLOW_SPEEDUP`` (tests set 0: follow the hints however little they promise).
+    min_follow_speedup = MIN_FOLLOW_SPEEDUP
 
     def __init__(
         self,
@@ -451,7 +460,9 @@ class ParallelExecutor:
         n, n_workers, pool = len(txs), self.workers, self.pool
         mark = time.perf_counter()
         owner, wave = assigned.owner, assigned.wave
-        pipe = Pipeline(n, n_workers, wave, owner, assigned.needs)
+        pipe = assigned.pipeline
+        if pipe is None or pipe.messages:  # a retry after a lost worker starts afresh
+            pipe = Pipeline(n, n_workers, wave, owner, assigned.needs)
         self._setup(runtime.spec, txs, pipe, state, env, verified)
         if self.precheck_in_block:
             # The next block's signatures fill the workers' waits for their next chunk: the
@@ -553,10 +564,14 @@ class ParallelExecutor:
         if not self.follow_hints:
             return Assignment(owner, wave, "by key affinity")
         needs = hinted_needs(runtime, peeked, owner)
-        near = sum(1 for j, ahead in enumerate(needs) if ahead and j - max(ahead) < 2 * wave)  # in the window
-        if near > self.serial_needs * len(txs):
-            return Assignment(None, self.wave, "by position (key affinity would serialise the workers)", rejected=True)
-        return Assignment(owner, wave, "by key affinity, following hints", needs=needs)
+        pipe = Pipeline(len(txs), self.workers, wave, owner, needs)
+        message_cost = MESSAGE_SECONDS / self._cost_per_execution if self._cost_per_execution > 0 else 0.0
+        modelled = len(txs) / max(1.0, pipe.makespan(message_cost))
+        if modelled < self.min_follow_speedup:
+            how = f"by position (key affinity would wait too much: modelled {modelled:.2f}x)"
+            return Assignment(None, self.wave, how, rejected=True)
+        how = f"by key affinity, following hints (modelled {modelled:.2f}x)"
+        return Assignment(owner, wave, how, needs=needs, pipeline=pipe)
 
     def _setup(
         self, spec: Any, txs: list[bytes], pipe: Pipeline, state: StateView, env: BlockEnv, verified: set[bytes]

@@ -54,11 +54,16 @@ lies below its start; the chunk is sent only once each worker it follows has rep
 message that executed the needed transaction (``replied``). Progress still holds: the lowest
 unsent chunk's needs lie below it, in chunks already sent, so once every worker is idle they
 have all been replied to. Needs only delay speculation; they never decide finality.
+
+``makespan`` models that schedule before it runs: every transaction costs one unit and every
+message ``message_cost`` more, chunks start when their worker is free and the chunks holding
+what they follow have finished (no window, no re-executions). The executor refuses a plan whose
+modelled speedup ``n / makespan`` is too low to pay for itself.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
 import msgspec
@@ -152,6 +157,22 @@ class Pipeline:
         self.reports: list[Report | None] = [None] * workers
         self.in_flight: list[Report | None] = [None] * workers
         self.messages = 0
+
+    def makespan(self, message_cost: float) -> float:
+        """Modelled length of the block's schedule in transaction units (module docstring)."""
+        # per worker: (end position b in own[w], finish time) of its chunks so far, in order
+        ends: list[list[int]] = [[] for _ in range(self.workers)]
+        finishes: list[list[float]] = [[] for _ in range(self.workers)]
+        free = [0.0] * self.workers
+        for k, (_, w, a, b) in enumerate(self.chunks):  # by first transaction: what k follows is done
+            ready = free[w]
+            for v, i in self.follows[k]:
+                chunk = bisect_right(ends[v], bisect_left(self.own[v], i))  # v's chunk holding i
+                ready = max(ready, finishes[v][chunk])
+            free[w] = ready + (b - a) + message_cost
+            ends[w].append(b)
+            finishes[w].append(free[w])
+        return max(free, default=0.0)
 
     @property
     def hi(self) -> int:
