@@ -21,6 +21,7 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections.abc import Callable
 from operator import itemgetter
+from typing import Any
 
 from ... import codec
 from ...types import Key, Value
@@ -66,11 +67,19 @@ class MVMemory:
             total += payload  # type: ignore[operator]
         return codec.encode_int(codec.decode_int(self.base_get(key)) + total)
 
-    def record(self, txn_idx: int, writes: dict[Key, Value | None], deltas: dict[Key, int]) -> tuple[Key, ...] | None:
+    def record(
+        self,
+        txn_idx: int,
+        writes: dict[Key, Value | None],
+        deltas: dict[Key, int],
+        publish: dict[Key, list[Any]] | None = None,
+    ) -> tuple[Key, ...] | None:
         """Make (``writes``, ``deltas``) the current incarnation's effects of ``txn_idx``.
 
         Returns the previous incarnation's keys (``None`` on a first execution). Every key
         whose entries change (old and new write set) is noted in ``changed`` at ``txn_idx``.
+        ``publish``: the outgoing ``Effects.writes`` (grouped by key, ascending); each new entry
+        is also appended there, in the same loop (this runs once per execution).
         """
         data = self.data
         changed = self.changed
@@ -91,6 +100,12 @@ class MVMemory:
                     entries.append(entry)
                 else:
                     insort(entries, entry, key=_idx)
+                if publish is not None:
+                    out = publish.get(key)
+                    if out is None:
+                        publish[key] = [entry]
+                    else:
+                        out.append(entry)
         if deltas:
             self.delta_keys.update(deltas)
             self.written[txn_idx] = (*writes, *deltas)

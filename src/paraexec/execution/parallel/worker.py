@@ -256,17 +256,9 @@ class BlockRun:
         self.executions += 1
         self.reads[txn_idx] = ctx.reads
         self.receipts[txn_idx] = receipt
-        old = self.mv.record(txn_idx, writes, deltas)
+        old = self.mv.record(txn_idx, writes, deltas, out.writes)
         if old:
             out.purges.append((txn_idx, list(old)))
-        by_key = out.writes
-        for is_delta, items in ((False, writes), (True, deltas)):
-            for key, payload in items.items():
-                entries = by_key.get(key)
-                if entries is None:
-                    by_key[key] = [(txn_idx, is_delta, payload)]
-                else:
-                    entries.append((txn_idx, is_delta, payload))
         if deltas:
             out.delta_keys.extend(deltas)
 
