@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import time
 from types import SimpleNamespace
 
 import pytest
 
 from paraexec.bench.bound import Bounds, key_label
 from paraexec.bench.harness import BenchConfig, run_bench
+from paraexec.bench.machine import process_tree_cpu
 from paraexec.execution import SequentialExecutor, registry
 from paraexec.execution.contract import BlockOutput
 
@@ -53,10 +56,36 @@ def test_sequential_run_is_complete_and_json_ready():
     (seq,) = point["results"]
     assert seq["executor"] == "sequential" and seq["speedup"] == 1.0
     assert len(seq["seconds_runs"]) == 2 and seq["seconds_median"] > 0
+    assert seq["cpu_seconds_median"] > 0 and seq["cpu_ceiling"] > 0  # Linux: /proc is there
     assert seq["executions"] == 40 and seq["re_executions"] == 0 and seq["notes"] == []
     assert [b["root"] for b in seq["blocks"]] == point["reference_roots"]
     assert point["outcomes"] == {"ok": 40, "failed": {}, "events": {}}
     assert len(set(point["reference_roots"])) == 2
+
+
+def _burn(seconds: float, ready) -> None:
+    started = time.process_time()
+    while time.process_time() - started < seconds:
+        pass
+    ready.set()
+    time.sleep(60)
+
+
+def test_process_tree_cpu_counts_this_process_and_live_worker_processes():
+    """A pass's CPU covers the worker processes of an executor, not only the coordinator."""
+    before = process_tree_cpu()
+    if before is None:
+        pytest.skip("no /proc on this platform")
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Event()
+    child = ctx.Process(target=_burn, args=(0.5, ready), daemon=True)
+    child.start()
+    try:
+        assert ready.wait(60)
+        assert process_tree_cpu() - before >= 0.45  # /proc counts in clock ticks (10 ms)
+    finally:
+        child.kill()
+        child.join()
 
 
 def test_every_registered_executor_agrees_with_sequential():

@@ -49,6 +49,8 @@ def results_table(result: dict[str, Any]) -> Table:
         "speedup",
         "bound",
         "of bound",
+        "CPU s",
+        "CPU ceiling",
         "re-exec/tx",
         "rounds",
         "roots",
@@ -58,7 +60,7 @@ def results_table(result: dict[str, Any]) -> Table:
         label = ",".join(f"{k}={v}" for k, v in point["params"].items()) or "-"
         for r in point["results"]:
             if r.get("error"):
-                table.add_row(label, r["executor"], str(r["workers"]), "[red]error", "", "", "", "", "", "", "[red]x")
+                table.add_row(label, r["executor"], str(r["workers"]), "[red]error", *[""] * 8, "[red]x")
                 continue
 
             def fmt(value: Any, spec: str) -> str:
@@ -73,6 +75,8 @@ def results_table(result: dict[str, Any]) -> Table:
                 fmt(r["speedup"], ".2f"),
                 fmt(r["bound"], ".2f"),
                 fmt(r["bound_efficiency"], ".0%"),
+                fmt(r.get("cpu_seconds_median"), ".3f"),
+                fmt(r.get("cpu_ceiling"), ".2f"),
                 fmt(r["re_executions_per_tx"], ".3f"),
                 str(r["rounds"]),
                 "[green]ok" if r["roots_match"] else "[red]DIFFER",

@@ -46,7 +46,7 @@ from ..state import LmdbStore, MemoryStore
 from ..state.store import StateStore
 from ..workloads import CONTENTION_PARAM, Workload, make_workload
 from . import bound as boundmod
-from .machine import machine_info
+from .machine import machine_info, process_tree_cpu
 
 REFERENCE = "sequential"
 Progress = Callable[[str], None]
@@ -191,6 +191,15 @@ class Outcomes:
         return {"ok": self.ok, "failed": dict(self.failed.most_common()), "events": dict(self.events.most_common())}
 
 
+@dataclass
+class Pass:
+    """One timed pass: its blocks, and the CPU seconds it used on every core (this process,
+    its threads and its worker processes; ``None`` where they cannot be read)."""
+
+    blocks: list[BlockTiming]
+    cpu_seconds: float | None = None
+
+
 def timed_run(
     chain_config: ChainConfig,
     blocks: list[list[bytes]],
@@ -200,7 +209,7 @@ def timed_run(
     progress: Progress | None,
     label: str,
     block_seconds: int = 1,
-) -> list[BlockTiming]:
+) -> Pass:
     """One pass over all blocks on a fresh store, timed from the first ``produce_block`` to the
     end of the last.
 
@@ -208,13 +217,15 @@ def timed_run(
     mempool holds them), so an executor may check their signatures on idle cores meanwhile.
     Such work must not escape the clock between blocks, so the pass is timed without gaps: a
     block's ``seconds`` run from the end of the previous block (the harness's own bookkeeping
-    between blocks, well under a millisecond, counts too, for every executor alike).
+    between blocks, well under a millisecond, counts too, for every executor alike). The CPU
+    the pass used is read around the same span (``process_tree_cpu``).
     """
     timings = []
     with fresh_store(bench.store, bench.data_dir, store_name) as store:
         Chain.create(store, chain_config)
         chain = Chain(store, chain_config, bench.verify_signatures)
         gc.collect()  # garbage of earlier runs is not this run's cost
+        cpu_before = process_tree_cpu()
         started = time.perf_counter()
         for k, txs in enumerate(blocks):
             height = chain.height + 1
@@ -226,7 +237,9 @@ def timed_run(
             started = ended
             if progress is not None:
                 progress(label)
-    return timings
+        cpu_after = process_tree_cpu()
+    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    return Pass(timings, cpu)
 
 
 def block_timing(height: int, txs: int, seconds: float, root: str, output: BlockOutput) -> BlockTiming:
@@ -248,8 +261,10 @@ def block_timing(height: int, txs: int, seconds: float, root: str, output: Block
     )
 
 
-def summarize(name: str, workers: int, repeats: list[list[BlockTiming]], ref_roots: list[str]) -> dict[str, Any]:
+def summarize(name: str, workers: int, passes: list[Pass], ref_roots: list[str]) -> dict[str, Any]:
     """Medians over repeats and the root check of every block of every repeat."""
+    repeats = [p.blocks for p in passes]
+    cpus = [p.cpu_seconds for p in passes if p.cpu_seconds is not None]
     totals = [sum(b.seconds for b in run) for run in repeats]
     median_total = statistics.median(totals)
     # the repeat closest to the median total supplies the counters and the timeline
@@ -283,6 +298,7 @@ def summarize(name: str, workers: int, repeats: list[list[BlockTiming]], ref_roo
         "txs": txs,
         "seconds_median": median_total,
         "seconds_runs": totals,
+        "cpu_seconds_median": statistics.median(cpus) if cpus and len(cpus) == len(passes) else None,
         "tx_per_s": txs / median_total if median_total > 0 else None,
         "executions": sum(b.executions for b in typical),
         "re_executions": sum(b.re_executions for b in typical),
@@ -317,7 +333,7 @@ def run_point(
     if analyzer is None and not bounds.error:
         bounds.error = "dependency analysis not available" if bench.analyze else "analysis disabled"
 
-    def run(pair: tuple[str, int], executor: Executor, run_blocks: list[list[bytes]], tag: str) -> list[BlockTiming]:
+    def run(pair: tuple[str, int], executor: Executor, run_blocks: list[list[bytes]], tag: str) -> Pass:
         name, workers = pair
         label = f"{name} x{workers}"
         store_name = f"p{index}-{name}-w{workers}-{tag}"
@@ -326,7 +342,7 @@ def run_point(
 
     pairs = bench.runs()
     executors: dict[tuple[str, int], Executor] = {}
-    repeats: dict[tuple[str, int], list[list[BlockTiming]]] = {pair: [] for pair in pairs}
+    repeats: dict[tuple[str, int], list[Pass]] = {pair: [] for pair in pairs}
     errors: dict[tuple[str, int], dict[str, Any]] = {}
 
     def fail(pair: tuple[str, int], exc: Exception) -> None:
@@ -359,7 +375,7 @@ def run_point(
         for executor in executors.values():
             executor.close()
     results = [errors[pair] if pair in errors else summarize(*pair, repeats[pair], ref_roots) for pair in pairs]
-    add_ratios(results, bounds)
+    add_ratios(results, bounds, machine_info()["cpu_usable"])
     return {
         "workload": bench.workload,
         "params": params,
@@ -372,8 +388,12 @@ def run_point(
     }
 
 
-def add_ratios(results: list[dict[str, Any]], bounds: boundmod.Bounds) -> None:
-    """Speedup vs the sequential run of the same point, the bound, and the share of it reached."""
+def add_ratios(results: list[dict[str, Any]], bounds: boundmod.Bounds, cores: int = 1) -> None:
+    """Speedup vs the sequential run of the same point, the bound, and the share of it reached;
+    the CPU ceiling: the speedup this run's total CPU would allow with all ``cores`` busy all the
+    time (sequential's median seconds x cores / this run's CPU seconds). Below the bound, it says
+    whether the cores ran out (speedup near the ceiling: the engine's own CPU overhead is the
+    limit) or sat idle (speedup well below it: waits, serial phases)."""
     ref = next((r for r in results if r["executor"] == REFERENCE and not r.get("error")), None)
     for r in results:
         if r.get("error"):
@@ -382,6 +402,8 @@ def add_ratios(results: list[dict[str, Any]], bounds: boundmod.Bounds) -> None:
         b = bounds.bound(r["workers"])
         r["bound"] = b
         r["bound_efficiency"] = r["speedup"] / b if b and r["speedup"] is not None else None
+        cpu = r.get("cpu_seconds_median")
+        r["cpu_ceiling"] = ref["seconds_median"] * cores / cpu if ref and cpu else None
 
 
 def failures(result: dict[str, Any]) -> list[str]:

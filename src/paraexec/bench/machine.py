@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import time
 from typing import Any
 
 
@@ -51,3 +52,40 @@ def machine_info() -> dict[str, Any]:
         "gil_enabled": True if gil is None else bool(gil()),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
+
+
+def _proc_stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, user + system CPU seconds) of a live process, from /proc (Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree_cpu() -> float | None:
+    """CPU seconds (user + system) used so far by this process, its threads and its live
+    descendants (an executor's worker processes), or ``None`` where /proc is not available.
+
+    The difference of two readings is the CPU a benchmark pass used on every core. A worker
+    that exited between them takes its CPU with it (a replaced worker's is not counted).
+    """
+    me = os.getpid()
+    if _proc_stat(me) is None:
+        return None  # not Linux
+    children: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = _proc_stat(int(entry))
+            if stat is not None:
+                children.setdefault(stat[0], []).append(int(entry))
+                cpu[int(entry)] = stat[1]
+    total, todo = time.process_time(), list(children.get(me, []))  # this process: finer than /proc's ticks
+    while todo:
+        pid = todo.pop()
+        total += cpu.get(pid, 0.0)
+        todo.extend(children.get(pid, []))
+    return total
+

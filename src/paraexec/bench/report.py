@@ -229,6 +229,8 @@ def _results_table(points: list[dict[str, Any]]) -> str:
         "speedup",
         "bound",
         "of bound",
+        "CPU s",
+        "CPU ceiling",
         "executions",
         "re-exec",
         "re-exec/tx",
@@ -240,7 +242,7 @@ def _results_table(points: list[dict[str, Any]]) -> str:
         for r in p["results"]:
             if r.get("error"):
                 cells = (
-                    [_label(p["params"]), r["executor"], str(r["workers"]), f"error: {r['error']}"] + [""] * 8 + ["x"]
+                    [_label(p["params"]), r["executor"], str(r["workers"]), f"error: {r['error']}"] + [""] * 10 + ["x"]
                 )
                 rows.append('<tr class="bad">' + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
                 continue
@@ -253,6 +255,8 @@ def _results_table(points: list[dict[str, Any]]) -> str:
                 _fmt(r.get("speedup"), ".2f"),
                 _fmt(r.get("bound"), ".2f"),
                 _fmt(r.get("bound_efficiency"), ".0%"),
+                _fmt(r.get("cpu_seconds_median"), ".3f"),
+                _fmt(r.get("cpu_ceiling"), ".2f"),
                 str(r["executions"]),
                 str(r["re_executions"]),
                 _fmt(r["re_executions_per_tx"], ".3f"),
