@@ -384,7 +384,11 @@ def render_report(result: dict[str, Any]) -> str:
     )
     conditions = (
         f"Signatures {signatures}; store {config.get('store')}; medians of {config.get('repeat')} repeat(s); "
-        "speedups are ratios to the sequential run of the same invocation."
+        "speedups are ratios to the sequential run of the same invocation. "
+        "CPU s: CPU seconds of the whole pass on every core (coordinator, threads, worker processes); "
+        f"CPU ceiling: the speedup that much CPU allows with all {machine.get('cpu_usable')} usable cores busy "
+        "(sequential's seconds x cores / CPU s): a speedup close to it means the engine's own CPU cost is the "
+        "limit, one well below it means cores sat idle."
     )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>paraexec bench: {html.escape(config["workload"])}</title>
