@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Scaling runs for issue 4's "workers 1, 2, 4, 8, 16" table, sized for the device machine's
-# budget (one call, about 3-5 minutes on 16 cores). The same command lines work on any machine;
+# budget (one call; an estimate of a few minutes on 16 cores, not yet measured there). The same command lines work on any machine;
 # the JSON records the machine (cores, model) it ran on, and bench/to_markdown.py turns it into
 # the RESULTS.md tables.
 #
