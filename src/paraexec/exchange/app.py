@@ -30,7 +30,7 @@ from ..types import Key, Value
 from . import keys
 from .errors import StaleOracle, Undercollateralized, WithdrawalsGated
 from .funding import FundingConfig, funding_tick
-from .ledger import Ledger
+from .ledger import Ledger, MarginKey, Parts
 from .liquidation import LiquidationConfig, liquidate
 from .market import Market
 from .matching import Fees, cancel_order, is_triggered, must_be_subaccount, place_order
@@ -67,6 +67,9 @@ class ExchangeApp:
         self.funding = FundingConfig(**config.get("funding", {}))
         self.genesis_time = int(config.get("genesis_time", 0))
         self._ticks = {mid: encode_payload(MarketTick(mid)) for mid in sorted(self.markets)}
+        #: Margin arithmetic memoised across transactions (``Ledger._parts``): a pure
+        #: function of its key, so every process (coordinator, worker) may keep its own.
+        self.margin_memo: dict[MarginKey, Parts] = {}
 
     # -- Application -------------------------------------------------------------------------
 
@@ -87,6 +90,10 @@ class ExchangeApp:
             state[keys.INSURANCE] = codec.encode_int(int(config["insurance_fund"]))
         return state
 
+    def ledger(self, ctx: TxContext) -> Ledger:
+        """A transaction's ledger, sharing this application's margin memo."""
+        return Ledger(ctx, self.markets, self.margin_memo)
+
     def apply(self, ctx: TxContext, sender: bytes | None, payload: Any) -> None:
         if isinstance(payload, MarketTick):
             if sender is not None:
@@ -95,7 +102,7 @@ class ExchangeApp:
             return
         if sender is None:
             raise Unauthorized("user payloads need a signer")
-        lg = Ledger(ctx, self.markets)
+        lg = self.ledger(ctx)
         if isinstance(payload, PlaceOrder):
             place_order(lg, self.fees, sender, payload)
         elif isinstance(payload, CancelOrder):
@@ -197,7 +204,7 @@ class ExchangeApp:
     def market_tick(self, ctx: TxContext, market_id: int) -> None:
         market = self.markets[market_id]
         self._trigger_conditionals(ctx, market)
-        lg = Ledger(ctx, self.markets)
+        lg = self.ledger(ctx)
         funding_tick(lg, self.funding, market)
         self._sweep(ctx, market)
         oi = ctx.get_int(keys.open_interest(market.id))
@@ -208,7 +215,7 @@ class ExchangeApp:
         raw = ctx.get(keys.conditionals(market.id))
         if raw is None:
             return
-        lg = Ledger(ctx, self.markets)
+        lg = self.ledger(ctx)
         oracle = lg.oracle(market.id)
         if ctx.env.time - oracle.time > market.staleness_s:
             return
@@ -247,7 +254,7 @@ class ExchangeApp:
             )
             mark = ctx.checkpoint()
             try:
-                lg = Ledger(ctx, self.markets)
+                lg = self.ledger(ctx)
                 place_order(lg, self.fees, c.sub_id[:32], order, triggered=True)
                 lg.flush()
             except BusinessError as exc:
@@ -264,12 +271,12 @@ class ExchangeApp:
     def _sweep(self, ctx: TxContext, market: Market) -> None:
         """Liquidate the market's liquidatable holders (at most ``sweep_limit`` per block)."""
         raw = ctx.get(keys.holders(market.id))
-        if raw is None or ctx.env.time - Ledger(ctx, self.markets).oracle(market.id).time > market.staleness_s:
+        if raw is None or ctx.env.time - self.ledger(ctx).oracle(market.id).time > market.staleness_s:
             return
         from .records import HOLDERS_DECODER
 
         done = 0
-        scan = Ledger(ctx, self.markets)  # read-only view for the scan; renewed after each liquidation
+        scan = self.ledger(ctx)  # read-only view for the scan; renewed after each liquidation
         for sub_id in HOLDERS_DECODER.decode(raw):
             if done >= self.liquidation.sweep_limit:
                 break
@@ -278,12 +285,12 @@ class ExchangeApp:
                 continue
             mark = ctx.checkpoint()
             try:
-                liquidate(Ledger(ctx, self.markets), self.fees, self.liquidation, sub_id, market.id)
+                liquidate(self.ledger(ctx), self.fees, self.liquidation, sub_id, market.id)
                 done += 1
             except (BusinessError, StaleOracle) as exc:
                 ctx.rollback(mark)
                 ctx.emit("liquidation_skipped", market=market.id, subaccount=sub_id.hex(), code=exc.code)
-            scan = Ledger(ctx, self.markets)
+            scan = self.ledger(ctx)
 
 
 def _fresh_record(balance: int) -> Any:

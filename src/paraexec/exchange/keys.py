@@ -27,6 +27,7 @@ or emptying one writes it; fills inside existing levels write only those levels.
 from __future__ import annotations
 
 import struct
+from functools import cache
 
 from ..types import Key
 
@@ -44,6 +45,9 @@ ORACLES = b"x/oracles"
 _u16 = struct.Struct(">H")
 _u32 = struct.Struct(">I")
 _u64 = struct.Struct(">Q")
+
+# Per-market keys come from small, fixed sets (markets are fixed at genesis) and are built on
+# every margin check, so they are cached: one C-level lookup instead of packing and joining.
 
 
 def bank(owner: bytes) -> Key:
@@ -63,6 +67,7 @@ def liquidation_usage(sub_id: bytes) -> Key:
     return LIQUIDATION_USAGE + sub_id
 
 
+@cache
 def market_prefix(market_id: int) -> bytes:
     return MARKET + _u16.pack(market_id)
 
@@ -71,6 +76,7 @@ def market_params(market_id: int) -> Key:
     return market_prefix(market_id) + b"/p"
 
 
+@cache
 def oracle_price(market_id: int) -> Key:
     return market_prefix(market_id) + b"/px"
 
@@ -79,6 +85,7 @@ def oracle_report(market_id: int, oracle_idx: int) -> Key:
     return market_prefix(market_id) + b"/or/" + _u16.pack(oracle_idx)
 
 
+@cache
 def funding_index(market_id: int) -> Key:
     return market_prefix(market_id) + b"/fi"
 
@@ -87,26 +94,36 @@ def funding_samples(market_id: int) -> Key:
     return market_prefix(market_id) + b"/fs"
 
 
+@cache
 def open_interest(market_id: int) -> Key:
     return market_prefix(market_id) + b"/oi"
 
 
+@cache
 def open_interest_snapshot(market_id: int) -> Key:
     return market_prefix(market_id) + b"/ois"
 
 
+@cache
 def level_index(market_id: int, side: int) -> Key:
     return market_prefix(market_id) + b"/bk/" + bytes((side,))
 
 
 def level(market_id: int, side: int, subticks: int) -> Key:
-    return market_prefix(market_id) + b"/lv/" + bytes((side,)) + _u64.pack(subticks)
+    return _level_prefix(market_id, side) + _u64.pack(subticks)
 
 
+@cache
+def _level_prefix(market_id: int, side: int) -> bytes:
+    return market_prefix(market_id) + b"/lv/" + bytes((side,))
+
+
+@cache
 def holders(market_id: int) -> Key:
     return market_prefix(market_id) + b"/h"
 
 
+@cache
 def conditionals(market_id: int) -> Key:
     return market_prefix(market_id) + b"/cd"
 

@@ -25,8 +25,9 @@ the MMR without lowering TNC / MMR (dYdX's rule for undercollateralised subaccou
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import InvariantViolation
 from ..execution.contract import TxContext
@@ -45,6 +46,13 @@ from .records import (
     encode,
 )
 from .units import FUNDING_SCALE, PPM, ceil_div
+
+#: (value, IMR, MMR) of one position, quote quantums.
+Parts = tuple[int, int, int]
+#: (market id, size, oracle price, effective IMF ppm): every input of ``Parts``.
+MarginKey = tuple[int, int, int, int]
+#: Entries of an application's margin memo before it is emptied (a bound on memory: ~15 MB; prices move every block, so old keys go stale).
+MARGIN_MEMO_LIMIT = 1 << 15
 
 
 class Position:
@@ -122,9 +130,9 @@ def _scale_toward_zero(value: int, num: int, den: int) -> int:
     return q if (product >= 0) == (den > 0) else -q
 
 
-@dataclass(frozen=True)
-class Risk:
-    """Total net collateral and margin requirements of an account (quote quantums)."""
+class Risk(NamedTuple):
+    """Total net collateral and margin requirements of an account (quote quantums). A named
+    tuple: built several times per order, and a frozen dataclass costs three setattr calls."""
 
     tnc: int
     imr: int
@@ -149,9 +157,12 @@ def transition_allowed(before: Risk, after: Risk) -> bool:
 class Ledger:
     """See module docstring. One per transaction; call ``flush()`` once at the end."""
 
-    def __init__(self, ctx: TxContext, markets: Mapping[int, Market]) -> None:
+    def __init__(
+        self, ctx: TxContext, markets: Mapping[int, Market], margin_memo: dict[MarginKey, Parts] | None = None
+    ) -> None:
         self.ctx = ctx
         self.markets = markets
+        self.margin_memo = {} if margin_memo is None else margin_memo
         self.height = ctx.env.height
         self.time = ctx.env.time
         self.accounts: dict[bytes, Account] = {}
@@ -159,8 +170,8 @@ class Ledger:
         self._prices: dict[int, OraclePrice] = {}
         self._funding: dict[int, FundingIndex] = {}
         self._oi_notional: dict[int, int] = {}
-        self._position_risk: dict[tuple[int, int], tuple[int, int, int]] = {}
-        self._rest_risk: dict[tuple[bytes, int], tuple[int, int, int]] = {}
+        self._margin_inputs: dict[int, tuple[Market, int, int]] = {}
+        self._rest_risk: dict[tuple[bytes, int], Parts] = {}
         self.fees = 0
 
     # -- markets -----------------------------------------------------------------------------
@@ -264,36 +275,48 @@ class Ledger:
                 tnc, imr, mmr = tnc + parts[0], imr + parts[1], mmr + parts[2]
         return Risk(acc.balance + tnc, imr, mmr)
 
-    def _parts_sum(self, acc: Account, exclude: int | None) -> tuple[int, int, int]:
+    def _parts_sum(self, acc: Account, exclude: int | None) -> Parts:
         tnc = imr = mmr = 0
+        parts_of = self._parts
         for mid, pos in acc.positions.items():
             if mid != exclude:
-                parts = self._parts(mid, pos.size)
-                tnc += parts[0]
-                imr += parts[1]
-                mmr += parts[2]
+                value, im, mm = parts_of(mid, pos.size)
+                tnc += value
+                imr += im
+                mmr += mm
         return tnc, imr, mmr
 
-    def _parts(self, market_id: int, size: int) -> tuple[int, int, int]:
-        slot = (market_id, size)
-        parts = self._position_risk.get(slot)
-        if parts is None:
-            parts = self._position_risk[slot] = self._position_parts(market_id, size)
-        return parts
+    def _parts(self, market_id: int, size: int) -> Parts:
+        """(value, IMR, MMR) of a position.
 
-    def _position_parts(self, market_id: int, size: int) -> tuple[int, int, int]:
-        """(value, IMR, MMR) of a position. Cached per (market, size): within one transaction
-        the oracle price and the OI snapshot of a market do not change (an ``OracleUpdate``
-        computes no margin after writing the price)."""
-        market = self.market(market_id)
-        price = self.price(market_id)
-        notional = market.notional_ceil(size, price)
-        imf = self.imf(market)
-        return (
-            market.value_floor(size, price),
-            ceil_div(notional * imf, PPM),
-            ceil_div(notional * imf * market.mmf_ppm, PPM * PPM),
-        )
+        The market's margin inputs (its oracle price and effective IMF) are read once per
+        transaction: they do not change while it runs (an ``OracleUpdate`` computes no margin
+        after writing the price; the OI snapshot is written only at the end of a ``MarketTick``).
+        The arithmetic is memoised across transactions in ``margin_memo`` (the application's,
+        shared by its ledgers), keyed by every input: (market, size, price, effective IMF).
+        Every transaction still reads the price and the OI snapshot itself, so its read set is
+        the same with or without a memo hit, and a hit returns exactly what the arithmetic
+        would: nothing depends on which transactions ran before in this process.
+        """
+        inputs = self._margin_inputs.get(market_id)
+        if inputs is None:
+            market = self.market(market_id)
+            inputs = self._margin_inputs[market_id] = (market, self.price(market_id), self.imf(market))
+        market, price, imf = inputs
+        key = (market_id, size, price, imf)
+        memo = self.margin_memo
+        parts = memo.get(key)
+        if parts is None:
+            notional = market.notional_ceil(size, price)
+            parts = (
+                market.value_floor(size, price),
+                ceil_div(notional * imf, PPM),
+                ceil_div(notional * imf * market.mmf_ppm, PPM * PPM),
+            )
+            if len(memo) >= MARGIN_MEMO_LIMIT:
+                memo.clear()
+            memo[key] = parts
+        return parts
 
     def position_mmr(self, acc: Account, market_id: int) -> int:
         market = self.market(market_id)
@@ -327,13 +350,15 @@ class Ledger:
         for mid, changes in sorted(holder_changes.items()):
             key = keys.holders(mid)
             raw = ctx.get(key)
-            members = set(HOLDERS_DECODER.decode(raw)) if raw else set()
-            for sub_id, present in changes:
-                if present:
-                    members.add(sub_id)
-                else:
-                    members.discard(sub_id)
-            ctx.put(key, encode(sorted(members)))
+            members: list[bytes] = HOLDERS_DECODER.decode(raw) if raw else []
+            for sub_id, present in changes:  # the list stays sorted: no set, no re-sort
+                at = bisect_left(members, sub_id)
+                found = at < len(members) and members[at] == sub_id
+                if present and not found:
+                    members.insert(at, sub_id)
+                elif found and not present:
+                    del members[at]
+            ctx.put(key, encode(members))
         if self.fees:
             ctx.add(keys.FEES, self.fees)
         self.dirty = {}
