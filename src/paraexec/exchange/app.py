@@ -30,7 +30,7 @@ from ..types import Key, Value
 from . import keys
 from .errors import StaleOracle, Undercollateralized, WithdrawalsGated
 from .funding import FundingConfig, funding_tick
-from .ledger import Ledger, MarginKey, Parts
+from .ledger import Ledger, MarginMemo
 from .liquidation import LiquidationConfig, liquidate
 from .market import Market
 from .matching import Fees, cancel_order, is_triggered, must_be_subaccount, place_order
@@ -69,7 +69,7 @@ class ExchangeApp:
         self._ticks = {mid: encode_payload(MarketTick(mid)) for mid in sorted(self.markets)}
         #: Margin arithmetic memoised across transactions (``Ledger._parts``): a pure
         #: function of its key, so every process (coordinator, worker) may keep its own.
-        self.margin_memo: dict[MarginKey, Parts] = {}
+        self.margin_memo = MarginMemo()
 
     # -- Application -------------------------------------------------------------------------
 

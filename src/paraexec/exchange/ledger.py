@@ -51,8 +51,25 @@ from .units import FUNDING_SCALE, PPM, ceil_div
 Parts = tuple[int, int, int]
 #: (market id, size, oracle price, effective IMF ppm): every input of ``Parts``.
 MarginKey = tuple[int, int, int, int]
-#: Entries of an application's margin memo before it is emptied (a bound on memory: ~15 MB; prices move every block, so old keys go stale).
+#: Entries of a margin memo's table before it is emptied (a bound on memory: ~15 MB; prices move every block, so old keys go stale).
 MARGIN_MEMO_LIMIT = 1 << 15
+
+
+class MarginMemo:
+    """Margin arithmetic memoised across transactions, shared by an application's ledgers.
+
+    ``parts``: (market, size, price, effective IMF) -> (value, IMR, MMR) of a position;
+    ``imf``: (market, OI snapshot, price) -> effective IMF. Both are pure functions of their
+    keys (a market's parameters are fixed at genesis), so a hit returns exactly what the
+    arithmetic would: nothing depends on which transactions ran before in this process. The
+    ledger still reads every input key itself, so read sets do not change either.
+    """
+
+    __slots__ = ("parts", "imf")
+
+    def __init__(self) -> None:
+        self.parts: dict[MarginKey, Parts] = {}
+        self.imf: dict[tuple[int, int, int], int] = {}
 
 
 class Position:
@@ -158,18 +175,18 @@ class Ledger:
     """See module docstring. One per transaction; call ``flush()`` once at the end."""
 
     def __init__(
-        self, ctx: TxContext, markets: Mapping[int, Market], margin_memo: dict[MarginKey, Parts] | None = None
+        self, ctx: TxContext, markets: Mapping[int, Market], memo: MarginMemo | None = None
     ) -> None:
         self.ctx = ctx
         self.markets = markets
-        self.margin_memo = {} if margin_memo is None else margin_memo
+        self.memo = MarginMemo() if memo is None else memo
         self.height = ctx.env.height
         self.time = ctx.env.time
         self.accounts: dict[bytes, Account] = {}
         self.dirty: dict[bytes, Account] = {}
         self._prices: dict[int, OraclePrice] = {}
         self._funding: dict[int, FundingIndex] = {}
-        self._oi_notional: dict[int, int] = {}
+        self._imf: dict[int, int] = {}
         self._margin_inputs: dict[int, tuple[Market, int, int]] = {}
         self._rest_risk: dict[tuple[bytes, int], Parts] = {}
         self.fees = 0
@@ -211,11 +228,17 @@ class Ledger:
         """Effective IMF (ppm); reads the end-of-block OI snapshot only for capped markets."""
         if market.oi_upper_cap <= market.oi_lower_cap:
             return market.imf_ppm
-        notional = self._oi_notional.get(market.id)
-        if notional is None:
-            oi = self.ctx.get_int(keys.open_interest_snapshot(market.id))
-            notional = self._oi_notional[market.id] = market.notional_ceil(oi, self.price(market.id))
-        return market.imf_effective(notional)
+        imf = self._imf.get(market.id)
+        if imf is None:
+            key = (market.id, self.ctx.get_int(keys.open_interest_snapshot(market.id)), self.price(market.id))
+            table = self.memo.imf
+            imf = table.get(key)
+            if imf is None:
+                if len(table) >= MARGIN_MEMO_LIMIT:
+                    table.clear()
+                imf = table[key] = market.imf_effective(market.notional_ceil(key[1], key[2]))
+            self._imf[market.id] = imf
+        return imf
 
     # -- accounts ----------------------------------------------------------------------------
 
@@ -292,11 +315,9 @@ class Ledger:
         The market's margin inputs (its oracle price and effective IMF) are read once per
         transaction: they do not change while it runs (an ``OracleUpdate`` computes no margin
         after writing the price; the OI snapshot is written only at the end of a ``MarketTick``).
-        The arithmetic is memoised across transactions in ``margin_memo`` (the application's,
-        shared by its ledgers), keyed by every input: (market, size, price, effective IMF).
-        Every transaction still reads the price and the OI snapshot itself, so its read set is
-        the same with or without a memo hit, and a hit returns exactly what the arithmetic
-        would: nothing depends on which transactions ran before in this process.
+        The arithmetic is memoised across transactions (``MarginMemo.parts``), keyed by every
+        input: (market, size, price, effective IMF). Every transaction still reads the price
+        and the OI snapshot itself, so its read set is the same with or without a memo hit.
         """
         inputs = self._margin_inputs.get(market_id)
         if inputs is None:
@@ -304,7 +325,7 @@ class Ledger:
             inputs = self._margin_inputs[market_id] = (market, self.price(market_id), self.imf(market))
         market, price, imf = inputs
         key = (market_id, size, price, imf)
-        memo = self.margin_memo
+        memo = self.memo.parts
         parts = memo.get(key)
         if parts is None:
             notional = market.notional_ceil(size, price)
