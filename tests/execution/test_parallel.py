@@ -198,6 +198,26 @@ def test_killed_worker_is_replaced_and_block_equals_sequential():
         executor.close()
 
 
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="no process priorities on this OS")
+def test_workers_run_at_lower_priority_than_the_coordinator():
+    """A block run in the coordinator is the critical path while the workers check signatures:
+    they yield the CPU to it (``WORKER_NICENESS``)."""
+    from paraexec.execution.parallel.worker import WORKER_NICENESS
+
+    tc = transfer_chain(20)
+    txs = transfer_block(tc, 40, seed=1)
+    executor = ParallelExecutor(2, contention_fallback=False)
+    try:
+        executor.execute_block(tc.chain.runtime, txs, tc.chain.store, ENV)
+        pids = executor.worker_pids()
+        assert len(pids) == 2
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        for pid in pids:
+            assert os.getpriority(os.PRIO_PROCESS, pid) >= min(own + 1, WORKER_NICENESS)
+    finally:
+        executor.close()
+
+
 def awaiting_chain(n: int) -> list[bytes]:
     """Transaction j waits until key 0 holds j, then writes j + 1: in block order every wait ends at
     once; a speculative run that misses a lower write waits forever."""
