@@ -30,7 +30,7 @@ from ..types import Key, Value
 from . import keys
 from .errors import StaleOracle, Undercollateralized, WithdrawalsGated
 from .funding import FundingConfig, funding_tick
-from .ledger import Ledger, MarginMemo
+from .ledger import Ledger, LedgerMemo
 from .liquidation import LiquidationConfig, liquidate
 from .market import Market
 from .matching import Fees, cancel_order, is_triggered, must_be_subaccount, place_order
@@ -67,9 +67,9 @@ class ExchangeApp:
         self.funding = FundingConfig(**config.get("funding", {}))
         self.genesis_time = int(config.get("genesis_time", 0))
         self._ticks = {mid: encode_payload(MarketTick(mid)) for mid in sorted(self.markets)}
-        #: Margin arithmetic memoised across transactions (``Ledger._parts``): a pure
-        #: function of its key, so every process (coordinator, worker) may keep its own.
-        self.margin_memo = MarginMemo()
+        #: Margin arithmetic and record decoding memoised across transactions: pure functions
+        #: of their keys, so every process (coordinator, worker) may keep its own.
+        self.memo = LedgerMemo()
 
     # -- Application -------------------------------------------------------------------------
 
@@ -91,8 +91,8 @@ class ExchangeApp:
         return state
 
     def ledger(self, ctx: TxContext) -> Ledger:
-        """A transaction's ledger, sharing this application's margin memo."""
-        return Ledger(ctx, self.markets, self.margin_memo)
+        """A transaction's ledger, sharing this application's memo (``LedgerMemo``)."""
+        return Ledger(ctx, self.markets, self.memo)
 
     def apply(self, ctx: TxContext, sender: bytes | None, payload: Any) -> None:
         if isinstance(payload, MarketTick):

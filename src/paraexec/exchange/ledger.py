@@ -51,25 +51,28 @@ from .units import FUNDING_SCALE, PPM, ceil_div
 Parts = tuple[int, int, int]
 #: (market id, size, oracle price, effective IMF ppm): every input of ``Parts``.
 MarginKey = tuple[int, int, int, int]
-#: Entries of a margin memo's table before it is emptied (a bound on memory: ~15 MB; prices move every block, so old keys go stale).
-MARGIN_MEMO_LIMIT = 1 << 15
+#: Entries of a memo table before it is emptied (a bound on memory: ~15 MB for ``parts``;
+#: prices move every block and written accounts get new bytes, so old keys go stale).
+MEMO_LIMIT = 1 << 15
 
 
-class MarginMemo:
-    """Margin arithmetic memoised across transactions, shared by an application's ledgers.
+class LedgerMemo:
+    """Pure functions memoised across transactions, shared by an application's ledgers.
 
     ``parts``: (market, size, price, effective IMF) -> (value, IMR, MMR) of a position;
-    ``imf``: (market, OI snapshot, price) -> effective IMF. Both are pure functions of their
-    keys (a market's parameters are fixed at genesis), so a hit returns exactly what the
-    arithmetic would: nothing depends on which transactions ran before in this process. The
-    ledger still reads every input key itself, so read sets do not change either.
+    ``imf``: (market, OI snapshot, price) -> effective IMF; ``records``: a subaccount's stored
+    bytes -> its decoded (immutable) record. Each is a pure function of its key (a market's
+    parameters are fixed at genesis), so a hit returns exactly what the computation would:
+    nothing depends on which transactions ran before in this process. The ledger still reads
+    every input key itself, so read sets do not change either.
     """
 
-    __slots__ = ("parts", "imf")
+    __slots__ = ("parts", "imf", "records")
 
     def __init__(self) -> None:
         self.parts: dict[MarginKey, Parts] = {}
         self.imf: dict[tuple[int, int, int], int] = {}
+        self.records: dict[bytes, SubaccountRecord] = {}
 
 
 class Position:
@@ -175,11 +178,11 @@ class Ledger:
     """See module docstring. One per transaction; call ``flush()`` once at the end."""
 
     def __init__(
-        self, ctx: TxContext, markets: Mapping[int, Market], memo: MarginMemo | None = None
+        self, ctx: TxContext, markets: Mapping[int, Market], memo: LedgerMemo | None = None
     ) -> None:
         self.ctx = ctx
         self.markets = markets
-        self.memo = MarginMemo() if memo is None else memo
+        self.memo = LedgerMemo() if memo is None else memo
         self.height = ctx.env.height
         self.time = ctx.env.time
         self.accounts: dict[bytes, Account] = {}
@@ -234,7 +237,7 @@ class Ledger:
             table = self.memo.imf
             imf = table.get(key)
             if imf is None:
-                if len(table) >= MARGIN_MEMO_LIMIT:
+                if len(table) >= MEMO_LIMIT:
                     table.clear()
                 imf = table[key] = market.imf_effective(market.notional_ceil(key[1], key[2]))
             self._imf[market.id] = imf
@@ -251,7 +254,12 @@ class Ledger:
         if raw is None:
             acc = Account(sub_id, 0, {})
         else:
-            record = SUBACCOUNT_DECODER.decode(raw)
+            records = self.memo.records
+            record = records.get(raw)
+            if record is None:  # a maker's account is read by many orders between its fills
+                if len(records) >= MEMO_LIMIT:
+                    records.clear()
+                record = records[raw] = SUBACCOUNT_DECODER.decode(raw)
             acc = Account(
                 sub_id,
                 record.balance,
@@ -315,7 +323,7 @@ class Ledger:
         The market's margin inputs (its oracle price and effective IMF) are read once per
         transaction: they do not change while it runs (an ``OracleUpdate`` computes no margin
         after writing the price; the OI snapshot is written only at the end of a ``MarketTick``).
-        The arithmetic is memoised across transactions (``MarginMemo.parts``), keyed by every
+        The arithmetic is memoised across transactions (``LedgerMemo.parts``), keyed by every
         input: (market, size, price, effective IMF). Every transaction still reads the price
         and the OI snapshot itself, so its read set is the same with or without a memo hit.
         """
@@ -334,7 +342,7 @@ class Ledger:
                 ceil_div(notional * imf, PPM),
                 ceil_div(notional * imf * market.mmf_ppm, PPM * PPM),
             )
-            if len(memo) >= MARGIN_MEMO_LIMIT:
+            if len(memo) >= MEMO_LIMIT:
                 memo.clear()
             memo[key] = parts
         return parts
