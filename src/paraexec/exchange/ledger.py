@@ -76,6 +76,10 @@ class LedgerMemo:
 
 
 class Position:
+    """One market's position of an ``Account``. Changed in place only while its account is
+    loaded (funding settlement); after that an account and its copies may share it, so a trade
+    replaces it (``Account.trade``)."""
+
     __slots__ = ("size", "funding_index", "entry_quote")
 
     def __init__(self, size: int, funding_index: int, entry_quote: int) -> None:
@@ -102,10 +106,13 @@ class Account:
         return 0 if pos is None else pos.size
 
     def copy(self) -> Account:
+        """A copy for a hypothetical change. It shares the ``Position`` objects: ``trade`` replaces
+        the one it changes instead of mutating it (a copy is made several times per order and
+        changes one market at most)."""
         clone = Account.__new__(Account)
         clone.sub_id = self.sub_id
         clone.balance = self.balance
-        clone.positions = {m: Position(p.size, p.funding_index, p.entry_quote) for m, p in self.positions.items()}
+        clone.positions = self.positions.copy()
         clone.original_sizes = self.original_sizes
         clone.funding_received = self.funding_received
         clone.funding_dust = self.funding_dust
@@ -119,8 +126,10 @@ class Account:
         """
         self.balance += quote_delta
         pos = self.positions.get(market_id)
-        if pos is None:
-            pos = self.positions[market_id] = Position(0, funding_index, 0)
+        # a fresh Position, never the old one changed in place: copies may share it (``copy``)
+        pos = self.positions[market_id] = (
+            Position(0, funding_index, 0) if pos is None else Position(pos.size, pos.funding_index, pos.entry_quote)
+        )
         old = pos.size
         new = old + delta
         cost = -quote_delta  # signed quote paid for the delta, fees included
@@ -366,8 +375,10 @@ class Ledger:
                 ctx.add(keys.FUNDING_DUST, acc.funding_dust)
             if acc.funding_received:
                 ctx.emit("funding_settled", subaccount=sub_id.hex(), amount=acc.funding_received)
-            for mid in set(acc.original_sizes) | set(acc.positions):
-                old, new = acc.original_sizes.get(mid, 0), acc.size(mid)
+            original, positions = acc.original_sizes, acc.positions
+            changed = [(mid, old, acc.size(mid)) for mid, old in original.items()]
+            changed += [(mid, 0, pos.size) for mid, pos in positions.items() if mid not in original]
+            for mid, old, new in changed:
                 if old == new:
                     continue
                 oi[mid] = oi.get(mid, 0) + max(new, 0) - max(old, 0)
