@@ -315,6 +315,13 @@ class Ledger:
                 tnc, imr, mmr = tnc + parts[0], imr + parts[1], mmr + parts[2]
         return Risk(acc.balance + tnc, imr, mmr)
 
+    def allows(self, before: Account, after: Account, market_id: int) -> bool:
+        """``transition_allowed`` from ``before`` to ``after`` (a change in ``market_id``). The
+        risk before is computed only when the one after is not enough on its own (rarely):
+        the answer is the same, one margin computation cheaper per check."""
+        risk_after = self.risk(after, market_id)
+        return risk_after.initially_collateralised or transition_allowed(self.risk(before, market_id), risk_after)
+
     def _parts_sum(self, acc: Account, exclude: int | None) -> Parts:
         tnc = imr = mmr = 0
         parts_of = self._parts

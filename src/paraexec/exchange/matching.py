@@ -46,7 +46,7 @@ from .errors import (
     ReduceOnlyWouldIncrease,
     Undercollateralized,
 )
-from .ledger import Account, Ledger, transition_allowed
+from .ledger import Account, Ledger
 from .market import STATUS_FINAL_SETTLEMENT, STATUS_POST_ONLY, Market
 from .payloads import (
     BUY,
@@ -140,7 +140,7 @@ def place_order(lg: Ledger, fees: Fees, owner: bytes, p: PlaceOrder, triggered: 
         quote = market.fill_quote(p.quantums, limit)
         fee = ppm_ceil(quote, fees.taker_ppm)
         whole.trade(market.id, signed(p.side, p.quantums), -signed(p.side, quote) - fee, lg.funding(market.id).index)
-        if not transition_allowed(lg.risk(acc, market.id), lg.risk(whole, market.id)):
+        if not lg.allows(acc, whole, market.id):
             raise Undercollateralized(f"order of {p.quantums} at {limit} needs more collateral")
 
     def taker_after(q: int, price: int) -> Account | None:
@@ -149,7 +149,7 @@ def place_order(lg: Ledger, fees: Fees, owner: bytes, p: PlaceOrder, triggered: 
         after = current.copy()
         fee = ppm_ceil(quote, fees.taker_ppm)
         after.trade(market.id, signed(p.side, q), -signed(p.side, quote) - fee, lg.funding(market.id).index)
-        return after if transition_allowed(lg.risk(current, market.id), lg.risk(after, market.id)) else None
+        return after if lg.allows(current, after, market.id) else None
 
     def taker_cap(q: int) -> int:
         return min(q, abs(lg.account(sub_id).size(market.id))) if p.reduce_only else q
@@ -244,7 +244,7 @@ def match(
             maker_after.trade(
                 market.id, signed(maker_side, q), -signed(maker_side, quote) - maker_fee, lg.funding(market.id).index
             )
-            if not transition_allowed(lg.risk(maker_acc, market.id), lg.risk(maker_after, market.id)):
+            if not lg.allows(maker_acc, maker_after, market.id):
                 _drop(lg, market, maker_side, price, maker, "undercollateralized")
                 continue
             taker_acc = lg.account(taker_sub)
