@@ -23,9 +23,9 @@ $PX bench --workload transfers --accounts 10000,2 --declare-access --block-size 
   --executors sequential,access-list --workers 2 --repeat 5 --json $OUT/transfers-access.json
 # perps market simulation, 8 markets, price shock
 $PX bench --workload perps --accounts 1000 --markets 8 --shock-at 2 --block-size 3000 --blocks 3 \
-  --executors $EXE --workers 2 --repeat 5 --json $OUT/perps.json --report $OUT/perps.html
+  --executors $EXE --workers 2 --repeat 11 --json $OUT/perps.json --report $OUT/perps.html
 # real Binance BTCUSDT replay (one hot market)
 $PX bench --workload replay --accounts 200 --block-size 3000 --blocks 3 \
-  --executors $EXE --workers 2 --repeat 5 --json $OUT/replay.json --report $OUT/replay.html
+  --executors $EXE --workers 2 --repeat 11 --json $OUT/replay.json --report $OUT/replay.html
 # commit + state-root cost per written key (1,000,000-key state, 10,000-transfer blocks)
 $PX bench-commit --state-keys 1000000 --block-txs 10000 --processes 2 --repeat 5
