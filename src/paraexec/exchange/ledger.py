@@ -27,7 +27,9 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
+
+import msgspec
 
 from ..errors import InvariantViolation
 from ..execution.contract import TxContext
@@ -55,24 +57,41 @@ MarginKey = tuple[int, int, int, int]
 #: prices move every block and written accounts get new bytes, so old keys go stale).
 MEMO_LIMIT = 1 << 15
 
+T = TypeVar("T")
+
 
 class LedgerMemo:
     """Pure functions memoised across transactions, shared by an application's ledgers.
 
     ``parts``: (market, size, price, effective IMF) -> (value, IMR, MMR) of a position;
-    ``imf``: (market, OI snapshot, price) -> effective IMF; ``records``: a subaccount's stored
-    bytes -> its decoded (immutable) record. Each is a pure function of its key (a market's
-    parameters are fixed at genesis), so a hit returns exactly what the computation would:
-    nothing depends on which transactions ran before in this process. The ledger still reads
-    every input key itself, so read sets do not change either.
+    ``imf``: (market, OI snapshot, price) -> effective IMF; ``records``, ``funding`` and
+    ``oracle``: stored bytes -> the decoded (immutable) subaccount record, funding index and
+    oracle price. Each is a pure function of its key (a market's parameters are fixed at
+    genesis), so a hit returns exactly what the computation would: nothing depends on which
+    transactions ran before in this process. The ledger still reads every input key itself, so
+    read sets do not change either.
     """
 
-    __slots__ = ("parts", "imf", "records")
+    __slots__ = ("parts", "imf", "records", "funding", "oracle")
 
     def __init__(self) -> None:
         self.parts: dict[MarginKey, Parts] = {}
         self.imf: dict[tuple[int, int, int], int] = {}
         self.records: dict[bytes, SubaccountRecord] = {}
+        self.funding: dict[bytes, FundingIndex] = {}
+        self.oracle: dict[bytes, OraclePrice] = {}
+
+
+def decoded(table: dict[bytes, T], decoder: msgspec.msgpack.Decoder[T], raw: bytes) -> T:
+    """``decoder.decode(raw)``, memoised in ``table`` (a ``LedgerMemo`` table): a maker's
+    account and every market's price and funding index are read by many transactions between
+    their writes."""
+    value = table.get(raw)
+    if value is None:
+        if len(table) >= MEMO_LIMIT:
+            table.clear()
+        value = table[raw] = decoder.decode(raw)
+    return value
 
 
 class Position:
@@ -217,7 +236,7 @@ class Ledger:
             raw = self.ctx.get(keys.oracle_price(market_id))
             if raw is None:
                 raise InvariantViolation(f"market {market_id} has no oracle price")
-            cached = self._prices[market_id] = ORACLE_DECODER.decode(raw)
+            cached = self._prices[market_id] = decoded(self.memo.oracle, ORACLE_DECODER, raw)
         return cached
 
     def price(self, market_id: int) -> int:
@@ -233,7 +252,9 @@ class Ledger:
         cached = self._funding.get(market_id)
         if cached is None:
             raw = self.ctx.get(keys.funding_index(market_id))
-            cached = self._funding[market_id] = FUNDING_DECODER.decode(raw) if raw else FundingIndex(0, self.time)
+            cached = self._funding[market_id] = (
+                decoded(self.memo.funding, FUNDING_DECODER, raw) if raw else FundingIndex(0, self.time)
+            )
         return cached
 
     def imf(self, market: Market) -> int:
@@ -263,12 +284,7 @@ class Ledger:
         if raw is None:
             acc = Account(sub_id, 0, {})
         else:
-            records = self.memo.records
-            record = records.get(raw)
-            if record is None:  # a maker's account is read by many orders between its fills
-                if len(records) >= MEMO_LIMIT:
-                    records.clear()
-                record = records[raw] = SUBACCOUNT_DECODER.decode(raw)
+            record = decoded(self.memo.records, SUBACCOUNT_DECODER, raw)
             acc = Account(
                 sub_id,
                 record.balance,
