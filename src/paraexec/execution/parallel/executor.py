@@ -402,8 +402,8 @@ class ParallelExecutor:
     def _verify_stream(self, runtime: Runtime, txs: list[bytes], verified: set[bytes]) -> VerifyStream | None:
         """A block run here checks its signatures on the workers as it runs, when they are up
         and the block is worth it (``verify_stream``); ``None``: the threads check them first."""
-        if not self.pool.started:
-            return None
+        if not self.pool.started or not VerifyStream.worth(runtime, len(txs)):
+            return None  # cheap test first: building a stream lists every unchecked transaction
         stream = VerifyStream(self.pool, self._specs, self._restart, runtime, txs, verified)
         if not VerifyStream.worth(runtime, stream.unchecked):
             return None
