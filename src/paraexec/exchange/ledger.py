@@ -57,6 +57,7 @@ MarginKey = tuple[int, int, int, int]
 #: prices move every block and written accounts get new bytes, so old keys go stale).
 MEMO_LIMIT = 1 << 15
 
+K = TypeVar("K")
 T = TypeVar("T")
 
 
@@ -87,10 +88,14 @@ def decoded(table: dict[bytes, T], decoder: msgspec.msgpack.Decoder[T], raw: byt
     account and every market's price and funding index are read by many transactions between
     their writes."""
     value = table.get(raw)
-    if value is None:
-        if len(table) >= MEMO_LIMIT:
-            table.clear()
-        value = table[raw] = decoder.decode(raw)
+    return remember(table, raw, decoder.decode(raw)) if value is None else value
+
+
+def remember(table: dict[K, T], key: K, value: T) -> T:
+    """Store ``value`` in a ``LedgerMemo`` table, emptying it first when full (``MEMO_LIMIT``)."""
+    if len(table) >= MEMO_LIMIT:
+        table.clear()
+    table[key] = value
     return value
 
 
@@ -267,9 +272,7 @@ class Ledger:
             table = self.memo.imf
             imf = table.get(key)
             if imf is None:
-                if len(table) >= MEMO_LIMIT:
-                    table.clear()
-                imf = table[key] = market.imf_effective(market.notional_ceil(key[1], key[2]))
+                imf = remember(table, key, market.imf_effective(market.notional_ceil(key[1], key[2])))
             self._imf[market.id] = imf
         return imf
 
@@ -327,7 +330,7 @@ class Ledger:
             tnc, imr, mmr = rest
             size = acc.size(market_id)
             if size:
-                parts = self._parts(market_id, size)
+                parts = self.position_parts(market_id, size)
                 tnc, imr, mmr = tnc + parts[0], imr + parts[1], mmr + parts[2]
         return Risk(acc.balance + tnc, imr, mmr)
 
@@ -340,7 +343,7 @@ class Ledger:
 
     def _parts_sum(self, acc: Account, exclude: int | None) -> Parts:
         tnc = imr = mmr = 0
-        parts_of = self._parts
+        parts_of = self.position_parts
         for mid, pos in acc.positions.items():
             if mid != exclude:
                 value, im, mm = parts_of(mid, pos.size)
@@ -349,7 +352,7 @@ class Ledger:
                 mmr += mm
         return tnc, imr, mmr
 
-    def _parts(self, market_id: int, size: int) -> Parts:
+    def position_parts(self, market_id: int, size: int) -> Parts:
         """(value, IMR, MMR) of a position.
 
         The market's margin inputs (its oracle price and effective IMF) are read once per
@@ -369,20 +372,16 @@ class Ledger:
         parts = memo.get(key)
         if parts is None:
             notional = market.notional_ceil(size, price)
-            parts = (
-                market.value_floor(size, price),
-                ceil_div(notional * imf, PPM),
-                ceil_div(notional * imf * market.mmf_ppm, PPM * PPM),
+            parts = remember(
+                memo,
+                key,
+                (
+                    market.value_floor(size, price),
+                    ceil_div(notional * imf, PPM),
+                    ceil_div(notional * imf * market.mmf_ppm, PPM * PPM),
+                ),
             )
-            if len(memo) >= MEMO_LIMIT:
-                memo.clear()
-            memo[key] = parts
         return parts
-
-    def position_mmr(self, acc: Account, market_id: int) -> int:
-        market = self.market(market_id)
-        notional = market.notional_ceil(acc.size(market_id), self.price(market_id))
-        return ceil_div(notional * self.imf(market) * market.mmf_ppm, PPM * PPM)
 
     # -- writing -----------------------------------------------------------------------------
 

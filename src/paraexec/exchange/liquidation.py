@@ -57,8 +57,7 @@ class LiquidationConfig:
 
 
 def position_mmr(lg: Ledger, market: Market, size: int) -> int:
-    notional = market.notional_ceil(size, lg.price(market.id))
-    return ceil_div(notional * lg.imf(market) * market.mmf_ppm, PPM * PPM)
+    return lg.position_parts(market.id, size)[2]
 
 
 def bankruptcy_quote(lg: Ledger, market: Market, acc: Account, risk: Risk, delta: int) -> int:
