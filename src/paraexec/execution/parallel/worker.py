@@ -49,7 +49,7 @@ _receipts_decoder = msgspec.msgpack.Decoder(list[Receipt])
 #: blocks: perps, the replay, ``adaptive``'s in-process plan), the coordinator's execution is the
 #: critical path while the workers check signatures, the next block's included: three busy
 #: processes on two cores, and at equal priority the coordinator waited on the run queue
-#: 40-85 ms per 3-block perps pass (``/proc/self/schedstat``, 2-core box). At niceness 10 a
+#: 36-85 ms per 3-block perps pass (``/proc/self/schedstat``, 2-core box). At niceness 10 a
 #: worker weighs ~1/10 of the coordinator, which then waits 4-20 ms; a worker still gets every
 #: core the coordinator leaves idle, and the coordinator sleeps whenever it waits for them.
 WORKER_NICENESS = 10
