@@ -18,7 +18,7 @@ from ..prepare import SignatureThreads
 from ..sequential import execute_prepared, finalize
 from . import messages as m
 from .pipeline import Pipeline
-from .precheck import Prechecks, checked_flags
+from .precheck import Prechecks, checked_flags, usable_cores
 from .transport import WorkerLost, WorkerPool, WorkerStalled
 from .verify_stream import VerifyStream
 
@@ -87,11 +87,13 @@ MIN_CHUNK = 4
 #: in-process; the demo's 800-order blocks modelled at 0.9-1.1x ran at 0.97x against 1.45x.
 MESSAGE_SECONDS = 150e-6
 MIN_FOLLOW_SPEEDUP = 1.6
-#: A block run in-process has its state root hashed on the workers from this many written
-#: keys (~4 us of hashing each; sending them costs ~0.2 us, and waking two processes ~1-3 ms
-#: on the busy 2-core box: measured slower than hashing here at ~2,000 keys, 1.18x faster
-#: end to end at 15,000).
-HASH_ON_WORKERS = 5000
+#: A block run in-process has its state root hashed by this process and one worker per other
+#: core together (``_root``) from this many written keys (~4-5 us of hashing each on the slow
+#: 2-core box; sending one costs ~0.2 us, waking a worker ~1-3 ms, hidden behind this process's
+#: own share). Perps blocks (3,200-4,200 written keys, tenth session): the root took 10-14 ms
+#: against 16-19 ms hashed here alone. When the workers hashed everything while this process
+#: waited, it was measured slower than hashing here at ~2,000 keys.
+HASH_ON_WORKERS = 2000
 
 
 def sample_size(n: int) -> int:
@@ -415,28 +417,36 @@ class ParallelExecutor:
         return stream
 
     def _root(self, write_set: dict[bytes, bytes | None], state: StateView) -> tuple[int, bytes]:
-        """``sequential.finalize`` of a block run here, its hashing split across the idle
-        workers (they read the old values from LMDB themselves) where that pays: a large write
-        set on an LMDB store with workers running. A share a worker cannot hash (its store
-        view does not match) is hashed here."""
+        """``sequential.finalize`` of a block run here, its hashing split between this process
+        and idle workers (they read the old values from LMDB themselves) where that pays: a
+        large write set on an LMDB store with workers running. This process hashes one share
+        while the helpers hash theirs, so waking them costs nothing it would not have spent
+        hashing. The helpers are one worker per core beside this one, the same ones that check the
+        next block's signatures (``Prechecks.send``): a worker takes a message before going on
+        with its checks, so the hashing gets that core to itself (another worker would share it
+        with the checks, at half speed). A share a worker cannot hash (its store view does not
+        match) is hashed here."""
         lmdb_path = _lmdb_path(state)
         if lmdb_path is None or len(write_set) < HASH_ON_WORKERS or self.workers < 2:
             return finalize(write_set, state)
+        helpers = list(range(min(self.workers, max(1, usable_cores() - 1))))
         items = list(write_set.items())
-        shares = [dict(items[i :: self.workers]) for i in range(self.workers)]
+        parts = len(helpers) + 1
+        own, *shares = (dict(items[i::parts]) for i in range(parts))
         accumulator = state.accumulator.to_bytes(commitment.LATTICE_BYTES, "little")
         height = getattr(state, "height", None)
         try:
             if not self.pool.started:
                 self.pool.start()
-            for w, share in enumerate(shares):
+            for w, share in zip(helpers, shares, strict=True):
                 self.pool.send(w, m.encode(m.Hash(lmdb_path, height, accumulator, share)))
-            replies = self._collect(state)
+            deltas = [commitment.write_delta(own.items(), state.get)]
+            replies = self._collect(state, helpers)
         except (WorkerLost, WorkerFailed):  # the root is computed here instead: same result
             self._restart()
             return finalize(write_set, state)
-        deltas = []
-        for share, reply in zip(shares, replies, strict=True):
+        for w, share in zip(helpers, shares, strict=True):
+            reply = replies[w]
             if not isinstance(reply, m.Hashed):
                 raise InvariantViolation(f"expected Hashed, got {type(reply).__name__}")
             if reply.delta is None:
@@ -596,10 +606,11 @@ class ParallelExecutor:
                 if msg is not None:
                     return w, msg
 
-    def _collect(self, state: StateView) -> list[Any]:
-        """One reply per worker, serving their committed-state reads meanwhile."""
+    def _collect(self, state: StateView, workers: Sequence[int] | None = None) -> list[Any]:
+        """One reply per worker (of ``workers``, default all; ``None`` for the others), serving
+        their committed-state reads meanwhile."""
         replies: list[Any] = [None] * self.workers
-        waiting = list(range(self.workers))
+        waiting = list(range(self.workers)) if workers is None else list(workers)
         while waiting:
             for w in self.pool.ready(waiting):
                 msg = self._reply(w, state)
