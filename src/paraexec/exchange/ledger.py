@@ -65,20 +65,20 @@ class LedgerMemo:
     """Pure functions memoised across transactions, shared by an application's ledgers.
 
     ``parts``: (market, size, price, effective IMF) -> (value, IMR, MMR) of a position;
-    ``imf``: (market, OI snapshot, price) -> effective IMF; ``records``, ``funding`` and
-    ``oracle``: stored bytes -> the decoded (immutable) subaccount record, funding index and
-    oracle price. Each is a pure function of its key (a market's parameters are fixed at
+    ``imf``: (market, OI snapshot, price) -> effective IMF; ``accounts``: a subaccount's stored
+    bytes -> its ``Loaded`` form; ``funding`` and ``oracle``: stored bytes -> the decoded
+    (immutable) funding index and oracle price. Each is a pure function of its key (a market's parameters are fixed at
     genesis), so a hit returns exactly what the computation would: nothing depends on which
     transactions ran before in this process. The ledger still reads every input key itself, so
     read sets do not change either.
     """
 
-    __slots__ = ("parts", "imf", "records", "funding", "oracle")
+    __slots__ = ("parts", "imf", "accounts", "funding", "oracle")
 
     def __init__(self) -> None:
         self.parts: dict[MarginKey, Parts] = {}
         self.imf: dict[tuple[int, int, int], int] = {}
-        self.records: dict[bytes, SubaccountRecord] = {}
+        self.accounts: dict[bytes, Loaded] = {}
         self.funding: dict[bytes, FundingIndex] = {}
         self.oracle: dict[bytes, OraclePrice] = {}
 
@@ -100,9 +100,10 @@ def remember(table: dict[K, T], key: K, value: T) -> T:
 
 
 class Position:
-    """One market's position of an ``Account``. Changed in place only while its account is
-    loaded (funding settlement); after that an account and its copies may share it, so a trade
-    replaces it (``Account.trade``)."""
+    """One market's position of an ``Account``. Never changed once its account holds it: the
+    accounts loaded from the same stored bytes (``LedgerMemo.accounts``) and an account's
+    copies share it, so a trade and a funding settlement replace it (``Account.trade``,
+    ``Ledger.account``)."""
 
     __slots__ = ("size", "funding_index", "entry_quote")
 
@@ -117,11 +118,18 @@ class Account:
 
     __slots__ = ("sub_id", "balance", "positions", "original_sizes", "funding_received", "funding_dust")
 
-    def __init__(self, sub_id: bytes, balance: int, positions: dict[int, Position]) -> None:
+    def __init__(
+        self,
+        sub_id: bytes,
+        balance: int,
+        positions: dict[int, Position],
+        original_sizes: dict[int, int] | None = None,
+    ) -> None:
         self.sub_id = sub_id
         self.balance = balance
         self.positions = positions
-        self.original_sizes = {mid: p.size for mid, p in positions.items()}
+        #: sizes as stored (read by ``Ledger.flush``; never changed, so it may be shared)
+        self.original_sizes = {mid: p.size for mid, p in positions.items()} if original_sizes is None else original_sizes
         self.funding_received = 0
         self.funding_dust = 0
 
@@ -181,6 +189,22 @@ def _scale_toward_zero(value: int, num: int, den: int) -> int:
     product = value * num
     q = abs(product) // abs(den)
     return q if (product >= 0) == (den > 0) else -q
+
+
+class Loaded(NamedTuple):
+    """A stored subaccount decoded for ``Account``: balance, positions by market (shared by every
+    account loaded from the same bytes: the dict is copied, the positions never changed) and
+    their sizes (``Account.original_sizes``)."""
+
+    balance: int
+    positions: dict[int, Position]
+    sizes: dict[int, int]
+
+
+def load(raw: bytes) -> Loaded:
+    record: SubaccountRecord = SUBACCOUNT_DECODER.decode(raw)
+    positions = {p.market_id: Position(p.size, p.funding_index, p.entry_quote) for p in record.positions}
+    return Loaded(record.balance, positions, {mid: p.size for mid, p in positions.items()})
 
 
 class Risk(NamedTuple):
@@ -287,13 +311,13 @@ class Ledger:
         if raw is None:
             acc = Account(sub_id, 0, {})
         else:
-            record = decoded(self.memo.records, SUBACCOUNT_DECODER, raw)
-            acc = Account(
-                sub_id,
-                record.balance,
-                {p.market_id: Position(p.size, p.funding_index, p.entry_quote) for p in record.positions},
-            )
-            for mid, pos in acc.positions.items():
+            table = self.memo.accounts
+            loaded = table.get(raw)
+            if loaded is None:
+                loaded = remember(table, raw, load(raw))
+            positions = loaded.positions
+            acc = Account(sub_id, loaded.balance, positions.copy(), loaded.sizes)
+            for mid, pos in positions.items():
                 index = self.funding(mid).index
                 if index != pos.funding_index:
                     nano = -pos.size * (index - pos.funding_index)
@@ -301,7 +325,7 @@ class Ledger:
                     acc.balance += paid
                     acc.funding_received += paid
                     acc.funding_dust += nano - paid * FUNDING_SCALE
-                    pos.funding_index = index
+                    acc.positions[mid] = Position(pos.size, index, pos.entry_quote)
         self.accounts[sub_id] = acc
         return acc
 
