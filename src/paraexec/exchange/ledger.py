@@ -366,31 +366,37 @@ class Ledger:
         return risk_after.initially_collateralised or transition_allowed(self.risk(before, market_id), risk_after)
 
     def _parts_sum(self, acc: Account, exclude: int | None) -> Parts:
+        """Sum of ``position_parts`` over the account's markets other than ``exclude``, with the
+        memo lookup inlined (a maker quoting every market has a position in each: this loop
+        is most of a cross-margin check)."""
         tnc = imr = mmr = 0
-        parts_of = self.position_parts
+        inputs_of, memo = self._margin_inputs, self.memo.parts
         for mid, pos in acc.positions.items():
             if mid != exclude:
-                value, im, mm = parts_of(mid, pos.size)
-                tnc += value
-                imr += im
-                mmr += mm
+                inputs = inputs_of.get(mid) or self._inputs(mid)
+                parts = memo.get((mid, pos.size, inputs[1], inputs[2])) or self.position_parts(mid, pos.size)
+                tnc += parts[0]
+                imr += parts[1]
+                mmr += parts[2]
         return tnc, imr, mmr
+
+    def _inputs(self, market_id: int) -> tuple[Market, int, int]:
+        """The market's margin inputs (market, oracle price, effective IMF), read once per
+        transaction: they do not change while it runs (an ``OracleUpdate`` computes no margin
+        after writing the price; the OI snapshot is written only at the end of a ``MarketTick``)."""
+        market = self.market(market_id)
+        inputs = self._margin_inputs[market_id] = (market, self.price(market_id), self.imf(market))
+        return inputs
 
     def position_parts(self, market_id: int, size: int) -> Parts:
         """(value, IMR, MMR) of a position.
 
-        The market's margin inputs (its oracle price and effective IMF) are read once per
-        transaction: they do not change while it runs (an ``OracleUpdate`` computes no margin
-        after writing the price; the OI snapshot is written only at the end of a ``MarketTick``).
         The arithmetic is memoised across transactions (``LedgerMemo.parts``), keyed by every
         input: (market, size, price, effective IMF). Every transaction still reads the price
-        and the OI snapshot itself, so its read set is the same with or without a memo hit.
+        and the OI snapshot itself (``_inputs``), so its read set is the same with or without
+        a memo hit.
         """
-        inputs = self._margin_inputs.get(market_id)
-        if inputs is None:
-            market = self.market(market_id)
-            inputs = self._margin_inputs[market_id] = (market, self.price(market_id), self.imf(market))
-        market, price, imf = inputs
+        market, price, imf = self._margin_inputs.get(market_id) or self._inputs(market_id)
         key = (market_id, size, price, imf)
         memo = self.memo.parts
         parts = memo.get(key)
