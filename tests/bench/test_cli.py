@@ -16,7 +16,7 @@ TINY = ["--accounts", "8", "--block-size", "15", "--blocks", "2", "--workers", "
 
 
 def test_bench_writes_json_and_report(tmp_path):
-    out, html = tmp_path / "r.json", tmp_path / "r.html"
+    out, html = tmp_path / "new" / "r.json", tmp_path / "other" / "r.html"  # folders made as needed
     result = runner.invoke(
         app, ["bench", *TINY, "--executors", "sequential", "--json", str(out), "--report", str(html)]
     )
@@ -25,6 +25,12 @@ def test_bench_writes_json_and_report(tmp_path):
     assert data["ok"] and data["points"][0]["results"][0]["executor"] == "sequential"
     assert data["command"][:2] == ["paraexec", "bench"] or data["command"][0] == "paraexec"
     assert html.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_an_output_path_that_cannot_be_made_exits_2_before_running(tmp_path):
+    (tmp_path / "file").write_text("")
+    result = runner.invoke(app, ["bench", *TINY, "--executors", "sequential", "--json", str(tmp_path / "file" / "r.json")])
+    assert result.exit_code == 2 and "cannot create" in result.output
 
 
 def test_unknown_executor_and_workload_exit_2():

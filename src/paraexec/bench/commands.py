@@ -147,8 +147,13 @@ def bench(
     except (ValueError, ModuleNotFoundError, FileNotFoundError) as exc:
         console.print(f"[red]{exc}")
         raise typer.Exit(2) from None
-    if data is not None:
-        data.mkdir(parents=True, exist_ok=True)
+    try:  # before the run, not after it: a path that cannot be written fails in a second
+        for path in (data, *(p.parent for p in (json_out, report) if p is not None)):
+            if path is not None:
+                path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        console.print(f"[red]cannot create {exc.filename}: {exc.strerror}")
+        raise typer.Exit(2) from None
     config = BenchConfig(
         workload=workload,
         points=points or [{}],
