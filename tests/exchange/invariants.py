@@ -9,10 +9,10 @@ from paraexec import codec
 from paraexec.exchange import keys
 from paraexec.exchange.payloads import BUY, SELL
 from paraexec.exchange.records import (
-    FUNDING_DECODER,
     HOLDERS_DECODER,
     INDEX_DECODER,
     LEVEL_DECODER,
+    MARKET_STATE_DECODER,
     ORDER_REF_DECODER,
     SUBACCOUNT_DECODER,
 )
@@ -25,7 +25,7 @@ def total_collateral_nano(store: Any, market_ids: list[int]) -> int:
     Unsettled funding of a position is -size * (index_now - index_at_settlement) nano quote
     quantums; it is what the account will receive (exactly) when it next settles.
     """
-    index = {mid: FUNDING_DECODER.decode(store.get(keys.funding_index(mid))).index for mid in market_ids}
+    index = {mid: MARKET_STATE_DECODER.decode(store.get(keys.market_state(mid))).funding.index for mid in market_ids}
     total = 0
     for _, value in store.items(keys.BANK):
         total += codec.decode_int(value) * FUNDING_SCALE

@@ -63,17 +63,17 @@ def test_fills_in_different_markets_share_only_delta_keys():
     assert writes_b & (reads_a | writes_a) == set()
     assert keys.FEES in deltas_a & deltas_b  # shared hot counter, as a commutative delta
     assert keys.open_interest(0) in deltas_a and keys.open_interest(1) in deltas_b
-    assert keys.oracle_price(1) in reads_a  # cross margin: the maker alice's ETH short is valued too
+    assert keys.market_state(1) in reads_a  # cross margin: the maker alice's ETH short is valued too
 
 
-def test_oracle_update_writes_only_its_price_and_new_levels_write_the_index():
+def test_oracle_update_writes_only_its_market_state_and_new_levels_write_the_index():
     h = two_markets()
     reads, writes, deltas = access(h, h.tx(ORACLE, OracleUpdate(1, 3_000_000_000)))
-    assert writes == {keys.oracle_price(1), nonce_key(ORACLE.public_key)} and not deltas
+    assert writes == {keys.market_state(1), nonce_key(ORACLE.public_key)} and not deltas
     # a resting order at a new price level writes that side's level index (the market's hot key)
     reads, writes, _ = access(h, h.tx(ALICE, PlaceOrder(0, 0, 9, BUY, 10**8, 5_000_000_000)))
     assert keys.level_index(0, BUY) in writes and keys.level(0, BUY, 5_000_000_000) in writes
     assert not any(k.startswith(keys.market_prefix(1)) for k in writes)
     # cross margin: alice's ETH short is valued at the ETH oracle price, so an ETH oracle update
     # and a BTC order by an ETH holder do conflict (as in dYdX); traders without ETH do not read it
-    assert keys.oracle_price(1) in reads
+    assert keys.market_state(1) in reads

@@ -47,7 +47,7 @@ from .payloads import (
     TransferCollateral,
     Withdraw,
 )
-from .records import CONDITIONALS_DECODER, FundingIndex, OraclePrice, encode
+from .records import CONDITIONALS_DECODER, FundingIndex, MarketState, OraclePrice, encode
 
 
 class ExchangeApp:
@@ -79,8 +79,9 @@ class ExchangeApp:
         state: dict[Key, Value] = {keys.ORACLES: codec.encode(app.oracles)}
         for market in app.markets.values():
             state[keys.market_params(market.id)] = codec.encode(market.to_config())
-            state[keys.oracle_price(market.id)] = encode(OraclePrice(market.initial_price, app.genesis_time))
-            state[keys.funding_index(market.id)] = encode(FundingIndex(0, app.genesis_time))
+            state[keys.market_state(market.id)] = encode(
+                MarketState(OraclePrice(market.initial_price, app.genesis_time), FundingIndex(0, app.genesis_time))
+            )
         for owner, amount in config.get("accounts", {}).items():
             state[keys.bank(bytes.fromhex(owner))] = codec.encode_int(int(amount))
         for owner, number, balance in config.get("subaccounts", []):
@@ -208,8 +209,9 @@ class ExchangeApp:
         funding_tick(lg, self.funding, market)
         self._sweep(ctx, market)
         oi = ctx.get_int(keys.open_interest(market.id))
-        if oi != ctx.get_int(keys.open_interest_snapshot(market.id)):
-            ctx.put_int(keys.open_interest_snapshot(market.id), oi)
+        lg = self.ledger(ctx)  # the sweep may have written through other ledgers
+        if oi != lg.market_state(market.id).oi_snapshot:
+            lg.set_market_state(market.id, oi_snapshot=oi)
 
     def _trigger_conditionals(self, ctx: TxContext, market: Market) -> None:
         raw = ctx.get(keys.conditionals(market.id))

@@ -78,7 +78,7 @@ def funding_tick(lg: Ledger, cfg: FundingConfig, market: Market) -> None:
     rate = _clamp(average + market.default_funding_ppm, bound)
     delta = rate * periods * market.value_nano_per_quantum(oracle.price) // (8 * PPM)
     updated = FundingIndex(index.index + delta, index.last_time + periods * cfg.interval_s, rate)
-    ctx.put(keys.funding_index(market.id), encode(updated))
+    lg.set_market_state(market.id, funding=updated)
     ctx.delete(keys.funding_samples(market.id))
     ctx.emit(
         "funding_rate", market=market.id, rate_8h_ppm=rate, periods=periods, index=updated.index, samples=samples.count

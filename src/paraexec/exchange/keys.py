@@ -4,12 +4,12 @@
     x/sa/<owner><num>                   Subaccount: quote balance + positions (one key per subaccount)
     x/o/<mid><owner><num><client_id>    OrderRef of a live resting or conditional order (for cancel)
     x/m/<mid>/p                         market parameters (for queries; immutable)
-    x/m/<mid>/px                        OraclePrice (price, time)
+    x/m/<mid>/st                        MarketState: OraclePrice (price, time), FundingIndex (cumulative
+                                        index, last funding time: settlements) and the open interest at
+                                        the last end of block (OIMF) - every margin input of the market
     x/m/<mid>/or/<oracle_idx>           OracleReport (quorum median of several oracles)
-    x/m/<mid>/fi                        FundingIndex (cumulative index, last funding time) - read by settlements
     x/m/<mid>/fs                        FundingSamples (premium samples since the last funding)
     x/m/<mid>/oi                        long open interest, base quantums (int, ctx.add deltas only)
-    x/m/<mid>/ois                       open interest snapshot at the last end of block (OIMF reads this)
     x/m/<mid>/bk/<side>                 sorted price-level index of one side (list of subticks)
     x/m/<mid>/lv/<side><subticks>       one price level: FIFO list of RestingOrder
     x/m/<mid>/h                         sorted holders (subaccount ids with a position) - sweep and ADL
@@ -77,17 +77,16 @@ def market_params(market_id: int) -> Key:
 
 
 @cache
-def oracle_price(market_id: int) -> Key:
-    return market_prefix(market_id) + b"/px"
+def market_state(market_id: int) -> Key:
+    """The market's ``MarketState``: oracle price, funding index and OI snapshot, the inputs of
+    every margin computation in the market, in one key: a transaction reads them together
+    (every cross-margined account reads them for each of its markets), so one read instead of
+    three; their writers (oracle updates, the market tick) write the market's key either way."""
+    return market_prefix(market_id) + b"/st"
 
 
 def oracle_report(market_id: int, oracle_idx: int) -> Key:
     return market_prefix(market_id) + b"/or/" + _u16.pack(oracle_idx)
-
-
-@cache
-def funding_index(market_id: int) -> Key:
-    return market_prefix(market_id) + b"/fi"
 
 
 def funding_samples(market_id: int) -> Key:
@@ -97,11 +96,6 @@ def funding_samples(market_id: int) -> Key:
 @cache
 def open_interest(market_id: int) -> Key:
     return market_prefix(market_id) + b"/oi"
-
-
-@cache
-def open_interest_snapshot(market_id: int) -> Key:
-    return market_prefix(market_id) + b"/ois"
 
 
 @cache

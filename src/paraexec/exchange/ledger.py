@@ -37,11 +37,11 @@ from . import keys
 from .errors import StaleOracle, UnknownMarket
 from .market import Market
 from .records import (
-    FUNDING_DECODER,
     HOLDERS_DECODER,
-    ORACLE_DECODER,
+    MARKET_STATE_DECODER,
     SUBACCOUNT_DECODER,
     FundingIndex,
+    MarketState,
     OraclePrice,
     PositionRecord,
     SubaccountRecord,
@@ -66,21 +66,20 @@ class LedgerMemo:
 
     ``parts``: (market, size, price, effective IMF) -> (value, IMR, MMR) of a position;
     ``imf``: (market, OI snapshot, price) -> effective IMF; ``accounts``: a subaccount's stored
-    bytes -> its ``Loaded`` form; ``funding`` and ``oracle``: stored bytes -> the decoded
-    (immutable) funding index and oracle price. Each is a pure function of its key (a market's parameters are fixed at
+    bytes -> its ``Loaded`` form; ``markets``: a ``MarketState``'s stored bytes -> the decoded
+    (immutable) state. Each is a pure function of its key (a market's parameters are fixed at
     genesis), so a hit returns exactly what the computation would: nothing depends on which
     transactions ran before in this process. The ledger still reads every input key itself, so
     read sets do not change either.
     """
 
-    __slots__ = ("parts", "imf", "accounts", "funding", "oracle")
+    __slots__ = ("parts", "imf", "accounts", "markets")
 
     def __init__(self) -> None:
         self.parts: dict[MarginKey, Parts] = {}
         self.imf: dict[tuple[int, int, int], int] = {}
         self.accounts: dict[bytes, Loaded] = {}
-        self.funding: dict[bytes, FundingIndex] = {}
-        self.oracle: dict[bytes, OraclePrice] = {}
+        self.markets: dict[bytes, MarketState] = {}
 
 
 def decoded(table: dict[bytes, T], decoder: msgspec.msgpack.Decoder[T], raw: bytes) -> T:
@@ -244,8 +243,7 @@ class Ledger:
         self.time = ctx.env.time
         self.accounts: dict[bytes, Account] = {}
         self.dirty: dict[bytes, Account] = {}
-        self._prices: dict[int, OraclePrice] = {}
-        self._funding: dict[int, FundingIndex] = {}
+        self._states: dict[int, MarketState] = {}
         self._imf: dict[int, int] = {}
         self._margin_inputs: dict[int, tuple[Market, int, int]] = {}
         self._rest_risk: dict[tuple[bytes, int], Parts] = {}
@@ -259,14 +257,43 @@ class Ledger:
             raise UnknownMarket(f"market {market_id}")
         return market
 
-    def oracle(self, market_id: int) -> OraclePrice:
-        cached = self._prices.get(market_id)
+    def market_state(self, market_id: int) -> MarketState:
+        """The market's oracle price, funding index and OI snapshot (one key, read once per
+        transaction: see ``set_market_state`` for writing it)."""
+        cached = self._states.get(market_id)
         if cached is None:
-            raw = self.ctx.get(keys.oracle_price(market_id))
+            raw = self.ctx.get(keys.market_state(market_id))
             if raw is None:
-                raise InvariantViolation(f"market {market_id} has no oracle price")
-            cached = self._prices[market_id] = decoded(self.memo.oracle, ORACLE_DECODER, raw)
+                raise InvariantViolation(f"market {market_id} has no state")
+            cached = self._states[market_id] = decoded(self.memo.markets, MARKET_STATE_DECODER, raw)
         return cached
+
+    def set_market_state(
+        self,
+        market_id: int,
+        *,
+        oracle: OraclePrice | None = None,
+        funding: FundingIndex | None = None,
+        oi_snapshot: int | None = None,
+    ) -> MarketState:
+        """Write the market's state with the given fields changed, over its current value in
+        this transaction (read again: this ledger's copy may be older than a write made
+        through another ledger over the same context)."""
+        self._states.pop(market_id, None)
+        self._margin_inputs.pop(market_id, None)
+        self._imf.pop(market_id, None)
+        old = self.market_state(market_id)
+        state = MarketState(
+            old.oracle if oracle is None else oracle,
+            old.funding if funding is None else funding,
+            old.oi_snapshot if oi_snapshot is None else oi_snapshot,
+        )
+        self.ctx.put(keys.market_state(market_id), encode(state))
+        self._states[market_id] = state
+        return state
+
+    def oracle(self, market_id: int) -> OraclePrice:
+        return self.market_state(market_id).oracle
 
     def price(self, market_id: int) -> int:
         return self.oracle(market_id).price
@@ -278,21 +305,16 @@ class Ledger:
             raise StaleOracle(f"{market.ticker}: oracle price is {age}s old (limit {market.staleness_s}s)")
 
     def funding(self, market_id: int) -> FundingIndex:
-        cached = self._funding.get(market_id)
-        if cached is None:
-            raw = self.ctx.get(keys.funding_index(market_id))
-            cached = self._funding[market_id] = (
-                decoded(self.memo.funding, FUNDING_DECODER, raw) if raw else FundingIndex(0, self.time)
-            )
-        return cached
+        return self.market_state(market_id).funding
 
     def imf(self, market: Market) -> int:
-        """Effective IMF (ppm); reads the end-of-block OI snapshot only for capped markets."""
+        """Effective IMF (ppm); uses the end-of-block OI snapshot only for capped markets."""
         if market.oi_upper_cap <= market.oi_lower_cap:
             return market.imf_ppm
         imf = self._imf.get(market.id)
         if imf is None:
-            key = (market.id, self.ctx.get_int(keys.open_interest_snapshot(market.id)), self.price(market.id))
+            state = self.market_state(market.id)
+            key = (market.id, state.oi_snapshot, state.oracle.price)
             table = self.memo.imf
             imf = table.get(key)
             if imf is None:

@@ -7,7 +7,7 @@
         quorum  > 1: store k's report (price, time); candidate = median of the reports no
                      older than the market's staleness limit; fewer than quorum -> only stored
         |candidate - current| * 1e6 > max_price_move_ppm * current   -> PRICE_BAND_EXCEEDED
-        write OraclePrice(candidate, block time)
+        write OraclePrice(candidate, block time)   (the market's ``MarketState``)
 
 The band is measured against the last accepted price even when that price is stale, so a
 long outage cannot be ended by an arbitrary jump (a governance action would reset it). While a
@@ -47,5 +47,5 @@ def oracle_update(lg: Ledger, oracles: list[bytes], quorum: int, sender: bytes, 
     current = lg.oracle(market_id).price
     if abs(price - current) * PPM > market.max_price_move_ppm * current:
         raise PriceBandExceeded(f"{current} -> {price} moves more than {market.max_price_move_ppm} ppm")
-    ctx.put(keys.oracle_price(market_id), encode(OraclePrice(price, lg.time)))
+    lg.set_market_state(market_id, oracle=OraclePrice(price, lg.time))
     ctx.emit("oracle_price", market=market_id, price=price, time=lg.time)

@@ -18,10 +18,9 @@ from .ledger import Ledger
 from .market import Market
 from .payloads import BUY, SELL
 from .records import (
-    FUNDING_DECODER,
     INDEX_DECODER,
     LEVEL_DECODER,
-    ORACLE_DECODER,
+    MARKET_STATE_DECODER,
     SUBACCOUNT_DECODER,
     SubaccountRecord,
 )
@@ -89,15 +88,15 @@ class StateReader:
 
     def market(self, market_id: int) -> dict[str, Any]:
         market = self.markets[market_id]
-        oracle = ORACLE_DECODER.decode(self.get(keys.oracle_price(market_id)) or b"")
-        raw = self.get(keys.funding_index(market_id))
-        funding = FUNDING_DECODER.decode(raw) if raw else None
+        state = MARKET_STATE_DECODER.decode(self.get(keys.market_state(market_id)) or b"")
+        oracle, funding = state.oracle, state.funding
         return {
             "params": market.to_config(),
             "oracle_price": oracle.price,
             "oracle_time": oracle.time,
-            "funding_index": funding.index if funding else 0,
-            "funding_rate_8h_ppm": funding.last_rate_ppm if funding else 0,
+            "funding_index": funding.index,
+            "funding_rate_8h_ppm": funding.last_rate_ppm,
+            "open_interest_snapshot": state.oi_snapshot,
             "open_interest": codec.decode_int(self.get(keys.open_interest(market_id))),
         }
 

@@ -78,6 +78,16 @@ class FundingIndex(msgspec.Struct, array_like=True, frozen=True):
     last_rate_ppm: int = 0
 
 
+class MarketState(msgspec.Struct, array_like=True, frozen=True):
+    """A market's margin inputs (``keys.market_state``): the oracle price (written by oracle
+    updates), the cumulative funding index and the end-of-block open-interest snapshot that
+    scales the IMF (both written by the market tick)."""
+
+    oracle: OraclePrice
+    funding: FundingIndex
+    oi_snapshot: int = 0
+
+
 class FundingSamples(msgspec.Struct, array_like=True, frozen=True):
     premium_sum_ppm: int
     count: int
@@ -97,9 +107,8 @@ INDEX_DECODER = msgspec.msgpack.Decoder(list[int])
 HOLDERS_DECODER = msgspec.msgpack.Decoder(list[bytes])
 CONDITIONALS_DECODER = msgspec.msgpack.Decoder(list[ConditionalOrder])
 ORDER_REF_DECODER = msgspec.msgpack.Decoder(OrderRef)
-ORACLE_DECODER = msgspec.msgpack.Decoder(OraclePrice)
 REPORT_DECODER = msgspec.msgpack.Decoder(OracleReport)
-FUNDING_DECODER = msgspec.msgpack.Decoder(FundingIndex)
+MARKET_STATE_DECODER = msgspec.msgpack.Decoder(MarketState)
 SAMPLES_DECODER = msgspec.msgpack.Decoder(FundingSamples)
 USAGE_DECODER = msgspec.msgpack.Decoder(LiquidationUsage)
 
