@@ -176,11 +176,16 @@ class Account:
         if new == 0:
             del self.positions[market_id]
 
-    def record(self) -> SubaccountRecord:
-        return SubaccountRecord(
-            self.balance,
-            [PositionRecord(m, p.size, p.funding_index, p.entry_quote) for m, p in sorted(self.positions.items())],
+    def stored(self, memo: LedgerMemo) -> bytes:
+        """The stored bytes of this account, remembered with their ``Loaded`` form (exactly what
+        ``load`` would build from them: the next transaction to read them skips decoding)."""
+        items = sorted(self.positions.items())
+        record = SubaccountRecord(
+            self.balance, [PositionRecord(m, p.size, p.funding_index, p.entry_quote) for m, p in items]
         )
+        raw = encode(record)
+        remember(memo.accounts, raw, Loaded(self.balance, dict(items), {m: p.size for m, p in items}))
+        return raw
 
 
 def _scale_toward_zero(value: int, num: int, den: int) -> int:
@@ -339,8 +344,9 @@ class Ledger:
                 loaded = remember(table, raw, load(raw))
             positions = loaded.positions
             acc = Account(sub_id, loaded.balance, positions.copy(), loaded.sizes)
+            states = self._states
             for mid, pos in positions.items():
-                index = self.funding(mid).index
+                index = (states.get(mid) or self.market_state(mid)).funding.index
                 if index != pos.funding_index:
                     nano = -pos.size * (index - pos.funding_index)
                     paid = nano // FUNDING_SCALE  # toward -infinity
@@ -407,7 +413,8 @@ class Ledger:
         transaction: they do not change while it runs (an ``OracleUpdate`` computes no margin
         after writing the price; the OI snapshot is written only at the end of a ``MarketTick``)."""
         market = self.market(market_id)
-        inputs = self._margin_inputs[market_id] = (market, self.price(market_id), self.imf(market))
+        price = self.market_state(market_id).oracle.price
+        inputs = self._margin_inputs[market_id] = (market, price, self.imf(market))
         return inputs
 
     def position_parts(self, market_id: int, size: int) -> Parts:
@@ -444,7 +451,7 @@ class Ledger:
         holder_changes: dict[int, list[tuple[bytes, bool]]] = {}
         for sub_id in sorted(self.dirty):
             acc = self.dirty[sub_id]
-            ctx.put(keys.subaccount(sub_id), encode(acc.record()))
+            ctx.put(keys.subaccount(sub_id), acc.stored(self.memo))
             if acc.funding_dust:
                 ctx.add(keys.FUNDING_DUST, acc.funding_dust)
             if acc.funding_received:
