@@ -372,6 +372,17 @@ class Ledger:
         cache: a transaction changes positions in one market only (orders, liquidations and
         deleveraging are per market), so the rest of an account is fixed while it runs.
         """
+        return Risk(*self._totals(acc, market_id))
+
+    def allows(self, before: Account, after: Account, market_id: int) -> bool:
+        """``transition_allowed`` from ``before`` to ``after`` (a change in ``market_id``). The
+        risk before is computed only when the one after is not enough on its own (rarely):
+        the answer is the same, one margin computation cheaper per check."""
+        tnc, imr, mmr = self._totals(after, market_id)
+        return tnc >= imr or transition_allowed(self.risk(before, market_id), Risk(tnc, imr, mmr))
+
+    def _totals(self, acc: Account, market_id: int | None) -> Parts:
+        """``risk`` as a plain tuple (``allows`` runs twice per fill: no named tuple needed)."""
         if market_id is None:
             tnc, imr, mmr = self._parts_sum(acc, None)
         else:
@@ -384,14 +395,7 @@ class Ledger:
             if size:
                 parts = self.position_parts(market_id, size)
                 tnc, imr, mmr = tnc + parts[0], imr + parts[1], mmr + parts[2]
-        return Risk(acc.balance + tnc, imr, mmr)
-
-    def allows(self, before: Account, after: Account, market_id: int) -> bool:
-        """``transition_allowed`` from ``before`` to ``after`` (a change in ``market_id``). The
-        risk before is computed only when the one after is not enough on its own (rarely):
-        the answer is the same, one margin computation cheaper per check."""
-        risk_after = self.risk(after, market_id)
-        return risk_after.initially_collateralised or transition_allowed(self.risk(before, market_id), risk_after)
+        return acc.balance + tnc, imr, mmr
 
     def _parts_sum(self, acc: Account, exclude: int | None) -> Parts:
         """Sum of ``position_parts`` over the account's markets other than ``exclude``, with the

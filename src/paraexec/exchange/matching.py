@@ -135,11 +135,12 @@ def place_order(lg: Ledger, fees: Fees, owner: bytes, p: PlaceOrder, triggered: 
         best = _best_live(lg, book, opposite(p.side))
         if best is not None and crosses(p.side, limit, best):
             raise PostOnlyWouldCross(f"best opposite price {best}")
+    funding_index = lg.funding(market.id).index  # fixed while a transaction runs (market tick only)
     if limit is not None and not p.reduce_only:
         whole = acc.copy()
         quote = market.fill_quote(p.quantums, limit)
         fee = ppm_ceil(quote, fees.taker_ppm)
-        whole.trade(market.id, signed(p.side, p.quantums), -signed(p.side, quote) - fee, lg.funding(market.id).index)
+        whole.trade(market.id, signed(p.side, p.quantums), -signed(p.side, quote) - fee, funding_index)
         if not lg.allows(acc, whole, market.id):
             raise Undercollateralized(f"order of {p.quantums} at {limit} needs more collateral")
 
@@ -148,7 +149,7 @@ def place_order(lg: Ledger, fees: Fees, owner: bytes, p: PlaceOrder, triggered: 
         quote = market.fill_quote(q, price)
         after = current.copy()
         fee = ppm_ceil(quote, fees.taker_ppm)
-        after.trade(market.id, signed(p.side, q), -signed(p.side, quote) - fee, lg.funding(market.id).index)
+        after.trade(market.id, signed(p.side, q), -signed(p.side, quote) - fee, funding_index)
         return after if lg.allows(current, after, market.id) else None
 
     def taker_cap(q: int) -> int:
