@@ -21,6 +21,7 @@ from rich.table import Table
 
 from . import codec
 from .chain import Chain, ChainConfig
+from .errors import IncompatibleStore
 from .execution.registry import executor_names, make_executor
 from .execution.runtime import nonce_key
 from .state import LmdbStore
@@ -59,6 +60,16 @@ def must_know_executor(name: str) -> None:
     if name not in executor_names():
         console.print(f"[red]unknown executor {name!r} (available: {', '.join(executor_names())})")
         raise typer.Exit(2)
+
+
+def open_chain(store: LmdbStore) -> Chain:
+    """``Chain.open``, a store it cannot continue refused with its reason (exit 2, store closed)."""
+    try:
+        return Chain.open(store)
+    except IncompatibleStore as exc:
+        store.close()
+        console.print(f"[red]{exc}")
+        raise typer.Exit(2) from None
 
 
 @contextmanager
@@ -124,7 +135,7 @@ def run(
     store = LmdbStore(data)
     if store.height < 0:
         Chain.create(store, config)
-    elif Chain.open(store).config != config:
+    elif open_chain(store).config != config:
         console.print(f"[red]{data} holds a different chain; use a fresh --data or the same --accounts/--seed")
         store.close()
         raise typer.Exit(1)
@@ -157,7 +168,7 @@ def replay(data: DataOpt, executor: ExecutorOpt = "sequential", workers: Workers
     """Re-execute every stored block from genesis and check each root and receipt list."""
     must_know_executor(executor)
     store = LmdbStore(data, readonly=True)
-    chain = Chain.open(store)
+    chain = open_chain(store)
     engine = make_executor(executor, workers)
     count = txs = re_executions = 0
     started = time.perf_counter()
@@ -187,7 +198,7 @@ def inspect(
     """Show the chain's blocks, one block's receipts, or an account."""
     store = LmdbStore(data, readonly=True)
     try:
-        chain = Chain.open(store)
+        chain = open_chain(store)
         console.print(f"chain [bold]{chain.config.chain_id}[/] app={chain.config.app} height={chain.height} root={store.root.hex()}")
         if account is not None:
             key = bytes.fromhex(account)

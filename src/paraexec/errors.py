@@ -18,6 +18,11 @@ class InvariantViolation(ParaexecError):
     """An internal invariant does not hold. Always a bug; never swallowed."""
 
 
+class IncompatibleStore(ParaexecError):
+    """The store holds no chain, or one whose state this version cannot continue (written with
+    another state layout of its application). Nothing was changed."""
+
+
 class InvalidTransaction(ParaexecError):
     """An expected failure of one transaction, with a stable code and a short name."""
 

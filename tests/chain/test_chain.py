@@ -102,3 +102,47 @@ def test_sigkill_at_random_moments_never_leaves_a_torn_store(tmp_path):
     assert kills >= 20
     assert heights == sorted(heights), heights  # nothing committed is ever lost
     assert heights[-1] > 0
+
+
+def _exchange_store(path):
+    from paraexec.chain import ChainConfig
+    from paraexec.exchange.genesis import dev_genesis
+
+    store = LmdbStore(path)
+    Chain.create(store, ChainConfig("layout", "exchange", dev_genesis()))
+    return store
+
+
+def test_a_store_written_with_another_state_layout_is_refused(tmp_path):
+    """An exchange chain records its state layout at genesis; a store whose layout differs (or
+    predates the record) is refused at open with the reason, unchanged, and the CLI exits 2."""
+    from typer.testing import CliRunner
+
+    from paraexec.cli import app
+    from paraexec.errors import IncompatibleStore
+
+    store = _exchange_store(tmp_path / "db")
+    assert store.get_meta("state_layout") == b"2"
+    Chain.open(store)  # the layout it was written with: fine
+    with store.env.begin(write=True) as txn:  # as a store written before layouts were recorded
+        txn.delete(b"state_layout", db=store._meta)
+    with pytest.raises(IncompatibleStore, match="unrecorded"):
+        Chain.open(store)
+    with store.env.begin(write=True) as txn:
+        txn.put(b"state_layout", b"1", db=store._meta)
+    with pytest.raises(IncompatibleStore, match="layout 1"):
+        Chain.open(store)
+    height, root = store.height, store.root
+    store.close()
+    for args in (["replay", "--data", str(tmp_path / "db")], ["inspect", "--data", str(tmp_path / "db")]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2 and "state layout" in result.output, result.output
+    store = LmdbStore(tmp_path / "db", readonly=True)
+    assert (store.height, store.root) == (height, root)
+    store.close()
+
+
+def test_an_application_without_a_layout_opens_any_store():
+    chain = transfers_chain()
+    assert chain.store.get_meta("state_layout") is None
+    assert Chain.open(chain.store).config == chain.config

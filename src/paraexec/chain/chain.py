@@ -3,6 +3,8 @@
 - ``Chain.create(store, config)`` commits genesis (height 0, no transactions, the
   application's genesis state) and records the chain config in the store's meta.
 - ``Chain.open(store)`` reads the config back; nothing else is needed to continue a chain.
+  A store written with another state layout of the application (``state_layout``, recorded
+  at genesis) is refused with ``IncompatibleStore``.
 - ``produce_block(txs, time, executor, upcoming)`` appends the application's system
   transactions, executes, builds the header with the post-state root, and commits block +
   receipts + writes + height in one atomic store commit. ``upcoming`` (optional) are the
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import codec
-from ..errors import InvariantViolation
+from ..errors import IncompatibleStore, InvariantViolation
 from ..execution.contract import BlockEnv, BlockOutput, Executor
 from ..execution.runtime import SYSTEM_TAG, ChainRuntime, RuntimeSpec
 from ..state import commitment
@@ -74,17 +76,28 @@ class Chain:
         state = chain.runtime.app.genesis(config.app_config)
         acc = commitment.accumulate(state.items())
         header = BlockHeader(0, GENESIS_PARENT, config.genesis_time, txs_root([]), commitment.root_of(acc))
-        store.commit_block(
-            0, dict(state), acc, codec.encode(Block(header, [])), codec.encode([]), {"chain": config.to_json()}
-        )
+        meta = {"chain": config.to_json()}
+        layout = getattr(chain.runtime.app, "state_layout", None)
+        if layout is not None:
+            meta["state_layout"] = str(layout).encode()
+        store.commit_block(0, dict(state), acc, codec.encode(Block(header, [])), codec.encode([]), meta)
         return chain
 
     @classmethod
     def open(cls, store: StateStore, verify_signatures: bool = True) -> Chain:
         raw = store.get_meta("chain")
         if raw is None:
-            raise InvariantViolation("store holds no chain (run `paraexec init` first)")
-        return cls(store, ChainConfig.from_json(raw), verify_signatures)
+            raise IncompatibleStore("store holds no chain (run `paraexec init` first)")
+        chain = cls(store, ChainConfig.from_json(raw), verify_signatures)
+        layout = getattr(chain.runtime.app, "state_layout", None)
+        stored = store.get_meta("state_layout")
+        if layout is not None and stored != str(layout).encode():
+            written = "an unrecorded (older)" if stored is None else f"layout {stored.decode()}"
+            raise IncompatibleStore(
+                f"this {chain.config.app} chain was written with {written} state layout; this version"
+                f" uses layout {layout}: start a new chain (fresh --data), or use the version that wrote it"
+            )
+        return chain
 
     @property
     def height(self) -> int:

@@ -146,7 +146,12 @@ class Node:
         self.config = config
         self._lock_file = lock_data_dir(config.data)
         self.store = LmdbStore(config.data)
-        self.chain = Chain.open(self.store, verify_signatures=False)
+        try:
+            self.chain = Chain.open(self.store, verify_signatures=False)
+        except BaseException:  # e.g. IncompatibleStore: nothing was started, release what was taken
+            self.store.close()
+            self._lock_file.close()
+            raise
         self.reader = ChainReader(self.store, self.chain.config)
         self.mempool = Mempool(
             self.chain.config.chain_id,

@@ -54,6 +54,9 @@ class ExchangeApp:
     """See module docstring."""
 
     name = "exchange"
+    #: 2: one ``MarketState`` key per market (1, unrecorded: oracle price, funding index and
+    #: OI snapshot in three keys)
+    state_layout = 2
     payload_types: Mapping[str, type] = PAYLOAD_TYPES
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:

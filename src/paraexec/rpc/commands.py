@@ -36,6 +36,7 @@ def register(app: typer.Typer) -> None:
 
         from ..chain.mempool import MempoolConfig
         from ..chain.node import Node, NodeAlreadyRunning, NodeConfig
+        from ..errors import IncompatibleStore
         from .server import serve
 
         console = Console(stderr=True)
@@ -56,6 +57,9 @@ def register(app: typer.Typer) -> None:
         except NodeAlreadyRunning as exc:
             console.print(f"[red]{exc}")
             raise typer.Exit(1) from None
+        except IncompatibleStore as exc:
+            console.print(f"[red]{exc}")
+            raise typer.Exit(2) from None
         cfg = node_.chain_config
         console.print(
             f"node [bold]{cfg.chain_id}[/] ({cfg.app}) at height {node_.chain.height}, "
