@@ -143,25 +143,60 @@ def test_in_process_root_hashed_on_workers_equals_sequential(tmp_path, store_cla
     worker whose view of the store does not match answers ``None`` and the share is hashed
     in-process. Either way the root is sequential's."""
     from paraexec.execution.parallel import executor as executor_module
+    from paraexec.execution.parallel import old_hashes
 
     _, blocks = blocks_of(400, 2, size=300)
     expected = sequential_results(blocks, 400)
     store = store_class(tmp_path / "db")
     executor = ParallelExecutor(2, wave=16, contention_fallback=False)
     executor.execute_block = executor.execute_in_process  # type: ignore[method-assign]
-    threshold = executor_module.HASH_ON_WORKERS
+    threshold, every = executor_module.HASH_ON_WORKERS, old_hashes.EVERY
     executor_module.HASH_ON_WORKERS = 100  # these blocks write ~500 keys
+    old_hashes.EVERY = 16  # old values hashed on a worker while the block runs, ~18 messages
     try:
         chain = transfer_chain(400, store).chain
         store.lie = True  # type: ignore[attr-defined]
         got = run_chain(chain, executor, blocks, [])
         assert got == expected
         if store_class is LmdbStore:
-            assert executor.hashed_on_workers > 0
+            assert executor.hashed_on_workers > 0 and executor.old_hashed_ahead > 0
         else:
-            assert executor.hashed_on_workers == 0
+            assert executor.hashed_on_workers == 0 and executor.old_hashed_ahead == 0
     finally:
-        executor_module.HASH_ON_WORKERS = threshold
+        executor_module.HASH_ON_WORKERS, old_hashes.EVERY = threshold, every
+        executor.close()
+        store.close()
+
+
+def test_a_worker_killed_while_hashing_old_values_changes_nothing(tmp_path, monkeypatch):
+    """The worker summing a block's old values dies after a few ``HashOld`` messages: the root
+    is computed without it, and every block still equals sequential."""
+    from paraexec.execution.parallel import executor as executor_module
+    from paraexec.execution.parallel import old_hashes
+
+    _, blocks = blocks_of(400, 2, size=300)
+    expected = sequential_results(blocks, 400)
+    store = LmdbStore(tmp_path / "db")
+    executor = ParallelExecutor(2, wave=16, contention_fallback=False)
+    executor.execute_block = executor.execute_in_process  # type: ignore[method-assign]
+    monkeypatch.setattr(executor_module, "HASH_ON_WORKERS", 100)
+    monkeypatch.setattr(old_hashes, "EVERY", 16)
+    send = old_hashes.OldHashes.send
+    killed = []
+
+    def kill_after_three(self):
+        send(self)
+        if self.sent and not killed and len(list(self.overlay)) > 3 * 16:
+            os.kill(self.pool.pids()[self.worker], signal.SIGKILL)
+            killed.append(self.worker)
+            time.sleep(0.2)
+
+    monkeypatch.setattr(old_hashes.OldHashes, "send", kill_after_three)
+    try:
+        chain = transfer_chain(400, store).chain
+        assert run_chain(chain, executor, blocks, []) == expected
+        assert killed
+    finally:
         executor.close()
         store.close()
 

@@ -53,6 +53,18 @@ def delta(changes: Iterable[tuple[Key, Value | None, Value | None]]) -> int:
     return total & MASK
 
 
+def sum_of(keys: Iterable[Key], get: Callable[[Key], Value | None]) -> int:
+    """Sum of h(k, v) over ``keys`` whose value ``get`` finds (absent ones contribute nothing),
+    reduced mod 2**4096: one side of a delta, for computing the two sides apart (the old
+    values' while a block still runs, the new ones' at its end)."""
+    total = 0
+    for key in keys:
+        value = get(key)
+        if value is not None:
+            total += contribution(key, value)
+    return total & MASK
+
+
 def write_delta(writes: Iterable[tuple[Key, Value | None]], get: Callable[[Key], Value | None]) -> int:
     """``delta`` of writing (key, new value) pairs (``None``: delete) over the values ``get``
     reads: the committed state, in whichever process computes it."""

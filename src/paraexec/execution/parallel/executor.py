@@ -17,6 +17,7 @@ from ..contract import BlockEnv, BlockOutput, ExecStats, Receipt, Runtime, State
 from ..prepare import SignatureThreads
 from ..sequential import execute_prepared, finalize
 from . import messages as m
+from .old_hashes import OldHashes
 from .pipeline import Pipeline
 from .precheck import Prechecks, checked_flags, usable_cores
 from .transport import WorkerLost, WorkerPool, WorkerStalled
@@ -162,6 +163,10 @@ class ParallelExecutor:
         self.served_fetches = 0
         #: Written keys of in-process blocks whose root contribution the workers hashed.
         self.hashed_on_workers = 0
+        #: Written keys of in-process blocks whose old values a worker hashed while they ran.
+        self.old_hashed_ahead = 0
+        #: The in-process block now running, when a worker hashes its old values (``old_hashes``).
+        self._old_hashes: OldHashes | None = None
         #: Transactions of in-process blocks prepared with a worker's verdict from ``VerifyStream``.
         self.stream_verified = 0
         #: Blocks whose workers stalled (``STALL_TIMEOUT``) and that then ran in-process.
@@ -393,9 +398,15 @@ class ParallelExecutor:
             prepared = stream
             where = f"signatures checked on {self.workers} worker process(es) as the block ran"
         self._send_prechecks()  # the workers check the next block's once idle
+        if overlay is None:
+            overlay = {}
+            self._old_hashes = self._old_hashes_for(state, overlay, len(txs))
+            if self._old_hashes is not None:
+                prepared = self._old_hashes.feed(prepared)
         try:
             output = execute_prepared(runtime, prepared, state, env, self._root, overlay)
         finally:
+            self._old_hashes = None
             if stream is not None:
                 stream.abandon()
                 self.stream_verified += stream.checked
@@ -416,6 +427,36 @@ class ParallelExecutor:
             return None
         return stream
 
+    def _old_hashes_for(self, state: StateView, overlay: dict, n_txs: int) -> OldHashes | None:
+        """An ``OldHashes`` for a block of ``n_txs`` about to run here, when its write set will
+        likely be hashed with the workers (``_root``)."""
+        lmdb_path = _lmdb_path(state)
+        if lmdb_path is None or self.workers < 2 or not self.pool.started or n_txs < HASH_ON_WORKERS // 2:
+            return None
+        accumulator = state.accumulator.to_bytes(commitment.LATTICE_BYTES, "little")
+        return OldHashes(self.pool, 0, lmdb_path, getattr(state, "height", None), accumulator, overlay)
+
+    def _root_with_old(self, old: OldHashes, write_set: dict[bytes, bytes | None], state: StateView) -> int | None:
+        """The block's accumulator when ``old``'s worker hashed old values during the block
+        (see ``old_hashes``); ``None`` when it could not (the caller hashes as usual)."""
+        theirs, mine, rest = old.split()  # keys first written after the last message are in ``rest``
+        try:
+            message = m.Hash(old.lmdb_path, old.height, old.accumulator, {k: write_set[k] for k in theirs}, True)
+            self.pool.send(old.worker, m.encode(message))
+            own = commitment.write_delta(((k, write_set[k]) for k in rest), state.get)
+            own += commitment.sum_of(mine, write_set.get)
+            reply = self._collect(state, [old.worker])[old.worker]
+        except (WorkerLost, WorkerFailed):
+            self._restart()
+            return None
+        if not isinstance(reply, m.Hashed):
+            raise InvariantViolation(f"expected Hashed, got {type(reply).__name__}")
+        if reply.delta is None:
+            return None
+        self.hashed_on_workers += len(theirs)
+        self.old_hashed_ahead += old.sent
+        return commitment.combine(state.accumulator, own, int.from_bytes(reply.delta, "little"))
+
     def _root(self, write_set: dict[bytes, bytes | None], state: StateView) -> tuple[int, bytes]:
         """``sequential.finalize`` of a block run here, its hashing split between this process
         and idle workers (they read the old values from LMDB themselves) where that pays: a
@@ -429,6 +470,13 @@ class ParallelExecutor:
         lmdb_path = _lmdb_path(state)
         if lmdb_path is None or len(write_set) < HASH_ON_WORKERS or self.workers < 2:
             return finalize(write_set, state)
+        old = self._old_hashes
+        if old is not None and old.ok and old.sent and old.overlay is write_set and self.pool.started:
+            combined = self._root_with_old(old, write_set, state)
+            if combined is not None:
+                return combined, commitment.root_of(combined)
+            if not self.pool.started:
+                return finalize(write_set, state)
         helpers = list(range(min(self.workers, max(1, usable_cores() - 1))))
         items = list(write_set.items())
         parts = len(helpers) + 1

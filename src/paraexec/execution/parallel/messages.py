@@ -109,6 +109,22 @@ class Hash(msgspec.Struct, tag=True, array_like=True):
     height: int | None
     accumulator: bytes
     writes: dict[Key, Value | None]
+    #: the answer is h(k, new) summed over ``writes`` minus the committed values' h(k, old)
+    #: summed over every key of this block's ``HashOld`` messages (``None`` if any of them
+    #: could not be read at that state)
+    minus_old: bool = False
+
+
+class HashOld(msgspec.Struct, tag=True, array_like=True):
+    """Keys a block run in-process has written so far: add h(k, old) of their committed values
+    to this worker's old-value sum (no answer; ``first`` starts a block's sum). Sent while the
+    block runs, so that at its end only the new values remain to hash (``Hash.minus_old``)."""
+
+    lmdb_path: str
+    height: int | None
+    accumulator: bytes
+    keys: list[Key]
+    first: bool
 
 
 class Values(msgspec.Struct, tag=True, array_like=True):
@@ -174,7 +190,7 @@ class Failed(msgspec.Struct, tag=True, array_like=True):
     traceback: str
 
 
-ToWorker = Setup | Round | Finish | Values | Precheck | Verify | Collect | Hash | Shutdown
+ToWorker = Setup | Round | Finish | Values | Precheck | Verify | Collect | Hash | HashOld | Shutdown
 FromWorker = RoundDone | Finished | Fetch | Prechecked | Hashed | Failed
 
 encode = msgspec.msgpack.Encoder().encode

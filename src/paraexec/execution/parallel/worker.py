@@ -404,6 +404,8 @@ class WorkerState:
         self.store: Any = None
         self.block: BlockRun | None = None
         self.precheck: Precheck | None = None
+        #: sum of h(k, old) over the keys of this block's ``HashOld`` messages; ``None``: unusable
+        self.old_sum: int | None = None
         self.cpu_at_setup = 0.0
         self.spans = Spans()
 
@@ -436,10 +438,24 @@ class WorkerState:
             check = Precheck(self.runtime, msg.txs)
             check.check_some(len(msg.txs))
             return m.Prechecked(bytes(check.ok))
+        if isinstance(msg, m.HashOld):
+            if msg.first:
+                self.old_sum = 0
+            if self.old_sum is not None:
+                if self.block is None and self.open_store(msg):
+                    self.old_sum = (self.old_sum + commitment.sum_of(msg.keys, self.store.get)) & commitment.MASK
+                else:
+                    self.old_sum = None
+            return None
         if isinstance(msg, m.Hash):
-            if self.block is not None or not self.open_store(msg):
+            old, self.old_sum = self.old_sum, None
+            if self.block is not None or not self.open_store(msg) or (msg.minus_old and old is None):
                 return m.Hashed(None)
-            delta = commitment.write_delta(msg.writes.items(), self.store.get)
+            if msg.minus_old:
+                assert old is not None
+                delta = (commitment.sum_of(msg.writes, msg.writes.get) - old) & commitment.MASK
+            else:
+                delta = commitment.write_delta(msg.writes.items(), self.store.get)
             return m.Hashed(delta.to_bytes(commitment.LATTICE_BYTES, "little"))
         if isinstance(msg, m.Collect):
             ok = bytes(self.precheck.ok) if self.precheck is not None else b""
@@ -507,7 +523,7 @@ class WorkerState:
             return self.store.get
         return ServedReads(self.conn)
 
-    def open_store(self, msg: m.Setup | m.Hash) -> bool:
+    def open_store(self, msg: m.Setup | m.Hash | m.HashOld) -> bool:
         """Open (or refresh) the read-only LMDB view; True when it matches the coordinator's."""
         from ...state.lmdb_store import LmdbStore
 
