@@ -438,13 +438,16 @@ class WorkerState:
             check = Precheck(self.runtime, msg.txs)
             check.check_some(len(msg.txs))
             return m.Prechecked(bytes(check.ok))
-        if isinstance(msg, m.HashOld):
+        if isinstance(msg, m.HashOld):  # never answered, even on error: the coordinator reads no reply
             if msg.first:
                 self.old_sum = 0
             if self.old_sum is not None:
-                if self.block is None and self.open_store(msg):
-                    self.old_sum = (self.old_sum + commitment.sum_of(msg.keys, self.store.get)) & commitment.MASK
-                else:
+                try:
+                    if self.block is None and self.open_store(msg):
+                        self.old_sum = (self.old_sum + commitment.sum_of(msg.keys, self.store.get)) & commitment.MASK
+                    else:
+                        self.old_sum = None
+                except Exception:  # the sum is unusable: ``Hash.minus_old`` answers None, the root is hashed as usual
                     self.old_sum = None
             return None
         if isinstance(msg, m.Hash):
