@@ -434,7 +434,8 @@ class ParallelExecutor:
         if lmdb_path is None or self.workers < 2 or not self.pool.started or n_txs < HASH_ON_WORKERS // 2:
             return None
         accumulator = state.accumulator.to_bytes(commitment.LATTICE_BYTES, "little")
-        return OldHashes(self.pool, 0, lmdb_path, getattr(state, "height", None), accumulator, overlay)
+        height = getattr(state, "height", None)
+        return OldHashes(self.pool, 0, lmdb_path, height, accumulator, overlay, HASH_ON_WORKERS // 2)
 
     def _root_with_old(self, old: OldHashes, write_set: dict[bytes, bytes | None], state: StateView) -> int | None:
         """The block's accumulator when ``old``'s worker hashed old values during the block

@@ -36,9 +36,19 @@ class OldHashes:
     """The coordinator's side for one block (see module docstring)."""
 
     def __init__(
-        self, pool: WorkerPool, worker: int, lmdb_path: str, height: int | None, accumulator: bytes, overlay: dict
+        self,
+        pool: WorkerPool,
+        worker: int,
+        lmdb_path: str,
+        height: int | None,
+        accumulator: bytes,
+        overlay: dict,
+        min_keys: int,
     ) -> None:
         self.pool = pool
+        #: nothing is sent before the write set reaches this size (below it the root is hashed
+        #: in-process anyway: a contended block writing a few keys sends nothing)
+        self.min_keys = min_keys
         self.worker = worker
         self.lmdb_path = lmdb_path
         self.height = height
@@ -55,8 +65,10 @@ class OldHashes:
                 self.send()
 
     def send(self) -> None:
+        if not self.ok or len(self.overlay) < self.min_keys:
+            return
         keys = list(self.overlay)[self.sent :]
-        if not keys or not self.ok:
+        if not keys:
             return
         message = m.HashOld(self.lmdb_path, self.height, self.accumulator, keys, self.sent == 0)
         try:
