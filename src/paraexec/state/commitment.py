@@ -57,12 +57,7 @@ def sum_of(keys: Iterable[Key], get: Callable[[Key], Value | None]) -> int:
     """Sum of h(k, v) over ``keys`` whose value ``get`` finds (absent ones contribute nothing),
     reduced mod 2**4096: one side of a delta, for computing the two sides apart (the old
     values' while a block still runs, the new ones' at its end)."""
-    total = 0
-    for key in keys:
-        value = get(key)
-        if value is not None:
-            total += contribution(key, value)
-    return total & MASK
+    return delta((key, None, get(key)) for key in keys)
 
 
 def write_delta(writes: Iterable[tuple[Key, Value | None]], get: Callable[[Key], Value | None]) -> int:
