@@ -57,3 +57,39 @@ def test_remembered_accounts_equal_a_fresh_decode(blocks_and_workload):
         for mid, pos in fresh.positions.items():
             got = remembered.positions[mid]
             assert (got.size, got.funding_index, got.entry_quote) == (pos.size, pos.funding_index, pos.entry_quote)
+
+
+def test_remembered_margin_inputs_equal_a_recomputation(blocks_and_workload):
+    """Each ``inputs`` entry holds the decoded state it was computed from and that state's
+    market inputs: price from the state, effective IMF from the market's OI-scaled formula."""
+    workload, blocks = blocks_and_workload
+    chain, _ = run(workload, blocks)
+    memo = chain.runtime.app.memo
+    assert len(memo.inputs) >= 3
+    for key, (state, (market, price, imf)) in memo.inputs.items():
+        assert key == id(state)
+        assert price == state.oracle.price
+        if market.oi_upper_cap <= market.oi_lower_cap:
+            assert imf == market.imf_ppm
+        else:
+            assert imf == market.imf_effective(market.notional_ceil(state.oi_snapshot, price))
+
+
+def test_markets_with_identical_state_bytes_keep_their_own_inputs():
+    """Two markets whose states are byte-for-byte equal share one decoded state object (the
+    ``markets`` table is keyed by bytes): each must still get its own market's IMF."""
+    from dataclasses import replace
+
+    from paraexec.exchange import keys
+    from paraexec.exchange.market import Market
+    from paraexec.exchange.queries import _ReadContext
+    from paraexec.exchange.records import FundingIndex, MarketState, OraclePrice, encode
+
+    base = Market.from_config(PerpsWorkload(accounts=4, markets=1, seed=1).genesis_config()["markets"][0])
+    markets = {0: replace(base, id=0, imf_ppm=50_000), 1: replace(base, id=1, imf_ppm=200_000)}
+    raw = encode(MarketState(OraclePrice(base.initial_price, 0), FundingIndex(0, 0), 0))
+    state = {keys.market_state(0): raw, keys.market_state(1): raw}
+    memo = ledger.LedgerMemo()
+    for mid in (0, 1, 0, 1):
+        lg = ledger.Ledger(_ReadContext(state.get, 1, 0), markets, memo)
+        assert lg._inputs(mid)[2] == markets[mid].imf_ppm

@@ -53,6 +53,8 @@ from .units import FUNDING_SCALE, PPM, ceil_div
 Parts = tuple[int, int, int]
 #: (market id, size, oracle price, effective IMF ppm): every input of ``Parts``.
 MarginKey = tuple[int, int, int, int]
+#: (market, oracle price, effective IMF ppm): a market's margin inputs in one transaction.
+Inputs = tuple[Market, int, int]
 #: Entries of a memo table before it is emptied (a bound on memory: ~15 MB for ``parts``;
 #: prices move every block and written accounts get new bytes, so old keys go stale).
 MEMO_LIMIT = 1 << 15
@@ -67,19 +69,22 @@ class LedgerMemo:
     ``parts``: (market, size, price, effective IMF) -> (value, IMR, MMR) of a position;
     ``imf``: (market, OI snapshot, price) -> effective IMF; ``accounts``: a subaccount's stored
     bytes -> its ``Loaded`` form; ``markets``: a ``MarketState``'s stored bytes -> the decoded
-    (immutable) state. Each is a pure function of its key (a market's parameters are fixed at
-    genesis), so a hit returns exactly what the computation would: nothing depends on which
-    transactions ran before in this process. The ledger still reads every input key itself, so
-    read sets do not change either.
+    (immutable) state; ``inputs``: ``id`` of such a decoded state -> (that state, its market's
+    ``Inputs``; the entry holds the state, so its id is not reused while the entry exists).
+    Each is a pure function of its key (a market's parameters are fixed at genesis), so a hit
+    returns exactly what the computation would: nothing depends on which transactions ran
+    before in this process. The ledger still reads every input key itself, so read sets do not
+    change either.
     """
 
-    __slots__ = ("parts", "imf", "accounts", "markets")
+    __slots__ = ("parts", "imf", "accounts", "markets", "inputs")
 
     def __init__(self) -> None:
         self.parts: dict[MarginKey, Parts] = {}
         self.imf: dict[tuple[int, int, int], int] = {}
         self.accounts: dict[bytes, Loaded] = {}
         self.markets: dict[bytes, MarketState] = {}
+        self.inputs: dict[int, tuple[MarketState, Inputs]] = {}
 
 
 def decoded(table: dict[bytes, T], decoder: msgspec.msgpack.Decoder[T], raw: bytes) -> T:
@@ -250,7 +255,7 @@ class Ledger:
         self.dirty: dict[bytes, Account] = {}
         self._states: dict[int, MarketState] = {}
         self._imf: dict[int, int] = {}
-        self._margin_inputs: dict[int, tuple[Market, int, int]] = {}
+        self._margin_inputs: dict[int, Inputs] = {}
         self._rest_risk: dict[tuple[bytes, int], Parts] = {}
         self.fees = 0
 
@@ -412,13 +417,24 @@ class Ledger:
                 mmr += parts[2]
         return tnc, imr, mmr
 
-    def _inputs(self, market_id: int) -> tuple[Market, int, int]:
+    def _inputs(self, market_id: int) -> Inputs:
         """The market's margin inputs (market, oracle price, effective IMF), read once per
         transaction: they do not change while it runs (an ``OracleUpdate`` computes no margin
-        after writing the price; the OI snapshot is written only at the end of a ``MarketTick``)."""
-        market = self.market(market_id)
-        price = self.market_state(market_id).oracle.price
-        inputs = self._margin_inputs[market_id] = (market, price, self.imf(market))
+        after writing the price; the OI snapshot is written only at the end of a ``MarketTick``).
+
+        They are a function of the market and its decoded state alone, remembered across
+        transactions by the state object's identity (``LedgerMemo.inputs``; two markets whose
+        states have equal bytes share the object, hence the market check). The state is still
+        read here, so the read set is unchanged."""
+        state = self._states.get(market_id) or self.market_state(market_id)
+        hit = self.memo.inputs.get(id(state))
+        if hit is not None and hit[1][0].id == market_id:
+            inputs = hit[1]
+        else:
+            market = self.market(market_id)
+            inputs = (market, state.oracle.price, self.imf(market))
+            remember(self.memo.inputs, id(state), (state, inputs))
+        self._margin_inputs[market_id] = inputs
         return inputs
 
     def position_parts(self, market_id: int, size: int) -> Parts:
