@@ -286,7 +286,7 @@ class ExchangeApp:
             if done >= self.liquidation.sweep_limit:
                 break
             acc = scan.account(sub_id)
-            if acc.size(market.id) == 0 or not scan.risk(acc, market.id).liquidatable:
+            if market.id not in acc.positions or not scan.risk(acc).liquidatable:
                 continue
             mark = ctx.checkpoint()
             try:

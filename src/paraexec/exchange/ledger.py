@@ -477,11 +477,19 @@ class Ledger:
             if acc.funding_received:
                 ctx.emit("funding_settled", subaccount=sub_id.hex(), amount=acc.funding_received)
             original, positions = acc.original_sizes, acc.positions
-            changed = [(mid, old, acc.size(mid)) for mid, old in original.items()]
-            changed += [(mid, 0, pos.size) for mid, pos in positions.items() if mid not in original]
+            changed = []  # (market, stored size, new size); a position is never of size 0
+            kept = 0
+            for mid, old in original.items():
+                pos = positions.get(mid)
+                if pos is None:
+                    changed.append((mid, old, 0))
+                else:
+                    kept += 1
+                    if pos.size != old:
+                        changed.append((mid, old, pos.size))
+            if len(positions) > kept:  # markets new to the account
+                changed += [(mid, 0, pos.size) for mid, pos in positions.items() if mid not in original]
             for mid, old, new in changed:
-                if old == new:
-                    continue
                 oi[mid] = oi.get(mid, 0) + max(new, 0) - max(old, 0)
                 if (old == 0) != (new == 0):
                     holder_changes.setdefault(mid, []).append((sub_id, new != 0))
