@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from paraexec.exchange import keys
 from paraexec.exchange.market import Market
 from paraexec.exchange.payloads import BUY, IOC, SELL, OracleUpdate, PlaceOrder, Withdraw
@@ -26,6 +31,32 @@ def test_market_conversions_and_oimf():
     assert m.imf_effective(500 * USDC) == 50_000
     assert m.imf_effective(1_500 * USDC) == 50_000 + 950_000 // 2
     assert m.imf_effective(5_000 * USDC) == 1_000_000
+
+
+@given(
+    qce=st.integers(-12, 4),
+    resolution=st.integers(-12, 4),
+    price_exponent=st.integers(-12, 4),
+    quantums=st.integers(-(10**12), 10**12),
+    price=st.integers(1, 10**12),
+)
+def test_conversions_equal_the_unit_functions(qce, resolution, price_exponent, quantums, price):
+    """``Market`` keeps each conversion's power of ten as (multiplier, divisor): the results
+    must be exactly ``scale_floor`` / ``scale_ceil`` for exponents of either sign."""
+    m = replace(
+        Market.from_config(btc_market()),
+        quantum_conversion_exponent=qce,
+        atomic_resolution=resolution,
+        price_exponent=price_exponent,
+    )
+    value_exponent = resolution + price_exponent + 6
+    assert m.fill_quote(quantums, price) == scale_floor(quantums * price, qce)
+    assert m.value_floor(quantums, price) == scale_floor(quantums * price, value_exponent)
+    assert m.notional_ceil(quantums, price) == scale_ceil(abs(quantums) * price, value_exponent)
+    assert m.to_config() == {
+        **Market.from_config(btc_market()).to_config(),
+        **{"quantum_conversion_exponent": qce, "atomic_resolution": resolution, "price_exponent": price_exponent},
+    }
 
 
 def test_open_interest_scaled_margin_uses_end_of_block_snapshot():

@@ -50,8 +50,14 @@ class Market:
         market.must_be_consistent()
         return market
 
+    def __post_init__(self) -> None:
+        # 10**exponent of the two conversions as (multiplier, divisor), computed once: a margin
+        # check converts several times per order, and the power would be recomputed each time
+        object.__setattr__(self, "_quote_scale", _scale(self.quantum_conversion_exponent))
+        object.__setattr__(self, "_value_scale", _scale(self._value_exponent))
+
     def to_config(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
     def must_be_consistent(self) -> None:
         """Genesis rejects parameters that would make a fill's quote amount fractional."""
@@ -73,15 +79,18 @@ class Market:
 
     def fill_quote(self, quantums: int, subticks: int) -> int:
         """Quote quantums of ``quantums`` at ``subticks``; exact (see units), sign of quantums."""
-        return scale_floor(quantums * subticks, self.quantum_conversion_exponent)
+        mul, div = self._quote_scale
+        return quantums * subticks * mul // div
 
     def value_floor(self, quantums: int, price: int) -> int:
         """Signed value at the oracle ``price``, rounded toward -infinity (conservative)."""
-        return scale_floor(quantums * price, self._value_exponent)
+        mul, div = self._value_scale
+        return quantums * price * mul // div
 
     def notional_ceil(self, quantums: int, price: int) -> int:
         """Absolute value at the oracle ``price``, rounded up (margin requirements)."""
-        return scale_ceil(abs(quantums) * price, self._value_exponent)
+        mul, div = self._value_scale
+        return -((-abs(quantums) * price * mul) // div)
 
     def value_nano_per_quantum(self, price: int) -> int:
         """Nano quote quantums per base quantum at ``price`` (funding), rounded down."""
@@ -106,3 +115,8 @@ class Market:
             return PPM
         extra = PPM - self.imf_ppm
         return self.imf_ppm + -((-extra * (oi_notional - lower)) // (upper - lower))
+
+
+def _scale(exponent: int) -> tuple[int, int]:
+    """``10**exponent`` as (multiplier, divisor): ``value * m // d`` is ``scale_floor``."""
+    return (10**exponent, 1) if exponent >= 0 else (1, 10**-exponent)
