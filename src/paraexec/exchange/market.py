@@ -14,7 +14,7 @@ interest notional) the IMF rises linearly from ``imf_ppm`` to 100%.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .units import PPM, QUOTE_ATOMIC_RESOLUTION, scale_ceil, scale_floor
@@ -43,21 +43,23 @@ class Market:
     max_price_move_ppm: int = 100_000
     staleness_s: int = 60
     default_funding_ppm: int = 0
-
-    @classmethod
-    def from_config(cls, data: Mapping[str, Any]) -> Market:
-        market = cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
-        market.must_be_consistent()
-        return market
+    # The conversions' powers of ten as (multiplier, divisor), set once by ``__post_init__``: a
+    # margin check converts several times per order. Not parameters: not in the config.
+    _quote_scale: tuple[int, int] = field(init=False, repr=False, compare=False, default=(1, 1))
+    _value_scale: tuple[int, int] = field(init=False, repr=False, compare=False, default=(1, 1))
 
     def __post_init__(self) -> None:
-        # 10**exponent of the two conversions as (multiplier, divisor), computed once: a margin
-        # check converts several times per order, and the power would be recomputed each time
         object.__setattr__(self, "_quote_scale", _scale(self.quantum_conversion_exponent))
         object.__setattr__(self, "_value_scale", _scale(self._value_exponent))
 
+    @classmethod
+    def from_config(cls, data: Mapping[str, Any]) -> Market:
+        market = cls(**{f.name: data[f.name] for f in fields(cls) if f.init and f.name in data})
+        market.must_be_consistent()
+        return market
+
     def to_config(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
 
     def must_be_consistent(self) -> None:
         """Genesis rejects parameters that would make a fill's quote amount fractional."""
