@@ -16,7 +16,10 @@ def text(result) -> str:
 
 def test_unknown_executor_or_workload_exits_2_without_creating_a_store(tmp_path):
     data = tmp_path / "chain"
-    for args in (["run", "--data", str(data), "--executor", "nope"], ["run", "--data", str(data), "--workload", "nope"]):
+    for args in (
+        ["run", "--data", str(data), "--executor", "nope"],
+        ["run", "--data", str(data), "--workload", "nope"],
+    ):
         result = runner.invoke(app, args)
         assert result.exit_code == 2, result.output
         assert "unknown" in text(result)

@@ -140,5 +140,7 @@ def test_user_bytes_with_the_system_tag_never_enter_a_block():
     from paraexec.execution.runtime import SYSTEM_TAG
 
     chain = transfers_chain()
-    block, output = chain.produce_block([SYSTEM_TAG + b"anything", transfer(ALICE, 0, BOB.public_key, 1)], 1, SequentialExecutor())
+    block, output = chain.produce_block(
+        [SYSTEM_TAG + b"anything", transfer(ALICE, 0, BOB.public_key, 1)], 1, SequentialExecutor()
+    )
     assert len(block.txs) == 1 and output.receipts[0].ok

@@ -28,7 +28,9 @@ from .state import LmdbStore
 from .workloads import make_workload, workload_names
 from .workloads.transfers import nonce_reader
 
-app = typer.Typer(help="paraexec: parallel transaction execution with a perpetual-futures exchange.", no_args_is_help=True)
+app = typer.Typer(
+    help="paraexec: parallel transaction execution with a perpetual-futures exchange.", no_args_is_help=True
+)
 console = Console()
 
 COMMAND_MODULES = (
@@ -93,7 +95,9 @@ def init(
             console.print(f"[red]{data} already holds a chain at height {store.height}")
             raise typer.Exit(1)
         chain = Chain.create(store, config)
-        console.print(f"created chain [bold]{config.chain_id}[/] ({config.app}) at {data}, root {chain.store.root.hex()[:16]}")
+        console.print(
+            f"created chain [bold]{config.chain_id}[/] ({config.app}) at {data}, root {chain.store.root.hex()[:16]}"
+        )
     finally:
         store.close()
 
@@ -107,7 +111,9 @@ def run(
     markets: Annotated[int, typer.Option(min=1, help="perps: number of markets")] = 8,
     shock_at: Annotated[int, typer.Option(help="perps: first block of a price shock (0: none)")] = 0,
     data_file: Annotated[Path | None, typer.Option(help="replay: Binance data file")] = None,
-    declare_access: Annotated[bool, typer.Option(help="transfers/hotspot: declare access lists (for access-list)")] = False,
+    declare_access: Annotated[
+        bool, typer.Option(help="transfers/hotspot: declare access lists (for access-list)")
+    ] = False,
     block_size: Annotated[int, typer.Option(min=1)] = 1000,
     blocks: Annotated[int, typer.Option(min=1)] = 10,
     executor: ExecutorOpt = "sequential",
@@ -154,13 +160,22 @@ def run(
             ok = sum(r.ok for r in output.receipts)
             total_txs += len(txs)
             total_s += seconds
-            row = (str(height), str(len(block.txs)), str(ok), f"{seconds:.3f}", f"{len(txs) / seconds:,.0f}",
-                   str(output.stats.re_executions(len(block.txs))), block.header.state_root.hex()[:16])
+            row = (
+                str(height),
+                str(len(block.txs)),
+                str(ok),
+                f"{seconds:.3f}",
+                f"{len(txs) / seconds:,.0f}",
+                str(output.stats.re_executions(len(block.txs))),
+                block.header.state_root.hex()[:16],
+            )
             console.print("  ".join(row))
     finally:
         engine.close()
         store.close()
-    console.print(f"[bold]{total_txs} txs in {total_s:.2f}s: {total_txs / max(total_s, 1e-9):,.0f} tx/s[/] ({executor}, workers={getattr(engine, 'workers', workers)})")
+    console.print(
+        f"[bold]{total_txs} txs in {total_s:.2f}s: {total_txs / max(total_s, 1e-9):,.0f} tx/s[/] ({executor}, workers={getattr(engine, 'workers', workers)})"
+    )
 
 
 @app.command()
@@ -199,7 +214,9 @@ def inspect(
     store = LmdbStore(data, readonly=True)
     try:
         chain = open_chain(store)
-        console.print(f"chain [bold]{chain.config.chain_id}[/] app={chain.config.app} height={chain.height} root={store.root.hex()}")
+        console.print(
+            f"chain [bold]{chain.config.chain_id}[/] app={chain.config.app} height={chain.height} root={store.root.hex()}"
+        )
         if account is not None:
             key = bytes.fromhex(account)
             nonce = codec.decode_int(store.get(nonce_key(key)))
@@ -217,7 +234,9 @@ def inspect(
         if height is not None:
             block = chain.block(height)
             receipts = chain.receipts(height)
-            console.print(f"block {height}: hash={block.hash.hex()} time={block.header.time} txs={len(block.txs)} root={block.header.state_root.hex()}")
+            console.print(
+                f"block {height}: hash={block.hash.hex()} time={block.header.time} txs={len(block.txs)} root={block.header.state_root.hex()}"
+            )
             table = Table("#", "code", "error", "events")
             for i, receipt in enumerate(receipts[:50]):
                 table.add_row(str(i), str(receipt.code), receipt.error, str(len(receipt.events)))
@@ -229,7 +248,9 @@ def inspect(
             for h in range(max(0, chain.height - 19), chain.height + 1):
                 block = chain.block(h)
                 failed = sum(not r.ok for r in chain.receipts(h))
-                table.add_row(str(h), str(block.header.time), str(len(block.txs)), str(failed), block.header.state_root.hex()[:16])
+                table.add_row(
+                    str(h), str(block.header.time), str(len(block.txs)), str(failed), block.header.state_root.hex()[:16]
+                )
             console.print(table)
     finally:
         store.close()
@@ -247,7 +268,12 @@ def bench_commit(
 
     with console.status(f"building a {state_keys:,}-key LMDB state and committing {repeat} blocks..."):
         cost = measure(state_keys, block_txs, processes, repeat)
-    table = Table("us per written key", "1 process", f"{processes} processes", title=f"{cost.written_keys:,} written keys per block, state {state_keys:,} keys")
+    table = Table(
+        "us per written key",
+        "1 process",
+        f"{processes} processes",
+        title=f"{cost.written_keys:,} written keys per block, state {state_keys:,} keys",
+    )
     table.add_row("root (hash old+new)", f"{cost.root_us_per_key_1p:.2f}", f"{cost.root_us_per_key_np:.2f}")
     table.add_row("commit (LMDB)", f"{cost.commit_us_per_key:.2f}", f"{cost.commit_us_per_key:.2f}")
     table.add_row("total, one after the other", f"{cost.total_us_per_key_1p:.2f}", f"{cost.total_us_per_key_np:.2f}")

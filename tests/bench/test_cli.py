@@ -29,7 +29,9 @@ def test_bench_writes_json_and_report(tmp_path):
 
 def test_an_output_path_that_cannot_be_made_exits_2_before_running(tmp_path):
     (tmp_path / "file").write_text("")
-    result = runner.invoke(app, ["bench", *TINY, "--executors", "sequential", "--json", str(tmp_path / "file" / "r.json")])
+    result = runner.invoke(
+        app, ["bench", *TINY, "--executors", "sequential", "--json", str(tmp_path / "file" / "r.json")]
+    )
     assert result.exit_code == 2 and "cannot create" in result.output
 
 

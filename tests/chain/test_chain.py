@@ -20,7 +20,9 @@ from ..helpers import ALICE, BOB, transfer, transfers_chain
 
 
 def paraexec(*args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "paraexec", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "paraexec", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs
+    )
 
 
 def stored_chain(path) -> list[tuple[bytes, bytes]]:

@@ -54,7 +54,9 @@ def test_announced_blocks_equal_sequential(tmp_path, in_process):
     transaction re-signed badly after it was checked, one dropped, one not announced at all."""
     _, blocks = blocks_of(40, 4)
     announced = [list(txs) for txs in blocks]
-    changed = next(i for i, raw in enumerate(blocks[2]) if i > 5 and transfer_chain(40).chain.runtime.prepare(raw).error is None)
+    changed = next(
+        i for i, raw in enumerate(blocks[2]) if i > 5 and transfer_chain(40).chain.runtime.prepare(raw).error is None
+    )
     blocks[2][changed] = _resign_badly(blocks[2][changed])
     announced[2].append(blocks[3][0])  # announced, but comes a block later
     del blocks[2][1]

@@ -88,4 +88,3 @@ def process_tree_cpu() -> float | None:
         total += cpu.get(pid, 0.0)
         todo.extend(children.get(pid, []))
     return total
-

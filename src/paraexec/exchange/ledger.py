@@ -133,7 +133,9 @@ class Account:
         self.balance = balance
         self.positions = positions
         #: sizes as stored (read by ``Ledger.flush``; never changed, so it may be shared)
-        self.original_sizes = {mid: p.size for mid, p in positions.items()} if original_sizes is None else original_sizes
+        self.original_sizes = (
+            {mid: p.size for mid, p in positions.items()} if original_sizes is None else original_sizes
+        )
         self.funding_received = 0
         self.funding_dust = 0
 
@@ -243,9 +245,7 @@ def transition_allowed(before: Risk, after: Risk) -> bool:
 class Ledger:
     """See module docstring. One per transaction; call ``flush()`` once at the end."""
 
-    def __init__(
-        self, ctx: TxContext, markets: Mapping[int, Market], memo: LedgerMemo | None = None
-    ) -> None:
+    def __init__(self, ctx: TxContext, markets: Mapping[int, Market], memo: LedgerMemo | None = None) -> None:
         self.ctx = ctx
         self.markets = markets
         self.memo = LedgerMemo() if memo is None else memo

@@ -199,8 +199,6 @@ class BlockOutput:
 class Executor(Protocol):
     name: str
 
-    def execute_block(
-        self, runtime: Runtime, txs: Sequence[bytes], state: StateView, env: BlockEnv
-    ) -> BlockOutput: ...
+    def execute_block(self, runtime: Runtime, txs: Sequence[bytes], state: StateView, env: BlockEnv) -> BlockOutput: ...
 
     def close(self) -> None: ...

@@ -70,7 +70,9 @@ class SignatureThreads:
         """Whether ``prepared`` checks these signatures on the threads."""
         return self.threads > 1 and worth_threads(runtime, n_txs)
 
-    def prepared(self, runtime: Runtime, txs: Sequence[bytes], verified: AbstractSet[bytes] = frozenset()) -> Iterable[Any]:
+    def prepared(
+        self, runtime: Runtime, txs: Sequence[bytes], verified: AbstractSet[bytes] = frozenset()
+    ) -> Iterable[Any]:
         """What ``execute_prepared`` runs. Transactions in ``verified`` had their signature
         checked ahead of the block (``parallel.precheck``): they are only decoded, as they run."""
         if verified:

@@ -111,9 +111,7 @@ class SequentialExecutor:
     def __init__(self, workers: int = 1) -> None:
         self.workers = 1
 
-    def execute_block(
-        self, runtime: Runtime, txs: Sequence[bytes], state: StateView, env: BlockEnv
-    ) -> BlockOutput:
+    def execute_block(self, runtime: Runtime, txs: Sequence[bytes], state: StateView, env: BlockEnv) -> BlockOutput:
         return execute_prepared(runtime, (runtime.prepare(raw) for raw in txs), state, env)
 
     def close(self) -> None:

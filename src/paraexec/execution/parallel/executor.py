@@ -643,7 +643,9 @@ class ParallelExecutor:
             own = pipe.own[w]
             raws = [txs[i] for i in own]
             checked = checked_flags(raws, verified)
-            setup = m.Setup(w, self.workers, len(txs), env, spec_bytes, lmdb_path, height, accumulator, own, raws, checked)
+            setup = m.Setup(
+                w, self.workers, len(txs), env, spec_bytes, lmdb_path, height, accumulator, own, raws, checked
+            )
             self.pool.send(w, m.encode(setup))
             self._specs[w] = spec
 
@@ -712,7 +714,9 @@ def peek_all(runtime: Runtime, txs: list[bytes]) -> list[Any]:
     return peeked
 
 
-def affinity_owner(runtime: Runtime, txs: list[bytes], workers: int, peeked: list[Any] | None = None) -> list[int] | None:
+def affinity_owner(
+    runtime: Runtime, txs: list[bytes], workers: int, peeked: list[Any] | None = None
+) -> list[int] | None:
     """A worker per transaction such that transactions sharing their affinity key (market,
     sender: ``runtime.affinity_key``, else the first hint key) go to one worker; keys are
     placed largest first on the least loaded worker. ``None`` when the busiest worker would get

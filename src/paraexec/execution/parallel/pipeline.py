@@ -221,9 +221,7 @@ class Pipeline:
         position = self.next_owned[w]
         if position < len(self.owned[w]):
             k = self.owned[w][position]
-            if self.chunks[k][0] < self.lo + 2 * self.wave and all(
-                self.replied[v] >= i for v, i in self.follows[k]
-            ):
+            if self.chunks[k][0] < self.lo + 2 * self.wave and all(self.replied[v] >= i for v, i in self.follows[k]):
                 start, _, a, b = self.chunks[k]
                 self.next_owned[w] = position + 1
                 self.sent[k] = True
