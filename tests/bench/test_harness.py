@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from paraexec.bench.bound import Bounds, key_label
-from paraexec.bench.harness import BenchConfig, run_bench
+from paraexec.bench.harness import BenchConfig, paired_speedups, quartile_range, quartiles, run_bench
 from paraexec.bench.machine import process_tree_cpu
 from paraexec.execution import SequentialExecutor, registry
 from paraexec.execution.contract import BlockOutput
@@ -55,12 +55,25 @@ def test_sequential_run_is_complete_and_json_ready():
     assert point["params"] == {"accounts": 8} and point["txs_per_block"] == [20, 20]
     (seq,) = point["results"]
     assert seq["executor"] == "sequential" and seq["speedup"] == 1.0
+    assert seq["speedup_runs"] == [1.0, 1.0] and seq["speedup_quartiles"] == [1.0, 1.0]
     assert len(seq["seconds_runs"]) == 2 and seq["seconds_median"] > 0
     assert seq["cpu_seconds_median"] > 0 and seq["cpu_ceiling"] > 0  # Linux: /proc is there
     assert seq["executions"] == 40 and seq["re_executions"] == 0 and seq["notes"] == []
     assert [b["root"] for b in seq["blocks"]] == point["reference_roots"]
     assert point["outcomes"] == {"ok": 40, "failed": {}, "events": {}}
     assert len(set(point["reference_roots"])) == 2
+
+
+def test_speedup_quartiles_pair_the_repeats_of_one_round():
+    """Each repeat is divided by sequential's repeat of the same round (not sorted first), and
+    runs that do not pair up give no quartiles rather than misleading ones."""
+    ref = {"seconds_runs": [2.0, 4.0, 2.0, 2.0, 3.0]}
+    run = {"seconds_runs": [1.0, 4.0, 0.5, 2.0, 1.0]}
+    assert paired_speedups(ref, run) == [2.0, 1.0, 4.0, 1.0, 3.0]
+    assert quartiles(paired_speedups(ref, run)) == [1.0, 3.0]
+    assert quartile_range([1.0, 3.0]) == "1.00-3.00" and quartile_range(None) == "-"
+    assert paired_speedups(ref, {"seconds_runs": [1.0, 2.0]}) == []  # a run that failed part way
+    assert paired_speedups(None, run) == [] and quartiles([]) is None and quartiles([1.5]) == [1.5, 1.5]
 
 
 def _burn(seconds: float, ready) -> None:

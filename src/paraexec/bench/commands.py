@@ -20,7 +20,7 @@ from rich.table import Table
 
 from ..execution.registry import executor_names
 from ..workloads import make_workload, workload_names, workload_params
-from .harness import BenchConfig, run_bench
+from .harness import BenchConfig, quartile_range, run_bench
 
 console = Console(stderr=True)  # progress and messages
 _stdout = Console()
@@ -47,6 +47,7 @@ def results_table(result: dict[str, Any]) -> Table:
         "median s",
         "tx/s",
         "speedup",
+        "p25-p75",
         "bound",
         "of bound",
         "CPU s",
@@ -60,7 +61,7 @@ def results_table(result: dict[str, Any]) -> Table:
         label = ",".join(f"{k}={v}" for k, v in point["params"].items()) or "-"
         for r in point["results"]:
             if r.get("error"):
-                table.add_row(label, r["executor"], str(r["workers"]), "[red]error", *[""] * 8, "[red]x")
+                table.add_row(label, r["executor"], str(r["workers"]), "[red]error", *[""] * 9, "[red]x")
                 continue
 
             def fmt(value: Any, spec: str) -> str:
@@ -73,6 +74,7 @@ def results_table(result: dict[str, Any]) -> Table:
                 fmt(r["seconds_median"], ".3f"),
                 fmt(r["tx_per_s"], ",.0f"),
                 fmt(r["speedup"], ".2f"),
+                quartile_range(r.get("speedup_quartiles")),
                 fmt(r["bound"], ".2f"),
                 fmt(r["bound_efficiency"], ".0%"),
                 fmt(r.get("cpu_seconds_median"), ".3f"),

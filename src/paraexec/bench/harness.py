@@ -17,6 +17,9 @@
 
 Only the run of ``produce_block`` calls is timed: block generation, store creation and genesis are not. Speedups
 are ratios of medians measured in the same process run, so machine load hits both sides alike.
+Each result also carries the per-repeat ratios (sequential's pass of a round over this pass of the
+same round) and their quartiles (``speedup_quartiles``, the tables' p25-p75): on a noisy machine
+the ratio of medians alone hides how far a speedup moved between repeats.
 Signature checks run inside execution unless ``verify_signatures`` is off ("already verified at
 mempool admission"), so both the end-to-end and the execution-only numbers can be produced.
 
@@ -399,11 +402,39 @@ def add_ratios(results: list[dict[str, Any]], bounds: boundmod.Bounds, cores: in
         if r.get("error"):
             continue
         r["speedup"] = ref["seconds_median"] / r["seconds_median"] if ref and r["seconds_median"] > 0 else None
+        r["speedup_runs"] = paired_speedups(ref, r)
+        r["speedup_quartiles"] = quartiles(r["speedup_runs"])
         b = bounds.bound(r["workers"])
         r["bound"] = b
         r["bound_efficiency"] = r["speedup"] / b if b and r["speedup"] is not None else None
         cpu = r.get("cpu_seconds_median")
         r["cpu_ceiling"] = ref["seconds_median"] * cores / cpu if ref and cpu else None
+
+
+def paired_speedups(ref: dict[str, Any] | None, result: dict[str, Any]) -> list[float]:
+    """Sequential's r-th pass over this run's r-th pass, for every repeat r: the two ran in the
+    same round of the interleaved repeats (``run_point``), so each ratio sees about the same
+    machine load. Empty when the repeats do not pair up (a run that failed part way)."""
+    ref_runs, runs = (ref or {}).get("seconds_runs") or [], result.get("seconds_runs") or []
+    if len(ref_runs) != len(runs) or not all(x > 0 for x in runs):
+        return []
+    return [a / b for a, b in zip(ref_runs, runs, strict=True)]
+
+
+def quartiles(values: list[float]) -> list[float] | None:
+    """[25th, 75th] percentile of ``values`` (inclusive method), or ``None`` with no values:
+    how far a speedup moves between repeats on this machine, next to the ratio of medians."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return [values[0], values[0]]
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return [q1, q3]
+
+
+def quartile_range(values: list[float] | None) -> str:
+    """``[q1, q3]`` of the paired speedups as ``q1-q3`` for tables (``-`` when there are none)."""
+    return "-" if not values else f"{values[0]:.2f}-{values[1]:.2f}"
 
 
 def failures(result: dict[str, Any]) -> list[str]:

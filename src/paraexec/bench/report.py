@@ -35,6 +35,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from .harness import quartile_range  # noqa: E402
+
 REFERENCE = "sequential"
 
 
@@ -80,7 +82,7 @@ def speedup_vs_workers(point: dict[str, Any]) -> Figure:
         if name == REFERENCE:
             ax.axhline(ys[0] if ys else 1.0, color="grey", linewidth=1, label="sequential")
         elif xs:
-            ax.plot(xs, ys, marker="o", label=name)
+            ax.errorbar(xs, ys, yerr=_quartile_spread(rows), marker="o", capsize=3, label=name)
     bxs = [w for w in workers if bound.get(str(w)) is not None]
     if bxs:
         ax.plot(bxs, [bound[str(w)] for w in bxs], "k--", marker="x", label="inherent bound")
@@ -92,6 +94,18 @@ def speedup_vs_workers(point: dict[str, Any]) -> Figure:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
+
+
+def _quartile_spread(rows: list[dict[str, Any]]) -> list[list[float]]:
+    """Error bars from each row's speedup to its paired quartiles (0 where there are none)."""
+    below, above = [], []
+    for r in rows:
+        if r.get("speedup") is None:
+            continue
+        q = r.get("speedup_quartiles") or [r["speedup"], r["speedup"]]
+        below.append(max(0.0, r["speedup"] - q[0]))
+        above.append(max(0.0, q[1] - r["speedup"]))
+    return [below, above]
 
 
 def speedup_vs_contention(points: list[dict[str, Any]], param: str) -> Figure:
@@ -227,6 +241,7 @@ def _results_table(points: list[dict[str, Any]]) -> str:
         "median s",
         "tx/s",
         "speedup",
+        "p25-p75",
         "bound",
         "of bound",
         "CPU s",
@@ -242,7 +257,7 @@ def _results_table(points: list[dict[str, Any]]) -> str:
         for r in p["results"]:
             if r.get("error"):
                 cells = (
-                    [_label(p["params"]), r["executor"], str(r["workers"]), f"error: {r['error']}"] + [""] * 10 + ["x"]
+                    [_label(p["params"]), r["executor"], str(r["workers"]), f"error: {r['error']}"] + [""] * 11 + ["x"]
                 )
                 rows.append('<tr class="bad">' + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
                 continue
@@ -253,6 +268,7 @@ def _results_table(points: list[dict[str, Any]]) -> str:
                 _fmt(r["seconds_median"], ".4f"),
                 _fmt(r["tx_per_s"], ",.0f"),
                 _fmt(r.get("speedup"), ".2f"),
+                quartile_range(r.get("speedup_quartiles")),
                 _fmt(r.get("bound"), ".2f"),
                 _fmt(r.get("bound_efficiency"), ".0%"),
                 _fmt(r.get("cpu_seconds_median"), ".3f"),
@@ -384,7 +400,8 @@ def render_report(result: dict[str, Any]) -> str:
     )
     conditions = (
         f"Signatures {signatures}; store {config.get('store')}; medians of {config.get('repeat')} repeat(s); "
-        "speedups are ratios to the sequential run of the same invocation. "
+        "speedups are ratios to the sequential run of the same invocation; p25-p75: quartiles of the per-repeat "
+        "ratios (each pass over the sequential pass of the same round), i.e. how much it moved between repeats. "
         "CPU s: CPU seconds of the whole pass on every core (coordinator, threads, worker processes); "
         f"CPU ceiling: the speedup that much CPU allows with all {machine.get('cpu_usable')} usable cores busy "
         "(sequential's seconds x cores / CPU s): a speedup close to it means the engine's own CPU cost is the "
