@@ -443,7 +443,9 @@ class WorkerState:
                 self.old_sum = 0
             if self.old_sum is not None:
                 try:
-                    if self.block is None and self.open_store(msg):
+                    # the view is opened (and checked against the block's base) by the block's first
+                    # message only: the base cannot change before the block's root is asked for
+                    if self.block is None and (not msg.first or self.open_store(msg)):
                         self.old_sum = (self.old_sum + commitment.sum_of(msg.keys, self.store.get)) & commitment.MASK
                     else:
                         self.old_sum = None
