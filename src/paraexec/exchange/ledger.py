@@ -254,7 +254,6 @@ class Ledger:
         self.accounts: dict[bytes, Account] = {}
         self.dirty: dict[bytes, Account] = {}
         self._states: dict[int, MarketState] = {}
-        self._imf: dict[int, int] = {}
         self._margin_inputs: dict[int, Inputs] = {}
         self._rest_risk: dict[tuple[bytes, int], Parts] = {}
         self.fees = 0
@@ -291,7 +290,6 @@ class Ledger:
         through another ledger over the same context)."""
         self._states.pop(market_id, None)
         self._margin_inputs.pop(market_id, None)
-        self._imf.pop(market_id, None)
         old = self.market_state(market_id)
         state = MarketState(
             old.oracle if oracle is None else oracle,
@@ -321,15 +319,12 @@ class Ledger:
         """Effective IMF (ppm); uses the end-of-block OI snapshot only for capped markets."""
         if market.oi_upper_cap <= market.oi_lower_cap:
             return market.imf_ppm
-        imf = self._imf.get(market.id)
+        state = self.market_state(market.id)
+        key = (market.id, state.oi_snapshot, state.oracle.price)
+        table = self.memo.imf
+        imf = table.get(key)
         if imf is None:
-            state = self.market_state(market.id)
-            key = (market.id, state.oi_snapshot, state.oracle.price)
-            table = self.memo.imf
-            imf = table.get(key)
-            if imf is None:
-                imf = remember(table, key, market.imf_effective(market.notional_ceil(key[1], key[2])))
-            self._imf[market.id] = imf
+            imf = remember(table, key, market.imf_effective(market.notional_ceil(key[1], key[2])))
         return imf
 
     # -- accounts ----------------------------------------------------------------------------
