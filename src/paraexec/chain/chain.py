@@ -77,9 +77,9 @@ class Chain:
         acc = commitment.accumulate(state.items())
         header = BlockHeader(0, GENESIS_PARENT, config.genesis_time, txs_root([]), commitment.root_of(acc))
         meta = {"chain": config.to_json()}
-        layout = getattr(chain.runtime.app, "state_layout", None)
+        layout = chain._state_layout()
         if layout is not None:
-            meta["state_layout"] = str(layout).encode()
+            meta["state_layout"] = layout
         store.commit_block(0, dict(state), acc, codec.encode(Block(header, [])), codec.encode([]), meta)
         return chain
 
@@ -89,15 +89,21 @@ class Chain:
         if raw is None:
             raise IncompatibleStore("store holds no chain (run `paraexec init` first)")
         chain = cls(store, ChainConfig.from_json(raw), verify_signatures)
-        layout = getattr(chain.runtime.app, "state_layout", None)
+        layout = chain._state_layout()
         stored = store.get_meta("state_layout")
-        if layout is not None and stored != str(layout).encode():
+        if layout is not None and stored != layout:
             written = "an unrecorded (older)" if stored is None else f"layout {stored.decode()}"
             raise IncompatibleStore(
                 f"this {chain.config.app} chain was written with {written} state layout; this version"
-                f" uses layout {layout}: start a new chain (fresh --data), or use the version that wrote it"
+                f" uses layout {layout.decode()}: start a new chain (fresh --data), or use the version that wrote it"
             )
         return chain
+
+    def _state_layout(self) -> bytes | None:
+        """The application's ``state_layout`` as stored in the chain's metadata (``None``: it
+        declares none)."""
+        layout = getattr(self.runtime.app, "state_layout", None)
+        return None if layout is None else str(layout).encode()
 
     @property
     def height(self) -> int:
