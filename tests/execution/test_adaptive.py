@@ -59,8 +59,8 @@ def adaptive(workers=2, threads_scale=False, available=ALL, reexec=0.0, measured
     factory = Factory(reexec)
     ex = AdaptiveExecutor(workers, threads_scale=threads_scale, available=available, factory=factory, **kw)
     if measured:
-        ex.seconds_per_tx = dict(FAKE_SPEED)
-        ex._runs = dict.fromkeys(FAKE_SPEED, 1)
+        ex.clock.seconds_per_tx = dict(FAKE_SPEED)
+        ex.clock.runs = dict.fromkeys(FAKE_SPEED, 1)
     return ex, factory
 
 
@@ -278,7 +278,7 @@ def test_speed_is_measured_sequential_first_and_a_winning_plan_is_kept():
     assert reasons[3].endswith("measured 2.00x of sequential")
     # re-measured 5 comparisons after the measurement (measuring blocks do not count)
     assert reasons[7].startswith("re-measuring the sequential baseline")  # free: it is sequential
-    assert ex.seconds_per_tx["parallel"] == pytest.approx(0.5)
+    assert ex.clock.seconds_per_tx["parallel"] == pytest.approx(0.5)
 
 
 def test_a_plan_measured_slower_than_sequential_is_dropped_and_rarely_re_measured():
@@ -300,6 +300,6 @@ def test_a_plan_measured_slower_than_sequential_is_dropped_and_rarely_re_measure
 def test_small_blocks_do_not_count_as_speed_measurements():
     ex, factory = adaptive(measured=False)
     run(ex, independent(100))
-    assert ex.seconds_per_tx == {}
+    assert ex.clock.seconds_per_tx == {}
     run(ex, independent(600))
-    assert ex.seconds_per_tx == {"sequential": pytest.approx(1.0)}
+    assert ex.clock.seconds_per_tx == {"sequential": pytest.approx(1.0)}

@@ -54,7 +54,7 @@ def test_contended_blocks_run_in_process_with_signatures_checked_in_parallel():
     runtime, store = tc.chain.runtime, tc.chain.store
     txs = transfer_block(tc, 600, seed=1)
     expected = SequentialExecutor().execute_block(runtime, txs, store, ENV)
-    parallel = ParallelExecutor(2, wave=32)
+    parallel = ParallelExecutor(2, wave=32, time_guard=False)  # the contention fallback decides
     adaptive = AdaptiveExecutor(2)
     try:
         notes = []

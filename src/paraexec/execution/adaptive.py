@@ -36,7 +36,8 @@ anything, from signals that cost microseconds, in this order (first match wins):
        quieter) is followed; while re-measurements keep confirming that the plan loses, the
        wait between them doubles (up to ``8 * probe_every``), so a losing plan costs little.
        This is what keeps a plan that wins elsewhere from losing here, e.g. worker processes
-       on a 2-core box shared with other work.
+       on a 2-core box shared with other work (module ``plan_clock``, which ``parallel`` also
+       uses to choose between its worker plan and running a block in-process).
 
 When the plan is ``sequential`` and the runtime checks signatures, the transactions still run
 one after another, but their signatures are checked first on ``workers`` threads (module
@@ -66,17 +67,14 @@ from typing import Any
 
 from .access_list import declared_access, free_threaded
 from .contract import BlockEnv, BlockOutput, Executor, Runtime, StateView
+from .plan_clock import MAX_PROBE_FACTOR, MIN_BLOCK, MIN_GAIN, PROBE_EVERY, PlanClock
 from .prepare import SignatureThreads
 from .registry import executor_names, make_executor, register
 
-MIN_BLOCK = 500
 MAX_REEXEC = 0.25
 MAX_SAMPLE_CONFLICT = 0.5
 SAMPLE = 64
 DECLARED_PEEK = 4
-PROBE_EVERY = 16
-MAX_PROBE_FACTOR = 8
-MIN_GAIN = 1.05
 SPECULATIVE = ("parallel", "blockstm")
 
 
@@ -120,11 +118,10 @@ class AdaptiveExecutor:
         self.recent_reexec: float | None = None  # EMA of re-executions per tx, speculative plans only
         self.contended: str | None = None  # why recent blocks count as conflicting, if they do
         self._contended_blocks = 0
-        self.min_gain = min_gain
-        self.seconds_per_tx: dict[str, float] = {}  # recent average per plan, blocks >= min_block
-        self._runs: dict[str, int] = {}
-        self._since_probe = 0  # large blocks since the last re-measurement
-        self._probe_interval = probe_every  # doubles while re-measurements confirm a loss
+        #: step 7: recent seconds per tx of each plan against sequential's (an executor's first
+        #: block is not counted unless it is ``sequential``: it includes starting workers; the
+        #: sequential plan starts ``parallel``'s workers before its timed part)
+        self.clock = PlanClock("sequential", min_block, probe_every, min_gain, MAX_PROBE_FACTOR)
         self.history: list[Choice] = []
         self._signatures = SignatureThreads(self.workers)
 
@@ -143,29 +140,8 @@ class AdaptiveExecutor:
         return self._by_speed(plan)
 
     def _by_speed(self, plan: Choice) -> Choice:
-        """Step 7: keep ``plan`` only while it is measured faster than sequential."""
-        self._since_probe += 1
-        refresh = self._since_probe >= self._probe_interval
-        if refresh:
-            self._since_probe = 0
-        seq = self.seconds_per_tx.get("sequential")
-        mine = self.seconds_per_tx.get(plan.executor)
-        if seq is None or mine is None:
-            self._since_probe = 0  # the next re-measurement counts from the first comparison
-        if seq is None:
-            return Choice("sequential", f"measuring the sequential baseline before {plan.executor} ({plan.reason})")
-        if mine is None:
-            return Choice(plan.executor, f"{plan.reason}; measuring it")
-        gain = seq / mine
-        if gain >= self.min_gain:
-            self._probe_interval = self.probe_every
-            if refresh:
-                return Choice("sequential", f"re-measuring the sequential baseline ({plan.executor} was {gain:.2f}x)")
-            return Choice(plan.executor, f"{plan.reason}; measured {gain:.2f}x of sequential")
-        if refresh:  # each re-measurement of a losing plan doubles the wait for the next one
-            self._probe_interval = min(MAX_PROBE_FACTOR * self.probe_every, 2 * self._probe_interval)
-            return Choice(plan.executor, f"{plan.reason}; re-measuring it (was {gain:.2f}x of sequential)")
-        return Choice("sequential", f"{plan.executor} measured {gain:.2f}x of sequential on recent blocks")
+        """Step 7: keep ``plan`` only while it is measured faster than sequential (``PlanClock``)."""
+        return Choice(*self.clock.choose(plan.executor, plan.reason))
 
     def _by_signals(self, runtime: Runtime, txs: Sequence[bytes]) -> Choice:
         """Steps 1-6 of the module docstring; records contention-probe bookkeeping."""
@@ -246,7 +222,7 @@ class AdaptiveExecutor:
             # ``parallel`` answers contention itself (key affinity, bail-out, pauses): its
             # re-executions say little about its speed, which step 7 measures directly.
             self._observe(inner.re_executions(len(txs)) / len(txs))
-        self._time(choice.executor, len(txs), inner.seconds if inner.seconds > 0 else wall)
+        self.clock.record(choice.executor, len(txs), inner.seconds if inner.seconds > 0 else wall)
         note = f"{choice.executor}: {choice.reason} (decided in {1e6 * decided:.0f} us){threads}"
         if inner.note:
             note += f"; {inner.note}"
@@ -267,17 +243,6 @@ class AdaptiveExecutor:
             return None
         parallel = self.executor("parallel")
         return parallel if hasattr(parallel, "execute_in_process") else None
-
-    def _time(self, name: str, n_txs: int, seconds: float) -> None:
-        """Fold a large block's seconds per tx into the plan's recent average. An executor's
-        first block is not counted unless it is ``sequential``: it includes starting workers
-        (the sequential plan starts ``parallel``'s workers before its timed part)."""
-        runs = self._runs[name] = self._runs.get(name, 0) + 1
-        if n_txs < self.min_block or (runs == 1 and name != "sequential"):
-            return
-        old = self.seconds_per_tx.get(name)
-        per_tx = seconds / n_txs
-        self.seconds_per_tx[name] = per_tx if old is None else (old + per_tx) / 2
 
     def _observe(self, reexec_per_tx: float) -> None:
         """Fold one speculative block's re-executions per tx into the recent average."""

@@ -120,5 +120,9 @@ from ..registry import register
 from .executor import ParallelExecutor
 
 register("parallel", lambda workers: ParallelExecutor(workers))
+#: The worker plan without the time guard (it still falls back on contention): for benchmarks
+#: that show what speculative execution on the workers achieves where ``parallel`` itself runs
+#: the blocks in-process because that measured faster.
+register("parallel-workers", lambda workers: ParallelExecutor(workers, time_guard=False))
 
 __all__ = ["ParallelExecutor"]

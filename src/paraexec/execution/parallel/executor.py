@@ -14,6 +14,7 @@ import msgspec
 from ...errors import InvariantViolation
 from ...state import commitment
 from ..contract import BlockEnv, BlockOutput, ExecStats, Receipt, Runtime, StateView
+from ..plan_clock import PlanClock
 from ..prepare import SignatureThreads
 from ..sequential import execute_prepared, finalize
 from . import messages as m
@@ -95,6 +96,13 @@ MIN_FOLLOW_SPEEDUP = 1.6
 #: against 16-19 ms hashed here alone. When the workers hashed everything while this process
 #: waited, it was measured slower than hashing here at ~2,000 keys.
 HASH_ON_WORKERS = 2000
+#: Time guard (``time_guard``): the worker plan runs a large block only while it is measured
+#: faster than running blocks in-process (``plan_clock``). The contention fallback judges the
+#: worker plan by its re-executions, which depend on timing and say nothing about speed: under a
+#: profiler (slower workers, fewer aborts) perps blocks stayed on the workers at ~4.4 s a pass
+#: against ~0.6 s in-process (eleventh session). Plan names in the notes:
+WORKER_PLAN = "workers"
+IN_PROCESS = "in-process"
 
 
 def sample_size(n: int) -> int:
@@ -128,8 +136,11 @@ class ParallelExecutor:
     every block on the workers however much it re-executes (the differential tests use it, so
     contended blocks exercise speculation, not the fallback). ``stall_timeout``: see
     ``STALL_TIMEOUT``. ``follow_hints``: under key affinity, a chunk waits for the transactions
-    on other workers it shares a hint key with (``hinted_needs``). ``before_round`` is a test hook called
-    with the number of messages sent so far before each ``Round`` (the kill test uses it).
+    on other workers it shares a hint key with (``hinted_needs``). ``time_guard``: large blocks
+    go to the workers only while they are measured faster than in-process (``WORKER_PLAN``); off
+    with ``contention_fallback=False`` too (every block on the workers). ``before_round`` is a
+    test hook called with the number of messages sent so far before each ``Round`` (the kill
+    test uses it).
     """
 
     name = "parallel"
@@ -147,6 +158,7 @@ class ParallelExecutor:
         affinity: str = "auto",
         stall_timeout: float = STALL_TIMEOUT,
         follow_hints: bool = True,
+        time_guard: bool = True,
     ) -> None:
         if wave < 1:
             raise ValueError("wave must be positive")
@@ -174,6 +186,9 @@ class ParallelExecutor:
         self.contention_fallback = contention_fallback
         self.affinity = affinity
         self.follow_hints = follow_hints
+        self.time_guard = time_guard
+        #: Recent seconds per transaction of the worker plan and of in-process blocks.
+        self.clock = PlanClock(IN_PROCESS)
         #: Checks signatures for blocks (or block tails) run in-process: the worker processes
         #: are idle then, and signature checks release the GIL, so they still use every core.
         self._signatures = SignatureThreads(self.workers)
@@ -266,6 +281,14 @@ class ParallelExecutor:
                 f"(parallel probed again in {self._skip_parallel} block(s))"
             )
             return self._in_process(runtime, txs, state, env, started, note, verified)
+        guard = ""
+        if self.time_guard and self.contention_fallback and len(txs) >= self.clock.min_block:
+            plan, guard = self.clock.choose(WORKER_PLAN, "time guard")
+            if plan == IN_PROCESS:
+                if not self.pool.started:  # measured as it runs in steady state: workers up
+                    self._boot_workers(state)
+                    started = time.perf_counter()
+                return self._in_process(runtime, txs, state, env, started, guard + ": ran in-process", verified)
         assigned = self._assignment(runtime, txs)
         if assigned.rejected and self._contended() and not self._affinity_rejected:
             # By position the last block conflicted, and key affinity would load one worker (one
@@ -287,7 +310,7 @@ class ParallelExecutor:
                 self.stalls += 1
                 self._pause_parallel()  # as after a contended block
                 note = f"workers stalled ({exc}): replaced, block ran in-process"
-                return self._in_process(runtime, txs, state, env, started, "; ".join([*notes, note]))
+                return self._in_process(runtime, txs, state, env, started, "; ".join([*notes, note]), measured=False)
             except WorkerLost as exc:
                 notes.append(f"worker lost ({exc}); block re-run on fresh workers")
                 self._restart()
@@ -300,11 +323,13 @@ class ParallelExecutor:
             except BaseException:
                 self._restart()  # workers are mid-block in an unknown state
                 raise
-            if notes:
-                output.stats.note = "; ".join([*notes, output.stats.note])
+            if not notes:  # a block that lost workers is not a measurement of the plan
+                self.clock.record(WORKER_PLAN, len(txs), output.stats.seconds)
+            output.stats.note = "; ".join(filter(None, [*notes, guard, output.stats.note]))
             self._after_block()
             return output
-        return self._in_process(runtime, txs, state, env, started, "; ".join([*notes, "gave up: ran in-process"]))
+        note = "; ".join([*notes, "gave up: ran in-process"])
+        return self._in_process(runtime, txs, state, env, started, note, measured=False)
 
     def _contended(self) -> bool:
         """The last block on the workers was judged and re-executed too much."""
@@ -338,16 +363,20 @@ class ParallelExecutor:
         txs = list(txs)
         streams = VerifyStream.worth(runtime, len(txs))
         if not self.pool.started and (self._prechecks.upcoming or len(txs) >= HASH_ON_WORKERS or streams):
-            try:
-                self.pool.start()
-                for w in range(self.workers):  # a round trip: wait until each has booted
-                    self.pool.send(w, m.encode(m.Collect()))
-                self._collect(state)
-            except (WorkerLost, WorkerFailed):
-                self._restart()
+            self._boot_workers(state)
         started = time.perf_counter()
         verified = self._take_prechecks(runtime, txs)
         return self._in_process(runtime, txs, state, env, started, note, verified)
+
+    def _boot_workers(self, state: StateView) -> None:
+        """Start the worker processes and wait until each has booted (a round trip each)."""
+        try:
+            self.pool.start()
+            for w in range(self.workers):
+                self.pool.send(w, m.encode(m.Collect()))
+            self._collect(state)
+        except (WorkerLost, WorkerFailed):
+            self._restart()
 
     def _in_process(
         self,
@@ -358,7 +387,10 @@ class ParallelExecutor:
         started: float,
         note: str,
         verified: set[bytes] | None = None,
+        measured: bool = True,
     ) -> BlockOutput:
+        """Run the block here (``_execute_here``); ``measured``: its time counts as the
+        in-process plan's for the time guard (not after stalls or lost workers)."""
         verified = verified or set()
         output, threads = self._execute_here(runtime, txs, state, env, verified)
         if verified:
@@ -376,6 +408,8 @@ class ParallelExecutor:
             worker_busy=[0.0] * self.workers,
             note=note,
         )
+        if measured:
+            self.clock.record(IN_PROCESS, len(txs), output.stats.seconds)
         return output
 
     def _execute_here(

@@ -1,0 +1,87 @@
+"""The time guard: ``parallel`` runs a large block on its workers only while they are measured
+faster than running it in-process (``plan_clock``), whatever the re-execution rate says."""
+
+from __future__ import annotations
+
+import pytest
+
+from paraexec.execution import BlockEnv, SequentialExecutor
+from paraexec.execution.parallel import ParallelExecutor
+from paraexec.execution.parallel.executor import IN_PROCESS, WORKER_PLAN
+from paraexec.execution.plan_clock import PlanClock
+from paraexec.execution.registry import make_executor
+from paraexec.execution.synthetic import READ, WRITE, SyntheticRuntime, encode_tx
+from paraexec.state import MemoryStore
+
+ENV = BlockEnv(1, 1_700_000_000)
+RUNTIME = SyntheticRuntime(10_000)
+
+
+def independent(n: int) -> list[bytes]:
+    """``n`` transactions on pairwise disjoint keys: nothing for the contention fallback to see."""
+    return [encode_tx([(READ, 2 * i, 0), (WRITE, 2 * i + 1, i)]) for i in range(n)]
+
+
+def test_plan_clock_measures_the_baseline_first_and_backs_off_a_losing_plan():
+    clock = PlanClock("base", min_block=10, probe_every=3)
+    assert clock.choose("plan", "why")[0] == "base"
+    clock.record("base", 10, 1.0)
+    assert clock.choose("plan", "why") == ("plan", "why; measuring it")
+    clock.record("plan", 10, 0.1)  # first run of a non-baseline plan: start-up, not counted
+    assert clock.seconds_per_tx == {"base": pytest.approx(0.1)}
+    clock.record("plan", 10, 2.0)  # measured: it loses
+    picks = [clock.choose("plan", "why") for _ in range(12)]
+    assert picks[0] == ("base", "plan measured 0.50x of base on recent blocks")
+    assert picks[2] == ("plan", "why; re-measuring it (was 0.50x of base)")
+    # re-measured after 3 comparisons, then (the loss confirmed each time) after 6, then 12
+    assert [i for i, (plan, _) in enumerate(picks) if plan == "plan"] == [2, 8]
+    clock.record("base", 5, 100.0)  # small blocks are not measurements
+    assert clock.seconds_per_tx["base"] == pytest.approx(0.1)
+
+
+def test_a_worker_plan_measured_slower_runs_the_block_in_process():
+    txs = independent(600)
+    state = MemoryStore()
+    expected = SequentialExecutor().execute_block(RUNTIME, txs, state, ENV)
+    executor = ParallelExecutor(2)
+    try:
+        notes = []
+        for _ in range(3):
+            got = executor.execute_block(RUNTIME, txs, state, ENV)
+            assert got.same_result(expected) and got.accumulator == expected.accumulator
+            notes.append(got.stats.note)
+        assert notes[0].startswith("measuring the in-process baseline") and "ran in-process" in notes[0]
+        assert "time guard; measuring it" in notes[1] and "ran in-process" not in notes[1]
+        assert set(executor.clock.seconds_per_tx) == {IN_PROCESS, WORKER_PLAN}
+        # a machine where the workers lose (busier, or profiled): the next blocks run here
+        executor.clock.seconds_per_tx[WORKER_PLAN] = 10 * executor.clock.seconds_per_tx[IN_PROCESS]
+        got = executor.execute_block(RUNTIME, txs, state, ENV)
+        assert got.same_result(expected) and got.accumulator == expected.accumulator
+        assert got.stats.note.startswith("workers measured 0.") and got.stats.rounds == 1
+        assert not any(got.stats.worker_busy)
+        # and where they win, they run
+        executor.clock.seconds_per_tx[WORKER_PLAN] = executor.clock.seconds_per_tx[IN_PROCESS] / 10
+        got = executor.execute_block(RUNTIME, txs, state, ENV)
+        assert got.same_result(expected) and "measured 10.00x of in-process" in got.stats.note
+        assert any(got.stats.worker_busy)
+    finally:
+        executor.close()
+
+
+@pytest.mark.parametrize("how", ("parallel-workers", "no contention fallback"))
+def test_without_the_guard_every_large_block_goes_to_the_workers(how):
+    txs = independent(600)
+    state = MemoryStore()
+    expected = SequentialExecutor().execute_block(RUNTIME, txs, state, ENV)
+    executor = make_executor("parallel-workers", 2) if how == "parallel-workers" else ParallelExecutor(2)
+    if how == "no contention fallback":
+        executor.contention_fallback = False  # as the differential tests set it
+    executor.clock.seconds_per_tx = {IN_PROCESS: 1e-9, WORKER_PLAN: 1.0}
+    executor.clock.runs = {IN_PROCESS: 5, WORKER_PLAN: 5}
+    try:
+        for _ in range(2):
+            got = executor.execute_block(RUNTIME, txs, state, ENV)
+            assert got.same_result(expected) and got.accumulator == expected.accumulator
+            assert any(got.stats.worker_busy) and "ran in-process" not in got.stats.note
+    finally:
+        executor.close()
