@@ -9,15 +9,17 @@ PX=.venv/bin/paraexec
 OUT=bench/out
 mkdir -p "$OUT"
 EXE=sequential,parallel,blockstm,adaptive
+# the transfers runs also show the worker plan alone (`parallel` without its time guard)
+EXT=$EXE,parallel-workers
 
 # Block-STM paper workload: transfers, block size 10,000, accounts 2..10,000; end to end (signatures checked).
 # 4 blocks a pass: each block is produced knowing the next one (idle workers check its signatures
 # ahead), so the first block of a pass shows the cold start and the others the steady state.
 $PX bench --workload transfers --accounts 2,10,100,1000,10000 --block-size 10000 --blocks 4 \
-  --executors $EXE --workers 1,2 --repeat 5 --json $OUT/transfers-e2e.json --report $OUT/transfers-e2e.html
+  --executors $EXT --workers 1,2 --repeat 5 --json $OUT/transfers-e2e.json --report $OUT/transfers-e2e.html
 # the same with signatures already verified (execution + commit + root only)
 $PX bench --workload transfers --accounts 2,10,100,1000,10000 --block-size 10000 --blocks 2 \
-  --executors $EXE --workers 1,2 --repeat 9 --no-verify-signatures --json $OUT/transfers-noverify.json --report $OUT/transfers-noverify.html
+  --executors $EXT --workers 1,2 --repeat 9 --no-verify-signatures --json $OUT/transfers-noverify.json --report $OUT/transfers-noverify.html
 # declared access lists
 $PX bench --workload transfers --accounts 10000,2 --declare-access --block-size 10000 --blocks 2 \
   --executors sequential,access-list --workers 2 --repeat 5 --json $OUT/transfers-access.json
