@@ -261,3 +261,21 @@ def test_next_block_is_checked_by_every_worker_during_a_block_on_the_workers(tmp
     finally:
         executor.close()
         store.close()
+
+
+def test_blocks_checked_ahead_are_timed_apart_for_the_time_guard(tmp_path):
+    """A block whose signatures were checked ahead is far cheaper on either plan: the time guard
+    compares it only with blocks like it (``ParallelExecutor.clocks``)."""
+    _, blocks = blocks_of(200, 3, size=600)
+    expected = sequential_results(blocks, 200)
+    store = LmdbStore(tmp_path / "db")
+    executor = ParallelExecutor(2)
+    try:
+        chain = transfer_chain(200, store).chain
+        assert run_chain(chain, executor, blocks, blocks) == expected
+        cold, ahead = executor.clocks[False], executor.clocks[True]
+        assert cold.runs == {"in-process": 1}  # block 1: nothing announced before it
+        assert sum(ahead.runs.values()) == 2 and executor.prechecked > 0
+    finally:
+        executor.close()
+        store.close()

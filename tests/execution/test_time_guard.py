@@ -52,15 +52,15 @@ def test_a_worker_plan_measured_slower_runs_the_block_in_process():
             notes.append(got.stats.note)
         assert notes[0].startswith("measuring the in-process baseline") and "ran in-process" in notes[0]
         assert "time guard; measuring it" in notes[1] and "ran in-process" not in notes[1]
-        assert set(executor.clock.seconds_per_tx) == {IN_PROCESS, WORKER_PLAN}
+        assert set(executor.clocks[False].seconds_per_tx) == {IN_PROCESS, WORKER_PLAN}
         # a machine where the workers lose (busier, or profiled): the next blocks run here
-        executor.clock.seconds_per_tx[WORKER_PLAN] = 10 * executor.clock.seconds_per_tx[IN_PROCESS]
+        executor.clocks[False].seconds_per_tx[WORKER_PLAN] = 10 * executor.clocks[False].seconds_per_tx[IN_PROCESS]
         got = executor.execute_block(RUNTIME, txs, state, ENV)
         assert got.same_result(expected) and got.accumulator == expected.accumulator
         assert got.stats.note.startswith("workers measured 0.") and got.stats.rounds == 1
         assert not any(got.stats.worker_busy)
         # and where they win, they run
-        executor.clock.seconds_per_tx[WORKER_PLAN] = executor.clock.seconds_per_tx[IN_PROCESS] / 10
+        executor.clocks[False].seconds_per_tx[WORKER_PLAN] = executor.clocks[False].seconds_per_tx[IN_PROCESS] / 10
         got = executor.execute_block(RUNTIME, txs, state, ENV)
         assert got.same_result(expected) and "measured 10.00x of in-process" in got.stats.note
         assert any(got.stats.worker_busy)
@@ -76,8 +76,8 @@ def test_without_the_guard_every_large_block_goes_to_the_workers(how):
     executor = make_executor("parallel-workers", 2) if how == "parallel-workers" else ParallelExecutor(2)
     if how == "no contention fallback":
         executor.contention_fallback = False  # as the differential tests set it
-    executor.clock.seconds_per_tx = {IN_PROCESS: 1e-9, WORKER_PLAN: 1.0}
-    executor.clock.runs = {IN_PROCESS: 5, WORKER_PLAN: 5}
+    executor.clocks[False].seconds_per_tx = {IN_PROCESS: 1e-9, WORKER_PLAN: 1.0}  # no checks ahead here
+    executor.clocks[False].runs = {IN_PROCESS: 5, WORKER_PLAN: 5}
     try:
         for _ in range(2):
             got = executor.execute_block(RUNTIME, txs, state, ENV)

@@ -99,6 +99,13 @@ the block is small: ``execution/prepare.py``, PyNaCl releases the GIL), executin
 transaction after another, while the otherwise idle workers then check the announced next
 block's signatures (``precheck``) and, for a large write set, hash the root (``Hash``).
 
+Speed (the time guard, ``execution/plan_clock.py``): re-executions say whether speculation
+conflicts, not whether it pays. A block of 500+ transactions therefore goes to the workers only
+while they are measured faster per transaction than blocks run in-process (measured first, each
+plan re-measured now and then, the wait doubling while the workers keep losing). On the 2-core
+box the in-process plan (signatures and the root's hashing on the workers) measured faster on
+every benchmark workload; ``parallel-workers`` is this executor without the guard.
+
 Between blocks: when the producer announces the next block (``announce``, from
 ``Chain.produce_block``'s ``upcoming``), idle workers check its signatures during the current
 block's serial part; the verdicts (per exact wire bytes, positive only) are collected before the
