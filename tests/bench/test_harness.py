@@ -10,7 +10,16 @@ from types import SimpleNamespace
 import pytest
 
 from paraexec.bench.bound import Bounds, key_label
-from paraexec.bench.harness import BenchConfig, paired_speedups, quartile_range, quartiles, run_bench
+from paraexec.bench.harness import (
+    BenchConfig,
+    BlockTiming,
+    paired_speedups,
+    parallel_share,
+    quartile_range,
+    quartiles,
+    run_bench,
+    runs_in_parallel,
+)
 from paraexec.bench.machine import process_tree_cpu
 from paraexec.execution import SequentialExecutor, registry
 from paraexec.execution.contract import BlockOutput
@@ -59,6 +68,7 @@ def test_sequential_run_is_complete_and_json_ready():
     assert len(seq["seconds_runs"]) == 2 and seq["seconds_median"] > 0
     assert seq["cpu_seconds_median"] > 0 and seq["cpu_ceiling"] > 0  # Linux: /proc is there
     assert seq["executions"] == 40 and seq["re_executions"] == 0 and seq["notes"] == []
+    assert seq["parallel_blocks"] == 0 and seq["blocks_timed"] == 4 and parallel_share(seq) == "0/4"
     assert [b["root"] for b in seq["blocks"]] == point["reference_roots"]
     assert point["outcomes"] == {"ok": 40, "failed": {}, "events": {}}
     assert len(set(point["reference_roots"])) == 2
@@ -218,3 +228,14 @@ def test_repeats_are_interleaved_and_rotated(monkeypatch):
     assert result["ok"]
     # warm-ups in pair order, then each repeat rotated by one
     assert "".join(calls) == "SAB" + "SAB" + "ABS" + "BSA"
+
+
+def test_a_block_counts_as_parallel_only_when_two_workers_executed_it():
+    def timing(busy):
+        return BlockTiming(1, 10, 0.1, "", 10, 0, 0, 0, 1, busy, "")
+
+    assert runs_in_parallel(timing([0.2, 0.1, 0.0]))
+    assert not runs_in_parallel(timing([0.3]))  # sequential: one worker, itself
+    assert not runs_in_parallel(timing([0.0, 0.0]))  # an in-process plan: idle workers
+    assert not runs_in_parallel(timing([0.3, 0.0]))
+    assert parallel_share({}) == "-"

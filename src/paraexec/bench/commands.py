@@ -20,7 +20,7 @@ from rich.table import Table
 
 from ..execution.registry import executor_names
 from ..workloads import make_workload, workload_names, workload_params
-from .harness import BenchConfig, quartile_range, run_bench
+from .harness import BenchConfig, parallel_share, quartile_range, run_bench
 
 console = Console(stderr=True)  # progress and messages
 _stdout = Console()
@@ -54,6 +54,7 @@ def results_table(result: dict[str, Any]) -> Table:
         "CPU ceiling",
         "re-exec/tx",
         "rounds",
+        "par. blocks",
         "roots",
         title=f"paraexec bench: {result['config']['workload']}",
     )
@@ -61,7 +62,7 @@ def results_table(result: dict[str, Any]) -> Table:
         label = ",".join(f"{k}={v}" for k, v in point["params"].items()) or "-"
         for r in point["results"]:
             if r.get("error"):
-                table.add_row(label, r["executor"], str(r["workers"]), "[red]error", *[""] * 9, "[red]x")
+                table.add_row(label, r["executor"], str(r["workers"]), "[red]error", *[""] * 10, "[red]x")
                 continue
 
             def fmt(value: Any, spec: str) -> str:
@@ -81,6 +82,7 @@ def results_table(result: dict[str, Any]) -> Table:
                 fmt(r.get("cpu_ceiling"), ".2f"),
                 fmt(r["re_executions_per_tx"], ".3f"),
                 str(r["rounds"]),
+                parallel_share(r),
                 "[green]ok" if r["roots_match"] else "[red]DIFFER",
             )
     return table

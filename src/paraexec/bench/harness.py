@@ -264,6 +264,20 @@ def block_timing(height: int, txs: int, seconds: float, root: str, output: Block
     )
 
 
+def runs_in_parallel(b: BlockTiming) -> bool:
+    """The block's transactions were executed by two or more workers at once (processes or
+    threads), not one after another in one place: an executor's in-process plan reports idle
+    workers even when they checked its signatures or hashed its root meanwhile."""
+    return sum(1 for busy in b.worker_busy if busy > 0) >= 2
+
+
+def parallel_share(result: dict[str, Any]) -> str:
+    """``k/n``: timed blocks executed in parallel out of all timed blocks (``-`` if unknown)."""
+    if result.get("blocks_timed") is None:
+        return "-"
+    return f"{result['parallel_blocks']}/{result['blocks_timed']}"
+
+
 def summarize(name: str, workers: int, passes: list[Pass], ref_roots: list[str]) -> dict[str, Any]:
     """Medians over repeats and the root check of every block of every repeat."""
     repeats = [p.blocks for p in passes]
@@ -309,6 +323,8 @@ def summarize(name: str, workers: int, passes: list[Pass], ref_roots: list[str])
         "validations": sum(b.validations for b in typical),
         "aborts": sum(b.aborts for b in typical),
         "rounds": sum(b.rounds for b in typical),
+        "parallel_blocks": sum(runs_in_parallel(b) for run in repeats for b in run),
+        "blocks_timed": sum(len(run) for run in repeats),
         "notes": list(dict.fromkeys(b.note for b in typical if b.note)),
         "roots_match": not mismatches,
         "mismatches": mismatches,

@@ -35,7 +35,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from .harness import quartile_range  # noqa: E402
+from .harness import parallel_share, quartile_range  # noqa: E402
 
 REFERENCE = "sequential"
 
@@ -250,6 +250,7 @@ def _results_table(points: list[dict[str, Any]]) -> str:
         "re-exec",
         "re-exec/tx",
         "rounds",
+        "par. blocks",
         "roots",
     )
     rows = []
@@ -257,7 +258,7 @@ def _results_table(points: list[dict[str, Any]]) -> str:
         for r in p["results"]:
             if r.get("error"):
                 cells = (
-                    [_label(p["params"]), r["executor"], str(r["workers"]), f"error: {r['error']}"] + [""] * 11 + ["x"]
+                    [_label(p["params"]), r["executor"], str(r["workers"]), f"error: {r['error']}"] + [""] * 12 + ["x"]
                 )
                 rows.append('<tr class="bad">' + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
                 continue
@@ -277,6 +278,7 @@ def _results_table(points: list[dict[str, Any]]) -> str:
                 str(r["re_executions"]),
                 _fmt(r["re_executions_per_tx"], ".3f"),
                 str(r["rounds"]),
+                parallel_share(r),
                 "match" if r["roots_match"] else "DIFFER",
             ]
             cls = "" if r["roots_match"] else ' class="bad"'
@@ -405,7 +407,9 @@ def render_report(result: dict[str, Any]) -> str:
         "CPU s: CPU seconds of the whole pass on every core (coordinator, threads, worker processes); "
         f"CPU ceiling: the speedup that much CPU allows with all {machine.get('cpu_usable')} usable cores busy "
         "(sequential's seconds x cores / CPU s): a speedup close to it means the engine's own CPU cost is the "
-        "limit, one well below it means cores sat idle."
+        "limit, one well below it means cores sat idle. par. blocks: timed blocks whose transactions two or more "
+        "workers executed at once, out of all timed blocks (the rest ran one after another in one place, the "
+        "workers at most checking signatures and hashing the root)."
     )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>paraexec bench: {html.escape(config["workload"])}</title>
