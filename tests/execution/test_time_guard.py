@@ -37,6 +37,9 @@ def test_plan_clock_measures_the_baseline_first_and_backs_off_a_losing_plan():
     assert [i for i, (plan, _) in enumerate(picks) if plan == "plan"] == [2, 8]
     clock.record("base", 5, 100.0)  # small blocks are not measurements
     assert clock.seconds_per_tx["base"] == pytest.approx(0.1)
+    counted = PlanClock("base", min_block=10, count_first=True)
+    counted.record("plan", 10, 1.0)
+    assert counted.seconds_per_tx == {"plan": pytest.approx(0.1)}
 
 
 def test_a_worker_plan_measured_slower_runs_the_block_in_process():
@@ -46,12 +49,13 @@ def test_a_worker_plan_measured_slower_runs_the_block_in_process():
     executor = ParallelExecutor(2)
     try:
         notes = []
-        for _ in range(3):
+        for _ in range(2):
             got = executor.execute_block(RUNTIME, txs, state, ENV)
             assert got.same_result(expected) and got.accumulator == expected.accumulator
             notes.append(got.stats.note)
         assert notes[0].startswith("measuring the in-process baseline") and "ran in-process" in notes[0]
         assert "time guard; measuring it" in notes[1] and "ran in-process" not in notes[1]
+        # the baseline booted the workers: their first block is a measurement already
         assert set(executor.clocks[False].seconds_per_tx) == {IN_PROCESS, WORKER_PLAN}
         # a machine where the workers lose (busier, or profiled): the next blocks run here
         executor.clocks[False].seconds_per_tx[WORKER_PLAN] = 10 * executor.clocks[False].seconds_per_tx[IN_PROCESS]

@@ -9,7 +9,8 @@ seconds can. Two executors choose this way: ``adaptive`` (a speculative plan aga
 
 The rule (``choose``): measure the baseline first (that block costs nothing against it), then
 the plan (its first measured block is not counted when it starts processes); keep the plan
-while its recent seconds per transaction beat the baseline's by ``min_gain``. Every
+while its recent seconds per transaction beat the baseline's by ``min_gain`` (``count_first``:
+the plan's first block counts too, for a caller that started its processes before timing it). Every
 ``probe_every`` comparisons, re-measure the plan not in use, so a machine that gets busier or
 quieter is followed; while re-measurements keep confirming that the plan loses, the wait
 between them doubles (up to ``max_probe_factor * probe_every``), so a losing plan costs one
@@ -36,6 +37,7 @@ class PlanClock:
     probe_every: int = PROBE_EVERY
     min_gain: float = MIN_GAIN
     max_probe_factor: int = MAX_PROBE_FACTOR
+    count_first: bool = False
     #: recent average per plan (each new block counts half), blocks of ``min_block`` or more
     seconds_per_tx: dict[str, float] = field(default_factory=dict)
     #: blocks run per plan, measured or not
@@ -74,9 +76,10 @@ class PlanClock:
 
     def record(self, plan: str, n_txs: int, seconds: float) -> None:
         """Fold a block's seconds per tx into ``plan``'s recent average. A plan's first block is
-        not counted unless it is the baseline: it may include starting worker processes."""
+        not counted unless it is the baseline or ``count_first``: it may include starting worker
+        processes."""
         runs = self.runs[plan] = self.runs.get(plan, 0) + 1
-        if n_txs < self.min_block or seconds <= 0 or (runs == 1 and plan != self.baseline):
+        if n_txs < self.min_block or seconds <= 0 or (runs == 1 and plan != self.baseline and not self.count_first):
             return
         old = self.seconds_per_tx.get(plan)
         per_tx = seconds / n_txs

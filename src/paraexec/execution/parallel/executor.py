@@ -193,8 +193,9 @@ class ParallelExecutor:
         self.follow_hints = follow_hints
         self.time_guard = time_guard
         #: Recent seconds per transaction of the worker plan and of in-process blocks, by whether
-        #: the block had signatures checked ahead (``_clock``).
-        self.clocks = {True: PlanClock(IN_PROCESS), False: PlanClock(IN_PROCESS)}
+        #: the block had signatures checked ahead (``_clock``). The workers are up before the
+        #: first worker-plan block is timed (the in-process baseline boots them), so it counts.
+        self.clocks = {ahead: PlanClock(IN_PROCESS, count_first=True) for ahead in (True, False)}
         #: Checks signatures for blocks (or block tails) run in-process: the worker processes
         #: are idle then, and signature checks release the GIL, so they still use every core.
         self._signatures = SignatureThreads(self.workers)
