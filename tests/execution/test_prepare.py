@@ -67,7 +67,7 @@ def test_contended_blocks_run_in_process_with_signatures_checked_in_parallel():
         adaptive.close()
     # by position, then by key affinity: both bail out; then a pause, in-process. The workers are
     # up, so what runs in-process has its signatures checked on them as it runs (``verify_stream``)
-    checked = ("signatures checked on 2 threads", "signatures checked on 2 worker process(es) as the block ran")
+    checked = ("signatures checked on 2 threads", "worker process(es) and here as the block ran")
     assert all("in-process" in note and any(c in note for c in checked) for note in notes[:3]), notes
     assert "ran in-process (parallel probed again" in notes[2], notes[2]
     assert notes[3].startswith("sequential:") and any(c in notes[3] for c in checked), notes[3]

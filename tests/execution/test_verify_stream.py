@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 from paraexec.execution import BlockEnv, SequentialExecutor
 from paraexec.execution.parallel import ParallelExecutor
@@ -17,7 +18,7 @@ from paraexec.execution.parallel import verify_stream as vs
 
 from .strategies import _resign_badly, transfer_block, transfer_chain
 
-SIZE = 3 * vs.BATCH + vs.MIN_TXS  # several batches on each of two workers
+SIZE = 3 * vs.BATCH + vs.MIN_TXS  # several batches for the helper and for the coordinator
 
 
 def block_with_bad_signatures(tc, seed: int) -> list[bytes]:
@@ -59,15 +60,15 @@ def test_worker_lost_mid_stream_changes_nothing(monkeypatch):
     blocks = [block_with_bad_signatures(tc, 1)]
     executor = ParallelExecutor(2)
     killed: list[int] = []
-    receive = vs.VerifyStream._receive
+    read = vs.VerifyStream._read
 
-    def kill_then_receive(self, ok):  # after the first batch: the rest of worker 0's are lost
+    def kill_then_read(self, w, current):  # after the first replies: the helper's later batches are lost
         if self.received == 2 and not killed:
-            killed.append(executor.worker_pids()[0])
+            killed.append(executor.worker_pids()[w])
             os.kill(killed[0], signal.SIGKILL)
-        receive(self, ok)
+        read(self, w, current)
 
-    monkeypatch.setattr(vs.VerifyStream, "_receive", kill_then_receive)
+    monkeypatch.setattr(vs.VerifyStream, "_read", kill_then_read)
     try:
         run_blocks(executor, blocks)
         assert killed and killed[0] not in executor.worker_pids()
@@ -75,6 +76,78 @@ def test_worker_lost_mid_stream_changes_nothing(monkeypatch):
         assert 0 < first < SIZE  # verdicts of the first batches only
         run_blocks(executor, [block_with_bad_signatures(tc, 2)])  # the replaced pool streams again
         assert executor.stream_verified > first
+    finally:
+        executor.close()
+
+
+def stream_through(txs, tc, executor, pause: float = 0.0):
+    """Every prepared transaction of ``txs`` from a ``VerifyStream`` on ``executor``'s booted
+    workers, the coordinator's own checks recorded (``full``); ``pause`` seconds stand for the
+    execution of each transaction."""
+    runtime = tc.chain.runtime
+    full: list[bytes] = []
+
+    class Counting:  # the runtime, counting the coordinator's own signature checks
+        spec, verify_signatures = runtime.spec, True
+
+        def prepare(self, raw):
+            full.append(raw)
+            return runtime.prepare(raw)
+
+        def prepare_checked(self, raw):
+            return runtime.prepare_checked(raw)
+
+    executor._boot_workers(tc.chain.store)
+    stream = vs.VerifyStream(executor.pool, executor._specs, executor._restart, Counting(), txs, set())
+    stream.send()
+    prepared = []
+    for p in stream:
+        prepared.append(p)
+        if pause:
+            time.sleep(pause)
+    return stream, prepared, full
+
+
+def assert_each_checked_once(stream, txs, prepared, full, runtime):
+    """The coordinator checked (the full ``prepare``) exactly the batches no helper had, and the
+    transactions a helper found bad (to report their error), in block order; the rest came with
+    a helper's positive verdict; every result is the plain ``prepare``'s."""
+    assert not stream.owner and stream.received == sum(stream.assigned)
+    assert not stream.assigned[0]  # the coordinator starts on the first batch at once
+    fails = {raw for raw in txs if runtime.prepare(raw).error is not None}  # bad signatures and more
+    batch_of = {i: k for k, b in enumerate(stream.batches) for i in b}
+    expected = [raw for i, raw in enumerate(txs) if not stream.assigned[batch_of[i]] or raw in fails]
+    assert full == expected
+    assert stream.checked == len(txs) - len(expected)
+    assert [p.error is None for p in prepared] == [raw not in fails for raw in txs]
+
+
+def test_helpers_that_lead_check_everything_after_the_first_batch():
+    """Execution slower than the checks (a pause per transaction): the helpers stay ahead and
+    take every batch from the front; the coordinator checks only its first batch."""
+    tc = transfer_chain(40)
+    txs = block_with_bad_signatures(tc, 3)
+    executor = ParallelExecutor(2)
+    try:
+        stream, prepared, full = stream_through(txs, tc, executor, pause=0.0005)
+        assert_each_checked_once(stream, txs, prepared, full, tc.chain.runtime)
+        assert not stream.from_end and all(stream.assigned[1:])
+    finally:
+        executor.close()
+
+
+def test_a_coordinator_that_catches_up_meets_the_helpers_from_the_end():
+    """No execution at all: the coordinator reaches batches before their verdicts, and the
+    helpers then take batches from the end; each end checks part of the block."""
+    tc = transfer_chain(40)
+    txs = block_with_bad_signatures(tc, 3)
+    executor = ParallelExecutor(2)
+    try:
+        stream, prepared, full = stream_through(txs, tc, executor)
+        assert_each_checked_once(stream, txs, prepared, full, tc.chain.runtime)
+        assert stream.from_end and stream.tail < len(stream.batches)  # the end went to a helper
+        assert 1 < sum(not a for a in stream.assigned) < len(stream.batches) - 1  # the coordinator
+        # checked more than its first batch, and the helpers more than their first ones
     finally:
         executor.close()
 

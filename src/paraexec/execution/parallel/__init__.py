@@ -93,9 +93,10 @@ in-process; the next blocks (8, doubling up to 64 while probes keep failing) the
 directly, after which parallel execution is probed again. A block by position that conflicts so
 much makes the next one try key affinity first, without a pause (unless one key would load one
 worker: then the pause starts at once). Whatever runs in-process checks its
-signatures on the workers while it runs (``verify_stream``: batches in block order, execution
-starting with the first verdicts; on ``workers`` threads first when the workers are not up or
-the block is small: ``execution/prepare.py``, PyNaCl releases the GIL), executing one
+signatures with the workers while it runs (``verify_stream``: the helpers take batches from
+the front while they lead and from the end once the coordinator catches up, which checks the
+batches in between itself; on ``workers`` threads first when the workers are not up or the
+block is small: ``execution/prepare.py``, PyNaCl releases the GIL), executing one
 transaction after another, while the otherwise idle workers then check the announced next
 block's signatures (``precheck``) and, for a large write set, hash the root (``Hash``).
 

@@ -443,7 +443,7 @@ class ParallelExecutor:
             where = self._signatures.note(runtime, len(txs) - len(verified))
         else:
             prepared = stream
-            where = f"signatures checked on {self.workers} worker process(es) as the block ran"
+            where = f"signatures checked by {len(stream.helpers)} worker process(es) and here as the block ran"
         self._send_prechecks()  # the workers check the next block's once idle
         if overlay is None:
             overlay = {}

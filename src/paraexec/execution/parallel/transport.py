@@ -112,6 +112,13 @@ class WorkerPool:
             raise WorkerStalled(f"workers {indices}: no reply within {self.stall_timeout} s")
         return [by_conn[id(c)] for c in found]
 
+    def has_reply(self, index: int) -> bool:
+        """Whether worker ``index``'s pipe holds a message (or EOF: ``recv`` then raises), now."""
+        try:
+            return self.conns[index].poll(0)
+        except (EOFError, OSError):
+            return True
+
     def recv(self, index: int) -> bytes:
         conn = self.conns[index]
         try:
