@@ -26,12 +26,12 @@ takes ``max(E, S)`` a transaction, meeting from both ends ``E + S*S/(E + 2S)`` (
 checks the share ``S/(E + 2S)`` of the rest); the latter wins only past S = 1.618 E. Transfers
 (S ~ 60 us, E ~ 15 us) meet from both ends; perps (E ~ 65 us, about S) wait.
 
-Measured on perps
-(2 cores): sending every batch to the workers at once and executing as the verdicts came back left
-the coordinator blocked on verdicts for 12-17% of a pass; checking from both ends from the start
-cut the waits to ~2% but made the coordinator check a third of the block when the helper had
-nothing else to do (no next block announced: the last block of a run). A helper between batches
-checks the next block's signatures (``precheck``), so it is not idle when it leads.
+Measured on the 2-core box: sending every batch to the workers at once, in block order, and
+executing as the verdicts came back left the coordinator blocked on verdicts for 1.2 s of a
+2.3 s transfers pass (perps: 12-17% of a pass); checking from both ends from the start cut the
+waits to ~0.1 s but made the coordinator check a third of a block whose checks cost about its
+execution (perps) when the helper had nothing else to do. A helper between batches checks the
+next block's signatures (``precheck``), so it is not idle when it leads.
 
 A verdict is used exactly as a precheck's (``precheck`` module docstring): a transaction that
 passed is prepared with ``prepare_checked``, anything else with the full ``prepare``, which
@@ -71,7 +71,8 @@ MIN_TXS = 512
 
 
 class VerifyStream:
-    """The prepared transactions of one block, checked from both ends (see module)."""
+    """The prepared transactions of one block, their signatures checked by the helpers and the
+    coordinator (see module)."""
 
     def __init__(
         self,
@@ -162,8 +163,8 @@ class VerifyStream:
                 yield checked(raw)
                 continue
             j += 1
-            k, first = divmod(j, BATCH)
-            if not first:  # a batch starts: how long the last one took, waits left out
+            k, offset = divmod(j, BATCH)
+            if not offset:  # a batch starts: how long the last one took, waits left out
                 now = time.perf_counter()
                 started, span, waited = now, now - started - waited, 0.0
             if assigned[k]:  # a helper's batch: wait for its verdicts if they are not in yet
