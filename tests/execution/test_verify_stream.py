@@ -80,10 +80,10 @@ def test_worker_lost_mid_stream_changes_nothing(monkeypatch):
         executor.close()
 
 
-def stream_through(txs, tc, executor, pause: float = 0.0):
+def stream_through(txs, tc, executor, pause: float = 0.0, verified: frozenset = frozenset()):
     """Every prepared transaction of ``txs`` from a ``VerifyStream`` on ``executor``'s booted
     workers, the coordinator's own checks recorded (``full``); ``pause`` seconds stand for the
-    execution of each transaction."""
+    execution of each transaction; ``verified``: transactions checked ahead (``precheck``)."""
     runtime = tc.chain.runtime
     full: list[bytes] = []
 
@@ -98,7 +98,7 @@ def stream_through(txs, tc, executor, pause: float = 0.0):
             return runtime.prepare_checked(raw)
 
     executor._boot_workers(tc.chain.store)
-    stream = vs.VerifyStream(executor.pool, executor._specs, executor._restart, Counting(), txs, set())
+    stream = vs.VerifyStream(executor.pool, executor._specs, executor._restart, Counting(), txs, verified)
     stream.send()
     prepared = []
     for p in stream:
@@ -108,17 +108,22 @@ def stream_through(txs, tc, executor, pause: float = 0.0):
     return stream, prepared, full
 
 
-def assert_each_checked_once(stream, txs, prepared, full, runtime):
+def assert_each_checked_once(stream, txs, prepared, full, runtime, verified=frozenset()):
     """The coordinator checked (the full ``prepare``) exactly the batches no helper had, and the
     transactions a helper found bad (to report their error), in block order; the rest came with
-    a helper's positive verdict; every result is the plain ``prepare``'s."""
+    a helper's positive verdict or were ``verified`` ahead; every result is the plain
+    ``prepare``'s."""
     assert not stream.owner and stream.received == sum(stream.assigned)
     assert not stream.assigned[0]  # the coordinator starts on the first batch at once
     fails = {raw for raw in txs if runtime.prepare(raw).error is not None}  # bad signatures and more
     batch_of = {i: k for k, b in enumerate(stream.batches) for i in b}
-    expected = [raw for i, raw in enumerate(txs) if not stream.assigned[batch_of[i]] or raw in fails]
+    expected = [
+        raw
+        for i, raw in enumerate(txs)
+        if raw not in verified and (not stream.assigned[batch_of[i]] or raw in fails)
+    ]
     assert full == expected
-    assert stream.checked == len(txs) - len(expected)
+    assert stream.checked == sum(raw not in verified for raw in txs) - len(expected)
     assert [p.error is None for p in prepared] == [raw not in fails for raw in txs]
 
 
@@ -148,6 +153,25 @@ def test_a_coordinator_that_catches_up_meets_the_helpers_from_the_end():
         assert stream.from_end and stream.tail < len(stream.batches)  # the end went to a helper
         assert 1 < sum(not a for a in stream.assigned) < len(stream.batches) - 1  # the coordinator
         # checked more than its first batch, and the helpers more than their first ones
+    finally:
+        executor.close()
+
+
+def test_transactions_checked_ahead_are_skipped_wherever_they_lie():
+    """Part of the block checked ahead (a scattered subset, as ``precheck`` leaves when it was
+    cut short, and never a badly signed one): the batches hold only the others, and each
+    transaction still gets exactly its own verdict."""
+    tc = transfer_chain(40)
+    txs = block_with_bad_signatures(tc, 4)
+    runtime = tc.chain.runtime
+    good = [raw for raw in txs if runtime.prepare(raw).error is None]
+    verified = frozenset(good[::3] + good[100:400])
+    executor = ParallelExecutor(2)
+    try:
+        stream, prepared, full = stream_through(txs, tc, executor, verified=verified)
+        assert stream.unchecked == sum(raw not in verified for raw in txs) >= vs.MIN_TXS // 2
+        assert_each_checked_once(stream, txs, prepared, full, runtime, verified)
+        assert sum(stream.assigned) >= 2  # the helpers had batches
     finally:
         executor.close()
 
