@@ -118,9 +118,7 @@ def assert_each_checked_once(stream, txs, prepared, full, runtime, verified=froz
     fails = {raw for raw in txs if runtime.prepare(raw).error is not None}  # bad signatures and more
     batch_of = {i: k for k, b in enumerate(stream.batches) for i in b}
     expected = [
-        raw
-        for i, raw in enumerate(txs)
-        if raw not in verified and (not stream.assigned[batch_of[i]] or raw in fails)
+        raw for i, raw in enumerate(txs) if raw not in verified and (not stream.assigned[batch_of[i]] or raw in fails)
     ]
     assert full == expected
     assert stream.checked == sum(raw not in verified for raw in txs) - len(expected)
