@@ -19,6 +19,7 @@ a store view that does not match), the root is computed as before: nothing depen
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import Any
 
 from ...types import Key, Value
@@ -67,7 +68,8 @@ class OldHashes:
     def send(self) -> None:
         if not self.ok or len(self.overlay) < self.min_keys:
             return
-        keys = list(self.overlay)[self.sent :]
+        # the keys after the first ``sent``, read from the end: O(new keys), not O(write set)
+        keys = list(islice(reversed(self.overlay), len(self.overlay) - self.sent))
         if not keys:
             return
         message = m.HashOld(self.lmdb_path, self.height, self.accumulator, keys, self.sent == 0)
