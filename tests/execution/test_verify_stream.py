@@ -132,7 +132,7 @@ def test_helpers_that_lead_check_everything_after_the_first_batch():
     txs = block_with_bad_signatures(tc, 3)
     executor = ParallelExecutor(2)
     try:
-        stream, prepared, full = stream_through(txs, tc, executor, pause=0.0005)
+        stream, prepared, full = stream_through(txs, tc, executor, pause=0.001)
         assert_each_checked_once(stream, txs, prepared, full, tc.chain.runtime)
         assert not stream.from_end and all(stream.assigned[1:])
     finally:
