@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from paraexec.bench import harness
+from paraexec.bench.machine import process_cpu
 from paraexec.chain import ChainConfig
 from paraexec.execution import SequentialExecutor
 from paraexec.execution import runtime as runtime_module
@@ -66,10 +67,8 @@ class Counters:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux ``/proc``)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds of a process so far (Linux ``/proc``; 0 elsewhere)."""
+    return process_cpu(pid) or 0.0
 
 
 def main(name: str, pairs: int) -> None:

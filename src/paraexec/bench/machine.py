@@ -64,6 +64,13 @@ def _proc_stat(pid: int) -> tuple[int, float] | None:
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_cpu(pid: int) -> float | None:
+    """User + system CPU seconds used so far by one live process (``None`` where /proc is not
+    available or the process is gone)."""
+    stat = _proc_stat(pid)
+    return None if stat is None else stat[1]
+
+
 def process_tree_cpu() -> float | None:
     """CPU seconds (user + system) used so far by this process, its threads and its live
     descendants (an executor's worker processes), or ``None`` where /proc is not available.
