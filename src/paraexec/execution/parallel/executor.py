@@ -20,7 +20,7 @@ from ..sequential import execute_prepared, finalize
 from . import messages as m
 from .old_hashes import OldHashes
 from .pipeline import Pipeline
-from .precheck import Prechecks, checked_flags, usable_cores
+from .precheck import Prechecks, checked_flags, helper_count
 from .transport import WorkerLost, WorkerPool, WorkerStalled
 from .verify_stream import VerifyStream
 
@@ -525,7 +525,7 @@ class ParallelExecutor:
                 return combined, commitment.root_of(combined)
             if not self.pool.started:
                 return finalize(write_set, state)
-        helpers = list(range(min(self.workers, max(1, usable_cores() - 1))))
+        helpers = list(range(helper_count(self.workers)))
         items = list(write_set.items())
         parts = len(helpers) + 1
         own, *shares = (dict(items[i::parts]) for i in range(parts))

@@ -82,7 +82,7 @@ class Prechecks:
         txs, self.upcoming = self.upcoming, []
         if not txs or self.sent or not pool.started:
             return
-        workers = pool.size if every_worker else min(pool.size, max(1, usable_cores() - 1))
+        workers = pool.size if every_worker else helper_count(pool.size)
         size = -(-len(txs) // workers)
         spec_bytes = pickle.dumps(self.spec)
         for w in range(workers):
@@ -138,6 +138,12 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux
         return os.cpu_count() or 1
+
+
+def helper_count(workers: int) -> int:
+    """How many of ``workers`` help an in-process coordinator (checks, hashing): one per core
+    beside the coordinator's, at least one. More would share those cores with the helpers."""
+    return min(workers, max(1, usable_cores() - 1))
 
 
 def checked_flags(raws: Sequence[bytes], verified: set[bytes]) -> bytes:

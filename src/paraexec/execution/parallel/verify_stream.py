@@ -51,7 +51,7 @@ from collections.abc import Set as AbstractSet
 from typing import Any
 
 from . import messages as m
-from .precheck import usable_cores
+from .precheck import helper_count
 from .transport import WorkerLost, WorkerPool
 
 #: Transactions per ``Verify`` message: ~3 ms of signature checks for transfers on the dev box, so
@@ -92,7 +92,7 @@ class VerifyStream:
         todo = [i for i, raw in enumerate(txs) if raw not in verified]
         self.unchecked = len(todo)
         self.batches = [todo[i : i + BATCH] for i in range(0, len(todo), BATCH)]
-        self.helpers = list(range(min(pool.size, max(1, usable_cores() - 1))))
+        self.helpers = list(range(helper_count(pool.size)))
         #: the next batch to hand out from the front, and the first one handed out from the end
         self.front = 1  # the coordinator keeps batch 0: it starts on it at once
         self.tail = len(self.batches)
