@@ -1,6 +1,10 @@
 """Render `paraexec bench --json` outputs as the markdown tables of bench/RESULTS.md.
 
 python bench/to_markdown.py bench/out/*.json
+
+"cores" is what the row's executor may keep busy (the coordinator of `parallel`/`adaptive` executes
+too, so `parallel x1` uses 2) and "bound" is taken at that many cores. Files written before rows
+carried "cores" took the bound at "workers", so they show "cores" = "workers".
 """
 
 from __future__ import annotations
@@ -18,20 +22,21 @@ def table(path: str) -> str:
         f"machine: {m.get('cpu_model')} x{m.get('cpu_count')}, Python {m.get('python')}, GIL {m.get('gil_enabled')};"
         f" elapsed {data['elapsed_s']:.0f} s; every root equals sequential: {data['ok']}",
         "",
-        "| point | executor | workers | median s | tx/s | speedup | p25-p75 | bound | of bound | CPU s | CPU ceiling | re-exec/tx | par. blocks |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| point | executor | workers | cores | median s | tx/s | speedup | p25-p75 | bound | of bound | CPU s | CPU ceiling | re-exec/tx | par. blocks |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for point in data["points"]:
         label = ", ".join(f"{k}={v}" for k, v in point["params"].items())
         for r in point["results"]:
+            cores = r.get("cores", r["workers"])
             if r.get("error"):
                 lines.append(
-                    f"| {label} | {r['executor']} | {r['workers']} | error: {r['error'][:60]} | | | | | | | | | |"
+                    f"| {label} | {r['executor']} | {r['workers']} | {cores} | error: {r['error'][:60]} | | | | | | | | | |"
                 )
                 continue
             cpu, ceiling, q = r.get("cpu_seconds_median"), r.get("cpu_ceiling"), r.get("speedup_quartiles")
             lines.append(
-                f"| {label} | {r['executor']} | {r['workers']} | {r['seconds_median']:.3f} | {r['tx_per_s']:,.0f} |"
+                f"| {label} | {r['executor']} | {r['workers']} | {cores} | {r['seconds_median']:.3f} | {r['tx_per_s']:,.0f} |"
                 f" {r['speedup']:.2f}x | {'-' if not q else f'{q[0]:.2f}-{q[1]:.2f}'} | {r['bound']:.2f} | {r['bound_efficiency']:.0%} |"
                 f" {'-' if cpu is None else format(cpu, '.3f')} | {'-' if ceiling is None else format(ceiling, '.2f') + 'x'} |"
                 f" {r['re_executions_per_tx']:.3f} | {r.get('parallel_blocks', '-')}/{r.get('blocks_timed', '-')} |"

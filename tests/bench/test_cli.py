@@ -23,6 +23,7 @@ def test_bench_writes_json_and_report(tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["ok"] and data["points"][0]["results"][0]["executor"] == "sequential"
+    assert data["points"][0]["results"][0]["cores"] == 1 and "cores" in result.output  # a table column
     assert data["command"][:2] == ["paraexec", "bench"] or data["command"][0] == "paraexec"
     assert html.read_text().startswith("<!DOCTYPE html>")
 

@@ -13,6 +13,9 @@ from paraexec.bench.bound import Bounds, key_label
 from paraexec.bench.harness import (
     BenchConfig,
     BlockTiming,
+    add_ratios,
+    analysed_cores,
+    cores_used,
     paired_speedups,
     parallel_share,
     quartile_range,
@@ -119,8 +122,14 @@ def test_every_registered_executor_agrees_with_sequential():
     rows = result["points"][0]["results"]
     expected = 1 + sum(len(bench.workers) for n in names if n != "sequential")
     assert len(rows) == expected
+    usable = result["machine"]["cpu_usable"]
     for r in rows:
         assert r["roots_match"] and r["speedup"] > 0
+        assert r["cores"] == cores_used(r["executor"], r["workers"], usable)
+    analysis = result["points"][0]["analysis"]
+    if analysis["available"]:  # the bound of every row's cores was analysed
+        assert {str(c) for c in analysed_cores(bench, usable)} == set(analysis["bound"])
+        assert all(r["bound"] == analysis["bound"][str(r["cores"])] for r in rows)
 
 
 def test_root_mismatch_and_crash_are_failures(fake_executors):
@@ -239,3 +248,35 @@ def test_a_block_counts_as_parallel_only_when_two_workers_executed_it():
     assert not runs_in_parallel(timing([0.0, 0.0]))  # an in-process plan: idle workers
     assert not runs_in_parallel(timing([0.3, 0.0]))
     assert parallel_share({}) == "-"
+
+
+def test_cores_used_counts_the_coordinator_that_executes_too():
+    assert cores_used("sequential", 4, 8) == 1
+    assert cores_used("parallel", 1, 8) == 2 and cores_used("adaptive", 3, 8) == 4
+    assert cores_used("blockstm", 3, 8) == 3 and cores_used("access-list", 2, 8) == 2
+    assert cores_used("parallel", 2, 2) == 2 and cores_used("blockstm", 4, 2) == 2  # capped at the usable cores
+    assert cores_used("blockstm", 0, 8) == 1 and cores_used("parallel", 1, 0) == 1  # at least one
+
+
+def test_bound_is_analysed_and_taken_at_the_cores_a_row_uses():
+    bench = BenchConfig(**TINY, executors=["sequential", "parallel", "blockstm"])
+    assert analysed_cores(bench, usable=8) == [1, 2, 3]  # parallel x2 keeps 3 cores busy
+    assert analysed_cores(bench, usable=2) == [1, 2]
+    bounds = Bounds()
+    bounds.add(1, 10, fake_report(10.0, 2.0, {1: 1.0, 2: 1.5, 3: 2.0}, []), [1, 2, 3])
+
+    def row(name, workers, seconds):
+        return {"executor": name, "workers": workers, "seconds_median": seconds, "seconds_runs": [seconds]}
+
+    rows = [row("sequential", 1, 3.0), row("parallel", 1, 2.0), row("blockstm", 1, 3.0), row("parallel", 2, 1.5)]
+    add_ratios(rows, bounds, usable=8)
+    seq, par1, stm1, par2 = rows
+    assert [r["cores"] for r in rows] == [1, 2, 1, 3]
+    assert seq["bound"] == 1.0 and stm1["bound"] == 1.0
+    assert par1["bound"] == 1.5 and par1["bound_efficiency"] == pytest.approx(1.0)  # not 150% of a 1-core bound
+    assert par2["bound"] == 2.0 and par2["bound_efficiency"] == pytest.approx(1.0)
+    add_ratios(rows, bounds, usable=2)
+    assert par2["cores"] == 2 and par2["bound"] == 1.5
+    failed = [row("sequential", 1, 3.0), {"executor": "parallel", "workers": 2, "error": "boom"}]
+    add_ratios(failed, bounds, usable=8)
+    assert failed[1]["cores"] == 3 and "bound" not in failed[1]  # tables show an error row's cores too

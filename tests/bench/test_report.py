@@ -103,3 +103,15 @@ def test_executor_notes_are_listed(sweep_result):
     result["points"][0]["results"][0]["notes"] = ["sequential: small block <500 txs"]
     page = render_report(result)
     assert "Executor notes" in page and "sequential: small block &lt;500 txs" in page
+
+
+def test_results_show_cores_and_old_files_without_them_still_render(sweep_result):
+    import copy
+
+    page = render_report(sweep_result)
+    assert "<th>cores</th>" in page
+    old = copy.deepcopy(sweep_result)  # a JSON file written before rows carried "cores"
+    for point in old["points"]:
+        for r in point["results"]:
+            del r["cores"]
+    assert 'id="results"' in render_report(old)

@@ -44,6 +44,7 @@ def results_table(result: dict[str, Any]) -> Table:
         "point",
         "executor",
         "workers",
+        "cores",
         "median s",
         "tx/s",
         "speedup",
@@ -62,7 +63,9 @@ def results_table(result: dict[str, Any]) -> Table:
         label = ",".join(f"{k}={v}" for k, v in point["params"].items()) or "-"
         for r in point["results"]:
             if r.get("error"):
-                table.add_row(label, r["executor"], str(r["workers"]), "[red]error", *[""] * 10, "[red]x")
+                table.add_row(
+                    label, r["executor"], str(r["workers"]), str(r["cores"]), "[red]error", *[""] * 10, "[red]x"
+                )
                 continue
 
             def fmt(value: Any, spec: str) -> str:
@@ -72,6 +75,7 @@ def results_table(result: dict[str, Any]) -> Table:
                 label,
                 r["executor"],
                 str(r["workers"]),
+                str(r["cores"]),
                 fmt(r["seconds_median"], ".3f"),
                 fmt(r["tx_per_s"], ",.0f"),
                 fmt(r["speedup"], ".2f"),

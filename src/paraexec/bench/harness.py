@@ -4,7 +4,8 @@
         for each point (one set of workload parameters, e.g. accounts=100):
             blocks    = the workload's signed blocks 1..K, generated once     (identical input)
             ref       = sequential on a fresh store, block by block: the reference roots and,
-                        before each block, the dependency analysis of that block (the bound)
+                        before each block, the dependency analysis of that block (the bound, for
+                        every worker count and every core count of the timed pairs)
             executors = make_executor(name, workers) for every pair  (sequential once, workers=1;
                         started once and reused, so process start-up is not timed)
             warm-up: each executor runs block 1 on a throwaway store (untimed)
@@ -20,6 +21,12 @@ are ratios of medians measured in the same process run, so machine load hits bot
 Each result also carries the per-repeat ratios (sequential's pass of a round over this pass of the
 same round) and their quartiles (``speedup_quartiles``, the tables' p25-p75): on a noisy machine
 the ratio of medians alone hides how far a speedup moved between repeats.
+Each result records ``workers`` (the ``--workers`` value it was made with) and ``cores`` (the
+cores that executor may keep busy, ``cores_used``): ``parallel`` and ``adaptive`` run a
+coordinator that executes transactions itself beside their ``workers`` processes, so ``parallel
+x1`` uses two cores. ``bound`` is the inherent bound of the blocks on ``cores`` cores and
+``bound_efficiency`` the share of it reached (``speedup / bound``): a bound taken at ``workers``
+would credit such executors with a free core and could read above 100%.
 Signature checks run inside execution unless ``verify_signatures`` is off ("already verified at
 mempool admission"), so both the end-to-end and the execution-only numbers can be produced.
 
@@ -52,6 +59,8 @@ from . import bound as boundmod
 from .machine import machine_info, process_tree_cpu
 
 REFERENCE = "sequential"
+#: Executors whose coordinator process executes transactions beside ``workers`` worker processes.
+COORDINATOR_EXECUTES = frozenset({"parallel", "adaptive"})
 Progress = Callable[[str], None]
 
 
@@ -143,9 +152,11 @@ def reference_pass(
     blocks: list[list[bytes]],
     bench: BenchConfig,
     analyzer: boundmod.Analyzer | None,
+    analysed: Sequence[int],
     block_seconds: int = 1,
 ) -> tuple[list[str], boundmod.Bounds, dict[str, Any]]:
-    """Sequential on a fresh in-memory store: reference roots, the analysis of each block, outcomes."""
+    """Sequential on a fresh in-memory store: reference roots, the analysis of each block (its
+    bound on each core count in ``analysed``, see ``analysed_cores``), outcomes."""
     bounds = boundmod.Bounds()
     outcomes = Outcomes()
     store = MemoryStore()
@@ -159,7 +170,7 @@ def reference_pass(
             env = BlockEnv(height, block_time(chain_config, height, block_seconds))
             all_txs = list(txs) + chain.runtime.system_transactions(env)
             try:
-                boundmod.analyze(analyzer, bounds, chain.runtime, all_txs, store, env, sorted({1, *bench.workers}))
+                boundmod.analyze(analyzer, bounds, chain.runtime, all_txs, store, env, analysed)
             except Exception as exc:  # the analysis is advisory: a bug there must not hide the timings
                 bounds.error = f"{type(exc).__name__}: {exc}"
                 analyzer = None
@@ -348,7 +359,9 @@ def run_point(
     blocks = generate_blocks(workload, bench.blocks, bench.block_size)
     analyzer = boundmod.load_analyzer() if bench.analyze else None
     block_seconds = int(getattr(workload, "block_seconds", 1))
-    ref_roots, bounds, outcomes = reference_pass(chain_config, blocks, bench, analyzer, block_seconds)
+    usable = machine_info()["cpu_usable"]
+    analysed = analysed_cores(bench, usable)
+    ref_roots, bounds, outcomes = reference_pass(chain_config, blocks, bench, analyzer, analysed, block_seconds)
     if analyzer is None and not bounds.error:
         bounds.error = "dependency analysis not available" if bench.analyze else "analysis disabled"
 
@@ -394,7 +407,7 @@ def run_point(
         for executor in executors.values():
             executor.close()
     results = [errors[pair] if pair in errors else summarize(*pair, repeats[pair], ref_roots) for pair in pairs]
-    add_ratios(results, bounds, machine_info()["cpu_usable"])
+    add_ratios(results, bounds, usable)
     return {
         "workload": bench.workload,
         "params": params,
@@ -402,29 +415,56 @@ def run_point(
         "txs_per_block": [len(b) for b in blocks],
         "reference_roots": ref_roots,
         "outcomes": outcomes,
-        "analysis": bounds.to_json(sorted({1, *bench.workers})),
+        "analysis": bounds.to_json(analysed),
         "results": results,
     }
 
 
-def add_ratios(results: list[dict[str, Any]], bounds: boundmod.Bounds, cores: int = 1) -> None:
-    """Speedup vs the sequential run of the same point, the bound, and the share of it reached;
-    the CPU ceiling: the speedup this run's total CPU would allow with all ``cores`` busy all the
-    time (sequential's median seconds x cores / this run's CPU seconds). Below the bound, it says
-    whether the cores ran out (speedup near the ceiling: the engine's own CPU overhead is the
-    limit) or sat idle (speedup well below it: waits, serial phases)."""
+def cores_used(name: str, workers: int, usable: int) -> int:
+    """The cores executor ``name`` made with ``workers`` may keep busy, at most ``usable``.
+
+    ``parallel`` and ``adaptive`` count their worker processes beside a coordinator that is no
+    idle dispatcher: it executes transactions itself (the in-process plan) while the workers check
+    signatures and hash, so they use ``workers + 1`` cores. ``sequential`` uses one whatever its
+    ``workers``; the thread-based executors (``blockstm``, ``access-list``) use ``workers``. The
+    bound is taken at this count, so a speedup is compared with what that many cores could do.
+    """
+    if name == REFERENCE:
+        wanted = 1
+    elif name in COORDINATOR_EXECUTES:
+        wanted = workers + 1
+    else:
+        wanted = workers
+    return max(1, min(wanted, usable))
+
+
+def analysed_cores(bench: BenchConfig, usable: int) -> list[int]:
+    """The core counts the dependency analysis computes the bound for: 1, every ``--workers``
+    value (the analysis table and the plots show the bound by worker count) and the cores of
+    every timed pair (``add_ratios`` looks the bound up there)."""
+    return sorted({1, *bench.workers} | {cores_used(name, w, usable) for name, w in bench.runs()})
+
+
+def add_ratios(results: list[dict[str, Any]], bounds: boundmod.Bounds, usable: int = 1) -> None:
+    """Every row's ``cores`` (``cores_used``); speedup vs the sequential run of the same point,
+    the bound on the row's cores, and the share of it reached; the CPU ceiling: the speedup this
+    run's total CPU would allow with all ``usable`` cores busy all the time (sequential's median
+    seconds x usable / this run's CPU seconds). Below the bound, it says whether the cores ran out
+    (speedup near the ceiling: the engine's own CPU overhead is the limit) or sat idle (speedup
+    well below it: waits, serial phases)."""
     ref = next((r for r in results if r["executor"] == REFERENCE and not r.get("error")), None)
     for r in results:
+        r["cores"] = cores_used(r["executor"], r["workers"], usable)
         if r.get("error"):
             continue
         r["speedup"] = ref["seconds_median"] / r["seconds_median"] if ref and r["seconds_median"] > 0 else None
         r["speedup_runs"] = paired_speedups(ref, r)
         r["speedup_quartiles"] = quartiles(r["speedup_runs"])
-        b = bounds.bound(r["workers"])
+        b = bounds.bound(r["cores"])
         r["bound"] = b
         r["bound_efficiency"] = r["speedup"] / b if b and r["speedup"] is not None else None
         cpu = r.get("cpu_seconds_median")
-        r["cpu_ceiling"] = ref["seconds_median"] * cores / cpu if ref and cpu else None
+        r["cpu_ceiling"] = ref["seconds_median"] * usable / cpu if ref and cpu else None
 
 
 def paired_speedups(ref: dict[str, Any] | None, result: dict[str, Any]) -> list[float]:

@@ -4,9 +4,12 @@ Sections, each drawn from the harness JSON (``harness.run_bench``) and nothing e
 can be re-rendered from a saved JSON file (``render_report(json.load(...))``):
 
 - the machine and the exact command (numbers without their machine mean nothing);
-- the results table: median seconds, tx/s, speedup vs sequential, inherent bound, share of the
-  bound reached, re-executions, rounds, root check;
-- speedup vs workers against the inherent bound (one panel per sweep point);
+- the results table: workers and the cores they keep busy (``harness.cores_used``: a
+  ``parallel`` or ``adaptive`` coordinator executes too), median seconds, tx/s, speedup vs
+  sequential, inherent bound on those cores, share of the bound reached, re-executions, rounds,
+  root check (rows of JSON files older than ``cores`` show their ``workers``, at which their
+  bound was taken);
+- speedup vs workers against the inherent bound by core count (one panel per sweep point);
 - speedup vs contention (accounts, hot ratio or markets) when the sweep has several points;
 - re-executions per transaction;
 - a per-worker timeline (Gantt) of one block: from ``ExecStats.timeline`` spans
@@ -87,7 +90,7 @@ def speedup_vs_workers(point: dict[str, Any]) -> Figure:
     if bxs:
         ax.plot(bxs, [bound[str(w)] for w in bxs], "k--", marker="x", label="inherent bound")
     ax.plot(workers, workers, ":", color="lightgrey", label="linear")
-    ax.set_xlabel("workers")
+    ax.set_xlabel("workers (bound line: that many cores)")
     ax.set_ylabel("speedup vs sequential")
     ax.set_xticks(workers)
     ax.set_title(f"speedup vs workers ({_label(point['params'])})")
@@ -132,7 +135,7 @@ def speedup_vs_contention(points: list[dict[str, Any]], param: str) -> Figure:
                 bxs.append(p["params"][param])
                 bys.append(bound[top])
     if bxs:
-        ax.plot(bxs, bys, "k--", marker="x", label="inherent bound (max workers)")
+        ax.plot(bxs, bys, "k--", marker="x", label="inherent bound (most cores analysed)")
     ax.axhline(1.0, color="grey", linewidth=1)
     if param == "accounts" and min(xs_all) > 0 and max(xs_all) / min(xs_all) >= 20:
         ax.set_xscale("log")
@@ -238,6 +241,7 @@ def _results_table(points: list[dict[str, Any]]) -> str:
         "point",
         "executor",
         "workers",
+        "cores",
         "median s",
         "tx/s",
         "speedup",
@@ -256,16 +260,17 @@ def _results_table(points: list[dict[str, Any]]) -> str:
     rows = []
     for p in points:
         for r in p["results"]:
+            cores = str(r.get("cores", r["workers"]))
             if r.get("error"):
-                cells = (
-                    [_label(p["params"]), r["executor"], str(r["workers"]), f"error: {r['error']}"] + [""] * 12 + ["x"]
-                )
+                cells = [_label(p["params"]), r["executor"], str(r["workers"]), cores, f"error: {r['error']}"]
+                cells += [""] * 12 + ["x"]
                 rows.append('<tr class="bad">' + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
                 continue
             cells = [
                 _label(p["params"]),
                 r["executor"],
                 str(r["workers"]),
+                cores,
                 _fmt(r["seconds_median"], ".4f"),
                 _fmt(r["tx_per_s"], ",.0f"),
                 _fmt(r.get("speedup"), ".2f"),
@@ -317,7 +322,7 @@ def _analysis_table(points: list[dict[str, Any]]) -> str:
             f"<td>{html.escape(bounds)}</td></tr>"
         )
     head = "".join(
-        f"<th>{h}</th>" for h in ("point", "edges", "conflict rate", "critical path", "total cost", "bound by workers")
+        f"<th>{h}</th>" for h in ("point", "edges", "conflict rate", "critical path", "total cost", "bound by cores")
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
@@ -402,7 +407,9 @@ def render_report(result: dict[str, Any]) -> str:
     )
     conditions = (
         f"Signatures {signatures}; store {config.get('store')}; medians of {config.get('repeat')} repeat(s); "
-        "speedups are ratios to the sequential run of the same invocation; p25-p75: quartiles of the per-repeat "
+        "speedups are ratios to the sequential run of the same invocation; cores: the cores a row's executor may "
+        "keep busy (parallel and adaptive: workers + 1, their coordinator executes transactions too), capped at "
+        "the usable cores; bound: the inherent speedup bound on that many cores, of bound: speedup / bound; p25-p75: quartiles of the per-repeat "
         "ratios (each pass over the sequential pass of the same round), i.e. how much it moved between repeats. "
         "CPU s: CPU seconds of the whole pass on every core (coordinator, threads, worker processes); "
         f"CPU ceiling: the speedup that much CPU allows with all {machine.get('cpu_usable')} usable cores busy "
