@@ -1,6 +1,6 @@
 """Where a `parallel` pass's time goes: sequential and parallel passes interleaved in one process.
 
-    .venv/bin/python bench/probe.py transfers 6      # or perps, replay; the number of pass pairs
+    .venv/bin/python bench/probe.py transfers 6      # or transfers-noverify, perps, replay; the number of pass pairs
     PYTHONPATH=/tmp/old/src .venv/bin/python bench/probe.py perps 8   # the same for another source tree
 
 Each pair runs the workload's blocks once with `sequential` and once with `parallel` x2 (the same
@@ -31,6 +31,7 @@ from paraexec.workloads import make_workload
 #: The `bench/run_all.sh` parameters of each workload: (workload options, block size, blocks).
 WORKLOADS: dict[str, tuple[dict[str, Any], int, int]] = {
     "transfers": ({"accounts": 10000}, 10000, 4),
+    "transfers-noverify": ({"accounts": 10000}, 10000, 4),  # signatures taken as checked at admission
     "perps": ({"accounts": 1000, "markets": 8, "shock_at": 2}, 3000, 3),
     "replay": ({"accounts": 200}, 3000, 3),
 }
@@ -73,7 +74,7 @@ def cpu_seconds(pid: int) -> float:
 
 def main(name: str, pairs: int) -> None:
     options, size, n_blocks = WORKLOADS[name]
-    workload = make_workload(name, seed=0, **options)
+    workload = make_workload(name.removesuffix("-noverify"), seed=0, **options)
     config = ChainConfig(workload.chain_id, workload.app_name, workload.genesis_config())
     blocks = harness.generate_blocks(workload, n_blocks, size)
     bench = harness.BenchConfig(
@@ -84,6 +85,7 @@ def main(name: str, pairs: int) -> None:
         executors=["sequential"],
         workers=[2],
         repeat=1,
+        verify_signatures=not name.endswith("-noverify"),
     )
     seconds = int(getattr(workload, "block_seconds", 1))
     Counters.install()

@@ -7,7 +7,8 @@
   at genesis) is refused with ``IncompatibleStore``.
 - ``produce_block(txs, time, executor, upcoming)`` appends the application's system
   transactions, executes, builds the header with the post-state root, and commits block +
-  receipts + writes + height in one atomic store commit. ``upcoming`` (optional) are the
+  receipts + writes + height in one atomic store commit (while an executor's pending root is
+  still being hashed elsewhere, the store writes the state meanwhile). ``upcoming`` (optional) are the
   transactions the producer expects in the next block: an executor that can check their
   signatures on idle cores meanwhile is told (``announce``).
 - ``replay(executor)`` re-executes every stored block from genesis on a fresh in-memory store
@@ -142,17 +143,24 @@ class Chain:
         hashing = _tx_hasher().submit(_tx_hashes, all_txs)  # overlaps execution (see _tx_hasher)
         output = executor.execute_block(self.runtime, all_txs, self.store, env)
         hashes = hashing.result()
-        header = BlockHeader(env.height, parent.hash, time, txs_root(hashes), output.state_root)
-        block = Block(header, all_txs)
+        built: list[Block] = []
+
+        def block_bytes() -> bytes:
+            # called once the root is known: inside the store's write transaction when it is still
+            # pending (the state writes overlap its hashing, see ``BlockOutput``)
+            header = BlockHeader(env.height, parent.hash, time, txs_root(hashes), output.state_root)
+            built.append(Block(header, all_txs))
+            return codec.encode(built[0])
+
         self.store.commit_block(
             env.height,
             output.write_set,
-            output.accumulator,
-            codec.encode(block),
+            lambda: output.accumulator,
+            block_bytes,
             codec.encode(output.receipts),
             tx_hashes=hashes,
         )
-        return block, output
+        return built[0], output
 
     def find_tx(self, hash_: bytes) -> tuple[int, int] | None:
         """(height, index) of the block position where the transaction with this hash was included."""

@@ -18,13 +18,14 @@ memory (Block-STM), or a worker's view of committed state plus earlier waves (pa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
 
 from .. import codec
+from ..errors import InvariantViolation
 from ..types import Key, Value, WriteSet
 
 
@@ -178,15 +179,71 @@ class ExecStats:
         return max(0, self.executions - n_txs)
 
 
-@dataclass
-class BlockOutput:
-    """The result of executing a block: the part every executor must agree on, plus stats."""
+#: A block's (accumulator, state root), computed later: see ``BlockOutput``.
+RootFn = Callable[[], tuple[int, bytes]]
 
-    receipts: list[Receipt]
-    write_set: WriteSet
-    accumulator: int
-    state_root: bytes
-    stats: ExecStats
+
+class BlockOutput:
+    """The result of executing a block: the part every executor must agree on, plus stats.
+
+    The root may still be *pending*: an executor that hands the hashing of a large write set to
+    other processes returns before they finish (``pending``), so the caller can write the block to
+    the store meanwhile (``LmdbStore.commit_block`` takes the accumulator as a callable for this).
+    Reading ``accumulator`` or ``state_root`` waits for it. A pending root must be read before the
+    store moves past the block's pre-state: it is computed against that snapshot, and an executor
+    raises ``InvariantViolation`` rather than hash against a later one.
+    """
+
+    __slots__ = ("receipts", "write_set", "stats", "_root", "_pending")
+
+    def __init__(
+        self,
+        receipts: list[Receipt],
+        write_set: WriteSet,
+        accumulator: int | None,
+        state_root: bytes | None,
+        stats: ExecStats,
+        pending: RootFn | None = None,
+    ) -> None:
+        self.receipts = receipts
+        self.write_set = write_set
+        self.stats = stats
+        self._root: tuple[int, bytes] | None = None
+        self._pending = pending
+        if pending is None:
+            if accumulator is None or state_root is None:
+                raise ValueError("a BlockOutput needs its root, or a pending one")
+            self._root = (accumulator, state_root)
+
+    @property
+    def root_pending(self) -> bool:
+        """The root is still being computed elsewhere (see class docstring)."""
+        return self._root is None
+
+    def settle(self) -> tuple[int, bytes]:
+        """(accumulator, state root), waiting for a pending root; computed at most once."""
+        if self._root is None:
+            pending, self._pending = self._pending, None
+            if pending is None:
+                raise InvariantViolation("this block's pending root failed earlier")
+            self._root = pending()
+        return self._root
+
+    @property
+    def accumulator(self) -> int:
+        return self.settle()[0]
+
+    @accumulator.setter
+    def accumulator(self, value: int) -> None:
+        self._root, self._pending = (value, self.settle()[1]), None
+
+    @property
+    def state_root(self) -> bytes:
+        return self.settle()[1]
+
+    @state_root.setter
+    def state_root(self, value: bytes) -> None:
+        self._root, self._pending = (self.settle()[0], value), None
 
     def same_result(self, other: BlockOutput) -> bool:
         return (
@@ -194,6 +251,10 @@ class BlockOutput:
             and self.write_set == other.write_set
             and self.state_root == other.state_root
         )
+
+    def __repr__(self) -> str:
+        root = "pending" if self._root is None else self._root[1].hex()[:16]
+        return f"BlockOutput({len(self.receipts)} receipts, {len(self.write_set)} writes, root {root}, {self.stats!r})"
 
 
 class Executor(Protocol):

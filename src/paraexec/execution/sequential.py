@@ -23,7 +23,7 @@ from typing import Any
 from .. import codec
 from ..state import commitment
 from ..types import Key, Value, WriteSet
-from .contract import BlockEnv, BlockOutput, ExecStats, Runtime, StateView, TxContext
+from .contract import BlockEnv, BlockOutput, ExecStats, RootFn, Runtime, StateView, TxContext
 
 
 class OverlayContext(TxContext):
@@ -67,13 +67,14 @@ def execute_prepared(
     prepared: Iterable[Any],
     state: StateView,
     env: BlockEnv,
-    root: Callable[[WriteSet, StateView], tuple[int, bytes]] | None = None,
+    root: Callable[[WriteSet, StateView], tuple[int, bytes] | RootFn] | None = None,
     overlay: WriteSet | None = None,
 ) -> BlockOutput:
     """The sequential loop over already prepared transactions (``runtime.prepare`` is stateless,
     so preparing them earlier, e.g. on threads, changes nothing). ``stats.seconds`` covers only
     this loop: work done on ``prepared`` before it started is the caller's to count. ``root``
-    replaces ``finalize`` (same result, computed elsewhere: the parallel executor's workers).
+    replaces ``finalize`` (same result, computed elsewhere: the parallel executor's workers); it
+    may return a function that finishes the root later (``BlockOutput``'s pending root).
     ``overlay`` holds the writes of the transactions before these (a final prefix computed
     elsewhere); it is extended in place and becomes the result's write set."""
     started = time.perf_counter()
@@ -84,10 +85,12 @@ def execute_prepared(
         ctx = OverlayContext(env, overlay, state)
         receipts.append(runtime.execute(tx, ctx))
         apply_effects(ctx, overlay)
-    accumulator, state_root = (root or finalize)(overlay, state)
+    result = (root or finalize)(overlay, state)
     elapsed = time.perf_counter() - started
     stats = ExecStats("sequential", 1, executions=len(receipts), rounds=1, seconds=elapsed, worker_busy=[elapsed])
-    return BlockOutput(receipts, overlay, accumulator, state_root, stats)
+    if callable(result):
+        return BlockOutput(receipts, overlay, None, None, stats, pending=result)
+    return BlockOutput(receipts, overlay, *result, stats)
 
 
 def apply_effects(ctx: TxContext, overlay: WriteSet) -> None:

@@ -153,16 +153,18 @@ class LmdbStore:
         height: int,
         write_set: Mapping[Key, Value | None],
         accumulator: int | Callable[[], int],
-        block: bytes,
+        block: bytes | Callable[[], bytes],
         receipts: bytes,
         meta: dict[str, bytes] | None = None,
         tx_hashes: list[bytes] | None = None,
     ) -> None:
         """Write everything of one block in a single LMDB transaction.
 
-        ``accumulator`` may be a callable: it is called after the state writes, inside the write
-        transaction, so the root can be computed by other processes (reading the previous
-        committed snapshot) while this one writes.
+        ``accumulator`` and ``block`` may be callables: they are called after the state writes,
+        inside the write transaction, so the root can be computed by other processes (reading the
+        previous committed snapshot) while this one writes; ``get`` still reads that snapshot
+        here (the read transaction is renewed only after the commit). If either raises, nothing
+        is written.
         """
         if self.readonly:
             raise InvariantViolation("commit on a read-only store")
@@ -179,7 +181,6 @@ class LmdbStore:
             cursor.putmulti(puts)
             for key in deletes:
                 txn.delete(key, db=self._state)
-            txn.put(_height_key(height), block, db=self._blocks)
             txn.put(_height_key(height), receipts, db=self._receipts)
             if tx_hashes:
                 prefix = _height_key(height)
@@ -190,6 +191,7 @@ class LmdbStore:
                 txn.put(name.encode(), value, db=self._meta)
             if callable(accumulator):
                 accumulator = accumulator()
+            txn.put(_height_key(height), block() if callable(block) else block, db=self._blocks)
             txn.put(b"accumulator", accumulator.to_bytes(commitment.LATTICE_BYTES, "little"), db=self._meta)
             txn.put(b"height", height.to_bytes(8, "big", signed=True), db=self._meta)
         self.refresh()

@@ -51,11 +51,16 @@ class StateStore(Protocol):
         height: int,
         write_set: Mapping[Key, Value | None],
         accumulator: int | Callable[[], int],
-        block: bytes,
+        block: bytes | Callable[[], bytes],
         receipts: bytes,
         meta: dict[str, bytes] | None = None,
         tx_hashes: list[bytes] | None = None,
-    ) -> None: ...
+    ) -> None:
+        """Write the block's state, block bytes, receipts and new height/accumulator atomically.
+        ``accumulator`` and ``block`` may be callables, called once during the commit: the root
+        can still be pending when the commit starts (``BlockOutput``); a store may write the
+        state before calling them, but they see the pre-block state through ``get``."""
+        ...
 
     def close(self) -> None: ...
 
@@ -108,12 +113,17 @@ class MemoryStore:
         height: int,
         write_set: Mapping[Key, Value | None],
         accumulator: int | Callable[[], int],
-        block: bytes,
+        block: bytes | Callable[[], bytes],
         receipts: bytes,
         meta: dict[str, bytes] | None = None,
         tx_hashes: list[bytes] | None = None,
     ) -> None:
         must_follow(self._height, height)
+        # the callables first: they may read the pre-block state, which this store overwrites
+        if callable(accumulator):
+            accumulator = accumulator()
+        if callable(block):
+            block = block()
         for key, value in write_set.items():
             if value is None:
                 self._state.pop(key, None)
@@ -125,7 +135,7 @@ class MemoryStore:
         self._receipts[height] = receipts
         self._meta.update(meta or {})
         self._height = height
-        self._accumulator = accumulator() if callable(accumulator) else accumulator
+        self._accumulator = accumulator
 
     def close(self) -> None:
         pass

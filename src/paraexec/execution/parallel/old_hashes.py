@@ -11,6 +11,10 @@ new values remain to hash: the worker hashes part of them and subtracts its old 
 (``Hash.minus_old``), the coordinator hashes the rest plus the full delta of keys first written
 after the last message, so the two finish together.
 
+When the root is deferred (``ParallelExecutor.defer_root``, ``PendingRoot``), the coordinator
+first writes the block's state to LMDB and only then hashes its share, a fixed smaller one
+(``split(share_here)``), so the worker takes most of the new values.
+
 The block's write set is a dict filled in execution order, so "the keys sent so far" is its first
 ``sent`` keys: the split needs no bookkeeping per transaction. If anything fails (a worker lost,
 a store view that does not match), the root is computed as before: nothing depends on this.
@@ -80,11 +84,16 @@ class OldHashes:
             return
         self.sent += len(keys)
 
-    def split(self) -> tuple[list[Key], list[Key], list[Key]]:
+    def split(self, share_here: float | None = None) -> tuple[list[Key], list[Key], list[Key]]:
         """(keys whose new values the worker hashes, keys whose new values the coordinator hashes,
-        keys whose full delta the coordinator computes), balanced by ``FULL_COST``."""
+        keys whose full delta the coordinator computes), balanced by ``FULL_COST``; with
+        ``share_here`` the coordinator hashes that share of the sent keys instead (it writes
+        the block to the store first: a deferred root)."""
         keys = list(self.overlay)
         sent, rest = keys[: self.sent], keys[self.sent :]
+        if share_here is not None:
+            mine = int(len(sent) * share_here)
+            return sent[mine:], sent[:mine], rest
         units = FULL_COST * len(rest) + len(sent)
         mine = max(0, min(len(sent), units // 2 - FULL_COST * len(rest)))
         return sent[mine:], sent[:mine], rest
