@@ -181,3 +181,20 @@ def test_commit_callables_see_the_pre_block_state(tmp_path, store_kind):
         assert store.get(b"k") == b"new" and store.height == 1 and store.get_block(2) is None
     finally:
         store.close()
+
+
+def test_time_guard_counts_the_roots_residual(tmp_path, small_thresholds):
+    """The in-process plan is timed once its pending root is read, with what was left of it."""
+    txs_by_block = blocks(1)
+    store = LmdbStore(tmp_path / "db")
+    executor = in_process_executor()
+    try:
+        chain = transfer_chain(ACCOUNTS, store).chain
+        clock = executor.clocks[False]  # nothing was checked ahead
+        output = executor.execute_block(chain.runtime, txs_by_block[0], store, BlockEnv(1, 1))
+        assert output.root_pending and "in-process" not in clock.runs
+        output.state_root  # noqa: B018
+        assert clock.runs["in-process"] == 1
+    finally:
+        executor.close()
+        store.close()
