@@ -80,10 +80,11 @@ def test_worker_lost_mid_stream_changes_nothing(monkeypatch):
         executor.close()
 
 
-def stream_through(txs, tc, executor, pause: float = 0.0, verified: frozenset = frozenset()):
+def stream_through(txs, tc, executor, pause: float = 0.0, verified: frozenset = frozenset(), from_end: bool = False):
     """Every prepared transaction of ``txs`` from a ``VerifyStream`` on ``executor``'s booted
     workers, the coordinator's own checks recorded (``full``); ``pause`` seconds stand for the
-    execution of each transaction; ``verified``: transactions checked ahead (``precheck``)."""
+    execution of each transaction; ``verified``: transactions checked ahead (``precheck``);
+    ``from_end``: the helpers take batches from the end from the start."""
     runtime = tc.chain.runtime
     full: list[bytes] = []
 
@@ -98,7 +99,7 @@ def stream_through(txs, tc, executor, pause: float = 0.0, verified: frozenset = 
             return runtime.prepare_checked(raw)
 
     executor._boot_workers(tc.chain.store)
-    stream = vs.VerifyStream(executor.pool, executor._specs, executor._restart, Counting(), txs, verified)
+    stream = vs.VerifyStream(executor.pool, executor._specs, executor._restart, Counting(), txs, verified, from_end)
     stream.send()
     prepared = []
     for p in stream:
@@ -186,5 +187,58 @@ def test_workers_that_cannot_build_the_runtime_leave_it_to_the_coordinator(monke
     try:
         run_blocks(executor, [block_with_bad_signatures(tc, 1), block_with_bad_signatures(tc, 2)], runtime)
         assert executor.pool.started and executor.stream_verified == 0
+    finally:
+        executor.close()
+
+
+def test_a_stream_started_from_the_end_keeps_the_mode_while_checks_cost_more():
+    """Started from the end (the last block's lesson) with checks far dearer than execution
+    (none here): the helpers' first batches are the last ones, each transaction is checked
+    once, and the next block is told to start from the end again."""
+    tc = transfer_chain(40)
+    txs = block_with_bad_signatures(tc, 5)
+    executor = ParallelExecutor(2)
+    try:
+        stream, prepared, full = stream_through(txs, tc, executor, from_end=True)
+        assert_each_checked_once(stream, txs, prepared, full, tc.chain.runtime)
+        assert stream.assigned[-1] and not stream.assigned[1]  # never the front
+        assert stream.prefers_from_end()
+    finally:
+        executor.close()
+
+
+def test_a_stream_started_from_the_end_returns_to_the_front_when_checks_are_cheap():
+    """Started from the end, but execution (a 1 ms pause per transaction) far dearer than the
+    checks: the coordinator's own batches took about as long as the helpers' did, so the next
+    block starts from the front."""
+    tc = transfer_chain(40)
+    txs = block_with_bad_signatures(tc, 3)
+    executor = ParallelExecutor(2)
+    try:
+        stream, prepared, full = stream_through(txs, tc, executor, pause=0.001, from_end=True)
+        assert_each_checked_once(stream, txs, prepared, full, tc.chain.runtime)
+        assert stream.spans[0][1] and stream.spans[1][1]  # both kinds of batch were timed
+        assert not stream.prefers_from_end()
+    finally:
+        executor.close()
+
+
+def test_the_executor_starts_the_next_stream_in_the_mode_the_last_one_ended_in(monkeypatch):
+    """Transfers check far slower than they execute: the first block's stream switches to
+    meeting from the end, and the second block's stream starts that way."""
+    tc = transfer_chain(40)
+    blocks = [block_with_bad_signatures(tc, seed) for seed in (7, 8)]
+    executor = ParallelExecutor(2)
+    started: list[bool] = []
+    init = vs.VerifyStream.__init__
+
+    def recording(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        started.append(self.from_end)
+
+    monkeypatch.setattr(vs.VerifyStream, "__init__", recording)
+    try:
+        run_blocks(executor, blocks)
+        assert started == [False, True]
     finally:
         executor.close()
