@@ -21,10 +21,11 @@ verdicts. Each helper holds ``AHEAD`` batches at a time and gets the next one as
   took, or passed a batch nobody had): the two ends then meet where the work is balanced, the
   coordinator checking the batches in between itself.
 
-The mode is learnt across blocks: a stream that ends meeting from both ends (or, when it started
-that way, whose own batches took more than 1 + 1.618 times as long per transaction as the batches
-the helpers checked, i.e. S > 1.618 E measured) makes the next block's stream start from the end
-(``from_end``). Otherwise every block of a transfers run first paid the waits that reveal it: the
+The mode is learnt across blocks: a stream whose own batches took more than 2.618 times as long
+per transaction as the batches the helpers checked (S > 1.618 E, measured) makes the next block's
+stream start from the end (``from_end``); without both measurements, one that ended meeting from
+both ends does. A single long wait (a helper busy with a hash message) switches a stream to the
+end, so the mode it ended in alone would send perps (S about E) from the end too often. Otherwise every block of a transfers run first paid the waits that reveal it: the
 coordinator reaches the helpers' first front batches within a few milliseconds, then must also
 wait for the front batches they already hold (measured: 15-30 ms a 10,000-transfer block, 3-5%).
 
@@ -167,12 +168,12 @@ class VerifyStream:
         self.assigned[k] = 1
 
     def prefers_from_end(self) -> bool:
-        """Whether the next block's stream should start from the end (module docstring)."""
-        if not self.started_from_end:
-            return self.from_end
+        """Whether the next block's stream should start from the end (module docstring): by the
+        measured cost of the coordinator's own batches (E + S a transaction) against the helpers'
+        (E), else by the mode this stream ended in."""
         (own, n_own), (theirs, n_theirs) = self.spans
         if not n_own or not n_theirs or theirs <= 0:
-            return True  # nothing to compare: keep the mode
+            return self.from_end
         return (own / n_own) / (theirs / n_theirs) > 2 + CATCH_UP  # (E + S) / E > 1 + 1.618
 
     def __iter__(self) -> Iterator[Any]:
