@@ -110,12 +110,14 @@ def test_worker_killed_while_checking_changes_nothing(tmp_path):
         store.close()
 
 
-def test_adaptive_sequential_plan_uses_the_workers_checks(tmp_path):
-    """Small blocks go sequential; with ``parallel`` available its idle workers check ahead."""
+@pytest.mark.parametrize("workers", (1, 2))
+def test_adaptive_sequential_plan_uses_the_workers_checks(tmp_path, workers):
+    """Small blocks go sequential; with ``parallel`` available its idle workers check ahead,
+    with one worker too (``adaptive`` x1, like ``parallel`` x1)."""
     _, blocks = blocks_of(40, 3)
     expected = sequential_results(blocks, 40)
     store = LmdbStore(tmp_path / "db")
-    executor = AdaptiveExecutor(2, available=["sequential", "parallel"])
+    executor = AdaptiveExecutor(workers, available=["sequential", "parallel"])
     try:
         chain = transfer_chain(40, store).chain
         got = run_chain(chain, executor, blocks, blocks)
