@@ -52,6 +52,18 @@ def in_process_executor(defer: bool = True) -> ParallelExecutor:
     return executor
 
 
+@pytest.fixture
+def deferred(tmp_path, small_thresholds):
+    """(executor, store, chain): an in-process ``parallel`` deferring roots, on a fresh LMDB chain."""
+    store = LmdbStore(tmp_path / "db")
+    executor = in_process_executor()
+    try:
+        yield executor, store, transfer_chain(ACCOUNTS, store).chain
+    finally:
+        executor.close()
+        store.close()
+
+
 @pytest.mark.parametrize("defer", (True, False), ids=("deferred", "at-once"))
 def test_chain_of_in_process_blocks_equals_sequential(tmp_path, small_thresholds, defer):
     """The chain commits each block while its root is hashed (or after, without deferral)."""
@@ -80,53 +92,41 @@ def test_chain_of_in_process_blocks_equals_sequential(tmp_path, small_thresholds
         store.close()
 
 
-def test_root_read_after_the_store_moved_on_is_refused(tmp_path, small_thresholds):
+def test_root_read_after_the_store_moved_on_is_refused(deferred):
     """A caller commits block 1 without reading its pending root: reading it later raises
     (the store no longer holds the pre-state), and the next block is still exact."""
+    executor, store, chain = deferred
     txs_by_block = blocks(2)
     expected = SequentialExecutor()
     reference = transfer_chain(ACCOUNTS).chain
-    store = LmdbStore(tmp_path / "db")
-    executor = in_process_executor()
-    try:
-        chain = transfer_chain(ACCOUNTS, store).chain
-        env = BlockEnv(1, 1)
-        late = executor.execute_block(chain.runtime, txs_by_block[0], store, env)
-        assert late.root_pending
-        want = expected.execute_block(reference.runtime, txs_by_block[0], reference.store, env)
-        store.commit_block(1, late.write_set, want.accumulator, b"", b"")
-        reference.store.commit_block(1, want.write_set, want.accumulator, b"", b"")
-        # the next block drains the stale pending root first (its helpers are replaced)
-        env2 = BlockEnv(2, 2)
-        got = executor.execute_block(chain.runtime, txs_by_block[1], store, env2)
-        assert got.same_result(expected.execute_block(reference.runtime, txs_by_block[1], reference.store, env2))
-        with pytest.raises(InvariantViolation, match="moved past"):
-            late.state_root  # noqa: B018
-    finally:
-        executor.close()
-        store.close()
+    env = BlockEnv(1, 1)
+    late = executor.execute_block(chain.runtime, txs_by_block[0], store, env)
+    assert late.root_pending
+    want = expected.execute_block(reference.runtime, txs_by_block[0], reference.store, env)
+    store.commit_block(1, late.write_set, want.accumulator, b"", b"")
+    reference.store.commit_block(1, want.write_set, want.accumulator, b"", b"")
+    # the next block drains the stale pending root first (its helpers are replaced)
+    env2 = BlockEnv(2, 2)
+    got = executor.execute_block(chain.runtime, txs_by_block[1], store, env2)
+    assert got.same_result(expected.execute_block(reference.runtime, txs_by_block[1], reference.store, env2))
+    with pytest.raises(InvariantViolation, match="moved past"):
+        late.state_root  # noqa: B018
 
 
-def test_root_never_read_is_finished_before_the_next_block(tmp_path, small_thresholds):
+def test_root_never_read_is_finished_before_the_next_block(deferred):
     """Block 1 is executed and thrown away (state unchanged): the executor finishes its pending
     root before the next block's messages, and the re-run block is exact."""
+    executor, store, chain = deferred
     txs_by_block = blocks(1)
     reference = transfer_chain(ACCOUNTS).chain
-    store = LmdbStore(tmp_path / "db")
-    executor = in_process_executor()
-    try:
-        chain = transfer_chain(ACCOUNTS, store).chain
-        env = BlockEnv(1, 1)
-        dropped = executor.execute_block(chain.runtime, txs_by_block[0], store, env)
-        assert dropped.root_pending
-        got = executor.execute_block(chain.runtime, txs_by_block[0], store, env)
-        want = SequentialExecutor().execute_block(reference.runtime, txs_by_block[0], reference.store, env)
-        assert got.same_result(want)
-        assert executor._pending_root is None  # drained before the second run
-        assert dropped.state_root == want.state_root
-    finally:
-        executor.close()
-        store.close()
+    env = BlockEnv(1, 1)
+    dropped = executor.execute_block(chain.runtime, txs_by_block[0], store, env)
+    assert dropped.root_pending
+    got = executor.execute_block(chain.runtime, txs_by_block[0], store, env)
+    want = SequentialExecutor().execute_block(reference.runtime, txs_by_block[0], reference.store, env)
+    assert got.same_result(want)
+    assert executor._pending_root is None  # drained before the second run
+    assert dropped.state_root == want.state_root
 
 
 def test_helper_killed_while_hashing_a_pending_root(tmp_path, small_thresholds):
@@ -183,18 +183,11 @@ def test_commit_callables_see_the_pre_block_state(tmp_path, store_kind):
         store.close()
 
 
-def test_time_guard_counts_the_roots_residual(tmp_path, small_thresholds):
+def test_time_guard_counts_the_roots_residual(deferred):
     """The in-process plan is timed once its pending root is read, with what was left of it."""
-    txs_by_block = blocks(1)
-    store = LmdbStore(tmp_path / "db")
-    executor = in_process_executor()
-    try:
-        chain = transfer_chain(ACCOUNTS, store).chain
-        clock = executor.clocks[False]  # nothing was checked ahead
-        output = executor.execute_block(chain.runtime, txs_by_block[0], store, BlockEnv(1, 1))
-        assert output.root_pending and "in-process" not in clock.runs
-        output.state_root  # noqa: B018
-        assert clock.runs["in-process"] == 1
-    finally:
-        executor.close()
-        store.close()
+    executor, store, chain = deferred
+    clock = executor.clocks[False]  # nothing was checked ahead
+    output = executor.execute_block(chain.runtime, blocks(1)[0], store, BlockEnv(1, 1))
+    assert output.root_pending and "in-process" not in clock.runs
+    output.state_root  # noqa: B018
+    assert clock.runs["in-process"] == 1
