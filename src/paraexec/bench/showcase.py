@@ -59,6 +59,7 @@ def showcase(
 ) -> None:
     """Perps with a price shock on LMDB with the parallel executor, replay-verified, with a report."""
     shutil.rmtree(data, ignore_errors=True)
+    repeat = max(1, repeat)
     executor_name = pick_executor()
     params = {"accounts": accounts, "markets": markets, "shock_at": shock_at}
     workload = make_workload("perps", seed=seed, **params)
@@ -105,7 +106,7 @@ def showcase(
         blocks=blocks,
         executors=["sequential", executor_name],
         workers=[workers],
-        repeat=max(1, repeat),
+        repeat=repeat,
         seed=seed,
     )
     result = run_bench(bench, argv=["paraexec-demo", *sys.argv[1:]])
@@ -141,7 +142,7 @@ def showcase(
     console.print(table)
     console.print(
         f"final root {final_root[:16]}; speedup from `paraexec bench` on the same blocks (same run,"
-        f" median of {max(1, repeat)} passes each)"
+        f" median of {repeat} passes each)"
     )
     console.print(f"HTML report: {report.resolve()}")
     if not (root_match and result["ok"]):

@@ -239,8 +239,9 @@ class ParallelExecutor:
         return self.pool.pids()
 
     def close(self) -> None:
-        """Stop the worker processes (a later block starts fresh ones) and the prepare threads."""
-        self._settle_root()
+        """Stop the worker processes (a later block starts fresh ones) and the prepare threads.
+        A pending root is not waited for: read later, it is hashed here (``generation``)."""
+        self._pending_root = None
         self.generation += 1
         self.pool.stop(graceful=m.encode(m.Shutdown()))
         self._specs = [None] * self.workers
@@ -256,7 +257,6 @@ class ParallelExecutor:
     def announce(self, runtime: Runtime, txs: Sequence[bytes]) -> None:
         """The next block will (most likely) hold ``txs``: its signatures are checked on the
         workers while they would otherwise wait during this block (see ``precheck``)."""
-        self._settle_root()
         self._prechecks.announce(runtime, txs)
 
     @property
@@ -521,11 +521,12 @@ class ParallelExecutor:
         hashing gets that core to itself (another worker would share it with the checks, at
         half speed). A share a worker cannot hash (its store view does not match) is hashed here.
 
-        With ``defer_root`` the helpers get (nearly) all of it, and the root is returned pending
+        With ``defer_root`` the helpers get most of it, and the root is returned pending
         (``PendingRoot``): the caller writes the block's state to LMDB while they hash, and this
-        process hashes only what is left (keys first written after ``old_hashes``' last message)
-        once the write is done. Measured on 10,000-key transfer blocks: the LMDB write (~60 ms)
-        and the helpers' hashing (~30-40 ms) overlap instead of following each other.
+        process hashes what is left once the write is done (``DEFERRED_SHARE_HERE`` of the keys
+        whose old values were hashed ahead, plus the keys first written after ``old_hashes``'
+        last message; nothing of a plain split). The write and the helpers' hashing then overlap
+        instead of following each other (measurements: ``DEFERRED_SHARE_HERE``).
         Without it, this process hashes a share as large as each helper's while they hash.
         The time guard's in-process clock counts the root's residual (``PendingRoot.on_done``):
         the plan is timed by what it costs on the critical path, the LMDB write aside.

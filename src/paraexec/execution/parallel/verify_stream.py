@@ -24,10 +24,11 @@ verdicts. Each helper holds ``AHEAD`` batches at a time and gets the next one as
 The mode is learnt across blocks: a stream whose own batches took more than 2.618 times as long
 per transaction as the batches the helpers checked (S > 1.618 E, measured) makes the next block's
 stream start from the end (``from_end``); without both measurements, one that ended meeting from
-both ends does. A single long wait (a helper busy with a hash message) switches a stream to the
-end, so the mode it ended in alone would send perps (S about E) from the end too often. Otherwise every block of a transfers run first paid the waits that reveal it: the
-coordinator reaches the helpers' first front batches within a few milliseconds, then must also
-wait for the front batches they already hold (measured: 15-30 ms a 10,000-transfer block, 3-5%).
+both ends does. (The mode a stream ended in is not enough: a single long wait, a helper busy with
+a hash message, switches a stream to the end, and perps, S about E, then went from the end too
+often.) Without this, every block of a transfers run first paid the waits that reveal the mode:
+the coordinator reaches the helpers' first front batches within a few milliseconds, then must
+also wait for the front batches they already hold (measured: 15-30 ms a 10,000-transfer block).
 
 Why that threshold: with checks costing S and execution E a transaction, waiting batch by batch
 takes ``max(E, S)`` a transaction, meeting from both ends ``E + S*S/(E + 2S)`` (the coordinator
