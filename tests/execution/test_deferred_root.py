@@ -191,3 +191,15 @@ def test_time_guard_counts_the_roots_residual(deferred):
     assert output.root_pending and "in-process" not in clock.runs
     output.state_root  # noqa: B018
     assert clock.runs["in-process"] == 1
+
+
+def test_root_read_after_close_is_hashed_here(deferred):
+    """``close`` does not wait for a pending root: read later, it is hashed in this process."""
+    executor, store, chain = deferred
+    txs = blocks(1)[0]
+    output = executor.execute_block(chain.runtime, txs, store, BlockEnv(1, 1))
+    assert output.root_pending
+    executor.close()
+    reference = transfer_chain(ACCOUNTS).chain
+    want = SequentialExecutor().execute_block(reference.runtime, txs, reference.store, BlockEnv(1, 1))
+    assert output.state_root == want.state_root and not executor.pool.started
