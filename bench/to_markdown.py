@@ -35,9 +35,11 @@ def table(path: str) -> str:
                 )
                 continue
             cpu, ceiling, q = r.get("cpu_seconds_median"), r.get("cpu_ceiling"), r.get("speedup_quartiles")
+            bound, share = r.get("bound"), r.get("bound_efficiency")  # None: the analysis was unavailable
+            bound_cells = "- | -" if bound is None or share is None else f"{bound:.2f} | {share:.0%}"
             lines.append(
                 f"| {label} | {r['executor']} | {r['workers']} | {cores} | {r['seconds_median']:.3f} | {r['tx_per_s']:,.0f} |"
-                f" {r['speedup']:.2f}x | {'-' if not q else f'{q[0]:.2f}-{q[1]:.2f}'} | {r['bound']:.2f} | {r['bound_efficiency']:.0%} |"
+                f" {r['speedup']:.2f}x | {'-' if not q else f'{q[0]:.2f}-{q[1]:.2f}'} | {bound_cells} |"
                 f" {'-' if cpu is None else format(cpu, '.3f')} | {'-' if ceiling is None else format(ceiling, '.2f') + 'x'} |"
                 f" {r['re_executions_per_tx']:.3f} | {r.get('parallel_blocks', '-')}/{r.get('blocks_timed', '-')} |"
             )
