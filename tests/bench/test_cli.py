@@ -18,11 +18,12 @@ TINY = ["--accounts", "8", "--block-size", "15", "--blocks", "2", "--workers", "
 def test_bench_writes_json_and_report(tmp_path):
     out, html = tmp_path / "new" / "r.json", tmp_path / "other" / "r.html"  # folders made as needed
     result = runner.invoke(
-        app, ["bench", *TINY, "--executors", "sequential", "--json", str(out), "--report", str(html)]
+        app, ["bench", *TINY, "--executors", "sequential", "--aa", "--json", str(out), "--report", str(html)]
     )
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["ok"] and data["points"][0]["results"][0]["executor"] == "sequential"
+    assert data["points"][0]["results"][1]["executor"] == "sequential-aa" and "sequential-aa" in result.output
     assert data["points"][0]["results"][0]["cores"] == 1 and "cores" in result.output  # a table column
     assert data["command"][:2] == ["paraexec", "bench"] or data["command"][0] == "paraexec"
     assert html.read_text().startswith("<!DOCTYPE html>")

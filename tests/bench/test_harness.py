@@ -11,6 +11,7 @@ import pytest
 
 from paraexec.bench.bound import Bounds, key_label
 from paraexec.bench.harness import (
+    AA,
     BenchConfig,
     BlockTiming,
     add_ratios,
@@ -75,6 +76,21 @@ def test_sequential_run_is_complete_and_json_ready():
     assert [b["root"] for b in seq["blocks"]] == point["reference_roots"]
     assert point["outcomes"] == {"ok": 40, "failed": {}, "events": {}}
     assert len(set(point["reference_roots"])) == 2
+
+
+def test_the_aa_row_is_a_second_sequential_run_timed_like_the_others():
+    """``aa``: a separate sequential executor, one core, its own passes: speedup about 1 (its
+    spread is the run's noise), its roots checked like any executor's."""
+    bench = BenchConfig(**TINY, executors=["sequential", "parallel"], aa=True)
+    assert bench.runs() == [("sequential", 1), (AA, 1), ("parallel", 1), ("parallel", 2)]
+    result = run_bench(bench)
+    assert result["ok"]
+    seq, again = result["points"][0]["results"][:2]
+    assert again["executor"] == AA and again["workers"] == 1 and again["cores"] == 1
+    assert again["roots_match"] and len(again["seconds_runs"]) == 2
+    assert again["seconds_runs"] != seq["seconds_runs"]  # timed apart, not a copy of the reference
+    assert again["speedup"] == pytest.approx(seq["seconds_median"] / again["seconds_median"])
+    assert cores_used(AA, 4, 8) == 1
 
 
 def test_speedup_quartiles_pair_the_repeats_of_one_round():

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from ..execution.registry import executor_names
 from ..workloads import make_workload, workload_names, workload_params
-from .harness import BenchConfig, parallel_share, quartile_range, run_bench
+from .harness import AA, BenchConfig, parallel_share, quartile_range, run_bench
 
 console = Console(stderr=True)  # progress and messages
 _stdout = Console()
@@ -120,6 +120,9 @@ def bench(
     report: Annotated[Path | None, typer.Option(help="write the HTML report here")] = None,
     warmup: Annotated[bool, typer.Option(help="run block 1 once untimed per executor first")] = True,
     analyze: Annotated[bool, typer.Option(help="dependency analysis (inherent bound, hot keys)")] = True,
+    aa: Annotated[
+        bool, typer.Option("--aa", help=f"also time a second sequential executor ({AA}): the run's noise floor")
+    ] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Run executors on identical signed blocks; report medians, speedups, bounds; fail on any root mismatch."""
@@ -176,6 +179,7 @@ def bench(
         data_dir=str(data) if data else None,
         warmup=warmup,
         analyze=analyze,
+        aa=aa,
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True, disable=not progress) as bar:

@@ -30,6 +30,9 @@ would credit such executors with a free core and could read above 100%.
 Signature checks run inside execution unless ``verify_signatures`` is off ("already verified at
 mempool admission"), so both the end-to-end and the execution-only numbers can be produced.
 
+With ``aa`` a second sequential executor (``AA``) is timed like the others: an A/A test whose
+ratio shows the machine's noise in that run, next to the speedups it must not be mistaken for.
+
 A root that differs from sequential, or an executor that raises, is recorded in ``failures``;
 the CLI exits non-zero when there is any.
 """
@@ -59,6 +62,10 @@ from . import bound as boundmod
 from .machine import machine_info, process_tree_cpu
 
 REFERENCE = "sequential"
+#: A second, separate ``sequential`` executor timed like every other pair (``BenchConfig.aa``): its
+#: speedup is 1.0 but for the machine's noise, so its row (and its p25-p75) is the run's own noise
+#: floor, the yardstick for every other ratio of the same run (an A/A test).
+AA = "sequential-aa"
 #: Executors whose coordinator process executes transactions beside ``workers`` worker processes.
 COORDINATOR_EXECUTES = frozenset({"parallel", "adaptive"})
 Progress = Callable[[str], None]
@@ -81,10 +88,12 @@ class BenchConfig:
     data_dir: str | None = None
     warmup: bool = True
     analyze: bool = True
+    aa: bool = False  # also time ``AA``
 
     def runs(self) -> list[tuple[str, int]]:
-        """The (executor, workers) pairs to time: sequential first and once, then the rest."""
-        pairs = [(REFERENCE, 1)]
+        """The (executor, workers) pairs to time: sequential first and once (then ``AA`` once,
+        with ``aa``), then the rest."""
+        pairs = [(REFERENCE, 1)] + ([(AA, 1)] if self.aa else [])
         for name in self.executors:
             if name == REFERENCE:
                 continue
@@ -389,7 +398,7 @@ def run_point(
     try:
         for pair in pairs:
             try:
-                executors[pair] = make_executor(*pair)
+                executors[pair] = SequentialExecutor() if pair[0] == AA else make_executor(*pair)
                 if bench.warmup:
                     run(pair, executors[pair], blocks[:1], "warmup")
             except Exception as exc:
@@ -429,7 +438,7 @@ def cores_used(name: str, workers: int, usable: int) -> int:
     ``workers``; the thread-based executors (``blockstm``, ``access-list``) use ``workers``. The
     bound is taken at this count, so a speedup is compared with what that many cores could do.
     """
-    if name == REFERENCE:
+    if name in (REFERENCE, AA):
         wanted = 1
     elif name in COORDINATOR_EXECUTES:
         wanted = workers + 1
