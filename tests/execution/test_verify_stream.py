@@ -140,6 +140,43 @@ def test_helpers_that_lead_check_everything_after_the_first_batch():
         executor.close()
 
 
+def test_one_long_wait_does_not_send_the_helpers_to_the_end(monkeypatch):
+    """Helpers that lead (1 ms of execution a transaction), but the coordinator once finds batch 3
+    unanswered and waits 50 ms (a helper busy with a hash message): the waits so far are less than
+    0.618 times the execution of the helpers' batches (2 x 64 ms), so the stream stays at the
+    front. Judged by that one wait against the last batch alone, it switched to the end."""
+    tc = transfer_chain(40)
+    txs = block_with_bad_signatures(tc, 3)
+    executor = ParallelExecutor(2)
+    waits: list[int] = []
+    read, has_reply = vs.VerifyStream._read, executor.pool.has_reply
+
+    def slow_once(self, w, current):  # batch 3's reply is read only while the coordinator waits
+        if self.pending[w][0] == 3 and not waits:
+            waits.append(3)
+            time.sleep(0.05)
+        read(self, w, current)
+
+    monkeypatch.setattr(vs.VerifyStream, "_read", slow_once)
+    monkeypatch.setattr(executor.pool, "has_reply", lambda w: has_reply(w) and 3 not in executor_stream[0].owner)
+    executor_stream: list = []
+    init = vs.VerifyStream.__init__
+
+    def recording(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        executor_stream.append(self)
+
+    monkeypatch.setattr(vs.VerifyStream, "__init__", recording)
+    try:
+        stream, prepared, full = stream_through(txs, tc, executor, pause=0.001)
+        assert waits == [3] and stream.waited >= 0.05
+        assert vs.CATCH_UP * 0.064 < 0.05 < vs.CATCH_UP * 2 * 0.064  # one batch's execution, two
+        assert_each_checked_once(stream, txs, prepared, full, tc.chain.runtime)
+        assert not stream.from_end and all(stream.assigned[1:])
+    finally:
+        executor.close()
+
+
 def test_a_coordinator_that_catches_up_meets_the_helpers_from_the_end():
     """No execution at all: the coordinator reaches batches before their verdicts, and the
     helpers then take batches from the end; each end checks part of the block."""
