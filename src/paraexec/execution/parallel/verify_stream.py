@@ -40,7 +40,14 @@ signatures of each pass's first block, which has no precheck, and 448 of a later
 Why that threshold: with checks costing S and execution E a transaction, waiting batch by batch
 takes ``max(E, S)`` a transaction, meeting from both ends ``E + S*S/(E + 2S)`` (the coordinator
 checks the share ``S/(E + 2S)`` of the rest); the latter wins only past S = 1.618 E. Transfers
-(S ~ 60 us, E ~ 15 us) meet from both ends; perps (E ~ 65 us, about S) wait.
+(S ~ 60 us, E ~ 15 us) and the replay (timed: S 61-86 us, E 21-41 us) meet from both ends; perps
+sits at the line (timed: S 66-105 us, E 38-55 us; the checks run slower beside a busy helper) and
+goes either way from block to block. After the meeting the helper is not idle when the next
+block was announced: it checks that block's signatures (``precheck``). Only a pass's last block
+loses that time, so the threshold, not the balance point of the two ends, is what matters.
+A/B on the bench's perps blocks (``bench/probe.py perps 6``, seven runs of each version,
+alternated): median 1.71x with the summed rules, 1.59x with the per-batch ones; transfers and the
+replay were within their noise.
 
 Measured on the 2-core box: sending every batch to the workers at once, in block order, and
 executing as the verdicts came back left the coordinator blocked on verdicts for 1.2 s of a
