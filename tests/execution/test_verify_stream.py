@@ -80,11 +80,11 @@ def test_worker_lost_mid_stream_changes_nothing(monkeypatch):
         executor.close()
 
 
-def stream_through(txs, tc, executor, pause: float = 0.0, verified: frozenset = frozenset(), from_end: bool = False):
+def stream_through(txs, tc, executor, pause: float = 0.0, verified: frozenset = frozenset(), ratio: float = 2.0):
     """Every prepared transaction of ``txs`` from a ``VerifyStream`` on ``executor``'s booted
     workers, the coordinator's own checks recorded (``full``); ``pause`` seconds stand for the
     execution of each transaction; ``verified``: transactions checked ahead (``precheck``);
-    ``from_end``: the helpers take batches from the end from the start."""
+    ``ratio``: the stream's estimate of checks over execution until it has measured its own."""
     runtime = tc.chain.runtime
     full: list[bytes] = []
 
@@ -99,7 +99,7 @@ def stream_through(txs, tc, executor, pause: float = 0.0, verified: frozenset = 
             return runtime.prepare_checked(raw)
 
     executor._boot_workers(tc.chain.store)
-    stream = vs.VerifyStream(executor.pool, executor._specs, executor._restart, Counting(), txs, verified, from_end)
+    stream = vs.VerifyStream(executor.pool, executor._specs, executor._restart, Counting(), txs, verified, ratio)
     stream.send()
     prepared = []
     for p in stream:
@@ -127,68 +127,35 @@ def assert_each_checked_once(stream, txs, prepared, full, runtime, verified=froz
 
 
 def test_helpers_that_lead_check_everything_after_the_first_batch():
-    """Execution slower than the checks (a pause per transaction): the helpers stay ahead and
-    take every batch from the front; the coordinator checks only its first batch."""
+    """Execution slower than the checks (a pause per transaction, and a stream told so): the
+    helpers stay ahead and take every batch in order; the coordinator checks only its first
+    batch, and measures the checks far cheaper than the execution."""
     tc = transfer_chain(40)
     txs = block_with_bad_signatures(tc, 3)
     executor = ParallelExecutor(2)
     try:
-        stream, prepared, full = stream_through(txs, tc, executor, pause=0.001)
+        stream, prepared, full = stream_through(txs, tc, executor, pause=0.001, ratio=0.5)
         assert_each_checked_once(stream, txs, prepared, full, tc.chain.runtime)
-        assert not stream.from_end and all(stream.assigned[1:])
+        assert all(stream.assigned[1:])
+        assert stream.checks[1] >= vs.BATCH and stream.executed[1] >= vs.BATCH and stream.ratio() < 0.5
     finally:
         executor.close()
 
 
-def test_one_long_wait_does_not_send_the_helpers_to_the_end(monkeypatch):
-    """Helpers that lead (1 ms of execution a transaction), but the coordinator once finds batch 3
-    unanswered and waits 50 ms (a helper busy with a hash message): the waits so far are less than
-    0.618 times the execution of the helpers' batches (2 x 64 ms), so the stream stays at the
-    front. Judged by that one wait against the last batch alone, it switched to the end."""
-    tc = transfer_chain(40)
-    txs = block_with_bad_signatures(tc, 3)
-    executor = ParallelExecutor(2)
-    waits: list[int] = []
-    read, has_reply = vs.VerifyStream._read, executor.pool.has_reply
-
-    def slow_once(self, w, current):  # batch 3's reply is read only while the coordinator waits
-        if self.pending[w][0] == 3 and not waits:
-            waits.append(3)
-            time.sleep(0.05)
-        read(self, w, current)
-
-    monkeypatch.setattr(vs.VerifyStream, "_read", slow_once)
-    monkeypatch.setattr(executor.pool, "has_reply", lambda w: has_reply(w) and 3 not in executor_stream[0].owner)
-    executor_stream: list = []
-    init = vs.VerifyStream.__init__
-
-    def recording(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        executor_stream.append(self)
-
-    monkeypatch.setattr(vs.VerifyStream, "__init__", recording)
-    try:
-        stream, prepared, full = stream_through(txs, tc, executor, pause=0.001)
-        assert waits == [3] and stream.waited >= 0.05
-        assert vs.CATCH_UP * 0.064 < 0.05 < vs.CATCH_UP * 2 * 0.064  # one batch's execution, two
-        assert_each_checked_once(stream, txs, prepared, full, tc.chain.runtime)
-        assert not stream.from_end and all(stream.assigned[1:])
-    finally:
-        executor.close()
-
-
-def test_a_coordinator_that_catches_up_meets_the_helpers_from_the_end():
-    """No execution at all: the coordinator reaches batches before their verdicts, and the
-    helpers then take batches from the end; each end checks part of the block."""
+def test_checks_dearer_than_execution_are_shared_along_the_block():
+    """No execution at all (checks cost many times the rest): the helpers get batches well ahead
+    of the coordinator, which checks the ones in between itself; each is checked once, both
+    sides check part of the block, and the stream measures checks dearer than execution."""
     tc = transfer_chain(40)
     txs = block_with_bad_signatures(tc, 3)
     executor = ParallelExecutor(2)
     try:
         stream, prepared, full = stream_through(txs, tc, executor)
         assert_each_checked_once(stream, txs, prepared, full, tc.chain.runtime)
-        assert stream.from_end and stream.tail < len(stream.batches)  # the end went to a helper
-        assert 1 < sum(not a for a in stream.assigned) < len(stream.batches) - 1  # the coordinator
-        # checked more than its first batch, and the helpers more than their first ones
+        own = [k for k, a in enumerate(stream.assigned) if not a]
+        assert 2 < len(own) < len(stream.batches) - 2  # more than the first batch each side
+        assert any(k and stream.assigned[k - 1] for k in own)  # interleaved with the helpers' batches
+        assert stream.ratio() > 1
     finally:
         executor.close()
 
@@ -228,54 +195,71 @@ def test_workers_that_cannot_build_the_runtime_leave_it_to_the_coordinator(monke
         executor.close()
 
 
-def test_a_stream_started_from_the_end_keeps_the_mode_while_checks_cost_more():
-    """Started from the end (the last block's lesson) with checks far dearer than execution
-    (none here): the helpers' first batches are the last ones, each transaction is checked
-    once, and the next block is told to start from the end again."""
+class FakePool:
+    """A pool whose sends are recorded: ``_send_next``'s placement alone."""
+
+    size = 2
+
+    def __init__(self):
+        self.sent: list[int] = []
+
+    def send(self, w, data):
+        self.sent.append(w)
+
+
+def placement(ratio: float, coordinator_at: list[float]) -> tuple[vs.VerifyStream, list[int]]:
+    """The batches one helper gets at a fixed ``ratio``: ``AHEAD`` at the start, then one each
+    time its oldest reply is read with the coordinator at each position of ``coordinator_at``
+    (in batches: 2.0 is the start of batch 2)."""
     tc = transfer_chain(40)
-    txs = block_with_bad_signatures(tc, 5)
-    executor = ParallelExecutor(2)
-    try:
-        stream, prepared, full = stream_through(txs, tc, executor, from_end=True)
-        assert_each_checked_once(stream, txs, prepared, full, tc.chain.runtime)
-        assert stream.assigned[-1] and not stream.assigned[1]  # never the front
-        assert stream.prefers_from_end()
-    finally:
-        executor.close()
+    txs = transfer_block(tc, 40 * vs.BATCH, seed=9)
+    stream = vs.VerifyStream(FakePool(), [None, None], lambda: None, tc.chain.runtime, txs, frozenset(), ratio)
+    stream.helpers = [0]
+    stream.pending = {0: stream.pending[0]}
+    stream.spec_bytes = b"spec"
+    for _ in range(vs.AHEAD):
+        stream._send_next(0, 0.0)
+    for at in coordinator_at:
+        k = stream.pending[0].popleft()
+        del stream.owner[k]
+        stream._send_next(0, at)
+    return stream, [k for k, a in enumerate(stream.assigned) if a]
 
 
-def test_a_stream_started_from_the_end_returns_to_the_front_when_checks_are_cheap():
-    """Started from the end, but execution (a 1 ms pause per transaction) far dearer than the
-    checks: the coordinator's own batches took about as long as the helpers' did, so the next
-    block starts from the front."""
-    tc = transfer_chain(40)
-    txs = block_with_bad_signatures(tc, 3)
-    executor = ParallelExecutor(2)
-    try:
-        stream, prepared, full = stream_through(txs, tc, executor, pause=0.001, from_end=True)
-        assert_each_checked_once(stream, txs, prepared, full, tc.chain.runtime)
-        assert stream.checks[1] and stream.executed[1]  # both the checks and the execution were timed
-        assert not stream.prefers_from_end()
-    finally:
-        executor.close()
+def test_a_helper_gets_the_first_batch_it_can_check_before_the_coordinator_gets_there():
+    """In units of one batch's execution, the helper needs r (placed as ``SAFETY`` r) a batch it
+    holds plus the new one; the coordinator crosses a helper's batch in 1 and its own in 1 + r.
+
+    Cheap checks (r = 0.5): every batch in order. Dear ones (r = 4, placed as 5): from the start,
+    the coordinator's batch 0 (6) covers the helper's first batch (5) but not its second (10), so
+    batch 2 is left to the coordinator (6 + 1 + 6 >= 10) and the helper gets 3. Its reply for 1
+    read at the start of batch 1: 1 + 6 + 1 < 10, so batch 4 is the coordinator's and 5 the
+    helper's; at 2.0: 6 + 1 + 6 + 1 >= 10 already, so 6; past the last batch: nothing."""
+    _, cheap = placement(0.5, [1.0, 2.0, 3.0])
+    assert cheap == [1, 2, 3, 4, 5]
+    stream, dear = placement(4.0, [1.0, 2.0, 39.0])
+    assert vs.SAFETY == 1.25 and dear == [1, 3, 5, 6]
+    assert stream.front == len(stream.batches) == 40  # every batch decided
 
 
-def test_the_executor_starts_the_next_stream_in_the_mode_the_last_one_ended_in(monkeypatch):
-    """Transfers check far slower than they execute: the first block's stream switches to
-    meeting from the end, and the second block's stream starts that way."""
+def test_the_executor_starts_the_next_stream_with_the_last_ones_measured_ratio(monkeypatch):
+    """Transfers check far slower than they execute: the first block's stream starts from
+    ``RATIO_START`` and measures more; the second block's stream starts from that measure."""
     tc = transfer_chain(40)
     blocks = [block_with_bad_signatures(tc, seed) for seed in (7, 8)]
     executor = ParallelExecutor(2)
-    started: list[bool] = []
+    streams: list[vs.VerifyStream] = []
     init = vs.VerifyStream.__init__
 
     def recording(self, *args, **kwargs):
         init(self, *args, **kwargs)
-        started.append(self.from_end)
+        streams.append(self)
 
     monkeypatch.setattr(vs.VerifyStream, "__init__", recording)
     try:
         run_blocks(executor, blocks)
-        assert started == [False, True]
+        first, second = streams
+        assert first.start_ratio == vs.RATIO_START
+        assert second.start_ratio == first.ratio() != vs.RATIO_START
     finally:
         executor.close()

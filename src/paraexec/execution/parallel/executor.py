@@ -22,7 +22,7 @@ from .old_hashes import OldHashes
 from .pipeline import Pipeline
 from .precheck import Prechecks, checked_flags, helper_count
 from .transport import WorkerLost, WorkerPool, WorkerStalled
-from .verify_stream import VerifyStream
+from .verify_stream import RATIO_START, VerifyStream
 
 _receipts_decoder = msgspec.msgpack.Decoder(list[Receipt])
 
@@ -199,8 +199,8 @@ class ParallelExecutor:
         self.generation = 0
         #: Transactions of in-process blocks prepared with a worker's verdict from ``VerifyStream``.
         self.stream_verified = 0
-        #: The next ``VerifyStream`` starts from the end (learnt from the last one).
-        self._stream_from_end = False
+        #: The next ``VerifyStream``'s estimate of checks over execution (the last one's measure).
+        self._stream_ratio = RATIO_START
         #: Blocks whose workers stalled (``STALL_TIMEOUT``) and that then ran in-process.
         self.stalls = 0
         self.contention_fallback = contention_fallback
@@ -484,7 +484,7 @@ class ParallelExecutor:
             if stream is not None:
                 stream.abandon()
                 self.stream_verified += stream.checked
-                self._stream_from_end = stream.prefers_from_end()
+                self._stream_ratio = stream.ratio()
         return output, where
 
     def _verify_stream(self, runtime: Runtime, txs: list[bytes], verified: set[bytes]) -> VerifyStream | None:
@@ -492,7 +492,7 @@ class ParallelExecutor:
         and the block is worth it (``verify_stream``); ``None``: the threads check them first."""
         if not self.pool.started or not VerifyStream.worth(runtime, len(txs)):
             return None  # cheap test first: building a stream lists every unchecked transaction
-        stream = VerifyStream(self.pool, self._specs, self._restart, runtime, txs, verified, self._stream_from_end)
+        stream = VerifyStream(self.pool, self._specs, self._restart, runtime, txs, verified, self._stream_ratio)
         if not VerifyStream.worth(runtime, stream.unchecked):
             return None
         try:

@@ -11,50 +11,45 @@ coordinator's, as for ``precheck``). The unchecked transactions are cut into bat
 the coordinator executes in block order and checks a batch itself (the full ``prepare``) unless a
 helper has it (``Verify`` -> ``Prechecked``, a verdict per transaction), in which case it uses the
 verdicts. Each helper holds ``AHEAD`` batches at a time and gets the next one as its reply is read
-(the coordinator polls the helpers' pipes every ``POLL_EVERY`` transactions, ~1 us a poll):
+(the coordinator polls the helpers' pipes every ``POLL_EVERY`` transactions, ~1 us a poll).
 
-- *from the front* while the helpers lead: the coordinator keeps batch 0, the helpers take 1, 2, ...
-  in order; when checks are cheaper than execution, they stay ahead and the coordinator checks
-  nothing but its first batch;
-- *from the end* once the coordinator has caught up with them and checks cost clearly more than
-  execution (it waited for verdicts, in all, longer than ``CATCH_UP`` times it spent executing the
-  batches the helpers checked, or passed a batch nobody had): the two ends then meet where the
-  work is balanced, the coordinator checking the batches in between itself.
+Which batch a helper gets next (``_send_next``): the first one nobody has that the coordinator
+will not reach before the helper has checked it. With checks costing S and execution E a
+transaction (r = S/E), the helper finishes a batch sent now after the ones it holds, in about
+(held + 1) * r units of one batch's execution; the coordinator crosses a helper's batch in 1 unit
+and one it checks itself in 1 + r. So the batches it will cross first are counted, and while they
+add up to less than the helper needs, the next free batch is left to the coordinator and the
+count grows by 1 + r. When checks are cheaper than execution (r < 1) nothing is ever left out
+and the coordinator checks only its first batch; when they cost more (timed on the bench's
+blocks: perps r 1.3-1.7, the replay 2.2-2.7, transfers ~4) the coordinator checks every so many
+batches itself, and neither side waits long for the other: each block is shared near its balance
+point, the coordinator checking about (S - E) / 2S of it.
 
-The mode is learnt across blocks: a stream whose own signature checks (the full ``prepare``,
-timed: S) took more than 1.618 times as long per transaction as the coordinator's execution of
-the batches the helpers checked (E) makes the next block's stream start from the end
-(``from_end``); without both measurements, one that ended meeting from both ends does. Without
-this, every block of a transfers run first paid the waits that reveal the mode: the coordinator
-reaches the helpers' first front batches within a few milliseconds, then must also wait for the
-front batches they already hold (measured: 15-30 ms a 10,000-transfer block).
+r is measured as the block runs: the coordinator times its own checks (S) and its execution of the
+batches a helper checked (E); until both have a batch's worth of samples it is the last stream's
+(``ratio``, kept by the executor), and ``RATIO_START`` for the first. ``SAFETY`` makes the helpers'
+batches a little farther ahead than the estimate: a wait costs the coordinator its idle time, a
+batch too many checks it a little more.
 
-Both rules judge by sums, not by one batch (sixteenth session). Perps checks cost about what
-they execute (S ~ E), and single samples misled both ways: one wait longer than 0.618 times the
-previous batch (the helper busy with a ``HashOld`` message) switched a block to the end for
-good, and the first batch of a block, which the coordinator checks itself, runs slower than the
-rest (cold caches), so comparing its time with the helpers' batches voted for the end too
-(measured on the bench's perps blocks: the coordinator checked 1,344-1,408 of the 3,008
-signatures of each pass's first block, which has no precheck, and 448 of a later block).
-
-Why that threshold: with checks costing S and execution E a transaction, waiting batch by batch
-takes ``max(E, S)`` a transaction, meeting from both ends ``E + S*S/(E + 2S)`` (the coordinator
-checks the share ``S/(E + 2S)`` of the rest); the latter wins only past S = 1.618 E. Transfers
-(S ~ 60 us, E ~ 15 us) and the replay (timed: S 61-86 us, E 21-41 us) meet from both ends; perps
-sits at the line (timed: S 66-105 us, E 38-55 us; the checks run slower beside a busy helper) and
-goes either way from block to block. After the meeting the helper is not idle when the next
-block was announced: it checks that block's signatures (``precheck``). Only a pass's last block
-loses that time, so the threshold, not the balance point of the two ends, is what matters.
-A/B on the bench's perps blocks (``bench/probe.py perps 6``, seven runs of each version,
-alternated): median 1.71x with the summed rules, 1.59x with the per-batch ones; transfers and the
-replay were within their noise.
+Until the sixteenth session there were two modes instead: the helpers took batches from the
+front, in order, and from the end once the coordinator caught up with them (a wait longer than
+0.618 times its execution), the two ends meeting where the work balanced; the mode was learnt
+from block to block. That left the coordinator waiting batch by batch when S was a little above
+E, and the helper idle after the meeting where no next block was announced (a pass's last block,
+``paraexec run``): after the meeting the coordinator still executes the helper's part alone.
+Meeting costs E + S*S/(E + 2S) a transaction, the balance point (E + S)/2. Measured on the bench's
+perps blocks: the coordinator checked 1,216-1,408 of the 3,008 signatures of each pass's first
+block (no precheck) with the two modes, 576-640 with this rule (448-640 of later blocks; waits
+0-11 ms a block). With announcements the two differ only at a pass's end, where the helper
+would idle, so interleaved A/B runs against the two-mode rule (same blocks, same process,
+``sequential`` / new / old per round, 14-16 rounds) came out even within the box's noise: perps
+0.98x and 1.01x, the replay 1.00x and 1.04x, transfers 1.00x. The rule is kept because it is one
+rule instead of two modes and a switch, and it needs no announcement to balance a block.
 
 Measured on the 2-core box: sending every batch to the workers at once, in block order, and
 executing as the verdicts came back left the coordinator blocked on verdicts for 1.2 s of a
-2.3 s transfers pass (perps: 12-17% of a pass); checking from both ends from the start cut the
-waits to ~0.1 s but made the coordinator check a third of a block whose checks cost about its
-execution (perps) when the helper had nothing else to do. A helper between batches checks the
-next block's signatures (``precheck``), so it is not idle when it leads.
+2.3 s transfers pass (perps: 12-17% of a pass). A helper with nothing of the block left checks
+the next block's signatures (``precheck``), so it is not idle when one was announced.
 
 A verdict is used exactly as a precheck's (``precheck`` module docstring): a transaction that
 passed is prepared with ``prepare_checked``, anything else with the full ``prepare``, which
@@ -78,20 +73,16 @@ from .precheck import helper_count
 from .transport import WorkerLost, WorkerPool
 
 #: Transactions per ``Verify`` message: ~3 ms of signature checks for transfers on the dev box, so
-#: a message costs far less than its checks and the wait at the meeting stays short.
+#: a message costs far less than its checks, and a batch left to the coordinator is a small step.
 BATCH = 64
 #: Batches a helper holds at once: one being checked, one queued, so it never idles between them.
 AHEAD = 2
 #: Transactions the coordinator executes between two polls of the helpers' pipes (~1 us a poll).
 POLL_EVERY = 16
-#: The helpers take batches from the end once the coordinator's waits for verdicts add up to more
-#: than this share of the time it spent executing the batches they checked: checks then cost more
-#: than 1 + CATCH_UP times the execution (S > 1.618 E), past which the two ends meeting beats
-#: waiting for each batch (module docstring).
-CATCH_UP = 0.618
-#: From the end, a helper gets no batch within this many batches of the coordinator's: it would
-#: reach it before the helper (which checks the batch it holds first) got to it, and wait.
-MEET_MARGIN = 2
+#: r = S/E (checks over execution, per transaction) before anything was measured (module).
+RATIO_START = 2.0
+#: The helpers' batches are placed as if r were this much larger (module docstring).
+SAFETY = 1.25
 #: Below this many unchecked transactions the threads are used (messages would not pay).
 MIN_TXS = 512
 
@@ -108,7 +99,7 @@ class VerifyStream:
         runtime: Any,
         txs: Sequence[bytes],
         verified: AbstractSet[bytes],
-        from_end: bool = False,
+        ratio: float = RATIO_START,
     ) -> None:
         self.pool = pool
         self.specs = specs
@@ -120,14 +111,14 @@ class VerifyStream:
         self.unchecked = len(todo)
         self.batches = [todo[i : i + BATCH] for i in range(0, len(todo), BATCH)]
         self.helpers = list(range(helper_count(pool.size)))
-        #: the next batch to hand out from the front, and the first one handed out from the end
-        self.front = 1  # the coordinator keeps batch 0: it starts on it at once
-        self.tail = len(self.batches)
-        #: set once the coordinator caught up with the helpers, or from the start (module)
-        self.started_from_end = self.from_end = from_end
+        #: batches before this one are decided (a helper's, or the coordinator's); the coordinator
+        #: keeps batch 0: it starts on it at once
+        self.front = 1
+        #: r = S/E until this stream has measured it (``ratio``)
+        self.start_ratio = ratio
         #: seconds and transactions of the batches a helper checked, as the coordinator executed
         #: them (waits left out: E), and of the coordinator's own signature checks (S): what
-        #: ``prefers_from_end`` judges by; ``waited``: seconds spent waiting for verdicts
+        #: ``ratio`` is measured from; ``waited``: seconds spent waiting for verdicts
         self.executed = [0.0, 0]
         self.checks = [0.0, 0]
         self.waited = 0.0
@@ -159,40 +150,46 @@ class VerifyStream:
         self.sent = True
         for _ in range(AHEAD):
             for w in self.helpers:
-                self._send_next(w, 0)
+                self._send_next(w, 0.0)
 
-    def _send_next(self, w: int, current: int) -> None:
-        """Give helper ``w`` its next batch (see module): from the front while the coordinator
-        (in batch ``current``) has not caught up, else the last one nobody has; never
-        ``current`` or a batch before it, which the coordinator checks itself."""
-        if not self.from_end and self.front <= current:
-            self.from_end = True  # the coordinator passed the front: the helpers fell behind
-        if not self.from_end:
-            if self.front >= self.tail:
-                return
-            k = self.front
-            self.front += 1
-        else:
-            if self.tail - 1 <= max(current + MEET_MARGIN, self.front - 1):
-                return
-            self.tail -= 1
-            k = self.tail
+    def _send_next(self, w: int, at: float) -> None:
+        """Give helper ``w`` the first batch nobody has that the coordinator (``at``: where its
+        next unchecked transaction is, in batches) will not reach before the helper has checked
+        it; the batches skipped on the way are the coordinator's (module)."""
+        n, current = len(self.batches), int(at)
+        if current >= n:
+            return
+        r = self.ratio() * SAFETY
+        need = (len(self.pending[w]) + 1) * r  # the helper's time to this batch, in batches executed
+        assigned = self.assigned
+        # the coordinator's time to it, in the same unit: the rest of its batch, then the batches
+        # decided already (a helper's, or its own), then those left to it here
+        crossing = (current + 1 - at) * (1 if assigned[current] else 1 + r)
+        k = max(self.front, current + 1)
+        for j in range(current + 1, k):
+            crossing += 1 if assigned[j] else 1 + r
+        while crossing < need and k < n:
+            crossing += 1 + r  # batch k is left to the coordinator
+            k += 1
+        if k >= n:
+            self.front = n
+            return
+        self.front = k + 1
         spec = self.runtime.spec
         raws = [self.txs[i] for i in self.batches[k]]
         self.pool.send(w, m.encode(m.Verify(None if self.specs[w] == spec else self.spec_bytes, raws)))
         self.specs[w] = spec
         self.pending[w].append(k)
         self.owner[k] = w
-        self.assigned[k] = 1
+        assigned[k] = 1
 
-    def prefers_from_end(self) -> bool:
-        """Whether the next block's stream should start from the end (module docstring): by the
-        measured cost of the coordinator's own checks (S a transaction) against its execution of
-        the batches the helpers checked (E), else by the mode this stream ended in."""
+    def ratio(self) -> float:
+        """r = S/E (module): measured in this stream once it has a batch's worth of both the
+        coordinator's own checks and its execution of the helpers' batches, else the start value."""
         (checking, n_checked), (executing, n_executed) = self.checks, self.executed
-        if not n_checked or not n_executed or executing <= 0:
-            return self.from_end
-        return checking / n_checked > (1 + CATCH_UP) * executing / n_executed  # S > 1.618 E
+        if n_checked < BATCH or n_executed < BATCH or executing <= 0:
+            return self.start_ratio
+        return (checking / n_checked) / (executing / n_executed)
 
     def __iter__(self) -> Iterator[Any]:
         checked, prepare = self.runtime.prepare_checked, self.runtime.prepare
@@ -203,7 +200,7 @@ class VerifyStream:
         by_helper, count = False, 0  # the current batch's verdicts came from a helper; its txs
         for i, raw in enumerate(self.txs):
             if i % POLL_EVERY == 0 and self.sent:
-                self._poll((j + 1) // BATCH)  # the batch it is in or about to start
+                self._poll((j + 1) / BATCH)  # where its next unchecked transaction is, in batches
             count += 1
             if raw in verified:
                 yield checked(raw)
@@ -219,7 +216,7 @@ class VerifyStream:
                 by_helper, count = False, 1
             if assigned[k]:  # a helper's batch: wait for its verdicts if they are not in yet
                 if k in owner and self.sent:
-                    waited += self._wait_for(k, span)
+                    waited += self._wait_for(k)
                 if ok[i]:
                     by_helper = True
                     self.checked += 1
@@ -231,30 +228,27 @@ class VerifyStream:
             checks[1] += 1
             yield tx
 
-    def _wait_for(self, k: int, span: float) -> float:
-        """Read replies until batch ``k``'s is in; returns the seconds waited. Waits adding up to
-        more than ``CATCH_UP`` times the coordinator's execution of the helpers' batches (of
-        ``span``, its last batch, before there is any) make the helpers take the end from now on
-        (see module)."""
+    def _wait_for(self, k: int) -> float:
+        """Read replies until batch ``k``'s is in; returns the seconds waited."""
         waiting = time.perf_counter()
         while k in self.owner and self.sent:
-            self._read(self.owner[k], k)
+            self._read(self.owner[k], float(k))
         waited = time.perf_counter() - waiting
         self.waited += waited
-        if self.waited > CATCH_UP * (self.executed[0] or span):
-            self.from_end = True
         return waited
 
-    def _poll(self, current: int) -> None:
-        """Read the replies already in (without waiting) and refill the helpers that sent them."""
+    def _poll(self, at: float) -> None:
+        """Read the replies already in (without waiting) and refill the helpers that sent them
+        (the coordinator ``at``: see ``_send_next``)."""
         for w in self.helpers:
             pending = self.pending[w]
             while pending and self.sent and self.pool.has_reply(w):
-                self._read(w, current)
+                self._read(w, at)
 
-    def _read(self, w: int, current: int) -> None:
+    def _read(self, w: int, at: float) -> None:
         """Read helper ``w``'s oldest reply into ``ok`` (nothing when it failed the batch) and
-        hand it its next batch; a lost helper ends the stream (``abandon``)."""
+        hand it its next batch (the coordinator ``at``: see ``_send_next``); a lost helper ends
+        the stream (``abandon``)."""
         k = self.pending[w].popleft()
         del self.owner[k]
         self.received += 1
@@ -265,7 +259,7 @@ class VerifyStream:
                     self.ok[i] = verdict
             else:  # Failed: its runtime may be missing; send the spec again next time
                 self.specs[w] = None
-            self._send_next(w, current)
+            self._send_next(w, at)
         except WorkerLost:
             self.abandon(lost=True)
 
