@@ -37,3 +37,31 @@ def test_run_replay_inspect_round_trip(tmp_path):
     # a different workload on the same store is refused, not mixed in
     result = runner.invoke(app, ["run", "--data", data, "--accounts", "11", "--blocks", "1"])
     assert result.exit_code == 1 and "different chain" in text(result)
+
+
+def test_run_announces_each_next_block_and_continues_a_chain(tmp_path, monkeypatch):
+    """``run`` produces every block knowing the next one (the last knows none), the same blocks
+    as without the announcement; a second ``run`` on the store continues its nonces."""
+    from paraexec.chain import Chain
+
+    seen: list[tuple[list[bytes], list[bytes] | None]] = []
+    produce = Chain.produce_block
+
+    def recording(self, txs, time, executor, upcoming=None):
+        seen.append((list(txs), None if upcoming is None else list(upcoming)))
+        return produce(self, txs, time, executor, upcoming)
+
+    monkeypatch.setattr(Chain, "produce_block", recording)
+    data = str(tmp_path / "chain")
+    args = ["run", "--data", data, "--accounts", "10", "--block-size", "20", "--blocks", "3"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert [u for _, u in seen] == [seen[1][0], seen[2][0], None]
+    second = runner.invoke(app, [*args[:-1], "2"])  # nonces continue from the chain
+    assert second.exit_code == 0 and len(seen) == 5
+    lines = [line.split() for r in (first, second) for line in r.output.splitlines()]
+    rows = [row for row in lines if len(row) == 7 and row[0].isdigit()]  # height txs ok s tx/s re-exec root
+    assert [row[0] for row in rows] == ["1", "2", "3", "4", "5"]
+    assert all(row[1] == row[2] == "20" for row in rows)  # every transfer valid: the nonces were right
+    result = runner.invoke(app, ["replay", "--data", data])
+    assert result.exit_code == 0 and "every root and receipt matches" in text(result)
