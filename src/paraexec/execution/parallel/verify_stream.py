@@ -120,10 +120,9 @@ class VerifyStream:
         self.start_ratio = ratio
         #: seconds and transactions of the batches a helper checked, as the coordinator executed
         #: them (waits left out: E), and of the coordinator's own signature checks (S): what
-        #: ``ratio`` is measured from; ``waited``: seconds spent waiting for verdicts
+        #: ``ratio`` is measured from
         self.executed = [0.0, 0]
         self.checks = [0.0, 0]
-        self.waited = 0.0
         self.assigned = bytearray(len(self.batches))  # batch -> 1 once sent to a helper
         #: helper -> the batches it holds, oldest first (its replies come in this order)
         self.pending: dict[int, deque[int]] = {w: deque() for w in self.helpers}
@@ -235,9 +234,7 @@ class VerifyStream:
         waiting = time.perf_counter()
         while k in self.owner and self.sent:
             self._read(self.owner[k], float(k))
-        waited = time.perf_counter() - waiting
-        self.waited += waited
-        return waited
+        return time.perf_counter() - waiting
 
     def _poll(self, at: float) -> None:
         """Read the replies already in (without waiting) and refill the helpers that sent them
