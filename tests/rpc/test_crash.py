@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 
-import httpx
+import httpx2
 
 from paraexec.client import Client, Wallet
 
@@ -37,7 +37,7 @@ class Submitter(threading.Thread):
                     w.sync_nonce(self.client)
                     raws += [w.transfer(self.wallets[0].address, 1) for _ in range(4)]
                 self.submitted += sum("error" not in r for r in self.client.submit_many(raws))
-        except (httpx.HTTPError, OSError):
+        except (httpx2.HTTPError, OSError):
             pass  # the node was killed under us: that is the point
         finally:
             self.client.close()

@@ -1,4 +1,4 @@
-"""``Client``: JSON-RPC 2.0 over HTTP (httpx) and WebSocket subscriptions (websockets).
+"""``Client``: JSON-RPC 2.0 over HTTP (httpx2) and WebSocket subscriptions (websockets).
 
 Every method maps to one RPC method of the node (``paraexec.rpc.methods``); bytes are passed
 and returned as hex. A JSON-RPC error becomes ``RpcClientError`` carrying the node's stable
@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import httpx
+import httpx2
 
 
 class RpcClientError(Exception):
@@ -38,7 +38,7 @@ class Client:
 
     def __init__(self, url: str = "http://127.0.0.1:8545", timeout: float = 10.0) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.Client(timeout=timeout)
+        self._http = httpx2.Client(timeout=timeout)
         self._ids = itertools.count(1)
 
     def close(self) -> None:
