@@ -16,7 +16,9 @@ field, ``access = AccessList(reads, writes)``, the state keys it may read and wr
 of the signed body, so nobody but the sender can widen or narrow it. The runtime enforces it
 (``runtime.AccessGuard``): touching any other key fails the transaction with
 ``UNDECLARED_ACCESS``, in every executor, so schedulers may trust it. A written key may also be
-read; the sender's nonce key is declared implicitly. A transaction without the field is
+read; the sender's nonce key is declared implicitly. Each declared key must be a possible state
+key, 1 to ``MAX_KEY_BYTES`` bytes, or the transaction is malformed: schedulers read declared
+keys from the store before the block runs, and LMDB refuses an empty or over-long key. A transaction without the field is
 unrestricted, and its wire bytes are exactly those of the four-field envelope (old
 transactions and their hashes do not change).
 """
@@ -27,6 +29,7 @@ import msgspec
 
 from . import codec, crypto
 from .errors import BadSignature, MalformedTransaction, OversizeTransaction, WrongChainId
+from .types import MAX_KEY_BYTES
 
 SIGN_DOMAIN = b"paraexec/tx/v1:"
 MAX_TX_BYTES = 4096
@@ -114,6 +117,10 @@ def decode_signed(raw: bytes, chain_id: str, verify_signature: bool = True) -> T
         raise OversizeTransaction(f"payload {len(tx.payload)} bytes > {MAX_PAYLOAD_BYTES}")
     if len(tx.sender) != crypto.PUBLIC_KEY_SIZE or tx.nonce < 0:
         raise MalformedTransaction("bad sender or nonce")
+    if tx.access is not None:
+        for key in (*tx.access.reads, *tx.access.writes):
+            if not 0 < len(key) <= MAX_KEY_BYTES:
+                raise MalformedTransaction(f"declared key of {len(key)} bytes (a state key has 1..{MAX_KEY_BYTES})")
     if verify_signature and not crypto.verify(tx.sender, SIGN_DOMAIN + signed.body, signed.signature):
         raise BadSignature()
     if tx.chain_id != chain_id:

@@ -12,6 +12,9 @@ Incarnation = NewType("Incarnation", int)
 Version = tuple[int, int]  # (txn_idx, incarnation)
 Key = bytes
 Value = bytes
+#: The longest state key: LMDB's default maximum key size. Keys an application derives are far
+#: shorter; the ones a sender declares (``transaction.AccessList``) are checked against it.
+MAX_KEY_BYTES = 511
 Height = NewType("Height", int)
 
 #: The write set of a transaction or a block: ``None`` marks a deletion.

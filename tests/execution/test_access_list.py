@@ -371,3 +371,46 @@ def test_declared_transfers_on_worker_processes_survive_a_killed_worker():
         assert killed not in ex._procs.pids()  # the pool was replaced
     finally:
         ex.close()
+
+
+def test_a_declared_key_no_store_could_hold_makes_the_transaction_malformed(every_executor, tmp_path):
+    """An empty or over-long declared key is refused at ``prepare`` (MALFORMED), in every
+    executor: the access-list executor reads declared keys from LMDB before the block runs, and
+    LMDB refuses such keys (it raised ``BadValsizeError`` on a block that sequential committed)."""
+    from paraexec.crypto import SigningKey
+    from paraexec.errors import MalformedTransaction
+    from paraexec.state.lmdb_store import LmdbStore
+    from paraexec.types import MAX_KEY_BYTES
+
+    senders = [SigningKey(bytes([i + 1]) * 32) for i in range(40)]
+    config = ChainConfig(
+        CHAIN_ID,
+        "transfers",
+        {"accounts": {k.public_key.hex(): 100 for k in senders}, "minter": MINTER.public_key.hex()},
+    )
+    chain = Chain.create(LmdbStore(tmp_path / "db"), config)
+    bad_keys = [b"", b"k" * (MAX_KEY_BYTES + 1)]
+    txs = []
+    for i, key in enumerate(senders):  # 40 independent declared transfers: one wide level
+        own = balance_key(key.public_key)
+        reads = [bad_keys[i % 2]] if i % 4 < 2 else [b"k" * MAX_KEY_BYTES]
+        txs.append(
+            sign(
+                key,
+                CHAIN_ID,
+                0,
+                encode_payload(Transfer(BOB.public_key, 1)),
+                AccessList(reads, [own, balance_key(BOB.public_key)]),
+            )
+        )
+    with pytest.raises(MalformedTransaction, match="declared key of 0 bytes"):
+        decode_signed(txs[0], CHAIN_ID)
+    expected = SEQUENTIAL.execute_block(chain.runtime, txs, chain.store, ENV)
+    codes = [r.code for r in expected.receipts]
+    assert codes == [MalformedTransaction.code if i % 4 < 2 else 0 for i in range(len(txs))]
+    for name, ex in [*every_executor.items(), ("access-list processes", AccessListExecutor(2, backend="processes"))]:
+        try:
+            assert ex.execute_block(chain.runtime, txs, chain.store, ENV).same_result(expected), name
+        finally:
+            if name == "access-list processes":
+                ex.close()
