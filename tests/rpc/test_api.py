@@ -78,6 +78,10 @@ def test_protocol_errors(api):
     assert error_of(rpc(api, "get_block", {"hieght": 1})) == -32602  # unknown field
     assert error_of(rpc(api, "get_block", [1, False, "extra"])) == -32602
     assert error_of(rpc(api, "get_block", {"height": 10**6})) == -32602
+    assert error_of(rpc(api, "get_block", {"height": 2**64})) == -32602  # no block, not an OverflowError
+    assert error_of(rpc(api, "get_receipts", {"height": 2**70})) == -32602
+    assert error_of(api.post("/", content=b"[" * 50_000 + b"]" * 50_000)) == -32700  # deeper than the decoder goes
+    assert error_of(api.post("/", content=b'{"jsonrpc":"2.0","id":"\xff","method":"status"}')) == -32700  # bad UTF-8
     assert error_of(rpc(api, "get_tx", {"hash": "zz"})) == -32602
     assert error_of(rpc(api, "get_tx", {"hash": "ab"})) == -32602  # wrong length
     assert error_of(rpc(api, "get_events", {"from_height": 0, "to_height": 10**9})) == -32602
@@ -225,6 +229,12 @@ def test_websocket_subscriptions(api):
         assert json.loads(ws.receive_text())["error"]["code"] == -32602
         ws.send_text("{bad")
         assert json.loads(ws.receive_text())["error"]["code"] == -32700
+        ws.send_text("[" * 50_000 + "]" * 50_000)
+        assert json.loads(ws.receive_text())["error"]["code"] == -32700
+        ws.send_bytes(b"\xff\x00")  # a binary frame is read as JSON too, not a dropped connection
+        assert json.loads(ws.receive_text())["error"]["code"] == -32700
+        ws.send_bytes(json.dumps({"jsonrpc": "2.0", "id": 9, "method": "status"}).encode())
+        assert json.loads(ws.receive_text())["result"]["chain_id"] == CHAIN
         ws.send_text(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "subscribe", "params": {"topics": ["blocks"]}}))
         assert json.loads(ws.receive_text())["result"] == {"topics": ["blocks"]}
         ws.send_text(json.dumps({"jsonrpc": "2.0", "id": 3, "method": "status"}))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -50,6 +51,16 @@ MAX_BODY_BYTES = 1 << 20
 MAX_BATCH = 100
 log = logging.getLogger("paraexec.rpc")
 _json = msgspec.json.Encoder()
+
+
+def _parse(data: str | bytes) -> Any:
+    """A request body as JSON, or the ``PARSE_ERROR`` to answer: malformed JSON, invalid UTF-8
+    inside a string (``UnicodeDecodeError``, a ``ValueError`` like msgspec's ``DecodeError``) or
+    nesting deeper than the decoder's recursion limit (``RecursionError``)."""
+    try:
+        return msgspec.json.decode(data)
+    except (ValueError, RecursionError) as exc:
+        return RpcError(PARSE_ERROR, f"parse error: {type(exc).__name__}: {exc}"[:300])
 
 
 def _json_response(payload: Any, status: int = 200) -> Response:
@@ -145,10 +156,9 @@ def create_app(node: Node, manage_node: bool = True) -> FastAPI:
             if size > MAX_BODY_BYTES:
                 return _json_response(response(None, error=RpcError(INVALID_REQUEST, "request body too large")), 413)
             chunks.append(chunk)
-        try:
-            payload = msgspec.json.decode(b"".join(chunks))
-        except msgspec.DecodeError as exc:
-            return _json_response(response(None, error=RpcError(PARSE_ERROR, f"parse error: {exc}")))
+        payload = _parse(b"".join(chunks))
+        if isinstance(payload, RpcError):
+            return _json_response(response(None, error=payload))
         answer, status = await run_in_threadpool(handle_payload, registry, payload)
         if answer is None:
             return Response(status_code=204)
@@ -185,8 +195,14 @@ def create_app(node: Node, manage_node: bool = True) -> FastAPI:
         sender = asyncio.create_task(pump())
         try:
             while True:
-                text = await socket.receive_text()
-                answer = await ws_request(text, sub)
+                message = await socket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                # a text frame, or a binary one holding the same JSON (never a crash on either)
+                data = message.get("text")
+                if data is None:
+                    data = message.get("bytes") or b""
+                answer = await ws_request(data, sub)
                 if answer is not None:
                     await sub.queue.put(answer)
         except WebSocketDisconnect:
@@ -195,11 +211,10 @@ def create_app(node: Node, manage_node: bool = True) -> FastAPI:
             hub.subscribers.discard(sub)
             sender.cancel()
 
-    async def ws_request(text: str, sub: Subscriber) -> Any:
-        try:
-            req = msgspec.json.decode(text)
-        except msgspec.DecodeError as exc:
-            return response(None, error=RpcError(PARSE_ERROR, f"parse error: {exc}"))
+    async def ws_request(data: str | bytes, sub: Subscriber) -> Any:
+        req = _parse(data)
+        if isinstance(req, RpcError):
+            return response(None, error=req)
         if isinstance(req, dict) and req.get("method") in ("subscribe", "unsubscribe"):
             try:
                 topics = subscription_topics(req.get("params"))
@@ -246,8 +261,9 @@ def subscription_topics(params: Any) -> list[str]:
     return topics
 
 
-def serve(node: Node, host: str, port: int, log_level: str = "warning") -> None:
-    """Run node and API until SIGINT/SIGTERM; the node stops cleanly in the app's shutdown."""
+def serve(node: Node, sock: socket.socket, log_level: str = "warning") -> None:
+    """Run node and API on the bound ``sock`` until SIGINT/SIGTERM; the node stops cleanly in
+    the app's shutdown."""
     import signal
     from contextlib import contextmanager
 
@@ -271,11 +287,9 @@ def serve(node: Node, host: str, port: int, log_level: str = "warning") -> None:
 
     config = uvicorn.Config(
         create_app(node),
-        host=host,
-        port=port,
-        log_level=log_level,
+        log_level=log_level.lower(),
         ws_max_size=MAX_BODY_BYTES,
         timeout_graceful_shutdown=3,
         access_log=False,
     )
-    QuietServer(config).run()
+    QuietServer(config).run(sockets=[sock])

@@ -39,6 +39,11 @@ def _height_key(height: int) -> bytes:
     return height.to_bytes(8, "big")
 
 
+def _stored_height(height: int) -> bool:
+    """A height a block can be stored at (``_height_key`` of any other raises)."""
+    return 0 <= height < 1 << 63
+
+
 class LmdbStore:
     """``StateStore`` on LMDB. Open with ``readonly=True`` from worker processes."""
 
@@ -134,10 +139,14 @@ class LmdbStore:
             return txn.get(name.encode(), db=self._meta)
 
     def get_block(self, height: int) -> bytes | None:
+        if not _stored_height(height):
+            return None  # a caller's out-of-range height: no such block, not an OverflowError
         with self.env.begin() as txn:
             return txn.get(_height_key(height), db=self._blocks)
 
     def get_receipts(self, height: int) -> bytes | None:
+        if not _stored_height(height):
+            return None
         with self.env.begin() as txn:
             return txn.get(_height_key(height), db=self._receipts)
 
