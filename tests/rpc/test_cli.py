@@ -21,3 +21,46 @@ def test_parse_listen():
 def test_node_refuses_a_directory_without_a_chain(tmp_path):
     result = CliRunner().invoke(app, ["node", "--data", str(tmp_path / "none"), "--rpc", "127.0.0.1:1"])
     assert result.exit_code == 1 and "paraexec init" in result.output
+
+
+def test_node_refuses_bad_options_before_producing_a_block(tmp_path):
+    """An address in use, an unknown executor or log level: a clear error, and no block."""
+    import socket
+
+    from paraexec.state import LmdbStore
+
+    data = tmp_path / "chain"
+    assert CliRunner().invoke(app, ["init", "--data", str(data)]).exit_code == 0
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        cases = [
+            (["--rpc", f"127.0.0.1:{port}"], 1, "cannot listen"),
+            (["--rpc", "999.1.1.1:18602"], 1, "cannot listen"),
+            (["--executor", "bogus"], 2, "unknown executor"),
+            (["--log-level", "bogus"], 2, "unknown log level"),
+        ]
+        for extra, code, message in cases:
+            result = CliRunner().invoke(app, ["node", "--data", str(data), "--block-time", "0.01", *extra])
+            assert result.exit_code == code and message in result.output, (extra, result.output)
+    finally:
+        taken.close()
+    store = LmdbStore(data, readonly=True)
+    assert store.height == 0  # the genesis block only
+    store.close()
+
+
+def test_listen_binds_a_tcp_socket_asyncio_sets_nodelay_on():
+    """``listen`` resolves like asyncio (proto IPPROTO_TCP): asyncio sets TCP_NODELAY only on such
+    sockets, and a socket of proto 0 made every API response wait ~40 ms for a delayed ACK."""
+    import socket
+
+    from paraexec.rpc.commands import listen
+
+    sock = listen("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP and sock.getsockname()[0] == "127.0.0.1"
+    finally:
+        sock.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,25 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise typer.BadParameter(f"expected HOST:PORT, got {text!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to (host, port), for uvicorn to serve on. Bound before the node starts:
+    uvicorn runs the app's lifespan (which starts block production) before binding its own, so
+    an address in use would otherwise fail only after the node had produced blocks."""
+    # the address as asyncio resolves it (proto IPPROTO_TCP: asyncio sets TCP_NODELAY only on
+    # such sockets; without it every response waited ~40 ms for a delayed ACK)
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[
+        0
+    ]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def register(app: typer.Typer) -> None:
@@ -33,17 +53,28 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run a node: mempool, block production every --block-time, API on --rpc (SIGINT/SIGTERM stop it)."""
         from rich.console import Console
+        from uvicorn.config import LOG_LEVELS
 
         from ..chain.mempool import MempoolConfig
         from ..chain.node import Node, NodeAlreadyRunning, NodeConfig
+        from ..cli import must_know_executor
         from ..errors import IncompatibleStore
         from .server import serve
 
         console = Console(stderr=True)
         host, port = parse_listen(rpc)
+        must_know_executor(executor)
+        if log_level.lower() not in LOG_LEVELS:
+            console.print(f"[red]unknown log level {log_level!r} (available: {', '.join(LOG_LEVELS)})")
+            raise typer.Exit(2)
         if not (data / "data.mdb").exists():
             console.print(f"[red]{data} holds no chain: run `paraexec init --data {data}` first")
             raise typer.Exit(1)
+        try:  # before the node exists: an address it cannot serve on must not produce a block
+            sock = listen(host, port)
+        except OSError as exc:
+            console.print(f"[red]cannot listen on {rpc}: {exc}")
+            raise typer.Exit(1) from None
         mempool = MempoolConfig(
             max_txs=mempool_size,
             max_per_sender=sender_quota,
@@ -55,9 +86,11 @@ def register(app: typer.Typer) -> None:
         try:
             node_ = Node(config)
         except NodeAlreadyRunning as exc:
+            sock.close()
             console.print(f"[red]{exc}")
             raise typer.Exit(1) from None
         except IncompatibleStore as exc:
+            sock.close()
             console.print(f"[red]{exc}")
             raise typer.Exit(2) from None
         cfg = node_.chain_config
@@ -66,5 +99,5 @@ def register(app: typer.Typer) -> None:
             f"{executor} x{workers}, block time {block_time}s; API http://{host}:{port}/ (dashboard), ws /ws",
             highlight=False,
         )
-        serve(node_, host, port, log_level)
+        serve(node_, sock, log_level)
         console.print(f"node stopped cleanly at height {node_.final_height}")
