@@ -26,6 +26,45 @@ def test_unknown_executor_or_workload_exits_2_without_creating_a_store(tmp_path)
     assert not data.exists()
 
 
+def test_bad_files_stores_and_arguments_get_a_message_not_a_traceback(tmp_path):
+    """Each case exits with its code and a message naming the problem; none raises out of the
+    command, and a refused ``init`` or ``run`` leaves no store behind."""
+    genesis = {
+        "unknown-app.json": '{"chain_id": "x", "app": "nope", "app_config": {}}',
+        "not-an-object.json": "[1]",
+        "bad-json.json": "{bad",
+        "missing-fields.json": '{"chain_id": "x"}',
+    }
+    for name, body in genesis.items():
+        (tmp_path / name).write_text(body)
+    (tmp_path / "a-file").write_text("")
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "data.mdb").write_text("not lmdb")
+    chain = str(tmp_path / "chain")
+    assert runner.invoke(app, ["init", "--data", chain]).exit_code == 0
+    cases = [
+        *[(["init", "--genesis", str(tmp_path / name)], 2, "genesis") for name in [*genesis, "missing.json"]],
+        (["init", "--data", str(tmp_path / "a-file")], 1, "cannot open the chain store"),
+        (["inspect", "--data", str(tmp_path / "nowhere")], 1, "holds no chain"),
+        (["replay", "--data", str(corrupt)], 1, "cannot open the chain store"),
+        (["inspect", "--data", chain, "--height", "99"], 1, "no block at height 99"),
+        (["inspect", "--data", chain, "--height", "-1"], 1, "no block at height -1"),
+        (["inspect", "--data", chain, "--account", "zz"], 2, "not hex"),
+        (["inspect", "--data", chain, "--account", "00"], 2, "32-byte public key"),
+        (["run", "--workload", "perps", "--markets", "100000"], 2, "outside 0..65535"),
+        (["run", "--workload", "hotspot", "--hot-ratio", "5"], 2, "hot_ratio"),
+        (["run", "--workload", "replay", "--data-file", str(tmp_path)], 2, "not found"),
+    ]
+    for args, code, message in cases:
+        if "--data" not in args:
+            args = [*args, "--data", str(tmp_path / "refused")]
+        result = runner.invoke(app, args)
+        assert result.exit_code == code and message in text(result), (args, result.output, result.exception)
+        assert isinstance(result.exception, SystemExit), (args, result.exception)
+    assert not (tmp_path / "refused").exists()
+
+
 def test_run_replay_inspect_round_trip(tmp_path):
     data = str(tmp_path / "chain")
     result = runner.invoke(app, ["run", "--data", data, "--accounts", "10", "--block-size", "20", "--blocks", "2"])

@@ -12,8 +12,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
+import lmdb
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -24,7 +25,7 @@ from .chain import Chain, ChainConfig
 from .errors import IncompatibleStore
 from .execution.registry import executor_names, make_executor
 from .execution.runtime import nonce_key
-from .state import LmdbStore
+from .state import LmdbStore, MemoryStore
 from .workloads import make_workload, workload_names
 from .workloads.transfers import nonce_reader
 
@@ -57,11 +58,45 @@ def default_genesis() -> ChainConfig:
     return ChainConfig("paraexec-dev", "exchange", app_config, app_config["genesis_time"])
 
 
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print a user's error (no traceback) and exit with ``code``: 2 for a bad argument, 1 for a
+    store or file that cannot be used."""
+    console.print(f"[red]{message}", highlight=False)
+    raise typer.Exit(code)
+
+
 def must_know_executor(name: str) -> None:
     """Refuse an unknown executor name with a clear message (exit 2) before touching any store."""
     if name not in executor_names():
-        console.print(f"[red]unknown executor {name!r} (available: {', '.join(executor_names())})")
-        raise typer.Exit(2)
+        fail(f"unknown executor {name!r} (available: {', '.join(executor_names())})", 2)
+
+
+def open_store(data: Path, readonly: bool = False) -> LmdbStore:
+    """The LMDB store at ``data`` (created unless ``readonly``); a directory without a chain, or
+    one LMDB cannot open (a file, a corrupt or foreign database), is refused with its reason."""
+    if readonly and not (data / "data.mdb").is_file():
+        fail(f"{data} holds no chain: run `paraexec init --data {data}` first")
+    try:
+        return LmdbStore(data, readonly=readonly)
+    except (lmdb.Error, OSError) as exc:
+        fail(f"cannot open the chain store at {data}: {exc}")
+
+
+def load_genesis(path: Path) -> ChainConfig:
+    """A genesis file, checked by building its state in memory first: a bad one is refused
+    (exit 2) before any store is created."""
+    try:
+        raw: Any = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read genesis {path}: {exc}", 2)
+    if not isinstance(raw, dict):
+        fail(f"genesis {path}: expected a JSON object with chain_id, app, app_config, genesis_time", 2)
+    try:
+        config = ChainConfig(**raw)
+        Chain.create(MemoryStore(), config)
+    except Exception as exc:  # noqa: BLE001 - any failure of a user's genesis is reported, not raised
+        fail(f"invalid genesis {path}: {type(exc).__name__}: {exc}", 2)
+    return config
 
 
 def open_chain(store: LmdbStore) -> Chain:
@@ -88,12 +123,11 @@ def init(
     genesis: Annotated[Path | None, typer.Option(help="genesis JSON: chain_id, app, app_config, genesis_time")] = None,
 ) -> None:
     """Create a chain store with a genesis block (default: the exchange dev chain)."""
-    config = ChainConfig(**json.loads(genesis.read_text())) if genesis else default_genesis()
-    store = LmdbStore(data)
+    config = load_genesis(genesis) if genesis else default_genesis()
+    store = open_store(data)
     try:
         if store.height >= 0:
-            console.print(f"[red]{data} already holds a chain at height {store.height}")
-            raise typer.Exit(1)
+            fail(f"{data} already holds a chain at height {store.height}")
         chain = Chain.create(store, config)
         console.print(
             f"created chain [bold]{config.chain_id}[/] ({config.app}) at {data}, root {chain.store.root.hex()[:16]}"
@@ -129,21 +163,23 @@ def run(
     block does not depend on this one's commit."""
     must_know_executor(executor)
     if workload not in workload_names():
-        console.print(f"[red]unknown workload {workload!r} (available: {', '.join(workload_names())})")
-        raise typer.Exit(2)
-    gen = make_workload(
-        workload,
-        accounts=accounts,
-        seed=seed,
-        hot_ratio=hot_ratio,
-        markets=markets,
-        shock_at=shock_at,
-        data_file=str(data_file) if data_file else None,
-        declare_access=declare_access,
-    )
+        fail(f"unknown workload {workload!r} (available: {', '.join(workload_names())})", 2)
+    try:
+        gen = make_workload(
+            workload,
+            accounts=accounts,
+            seed=seed,
+            hot_ratio=hot_ratio,
+            markets=markets,
+            shock_at=shock_at,
+            data_file=str(data_file) if data_file else None,
+            declare_access=declare_access,
+        )
+    except (ValueError, OSError) as exc:  # the workloads' own parameter checks
+        fail(f"{workload}: {exc}", 2)
     config = ChainConfig(gen.chain_id, gen.app_name, gen.genesis_config())
     block_seconds = getattr(gen, "block_seconds", 1)
-    store = LmdbStore(data)
+    store = open_store(data)
     if store.height < 0:
         Chain.create(store, config)
     elif open_chain(store).config != config:
@@ -188,7 +224,7 @@ def run(
 def replay(data: DataOpt, executor: ExecutorOpt = "sequential", workers: WorkersOpt = 2) -> None:
     """Re-execute every stored block from genesis and check each root and receipt list."""
     must_know_executor(executor)
-    store = LmdbStore(data, readonly=True)
+    store = open_store(data, readonly=True)
     chain = open_chain(store)
     engine = make_executor(executor, workers)
     count = txs = re_executions = 0
@@ -217,14 +253,23 @@ def inspect(
     account: Annotated[str | None, typer.Option(help="hex public key: show balance and nonce")] = None,
 ) -> None:
     """Show the chain's blocks, one block's receipts, or an account."""
-    store = LmdbStore(data, readonly=True)
+    key = None
+    if account is not None:
+        try:
+            key = bytes.fromhex(account)
+        except ValueError:
+            fail(f"--account {account!r} is not hex", 2)
+        if len(key) != 32:
+            fail(f"--account must be a 32-byte public key (64 hex digits), got {len(key)} bytes", 2)
+    store = open_store(data, readonly=True)
     try:
         chain = open_chain(store)
         console.print(
             f"chain [bold]{chain.config.chain_id}[/] app={chain.config.app} height={chain.height} root={store.root.hex()}"
         )
-        if account is not None:
-            key = bytes.fromhex(account)
+        if height is not None and not 0 <= height <= chain.height:
+            fail(f"no block at height {height} (the chain's height is {chain.height})")
+        if key is not None:
             nonce = codec.decode_int(store.get(nonce_key(key)))
             if chain.config.app == "exchange":
                 from .exchange.queries import StateReader
@@ -309,4 +354,11 @@ _register_extensions()
 
 
 def main() -> None:
-    app()
+    """The ``paraexec`` entry point. A store or file the OS or LMDB refuses mid-command (disk
+    full, permissions) ends it with the reason rather than a traceback; LMDB's write
+    transactions leave the store at its last committed block."""
+    try:
+        app()
+    except (lmdb.Error, OSError) as exc:
+        console.print(f"[red]paraexec: {type(exc).__name__}: {exc}", highlight=False)
+        raise SystemExit(1) from None

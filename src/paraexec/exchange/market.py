@@ -62,7 +62,10 @@ class Market:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
 
     def must_be_consistent(self) -> None:
-        """Genesis rejects parameters that would make a fill's quote amount fractional."""
+        """Genesis rejects parameters that would make a fill's quote amount fractional, and ids
+        its keys cannot hold (two bytes: ``keys.market_prefix``)."""
+        if not 0 <= self.id < 1 << 16:
+            raise ValueError(f"{self.ticker}: market id {self.id} outside 0..65535")
         if self.step_base_quantums <= 0 or self.subticks_per_tick <= 0 or self.initial_price <= 0:
             raise ValueError(f"{self.ticker}: step, tick and price must be positive")
         if not (0 < self.imf_ppm <= PPM and 0 < self.mmf_ppm <= PPM):

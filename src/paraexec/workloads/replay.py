@@ -62,7 +62,7 @@ class ReplayWorkload:
         if not 0 < self.makers < self.accounts:
             raise ValueError("need 0 < makers < accounts")
         self.path = Path(self.data_file) if self.data_file else binance.default_data_file()
-        if not self.path.exists():
+        if not self.path.is_file():
             raise FileNotFoundError(f"market data file {self.path} not found (pass --data-file PATH)")
         self.setup = ExchangeSetup(f"paraexec-replay-{self.seed}", self.accounts, 1)
         self.market = self.setup.market_params[MARKET_ID]
