@@ -28,6 +28,19 @@ def unsigned_with_payload(payload: bytes) -> bytes:
     return sign(ALICE, CHAIN_ID, 0, payload)
 
 
+def padded_envelope(raw: bytes) -> bytes:
+    """A valid transaction's envelope with a trailing field (its signature still verifies)."""
+    signed = codec.decode(raw, SignedTransaction)
+    return codec.encode([signed.body, signed.signature, 0])
+
+
+def widened_envelope(raw: bytes) -> bytes:
+    """The same envelope with its body as msgpack bin16 instead of bin8: same values, other bytes."""
+    signed = codec.decode(raw, SignedTransaction)
+    sig = signed.signature
+    return b"\x92\xc5" + len(signed.body).to_bytes(2, "big") + signed.body + b"\xc4" + bytes([len(sig)]) + sig
+
+
 STATELESS_CASES = {
     "malformed": (b"\x92\xc4\x01", errors.MalformedTransaction),
     "not msgpack": (b"\xc1\xc1\xc1", errors.MalformedTransaction),
@@ -44,6 +57,8 @@ STATELESS_CASES = {
     ),
     "payload not an envelope": (unsigned_with_payload(b"\x01"), errors.MalformedTransaction),
     "oversize payload": (unsigned_with_payload(b"\x00" * 3500), errors.OversizeTransaction),
+    "padded envelope": (padded_envelope(transfer(ALICE, 0, BOB.public_key, 1)), errors.MalformedTransaction),
+    "re-encoded envelope": (widened_envelope(transfer(ALICE, 0, BOB.public_key, 1)), errors.MalformedTransaction),
 }
 
 
@@ -108,6 +123,20 @@ def test_error_codes_are_unique_and_stable():
     assert len(errors.ERROR_CODES) == 15
     assert errors.ERROR_CODES[4] == "BAD_SIGNATURE"
     assert errors.ERROR_CODES[6] == "REPLAYED_NONCE"
+
+
+def test_a_relayed_envelope_keeps_its_id():
+    """Only the canonical envelope is valid, so a transaction commits under the id its sender
+    computed: the padded and re-encoded copies above decode to the same signed body."""
+    from paraexec.transaction import decode_signed, tx_hash
+
+    raw = transfer(ALICE, 0, BOB.public_key, 1)
+    for other in (padded_envelope(raw), widened_envelope(raw)):
+        assert codec.decode(other, SignedTransaction) == codec.decode(raw, SignedTransaction)
+        assert tx_hash(other) != tx_hash(raw)
+        with pytest.raises(errors.MalformedTransaction, match="canonical"):
+            decode_signed(other, CHAIN_ID)
+    assert decode_signed(raw, CHAIN_ID).nonce == 0
 
 
 def test_signature_covers_the_body_bytes():

@@ -9,7 +9,11 @@ means verification never depends on an encoder's behaviour.
 payload types and decodes ``body`` with the struct registered under ``type``.
 
 Stateless checks live here (``decode_signed``): size, shape, signature, chain id. The stateful
-nonce rule lives in the runtime, because it reads state.
+nonce rule lives in the runtime, because it reads state. The envelope must be in canonical form
+(exactly the bytes ``sign`` writes): the transaction id hashes the wire bytes, and the signature
+covers only ``body``, so anyone relaying a valid transaction could otherwise pad its envelope
+(msgpack readers ignore trailing fields of an array struct) or re-encode it in wider msgpack
+formats, and the same transaction would be included under an id its sender never saw.
 
 Declared access lists (Solana Sealevel / Sui style): a transaction may carry an optional fifth
 field, ``access = AccessList(reads, writes)``, the state keys it may read and write. It is part
@@ -113,6 +117,8 @@ def decode_signed(raw: bytes, chain_id: str, verify_signature: bool = True) -> T
         tx = _tx_decoder.decode(signed.body)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise MalformedTransaction(str(exc)) from None
+    if codec.encode(signed) != raw:
+        raise MalformedTransaction("envelope not in canonical form (re-encoded or padded)")
     if len(tx.payload) > MAX_PAYLOAD_BYTES:
         raise OversizeTransaction(f"payload {len(tx.payload)} bytes > {MAX_PAYLOAD_BYTES}")
     if len(tx.sender) != crypto.PUBLIC_KEY_SIZE or tx.nonce < 0:
