@@ -42,7 +42,7 @@ COMMAND_MODULES = (
 )
 
 DataOpt = Annotated[Path, typer.Option("--data", help="chain store directory (LMDB)")]
-ExecutorOpt = Annotated[str, typer.Option("--executor", help="sequential, blockstm, parallel, access-list, adaptive")]
+ExecutorOpt = Annotated[str, typer.Option("--executor", help=", ".join(executor_names()))]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="worker threads/processes")]
 
 
@@ -250,7 +250,9 @@ def replay(data: DataOpt, executor: ExecutorOpt = "sequential", workers: Workers
 def inspect(
     data: DataOpt,
     height: Annotated[int | None, typer.Option(help="show this block's header and receipts")] = None,
-    account: Annotated[str | None, typer.Option(help="hex public key: show balance and nonce")] = None,
+    account: Annotated[
+        str | None, typer.Option(help="hex public key: its nonce and balance (exchange: subaccount 0)")
+    ] = None,
 ) -> None:
     """Show the chain's blocks, one block's receipts, or an account."""
     key = None

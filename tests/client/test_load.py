@@ -19,7 +19,7 @@ def test_percentiles_are_nearest_rank():
     assert LoadReport("x", 1, 1).percentile(50) == 0.0
 
 
-def load(url: str, workload: str, rate: int, duration: float, *extra: str) -> dict:
+def load(url: str, workload: str, rate: int, duration: float, *extra: str, expect_rc: int = 0) -> dict:
     args = [
         sys.executable,
         "-m",
@@ -39,7 +39,7 @@ def load(url: str, workload: str, rate: int, duration: float, *extra: str) -> di
         *extra,
     ]
     out = subprocess.run(args, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.returncode == expect_rc, out.stdout + out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -81,3 +81,39 @@ def test_load_works_against_a_default_dev_chain(tmp_path):
         summary = load(node.url, workload, 100, 1.5)
     assert summary["submitted"] == summary["accepted"] == summary["included"] >= 100
     assert summary["failed_receipts"] < summary["included"] // 4
+
+
+def test_load_fails_when_every_transaction_fails_and_takes_host_port(tmp_path):
+    """Accounts not funded on the node's chain: every receipt fails, and `load` says so with a
+    non-zero exit instead of reporting the failures as sustained throughput."""
+    data = tmp_path / "chain"
+    init_chain(data, accounts=4)  # not the accounts of TransferWorkload(20, 0)
+    with NodeProcess(data, block_time=0.1) as node:
+        host_port = node.url.removeprefix("http://")
+        summary = load(host_port, "transfers", 20, 1, "--accounts", "20", expect_rc=1)
+    assert summary["included"] > 0 and summary["failed_receipts"] == summary["included"]
+    unreachable = subprocess.run(
+        [sys.executable, "-m", "paraexec", "load", "--rpc", "127.0.0.1:1", "--duration", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert unreachable.returncode == 1 and "no node answers" in unreachable.stdout, unreachable.stderr
+
+
+def test_the_sdk_docstring_example_runs_against_the_dev_chain(tmp_path):
+    """The worked example in ``paraexec.client``'s docstring, as written, against `paraexec init`."""
+    import textwrap
+
+    import paraexec.client
+
+    doc = paraexec.client.__doc__ or ""
+    code = textwrap.dedent(doc.split("(exchange app, 100 traders funded at genesis):")[1].split("\n\nOn a ")[0])
+    data = tmp_path / "chain"
+    cli(["init", "--data", str(data)])
+    with NodeProcess(data, block_time=0.1) as node:
+        scope: dict = {}
+        exec(compile(code.replace("http://127.0.0.1:8545", node.url), "sdk-example", "exec"), scope)
+        [position] = scope["client"].subaccount(scope["taker"].address)["positions"]
+    assert scope["receipt"]["ok"] and [e["name"] for e in scope["receipt"]["events"]][0] == "fill"
+    assert position["size"] == scope["size"]

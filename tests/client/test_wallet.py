@@ -41,6 +41,18 @@ def test_keys_roundtrip_and_dev_derivation(tmp_path):
         derived.save(tmp_path / "no.json")  # no seed to export
 
 
+def test_dev_wallets_are_the_traders_funded_by_the_dev_genesis():
+    from paraexec.exchange.genesis import dev_keys
+
+    keys = dev_keys()
+    assert [Wallet.dev(i).address for i in (0, 99)] == [keys[0].public_key, keys[99].public_key]
+    assert (
+        Wallet.dev(0).chain_id == "paraexec-dev"
+        and Wallet.dev(1, "c", seed="s").address == dev_keys("s", 2)[1].public_key
+    )
+    assert keys[0].public_key.hex() in dev_genesis()["accounts"]
+
+
 def test_builders_sign_decodable_transactions_with_consecutive_nonces():
     runtime = ChainRuntime(ExchangeApp(dev_genesis(accounts=2)), "c")
     w = Wallet.from_seed_text("trader", "c")

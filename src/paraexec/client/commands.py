@@ -11,7 +11,9 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command()
     def load(
-        rpc: Annotated[str, typer.Option("--rpc", help="node URL")] = "http://127.0.0.1:8545",
+        rpc: Annotated[
+            str, typer.Option("--rpc", help="node URL (or HOST:PORT, as `node --rpc`)")
+        ] = "http://127.0.0.1:8545",
         workload: Annotated[str, typer.Option(help="perps or transfers")] = "perps",
         rate: Annotated[float, typer.Option(min=1, help="target transactions per second")] = 200,
         duration: Annotated[float, typer.Option(min=0.1, help="seconds of load")] = 10,
@@ -22,15 +24,26 @@ def register(app: typer.Typer) -> None:
         drain: Annotated[float, typer.Option(help="seconds to wait for the last inclusions")] = 15,
         as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     ) -> None:
-        """Submit --rate tx/s of --workload for --duration s; report tx/s and p50/p99 inclusion latency."""
+        """Submit --rate tx/s of --workload for --duration s; report tx/s and p50/p99 inclusion latency.
+
+        The accounts must be funded on the node's chain: perps uses the dev traders of `paraexec
+        init` (seed text --seed, default paraexec-dev); transfers uses the accounts of a store made
+        by `paraexec run --workload transfers --accounts N --seed S` (pass the same N and S)."""
+        import httpx2
         from rich.console import Console
 
         from .client import Client
         from .load import LoadRunner, PerpsSource, TransfersSource, TxSource
 
         console = Console()
+        if "://" not in rpc:
+            rpc = f"http://{rpc}"
         with Client(rpc) as client:
-            status = client.status()
+            try:
+                status = client.status()
+            except httpx2.HTTPError as exc:
+                console.print(f"[red]no node answers at {rpc}: {exc}", highlight=False)
+                raise typer.Exit(1) from None
             chain_id = status["chain_id"]
             source: TxSource
             if workload == "perps":
@@ -48,8 +61,11 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(2)
         report = LoadRunner(rpc, source, rate, duration, drain_s=drain, workload=workload).run()
         summary = report.summary()
+        all_failed = report.included > 0 and report.failed_receipts == report.included
         if as_json:
             print(json.dumps(summary))
+            if all_failed:
+                raise typer.Exit(1)
             return
         lat = summary["latency_ms"]
         console.print(
@@ -63,3 +79,10 @@ def register(app: typer.Typer) -> None:
             f"p90 {lat[90]} ms, p99 {lat[99]} ms, max {lat['max']} ms",
             highlight=False,
         )
+        if all_failed:  # measured, but not a load of working transactions: say so and fail
+            console.print(
+                "[red]every included transaction failed in execution: are the workload's accounts funded on this "
+                "chain? (see `paraexec load --help`: --accounts and --seed must match the chain's genesis)",
+                highlight=False,
+            )
+            raise typer.Exit(1)
