@@ -247,3 +247,19 @@ def test_websocket_subscriptions(api):
         assert note["params"]["result"]["height"] == info.height and note["params"]["result"]["txs"] == 1
         hot = rpc(api, "get_hot_keys", {"height": info.height}).json()["result"]
         assert hot["height"] == info.height
+
+
+def test_tx_rate_counts_user_transactions_only():
+    """An idle exchange node commits only its market ticks: its tx/s gauge reads 0, as its
+    ``txs_committed_total`` counter does."""
+    import time
+    from types import SimpleNamespace
+
+    from paraexec.chain.node import BlockInfo
+    from paraexec.rpc.metrics import RATE_WINDOW_S, tx_rate
+
+    def info(txs: int, user_txs: int) -> BlockInfo:
+        return BlockInfo(1, b"", int(time.time()), txs, txs, user_txs, [], [], 0.0, 0.0, 1.0, 0, "sequential", 1, 0, [])
+
+    assert tx_rate(SimpleNamespace(recent=[info(8, 0), info(8, 0)])) == 0.0  # type: ignore[arg-type]
+    assert tx_rate(SimpleNamespace(recent=[info(12, 4), info(13, 5)])) == 9 / RATE_WINDOW_S  # type: ignore[arg-type]

@@ -127,6 +127,7 @@ class BlockInfo:
     time: int
     txs: int
     ok: int
+    user_txs: int  # of ``txs``, those users submitted (the rest: the application's system transactions)
     tx_hashes: list[bytes]
     failed: list[int]  # indices of transactions with a failure receipt
     seconds: float  # execution
@@ -224,7 +225,7 @@ class Node:
         block, output = self.chain.produce_block(txs, self.block_time_for_next(), self.executor)
         total = time.perf_counter() - started
         self.mempool.on_block(block.header.height, txs)
-        info = self._info(block, output, total)
+        info = self._info(block, output, total, len(txs))
         self.blocks_produced += 1
         self.txs_committed += len(txs)
         self.re_executions_total += info.re_executions
@@ -233,7 +234,7 @@ class Node:
             listener(info)
         return info
 
-    def _info(self, block: Block, output: BlockOutput, total_seconds: float) -> BlockInfo:
+    def _info(self, block: Block, output: BlockOutput, total_seconds: float, user_txs: int) -> BlockInfo:
         stats = output.stats
         busy = sum(stats.worker_busy) if stats.worker_busy else stats.seconds
         speedup = busy / stats.seconds if stats.seconds > 0 else 1.0
@@ -244,6 +245,7 @@ class Node:
             time=block.header.time,
             txs=len(block.txs),
             ok=sum(r.ok for r in output.receipts),
+            user_txs=user_txs,
             tx_hashes=[tx_hash(raw) for raw in block.txs],
             failed=[i for i, r in enumerate(output.receipts) if not r.ok],
             seconds=stats.seconds,
