@@ -40,14 +40,14 @@ MAX_TX_BYTES = 4096
 MAX_PAYLOAD_BYTES = 3072
 
 
-class AccessList(msgspec.Struct, array_like=True, frozen=True):
+class AccessList(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
     """Keys a transaction declares it reads (``reads``) and writes or adds to (``writes``)."""
 
     reads: list[bytes]
     writes: list[bytes]
 
 
-class Transaction(msgspec.Struct, array_like=True, frozen=True):
+class Transaction(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
     chain_id: str
     sender: bytes
     nonce: int
@@ -55,12 +55,12 @@ class Transaction(msgspec.Struct, array_like=True, frozen=True):
     access: AccessList | None = None
 
 
-class SignedTransaction(msgspec.Struct, array_like=True, frozen=True):
+class SignedTransaction(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
     body: bytes
     signature: bytes
 
 
-class Payload(msgspec.Struct, array_like=True, frozen=True):
+class Payload(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
     """An application payload: a type name and its canonical body."""
 
     type: str

@@ -31,12 +31,12 @@ def balance_key(account: bytes) -> Key:
     return BALANCE_PREFIX + account
 
 
-class Transfer(msgspec.Struct, array_like=True, frozen=True):
+class Transfer(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
     to: Address
     amount: int
 
 
-class Mint(msgspec.Struct, array_like=True, frozen=True):
+class Mint(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
     to: Address
     amount: int
 

@@ -35,21 +35,21 @@ STOP_LOSS = 1
 TAKE_PROFIT = 2
 
 
-class Deposit(msgspec.Struct, array_like=True, frozen=True):
+class Deposit(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
     """Move ``amount`` quote quantums from the sender's bank (faucet) balance to a subaccount."""
 
     subaccount: int
     amount: int
 
 
-class Withdraw(msgspec.Struct, array_like=True, frozen=True):
+class Withdraw(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
     """Move ``amount`` quote quantums from a subaccount back to the sender's bank balance."""
 
     subaccount: int
     amount: int
 
 
-class TransferCollateral(msgspec.Struct, array_like=True, frozen=True):
+class TransferCollateral(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
     """Move quote quantums from one of the sender's subaccounts to any subaccount."""
 
     from_subaccount: int
@@ -58,7 +58,7 @@ class TransferCollateral(msgspec.Struct, array_like=True, frozen=True):
     amount: int
 
 
-class PlaceOrder(msgspec.Struct, array_like=True, frozen=True):
+class PlaceOrder(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
     """A limit/market order; conditional (stop-loss / take-profit) when ``condition`` != NONE.
 
     ``client_id`` names the order within (subaccount, market): the order id is
@@ -82,20 +82,20 @@ class PlaceOrder(msgspec.Struct, array_like=True, frozen=True):
     trigger_subticks: int = 0
 
 
-class CancelOrder(msgspec.Struct, array_like=True, frozen=True):
+class CancelOrder(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
     market_id: int
     subaccount: int
     client_id: int
 
 
-class OracleUpdate(msgspec.Struct, array_like=True, frozen=True):
+class OracleUpdate(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
     """A price report by an authorised oracle key: ``price`` at the market's price exponent."""
 
     market_id: int
     price: int
 
 
-class Liquidate(msgspec.Struct, array_like=True, frozen=True):
+class Liquidate(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
     """Permissionless: liquidate ``(owner, subaccount)``'s position in ``market_id``."""
 
     owner: Address
@@ -103,7 +103,7 @@ class Liquidate(msgspec.Struct, array_like=True, frozen=True):
     market_id: int
 
 
-class MarketTick(msgspec.Struct, array_like=True, frozen=True):
+class MarketTick(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
     """System payload appended once per market at the end of every block.
 
     Triggers conditional orders, sweeps liquidatable subaccounts of the market, samples the
