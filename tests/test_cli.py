@@ -65,6 +65,17 @@ def test_bad_files_stores_and_arguments_get_a_message_not_a_traceback(tmp_path):
     assert not (tmp_path / "refused").exists()
 
 
+def test_inspect_shows_a_dev_traders_bank_and_subaccount(tmp_path):
+    from paraexec.client import Wallet
+    from paraexec.exchange.genesis import DEV_BANK_BALANCE
+
+    data = str(tmp_path / "chain")
+    assert runner.invoke(app, ["init", "--data", data]).exit_code == 0
+    result = runner.invoke(app, ["inspect", "--data", data, "--account", Wallet.dev(0).address.hex()])
+    assert result.exit_code == 0 and f"bank={DEV_BANK_BALANCE} nonce=0" in text(result), result.output
+    assert '"positions": []' in result.output
+
+
 def test_run_replay_inspect_round_trip(tmp_path):
     data = str(tmp_path / "chain")
     result = runner.invoke(app, ["run", "--data", data, "--accounts", "10", "--block-size", "20", "--blocks", "2"])

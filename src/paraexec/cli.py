@@ -251,7 +251,7 @@ def inspect(
     data: DataOpt,
     height: Annotated[int | None, typer.Option(help="show this block's header and receipts")] = None,
     account: Annotated[
-        str | None, typer.Option(help="hex public key: its nonce and balance (exchange: subaccount 0)")
+        str | None, typer.Option(help="hex public key: its nonce and balance (exchange: bank and subaccount 0)")
     ] = None,
 ) -> None:
     """Show the chain's blocks, one block's receipts, or an account."""
@@ -276,8 +276,11 @@ def inspect(
             if chain.config.app == "exchange":
                 from .exchange.queries import StateReader
 
+                from .exchange import keys as xkeys
+
                 reader = StateReader(store.get, store.items, chain.config.app_config)
-                console.print(f"account {account}: nonce={nonce}")
+                bank = codec.decode_int(store.get(xkeys.bank(key)))
+                console.print(f"account {account}: bank={bank} nonce={nonce}; subaccount 0:")
                 console.print_json(data=reader.subaccount(key, 0), default=str)
             else:
                 from .apps.transfers import balance_key

@@ -9,11 +9,12 @@ means verification never depends on an encoder's behaviour.
 payload types and decodes ``body`` with the struct registered under ``type``.
 
 Stateless checks live here (``decode_signed``): size, shape, signature, chain id. The stateful
-nonce rule lives in the runtime, because it reads state. The envelope must be in canonical form
-(exactly the bytes ``sign`` writes): the transaction id hashes the wire bytes, and the signature
-covers only ``body``, so anyone relaying a valid transaction could otherwise pad its envelope
-(msgpack readers ignore trailing fields of an array struct) or re-encode it in wider msgpack
-formats, and the same transaction would be included under an id its sender never saw.
+nonce rule lives in the runtime, because it reads state. Only canonical bytes are valid: no
+struct of a transaction takes trailing fields (``forbid_unknown_fields``; msgspec would ignore
+them), and the envelope must be exactly the bytes ``sign`` writes. The transaction id hashes the
+wire bytes while the signature covers only ``body``, so anyone relaying a valid transaction could
+otherwise pad or re-encode its envelope (wider msgpack formats for the same values), and the same
+transaction would be included under an id its sender never saw.
 
 Declared access lists (Solana Sealevel / Sui style): a transaction may carry an optional fifth
 field, ``access = AccessList(reads, writes)``, the state keys it may read and write. It is part
@@ -22,9 +23,9 @@ of the signed body, so nobody but the sender can widen or narrow it. The runtime
 ``UNDECLARED_ACCESS``, in every executor, so schedulers may trust it. A written key may also be
 read; the sender's nonce key is declared implicitly. Each declared key must be a possible state
 key, 1 to ``MAX_KEY_BYTES`` bytes, or the transaction is malformed: schedulers read declared
-keys from the store before the block runs, and LMDB refuses an empty or over-long key. A transaction without the field is
-unrestricted, and its wire bytes are exactly those of the four-field envelope (old
-transactions and their hashes do not change).
+keys from the store before the block runs, and LMDB refuses an empty or over-long key. A
+transaction without the field is unrestricted, and its wire bytes are exactly those of the
+four-field envelope (old transactions and their hashes do not change).
 """
 
 from __future__ import annotations

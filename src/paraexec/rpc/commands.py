@@ -23,9 +23,8 @@ def listen(host: str, port: int) -> socket.socket:
     an address in use would otherwise fail only after the node had produced blocks."""
     # the address as asyncio resolves it (proto IPPROTO_TCP: asyncio sets TCP_NODELAY only on
     # such sockets; without it every response waited ~40 ms for a delayed ACK)
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[
-        0
-    ]
+    resolved = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = resolved[0]
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
