@@ -274,9 +274,8 @@ def inspect(
         if key is not None:
             nonce = codec.decode_int(store.get(nonce_key(key)))
             if chain.config.app == "exchange":
-                from .exchange.queries import StateReader
-
                 from .exchange import keys as xkeys
+                from .exchange.queries import StateReader
 
                 reader = StateReader(store.get, store.items, chain.config.app_config)
                 bank = codec.decode_int(store.get(xkeys.bank(key)))
