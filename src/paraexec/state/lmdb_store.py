@@ -40,7 +40,8 @@ def _height_key(height: int) -> bytes:
 
 
 def _stored_height(height: int) -> bool:
-    """A height a block can be stored at (``_height_key`` of any other raises)."""
+    """A height a block can be stored at: the store keeps its height as a signed 8-byte integer
+    (``_height_key`` raises on a negative height or one of 2**64 and more)."""
     return 0 <= height < 1 << 63
 
 
