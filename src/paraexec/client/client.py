@@ -18,12 +18,12 @@ import httpx2
 
 class RpcClientError(Exception):
     def __init__(self, code: int, message: str, data: Any = None, http_status: int = 200) -> None:
-        name = data.get("name") if isinstance(data, dict) else None
-        super().__init__(f"{code} {name}: {message}" if name else f"{code} {message}")
         self.code = code
         self.message = message
         self.data = data
         self.http_status = http_status
+        name = self.name
+        super().__init__(f"{code} {name}: {message}" if name else f"{code} {message}")
 
     @property
     def name(self) -> str:

@@ -197,7 +197,7 @@ class VerifyStream:
         verified, ok, owner, assigned = self.verified, self.ok, self.owner, self.assigned
         executed, checks, clock = self.executed, self.checks, time.perf_counter
         j = -1  # position among the unchecked transactions
-        started, span, waited = clock(), 0.0, 0.0  # the coordinator's current batch
+        started, waited = clock(), 0.0  # the coordinator's current batch
         by_helper, count = False, 0  # the current batch's verdicts came from a helper; its txs
         for i, raw in enumerate(self.txs):
             if i % POLL_EVERY == 0 and self.sent:
@@ -210,7 +210,8 @@ class VerifyStream:
             k, offset = divmod(j, BATCH)
             if not offset:  # a batch starts: how long the last one took, waits left out
                 now = clock()
-                started, span, waited = now, now - started - waited, 0.0
+                span = now - started - waited
+                started, waited = now, 0.0
                 if k and by_helper:
                     executed[0] += span
                     executed[1] += count - 1
