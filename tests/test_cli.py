@@ -14,6 +14,11 @@ def text(result) -> str:
     return " ".join(result.output.split())
 
 
+def error_text(result) -> str:
+    """A refusal's message, which goes to stderr (stdout stays for results)."""
+    return " ".join(result.stderr.split())
+
+
 def test_unknown_executor_or_workload_exits_2_without_creating_a_store(tmp_path):
     data = tmp_path / "chain"
     for args in (
@@ -22,7 +27,7 @@ def test_unknown_executor_or_workload_exits_2_without_creating_a_store(tmp_path)
     ):
         result = runner.invoke(app, args)
         assert result.exit_code == 2, result.output
-        assert "unknown" in text(result)
+        assert "unknown" in error_text(result)
     assert not data.exists()
 
 
@@ -60,7 +65,7 @@ def test_bad_files_stores_and_arguments_get_a_message_not_a_traceback(tmp_path):
         if "--data" not in args:
             args = [*args, "--data", str(tmp_path / "refused")]
         result = runner.invoke(app, args)
-        assert result.exit_code == code and message in text(result), (args, result.output, result.exception)
+        assert result.exit_code == code and message in error_text(result), (args, result.output, result.exception)
         assert isinstance(result.exception, SystemExit), (args, result.exception)
     assert not (tmp_path / "refused").exists()
 

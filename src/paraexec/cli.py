@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import lmdb
 import typer
@@ -22,6 +22,7 @@ from rich.table import Table
 
 from . import codec
 from .chain import Chain, ChainConfig
+from .cli_errors import err_console, fail, must_hold_chain
 from .errors import IncompatibleStore
 from .execution.registry import executor_names, make_executor
 from .execution.runtime import nonce_key
@@ -58,13 +59,6 @@ def default_genesis() -> ChainConfig:
     return ChainConfig("paraexec-dev", "exchange", app_config, app_config["genesis_time"])
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    """Print a user's error (no traceback) and exit with ``code``: 2 for a bad argument, 1 for a
-    store or file that cannot be used."""
-    console.print(f"[red]{message}", highlight=False)
-    raise typer.Exit(code)
-
-
 def must_know_executor(name: str) -> None:
     """Refuse an unknown executor name with a clear message (exit 2) before touching any store."""
     if name not in executor_names():
@@ -74,8 +68,8 @@ def must_know_executor(name: str) -> None:
 def open_store(data: Path, readonly: bool = False) -> LmdbStore:
     """The LMDB store at ``data`` (created unless ``readonly``); a directory without a chain, or
     one LMDB cannot open (a file, a corrupt or foreign database), is refused with its reason."""
-    if readonly and not (data / "data.mdb").is_file():
-        fail(f"{data} holds no chain: run `paraexec init --data {data}` first")
+    if readonly:
+        must_hold_chain(data)
     try:
         return LmdbStore(data, readonly=readonly)
     except (lmdb.Error, OSError) as exc:
@@ -105,8 +99,7 @@ def open_chain(store: LmdbStore) -> Chain:
         return Chain.open(store)
     except IncompatibleStore as exc:
         store.close()
-        console.print(f"[red]{exc}")
-        raise typer.Exit(2) from None
+        fail(str(exc), 2)
 
 
 @contextmanager
@@ -183,9 +176,8 @@ def run(
     if store.height < 0:
         Chain.create(store, config)
     elif open_chain(store).config != config:
-        console.print(f"[red]{data} holds a different chain; use a fresh --data or the same --accounts/--seed")
         store.close()
-        raise typer.Exit(1)
+        fail(f"{data} holds a different chain; use a fresh --data or the same --accounts/--seed")
     chain = Chain(store, config, verify_signatures)
     engine = make_executor(executor, workers)
     console.print("height  txs  ok  seconds  tx/s  re-exec  root")
@@ -364,5 +356,5 @@ def main() -> None:
     try:
         app()
     except (lmdb.Error, OSError) as exc:
-        console.print(f"[red]paraexec: {type(exc).__name__}: {exc}", highlight=False)
+        err_console.print(f"[red]paraexec: {type(exc).__name__}: {exc}", highlight=False)
         raise SystemExit(1) from None

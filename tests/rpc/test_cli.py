@@ -59,8 +59,60 @@ def test_listen_binds_a_tcp_socket_asyncio_sets_nodelay_on():
 
     from paraexec.rpc.commands import listen
 
-    sock = listen("127.0.0.1", 0)
+    [sock] = listen("127.0.0.1", 0)
     try:
         assert sock.proto == socket.IPPROTO_TCP and sock.getsockname()[0] == "127.0.0.1"
     finally:
         sock.close()
+
+
+def ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def test_listen_binds_every_address_of_a_name_on_one_port(monkeypatch):
+    """A name that resolves to ::1 and 127.0.0.1 (``localhost`` on most machines) is served on
+    both, on one port; where the machine has no IPv6, that address is skipped."""
+    import socket
+
+    from paraexec.rpc import commands
+
+    tcp = (socket.SOCK_STREAM, socket.IPPROTO_TCP, "")
+    both = [(socket.AF_INET6, *tcp, ("::1", 0, 0, 0)), (socket.AF_INET, *tcp, ("127.0.0.1", 0))]
+    monkeypatch.setattr(commands.socket, "getaddrinfo", lambda *args, **kwargs: both)
+    sockets = commands.listen("localhost", 0)
+    try:
+        assert len({s.getsockname()[1] for s in sockets}) == 1
+        assert {s.family for s in sockets} == (
+            {socket.AF_INET6, socket.AF_INET} if ipv6_loopback() else {socket.AF_INET}
+        )
+        for sock in sockets:  # each one accepts a connection
+            sock.listen()
+            with socket.socket(sock.family) as client:
+                client.settimeout(2)
+                client.connect(sock.getsockname())
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def test_listen_refuses_a_port_in_use_on_any_address():
+    import socket
+
+    from paraexec.rpc.commands import listen
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        with pytest.raises(OSError):
+            listen("localhost", taken.getsockname()[1])
+    finally:
+        taken.close()

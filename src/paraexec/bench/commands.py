@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..cli_errors import fail
 from ..execution.registry import executor_names
 from ..workloads import make_workload, workload_names, workload_params
 from .harness import AA, BenchConfig, parallel_share, quartile_range, run_bench
@@ -127,16 +128,13 @@ def bench(
 ) -> None:
     """Run executors on identical signed blocks; report medians, speedups, bounds; fail on any root mismatch."""
     if workload not in workload_names():
-        console.print(f"[red]unknown workload {workload!r}; known: {', '.join(workload_names())}")
-        raise typer.Exit(2)
+        fail(f"unknown workload {workload!r}; known: {', '.join(workload_names())}", 2)
     names = split_list(executors)
     unknown = [n for n in names if n not in executor_names()]
     if unknown:
-        console.print(f"[red]unknown executor(s) {', '.join(unknown)}; available: {', '.join(executor_names())}")
-        raise typer.Exit(2)
+        fail(f"unknown executor(s) {', '.join(unknown)}; available: {', '.join(executor_names())}", 2)
     if store not in ("lmdb", "memory"):
-        console.print(f"[red]--store must be lmdb or memory, not {store!r}")
-        raise typer.Exit(2)
+        fail(f"--store must be lmdb or memory, not {store!r}", 2)
     try:
         options: dict[str, list[Any]] = {
             "accounts": split_list(accounts or ("1000" if workload in ("transfers", "hotspot") else ""), int),
@@ -156,15 +154,13 @@ def bench(
         for params in points:  # fail fast on bad parameters or a missing data file
             make_workload(workload, seed=seed, **params)
     except (ValueError, ModuleNotFoundError, FileNotFoundError) as exc:
-        console.print(f"[red]{exc}")
-        raise typer.Exit(2) from None
+        fail(str(exc), 2)
     try:  # before the run, not after it: a path that cannot be written fails in a second
         for path in (data, *(p.parent for p in (json_out, report) if p is not None)):
             if path is not None:
                 path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        console.print(f"[red]cannot create {exc.filename}: {exc.strerror}")
-        raise typer.Exit(2) from None
+        fail(f"cannot create {exc.filename}: {exc.strerror}", 2)
     config = BenchConfig(
         workload=workload,
         points=points or [{}],
@@ -199,9 +195,7 @@ def bench(
         write_report(result, report)
         console.print(f"HTML report: {report}")
     if not result["ok"]:
-        for line in result["failures"]:
-            console.print(f"[red]{line}")
-        raise typer.Exit(1)
+        fail("\n".join(result["failures"]))
 
 
 def register(app: typer.Typer) -> None:

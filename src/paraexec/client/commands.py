@@ -32,6 +32,7 @@ def register(app: typer.Typer) -> None:
         import httpx2
         from rich.console import Console
 
+        from ..cli_errors import fail
         from .client import Client
         from .load import LoadRunner, PerpsSource, TransfersSource, TxSource
 
@@ -42,23 +43,19 @@ def register(app: typer.Typer) -> None:
             try:
                 status = client.status()
             except httpx2.HTTPError as exc:
-                console.print(f"[red]no node answers at {rpc}: {exc}", highlight=False)
-                raise typer.Exit(1) from None
+                fail(f"no node answers at {rpc}: {exc}")
             chain_id = status["chain_id"]
             source: TxSource
             if workload == "perps":
                 if status["app"] != "exchange":
-                    console.print(f"[red]perps needs an exchange chain; this node runs {status['app']!r}")
-                    raise typer.Exit(2)
+                    fail(f"perps needs an exchange chain; this node runs {status['app']!r}", 2)
                 source = PerpsSource(client, chain_id, accounts or 100, seed or "paraexec-dev")
             elif workload == "transfers":
                 if status["app"] != "transfers":
-                    console.print(f"[red]transfers needs a transfers chain; this node runs {status['app']!r}")
-                    raise typer.Exit(2)
+                    fail(f"transfers needs a transfers chain; this node runs {status['app']!r}", 2)
                 source = TransfersSource(client, chain_id, accounts or 1000, int(seed or 0))
             else:
-                console.print(f"[red]unknown workload {workload!r} (perps, transfers)")
-                raise typer.Exit(2)
+                fail(f"unknown workload {workload!r} (perps, transfers)", 2)
         report = LoadRunner(rpc, source, rate, duration, drain_s=drain, workload=workload).run()
         summary = report.summary()
         all_failed = report.included > 0 and report.failed_receipts == report.included
@@ -80,9 +77,7 @@ def register(app: typer.Typer) -> None:
             highlight=False,
         )
         if all_failed:  # measured, but not a load of working transactions: say so and fail
-            console.print(
-                "[red]every included transaction failed in execution: are the workload's accounts funded on this "
-                "chain? (see `paraexec load --help`: --accounts and --seed must match the chain's genesis)",
-                highlight=False,
+            fail(
+                "every included transaction failed in execution: are the workload's accounts funded on this "
+                "chain? (see `paraexec load --help`: --accounts and --seed must match the chain's genesis)"
             )
-            raise typer.Exit(1)

@@ -17,12 +17,12 @@ def register(app: typer.Typer) -> None:
     @vectors.command("run")
     def run(paths: Annotated[list[Path], typer.Argument(help="vector files or directories")]) -> None:
         """Run vectors; exit 1 if any fails."""
+        from ..cli_errors import fail
         from .vectors import load_vector, run_vector, vector_files
 
         files = vector_files(paths)
         if not files:
-            console.print("[red]no vectors found")
-            raise typer.Exit(2)
+            fail("no vectors found", 2)
         failed = 0
         for path in files:
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 from pathlib import Path
 from typing import Annotated
@@ -17,22 +18,40 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """A socket bound to (host, port), for uvicorn to serve on. Bound before the node starts:
-    uvicorn runs the app's lifespan (which starts block production) before binding its own, so
-    an address in use would otherwise fail only after the node had produced blocks."""
-    # the address as asyncio resolves it (proto IPPROTO_TCP: asyncio sets TCP_NODELAY only on
-    # such sockets; without it every response waited ~40 ms for a delayed ACK)
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Sockets bound to every address ``host`` resolves to (``localhost``: ::1 and 127.0.0.1), for
+    uvicorn to serve on. Bound before the node starts: uvicorn runs the app's lifespan (which
+    starts block production) before binding its own, so an address in use would otherwise fail
+    only after the node had produced blocks. An address family the machine lacks is skipped; any
+    other failure (an address in use) closes them all and raises."""
+    # resolved as asyncio resolves (proto IPPROTO_TCP: asyncio sets TCP_NODELAY only on such
+    # sockets; without it every response waited ~40 ms for a delayed ACK)
     resolved = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    family, kind, proto, _, address = resolved[0]
-    sock = socket.socket(family, kind, proto)
+    sockets: list[socket.socket] = []
+    skipped: OSError | None = None
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
+        for family, kind, proto, _, address in dict.fromkeys(resolved):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:  # "::" must not claim the IPv4 port "0.0.0.0" binds next
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:  # one port for every address
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                if exc.errno not in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                    raise
+                skipped = exc
+                sockets.pop().close()
     except OSError:
-        sock.close()
+        for sock in sockets:
+            sock.close()
         raise
-    return sock
+    if not sockets:
+        raise skipped or OSError(errno.EADDRNOTAVAIL, f"{host} resolves to no address")
+    return sockets
 
 
 def register(app: typer.Typer) -> None:
@@ -57,6 +76,7 @@ def register(app: typer.Typer) -> None:
         from ..chain.mempool import MempoolConfig
         from ..chain.node import Node, NodeAlreadyRunning, NodeConfig
         from ..cli import must_know_executor
+        from ..cli_errors import fail, must_hold_chain
         from ..errors import IncompatibleStore
         from .server import serve
 
@@ -64,16 +84,12 @@ def register(app: typer.Typer) -> None:
         host, port = parse_listen(rpc)
         must_know_executor(executor)
         if log_level.lower() not in LOG_LEVELS:
-            console.print(f"[red]unknown log level {log_level!r} (available: {', '.join(LOG_LEVELS)})")
-            raise typer.Exit(2)
-        if not (data / "data.mdb").exists():
-            console.print(f"[red]{data} holds no chain: run `paraexec init --data {data}` first")
-            raise typer.Exit(1)
+            fail(f"unknown log level {log_level!r} (available: {', '.join(LOG_LEVELS)})", 2)
+        must_hold_chain(data)
         try:  # before the node exists: an address it cannot serve on must not produce a block
-            sock = listen(host, port)
+            sockets = listen(host, port)
         except OSError as exc:
-            console.print(f"[red]cannot listen on {rpc}: {exc}")
-            raise typer.Exit(1) from None
+            fail(f"cannot listen on {rpc}: {exc}")
         mempool = MempoolConfig(
             max_txs=mempool_size,
             max_per_sender=sender_quota,
@@ -84,19 +100,15 @@ def register(app: typer.Typer) -> None:
         config = NodeConfig(data, executor, workers, block_time, max_block_txs, empty_blocks, mempool)
         try:
             node_ = Node(config)
-        except NodeAlreadyRunning as exc:
-            sock.close()
-            console.print(f"[red]{exc}")
-            raise typer.Exit(1) from None
-        except IncompatibleStore as exc:
-            sock.close()
-            console.print(f"[red]{exc}")
-            raise typer.Exit(2) from None
+        except (NodeAlreadyRunning, IncompatibleStore) as exc:
+            for sock in sockets:
+                sock.close()
+            fail(str(exc), 2 if isinstance(exc, IncompatibleStore) else 1)
         cfg = node_.chain_config
         console.print(
             f"node [bold]{cfg.chain_id}[/] ({cfg.app}) at height {node_.chain.height}, "
             f"{executor} x{workers}, block time {block_time}s; API http://{host}:{port}/ (dashboard), ws /ws",
             highlight=False,
         )
-        serve(node_, sock, log_level)
+        serve(node_, sockets, log_level)
         console.print(f"node stopped cleanly at height {node_.final_height}")

@@ -261,8 +261,8 @@ def subscription_topics(params: Any) -> list[str]:
     return topics
 
 
-def serve(node: Node, sock: socket.socket, log_level: str = "warning") -> None:
-    """Run node and API on the bound ``sock`` until SIGINT/SIGTERM; the node stops cleanly in
+def serve(node: Node, sockets: list[socket.socket], log_level: str = "warning") -> None:
+    """Run node and API on the bound ``sockets`` until SIGINT/SIGTERM; the node stops cleanly in
     the app's shutdown."""
     import signal
     from contextlib import contextmanager
@@ -292,4 +292,4 @@ def serve(node: Node, sock: socket.socket, log_level: str = "warning") -> None:
         timeout_graceful_shutdown=3,
         access_log=False,
     )
-    QuietServer(config).run(sockets=[sock])
+    QuietServer(config).run(sockets=sockets)
