@@ -56,6 +56,7 @@ def test_bad_files_stores_and_arguments_get_a_message_not_a_traceback(tmp_path):
         (["inspect", "--data", chain, "--height", "99"], 1, "no block at height 99"),
         (["inspect", "--data", chain, "--height", "-1"], 1, "no block at height -1"),
         (["inspect", "--data", chain, "--account", "zz"], 2, "not hex"),
+        (["inspect", "--data", chain, "--account", " " + "ab" * 32], 2, "not hex"),
         (["inspect", "--data", chain, "--account", "00"], 2, "32-byte public key"),
         (["run", "--workload", "perps", "--markets", "100000"], 2, "outside 0..65535"),
         (["run", "--workload", "hotspot", "--hot-ratio", "5"], 2, "hot_ratio"),
@@ -115,8 +116,10 @@ def test_run_announces_each_next_block_and_continues_a_chain(tmp_path, monkeypat
     second = runner.invoke(app, [*args[:-1], "2"])  # nonces continue from the chain
     assert second.exit_code == 0 and len(seen) == 5
     lines = [line.split() for r in (first, second) for line in r.output.splitlines()]
-    rows = [row for row in lines if len(row) == 7 and row[0].isdigit()]  # height txs ok s tx/s re-exec root
+    rows = [
+        row for row in lines if len(row) == 8 and row[0].isdigit() and row[1].isdigit()
+    ]  # height txs ok system s tx/s re-exec root
     assert [row[0] for row in rows] == ["1", "2", "3", "4", "5"]
-    assert all(row[1] == row[2] == "20" for row in rows)  # every transfer valid: the nonces were right
+    assert all(row[1] == row[2] == "20" and row[3] == "0" for row in rows)  # every transfer valid: nonces right
     result = runner.invoke(app, ["replay", "--data", data])
     assert result.exit_code == 0 and "every root and receipt matches" in text(result)

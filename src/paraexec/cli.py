@@ -25,7 +25,7 @@ from .chain import Chain, ChainConfig
 from .cli_errors import err_console, fail, must_hold_chain
 from .errors import IncompatibleStore
 from .execution.registry import executor_names, make_executor
-from .execution.runtime import nonce_key
+from .execution.runtime import SYSTEM_TAG, nonce_key
 from .state import LmdbStore, MemoryStore
 from .workloads import make_workload, workload_names
 from .workloads.transfers import nonce_reader
@@ -180,7 +180,7 @@ def run(
         fail(f"{data} holds a different chain; use a fresh --data or the same --accounts/--seed")
     chain = Chain(store, config, verify_signatures)
     engine = make_executor(executor, workers)
-    console.print("height  txs  ok  seconds  tx/s  re-exec  root")
+    console.print("height  txs  ok  system  seconds  tx/s  re-exec  root")  # txs, ok: user transactions
     total_txs, total_s = 0, 0.0
     try:
         nonce_of = nonce_reader(store.get)
@@ -191,13 +191,14 @@ def run(
             started = time.perf_counter()
             block, output = chain.produce_block(txs, config.genesis_time + height * block_seconds, engine, upcoming)
             seconds = time.perf_counter() - started
-            ok = sum(r.ok for r in output.receipts)
+            ok = sum(r.ok for r in output.receipts[: len(txs)])  # the application's system txs follow them
             total_txs += len(txs)
             total_s += seconds
             row = (
                 str(height),
-                str(len(block.txs)),
+                str(len(txs)),
                 str(ok),
+                str(len(block.txs) - len(txs)),
                 f"{seconds:.3f}",
                 f"{len(txs) / seconds:,.0f}",
                 str(output.stats.re_executions(len(block.txs))),
@@ -225,7 +226,7 @@ def replay(data: DataOpt, executor: ExecutorOpt = "sequential", workers: Workers
         with progress_bar(chain.height, "replay") as progress:
             for block, output in chain.replay(engine):
                 count += 1
-                txs += len(block.txs)
+                txs += sum(raw[:1] != SYSTEM_TAG for raw in block.txs)
                 re_executions += output.stats.re_executions(len(block.txs))
                 progress.advance(progress.task_ids[0])
     finally:
@@ -233,7 +234,7 @@ def replay(data: DataOpt, executor: ExecutorOpt = "sequential", workers: Workers
         store.close()
     seconds = time.perf_counter() - started
     console.print(
-        f"[green]replayed {count} blocks ({txs} txs, {re_executions} re-executions) with {executor} in {seconds:.2f}s: "
+        f"[green]replayed {count} blocks ({txs} user txs, {re_executions} re-executions) with {executor} in {seconds:.2f}s: "
         "every root and receipt matches[/]"
     )
 
@@ -250,7 +251,7 @@ def inspect(
     key = None
     if account is not None:
         try:
-            key = bytes.fromhex(account)
+            key = codec.from_hex(account)
         except ValueError:
             fail(f"--account {account!r} is not hex", 2)
         if len(key) != 32:

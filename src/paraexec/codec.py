@@ -10,6 +10,7 @@ Integer state values (balances, counters written with ``TxContext.add``) use ``e
 
 from __future__ import annotations
 
+import binascii
 from typing import Any, TypeVar
 
 import msgspec
@@ -40,3 +41,10 @@ def decode_int(data: bytes | None) -> int:
     if data is None:
         return 0
     return _int_decoder.decode(data)
+
+
+def from_hex(text: str) -> bytes:
+    """Bytes from user-given hex (an optional ``0x`` prefix): digits only. ``bytes.fromhex``
+    skips whitespace, so ``" ab"`` and ``"ab"`` would both be accepted for one key; this refuses
+    anything but hex digits with ``ValueError``."""
+    return binascii.unhexlify(text[2:] if text.startswith(("0x", "0X")) else text)

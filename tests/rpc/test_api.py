@@ -84,6 +84,8 @@ def test_protocol_errors(api):
     assert error_of(api.post("/", content=b'{"jsonrpc":"2.0","id":"\xff","method":"status"}')) == -32700  # bad UTF-8
     assert error_of(rpc(api, "get_tx", {"hash": "zz"})) == -32602
     assert error_of(rpc(api, "get_tx", {"hash": "ab"})) == -32602  # wrong length
+    assert error_of(rpc(api, "get_tx", {"hash": " " + "ab" * 32})) == -32602  # hex is digits only
+    assert error_of(rpc(api, "get_account", {"address": "ab " * 32})) == -32602
     assert error_of(rpc(api, "get_events", {"from_height": 0, "to_height": 10**9})) == -32602
     assert error_of(rpc(api, "get_markets")) == -32601  # transfers chain: no exchange
     huge = api.post("/", content=b"[" + b"1," * MAX_BODY_BYTES + b"1]")

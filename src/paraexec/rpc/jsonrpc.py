@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 
 from ..chain.mempool import MempoolFull
+from ..codec import from_hex
 from ..errors import InvalidTransaction
 
 PARSE_ERROR = -32700
@@ -133,9 +134,8 @@ def handle_one(
 
 def parse_hex(value: str, name: str, size: int | None = None) -> bytes:
     """Decode a hex parameter (optional ``0x`` prefix); -32602 on bad input."""
-    text = value[2:] if value.startswith(("0x", "0X")) else value
     try:
-        data = bytes.fromhex(text)
+        data = from_hex(value)
     except ValueError:
         raise invalid_params(f"{name} is not hex") from None
     if size is not None and len(data) != size:
