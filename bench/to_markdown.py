@@ -5,6 +5,8 @@ python bench/to_markdown.py bench/out/*.json
 "cores" is what the row's executor may keep busy (the coordinator of `parallel`/`adaptive` executes
 too, so `parallel x1` uses 2) and "bound" is taken at that many cores. Files written before rows
 carried "cores" took the bound at "workers", so they show "cores" = "workers".
+"blocks 2+" is the steady state of a pass (blocks 2..K, after block 1's cold start): its speedup
+and the share of its own bound ("-" in files written before rows carried it).
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ def table(path: str) -> str:
         f"machine: {m.get('cpu_model')} x{m.get('cpu_count')}, Python {m.get('python')}, GIL {m.get('gil_enabled')};"
         f" elapsed {data['elapsed_s']:.0f} s; every root equals sequential: {data['ok']}",
         "",
-        "| point | executor | workers | cores | median s | tx/s | speedup | p25-p75 | bound | of bound | CPU s | CPU ceiling | re-exec/tx | par. blocks |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| point | executor | workers | cores | median s | tx/s | speedup | p25-p75 | bound | of bound | blocks 2+ | CPU s | CPU ceiling | re-exec/tx | par. blocks |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for point in data["points"]:
         label = ", ".join(f"{k}={v}" for k, v in point["params"].items())
@@ -31,15 +33,19 @@ def table(path: str) -> str:
             cores = r.get("cores", r["workers"])
             if r.get("error"):
                 lines.append(
-                    f"| {label} | {r['executor']} | {r['workers']} | {cores} | error: {r['error'][:60]} | | | | | | | | | |"
+                    f"| {label} | {r['executor']} | {r['workers']} | {cores} | error: {r['error'][:60]} | | | | | | | | | | |"
                 )
                 continue
             cpu, ceiling, q = r.get("cpu_seconds_median"), r.get("cpu_ceiling"), r.get("speedup_quartiles")
             bound, share = r.get("bound"), r.get("bound_efficiency")  # None: the analysis was unavailable
             bound_cells = "- | -" if bound is None or share is None else f"{bound:.2f} | {share:.0%}"
+            steady, steady_share = r.get("steady_speedup"), r.get("steady_bound_efficiency")
+            steady_cell = (
+                "-" if steady is None else f"{steady:.2f}x" + ("" if steady_share is None else f" {steady_share:.0%}")
+            )
             lines.append(
                 f"| {label} | {r['executor']} | {r['workers']} | {cores} | {r['seconds_median']:.3f} | {r['tx_per_s']:,.0f} |"
-                f" {r['speedup']:.2f}x | {'-' if not q else f'{q[0]:.2f}-{q[1]:.2f}'} | {bound_cells} |"
+                f" {r['speedup']:.2f}x | {'-' if not q else f'{q[0]:.2f}-{q[1]:.2f}'} | {bound_cells} | {steady_cell} |"
                 f" {'-' if cpu is None else format(cpu, '.3f')} | {'-' if ceiling is None else format(ceiling, '.2f') + 'x'} |"
                 f" {r['re_executions_per_tx']:.3f} | {r.get('parallel_blocks', '-')}/{r.get('blocks_timed', '-')} |"
             )

@@ -93,6 +93,21 @@ def test_the_aa_row_is_a_second_sequential_run_timed_like_the_others():
     assert cores_used(AA, 4, 8) == 1
 
 
+def test_the_steady_state_is_blocks_two_onwards_of_every_pass():
+    """``steady_*``: the medians of blocks 2..K of each pass, their ratio to sequential's and the
+    bound of those blocks; a one-block pass has no steady state."""
+    result = run_bench(BenchConfig(**{**TINY, "blocks": 3, "workers": [2]}, executors=["sequential", "parallel"]))
+    seq, par = result["points"][0]["results"]
+    for r in (seq, par):
+        assert r["steady_seconds_median"] < r["seconds_median"]
+    assert par["steady_speedup"] == pytest.approx(seq["steady_seconds_median"] / par["steady_seconds_median"])
+    assert seq["steady_speedup"] == pytest.approx(1.0)
+    bounds = result["points"][0]["analysis"]["blocks"][1:]
+    assert par["steady_bound"] is not None and par["steady_bound"] <= max(b["bound"][str(par["cores"])] for b in bounds)
+    single = run_bench(BenchConfig(**{**TINY, "blocks": 1, "repeat": 1}, executors=["sequential"]))
+    assert single["points"][0]["results"][0]["steady_speedup"] is None
+
+
 def test_speedup_quartiles_pair_the_repeats_of_one_round():
     """Each repeat is divided by sequential's repeat of the same round (not sorted first), and
     runs that do not pair up give no quartiles rather than misleading ones."""
@@ -212,6 +227,7 @@ def test_bound_is_time_weighted_over_blocks():
     # block 1 needs >= 5 units on 2 workers, block 2 needs 30: 40 / 35
     assert bounds.bound(2) == pytest.approx(40 / 35)
     assert bounds.bound(1) == pytest.approx(1.0)
+    assert bounds.bound(2, skip=1) == pytest.approx(1.0)  # blocks 2.. only (the steady state)
     out = bounds.to_json([1, 2])
     assert out["hot_keys"][0] == ["b/<01>", 5]
     assert out["edges"] == 2

@@ -117,10 +117,11 @@ class Bounds:
             self.hot_keys[key_label(key)] += int(count)
         self.available = True
 
-    def bound(self, workers: int) -> float | None:
-        """The time-weighted bound of the whole run on ``workers`` workers (see module doc)."""
+    def bound(self, workers: int, skip: int = 0) -> float | None:
+        """The time-weighted bound of the whole run on ``workers`` workers (see module doc), or of
+        its blocks after the first ``skip``."""
         total = lower = 0.0
-        for block in self.blocks:
+        for block in self.blocks[skip:]:
             b = block.bounds.get(workers)
             if not b or block.total_cost <= 0:
                 continue

@@ -21,7 +21,7 @@ from rich.table import Table
 from ..cli_errors import fail
 from ..execution.registry import executor_names
 from ..workloads import make_workload, workload_names, workload_params
-from .harness import AA, BenchConfig, parallel_share, quartile_range, run_bench
+from .harness import AA, BenchConfig, parallel_share, quartile_range, run_bench, steady_cell
 
 console = Console(stderr=True)  # progress and messages
 _stdout = Console()
@@ -52,6 +52,7 @@ def results_table(result: dict[str, Any]) -> Table:
         "p25-p75",
         "bound",
         "of bound",
+        "blocks 2+",
         "CPU s",
         "CPU ceiling",
         "re-exec/tx",
@@ -65,7 +66,7 @@ def results_table(result: dict[str, Any]) -> Table:
         for r in point["results"]:
             if r.get("error"):
                 table.add_row(
-                    label, r["executor"], str(r["workers"]), str(r["cores"]), "[red]error", *[""] * 10, "[red]x"
+                    label, r["executor"], str(r["workers"]), str(r["cores"]), "[red]error", *[""] * 11, "[red]x"
                 )
                 continue
 
@@ -83,6 +84,7 @@ def results_table(result: dict[str, Any]) -> Table:
                 quartile_range(r.get("speedup_quartiles")),
                 fmt(r["bound"], ".2f"),
                 fmt(r["bound_efficiency"], ".0%"),
+                steady_cell(r),
                 fmt(r.get("cpu_seconds_median"), ".3f"),
                 fmt(r.get("cpu_ceiling"), ".2f"),
                 fmt(r["re_executions_per_tx"], ".3f"),

@@ -38,7 +38,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from .harness import parallel_share, quartile_range  # noqa: E402
+from .harness import parallel_share, quartile_range, steady_cell  # noqa: E402
 
 REFERENCE = "sequential"
 
@@ -248,6 +248,7 @@ def _results_table(points: list[dict[str, Any]]) -> str:
         "p25-p75",
         "bound",
         "of bound",
+        "blocks 2+",
         "CPU s",
         "CPU ceiling",
         "executions",
@@ -263,7 +264,7 @@ def _results_table(points: list[dict[str, Any]]) -> str:
             cores = str(r.get("cores", r["workers"]))
             if r.get("error"):
                 cells = [_label(p["params"]), r["executor"], str(r["workers"]), cores, f"error: {r['error']}"]
-                cells += [""] * 12 + ["x"]
+                cells += [""] * 13 + ["x"]
                 rows.append('<tr class="bad">' + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
                 continue
             cells = [
@@ -277,6 +278,7 @@ def _results_table(points: list[dict[str, Any]]) -> str:
                 quartile_range(r.get("speedup_quartiles")),
                 _fmt(r.get("bound"), ".2f"),
                 _fmt(r.get("bound_efficiency"), ".0%"),
+                steady_cell(r),
                 _fmt(r.get("cpu_seconds_median"), ".3f"),
                 _fmt(r.get("cpu_ceiling"), ".2f"),
                 str(r["executions"]),
@@ -409,7 +411,7 @@ def render_report(result: dict[str, Any]) -> str:
         f"Signatures {signatures}; store {config.get('store')}; medians of {config.get('repeat')} repeat(s); "
         "speedups are ratios to the sequential run of the same invocation; cores: the cores a row's executor may "
         "keep busy (parallel and adaptive: workers + 1, their coordinator executes transactions too), capped at "
-        "the usable cores; bound: the inherent speedup bound on that many cores, of bound: speedup / bound; p25-p75: quartiles of the per-repeat "
+        "the usable cores; bound: the inherent speedup bound on that many cores, of bound: speedup / bound; blocks 2+: the same for blocks 2..K of each pass (the steady state after block 1's cold start, whose signatures nothing checked ahead); p25-p75: quartiles of the per-repeat "
         "ratios (each pass over the sequential pass of the same round), i.e. how much it moved between repeats. "
         "CPU s: CPU seconds of the whole pass on every core (coordinator, threads, worker processes); "
         f"CPU ceiling: the speedup that much CPU allows with all {machine.get('cpu_usable')} usable cores busy "
