@@ -68,10 +68,11 @@ def test_open_interest_scaled_margin_uses_end_of_block_snapshot():
         h.tx(ALICE, PlaceOrder(0, 0, 1, SELL, BTC, P50)),
         h.tx(BOB, PlaceOrder(0, 0, 1, BUY, BTC, P50, time_in_force=IOC)),
     )
-    # OI 1 BTC = 50,000 USDC notional: IMF = 5% + 95% * 50,000 / 100,000 = 52.5% -> IMR 26,250 USDC
+    # OI 1 BTC = 50,000 USDC notional: IMF = 5% + 95% * 50,000 / 100,000 = 52.5% -> IMR 26,250 USDC;
+    # the maintenance margin keeps the base IMF (dYdX): 50,000 * 5% * 60% = 1,500 USDC
     assert h.reader.market(0)["open_interest_snapshot"] == BTC
     view = h.reader.subaccount(BOB.public_key)
-    assert view["imr"] == 26_250 * USDC and view["mmr"] == 15_750 * USDC
+    assert view["imr"] == 26_250 * USDC and view["mmr"] == 1_500 * USDC
 
 
 def test_negative_premium_makes_shorts_pay():

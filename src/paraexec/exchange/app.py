@@ -172,19 +172,21 @@ class ExchangeApp:
         must_be_subaccount(p.subaccount)
         if p.amount <= 0:
             raise InvalidAmount(f"amount {p.amount}")
-        gate = lg.ctx.get_int(keys.WITHDRAW_GATE)
-        if gate >= lg.height:
-            raise WithdrawalsGated(f"until height {gate}")
+        must_be_ungated(lg)
         acc = lg.account(keys.subaccount_id(sender, p.subaccount))
         self._debit(lg, acc, p.amount)
         lg.ctx.add(keys.bank(sender), p.amount)
         lg.ctx.emit("withdraw", subaccount=acc.sub_id.hex(), amount=p.amount)
 
     def transfer(self, lg: Ledger, sender: bytes, p: TransferCollateral) -> None:
+        """Subaccount -> subaccount (any owner's); gated like a withdrawal (dYdX blocks both while
+        a bankrupt subaccount is being resolved: collateral must not leave the accounts that may
+        be deleveraged against it)."""
         must_be_subaccount(p.from_subaccount)
         must_be_subaccount(p.to_subaccount)
         if p.amount <= 0:
             raise InvalidAmount(f"amount {p.amount}")
+        must_be_ungated(lg)
         src = lg.account(keys.subaccount_id(sender, p.from_subaccount))
         self._debit(lg, src, p.amount)
         dst = lg.account(keys.subaccount_id(p.to_owner, p.to_subaccount))
@@ -274,7 +276,10 @@ class ExchangeApp:
                 )
 
     def _sweep(self, ctx: TxContext, market: Market) -> None:
-        """Liquidate the market's liquidatable holders (at most ``sweep_limit`` per block)."""
+        """Liquidate the market's liquidatable holders, at most ``sweep_limit`` per block. Only
+        a liquidation that closed something counts: accounts that cannot be filled (no bid above
+        their fillable price, an exhausted fund) must not use up the budget every block and
+        leave a bankrupt account later in the list unswept."""
         raw = ctx.get(keys.holders(market.id))
         if raw is None or ctx.env.time - self.ledger(ctx).oracle(market.id).time > market.staleness_s:
             return
@@ -290,12 +295,20 @@ class ExchangeApp:
                 continue
             mark = ctx.checkpoint()
             try:
-                liquidate(self.ledger(ctx), self.fees, self.liquidation, sub_id, market.id)
-                done += 1
+                if liquidate(self.ledger(ctx), self.fees, self.liquidation, sub_id, market.id):
+                    done += 1
             except (BusinessError, StaleOracle) as exc:
                 ctx.rollback(mark)
                 ctx.emit("liquidation_skipped", market=market.id, subaccount=sub_id.hex(), code=exc.code)
             scan = self.ledger(ctx)
+
+
+def must_be_ungated(lg: Ledger) -> None:
+    """Refuse moving collateral out of a subaccount while the withdrawal gate is up (set for
+    ``withdraw_gate_blocks`` when a liquidation leaves a subaccount with negative TNC)."""
+    gate = lg.ctx.get_int(keys.WITHDRAW_GATE)
+    if gate >= lg.height:
+        raise WithdrawalsGated(f"until height {gate}")
 
 
 def _fresh_record(balance: int) -> Any:

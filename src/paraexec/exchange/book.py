@@ -51,6 +51,15 @@ class Book:
             return None
         return prices[-1] if side == BUY else prices[0]
 
+    def best_live(self, side: int, height: int) -> int | None:
+        """Best price of ``side`` with an order still live at ``height``. Expired good-til-block
+        orders stay on the book until a taker walks over them; they can no longer fill, so they
+        neither block a post-only order nor set the funding premium."""
+        for price in self.prices_best_first(side):
+            if any(not (o.good_til_block and o.good_til_block < height) for o in self.level(side, price)):
+                return price
+        return None
+
     def level(self, side: int, subticks: int) -> list[RestingOrder]:
         slot = (side, subticks)
         orders = self._levels.get(slot)

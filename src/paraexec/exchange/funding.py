@@ -5,13 +5,15 @@ At the end of every block (``MarketTick``), while the oracle is fresh:
     premium_ppm = (best_bid - oracle) * 1e6 / oracle   if best_bid > oracle
                   (best_ask - oracle) * 1e6 / oracle   if best_ask < oracle
                   0                                    otherwise          (rounded toward -inf)
+    (best bid/ask: the best price with a live order; an expired good-til-block order left on
+    the book cannot fill, so it does not move the rate)
     clamped to +-premium_clamp_factor * (IMF - MMF)   (dYdX's premium vote clamp)
 
 The samples accumulate (sum, count). Once block time reaches ``last_time + interval_s``
 (``periods`` whole intervals):
 
     rate_8h_ppm = clamp(floor(sum / count) + default_funding_ppm, +-rate_clamp_factor * (IMF - MMF))
-    index += rate_8h_ppm * periods * value_nano_per_quantum(oracle) / (8 * 1e6)   (toward -inf)
+    index += rate_8h_ppm * periods * interval_s * value_nano_per_quantum(oracle) / (8 h * 1e6)   (toward -inf)
 
 so a positive rate makes longs pay shorts (``ledger`` settles ``-size * d_index``). dYdX
 samples an impact price (the average fill of an impact notional) instead of the best price; we
@@ -48,8 +50,10 @@ def margin_gap_ppm(market: Market) -> int:
     return market.imf_ppm - market.imf_ppm * market.mmf_ppm // PPM
 
 
-def premium_ppm(book: Book, oracle_subticks: int) -> int:
-    bid, ask = book.best(BUY), book.best(SELL)
+def premium_ppm(book: Book, oracle_subticks: int, height: int) -> int:
+    if oracle_subticks <= 0:  # genesis refuses such markets (``Market.must_be_consistent``)
+        return 0
+    bid, ask = book.best_live(BUY, height), book.best_live(SELL, height)
     if bid is not None and bid > oracle_subticks:
         return (bid - oracle_subticks) * PPM // oracle_subticks
     if ask is not None and ask < oracle_subticks:
@@ -64,7 +68,7 @@ def funding_tick(lg: Ledger, cfg: FundingConfig, market: Market) -> None:
     raw = ctx.get(keys.funding_samples(market.id))
     samples = SAMPLES_DECODER.decode(raw) if raw else FundingSamples(0, 0)
     if fresh:
-        sample = premium_ppm(Book(ctx, market.id), market.price_to_subticks(oracle.price))
+        sample = premium_ppm(Book(ctx, market.id), market.price_to_subticks(oracle.price), lg.height)
         bound = cfg.premium_clamp_factor_ppm * margin_gap_ppm(market) // PPM
         samples = FundingSamples(samples.premium_sum_ppm + _clamp(sample, bound), samples.count + 1)
     index = lg.funding(market.id)
@@ -76,7 +80,8 @@ def funding_tick(lg: Ledger, cfg: FundingConfig, market: Market) -> None:
     average = samples.premium_sum_ppm // samples.count if samples.count else 0
     bound = cfg.rate_clamp_factor_ppm * margin_gap_ppm(market) // PPM
     rate = _clamp(average + market.default_funding_ppm, bound)
-    delta = rate * periods * market.value_nano_per_quantum(oracle.price) // (8 * PPM)
+    # the rate is per 8 hours; each period is interval_s long
+    delta = rate * periods * cfg.interval_s * market.value_nano_per_quantum(oracle.price) // (8 * 3600 * PPM)
     updated = FundingIndex(index.index + delta, index.last_time + periods * cfg.interval_s, rate)
     lg.set_market_state(market.id, funding=updated)
     ctx.delete(keys.funding_samples(market.id))

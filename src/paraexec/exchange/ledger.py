@@ -16,7 +16,10 @@ Margin (dYdX ``margining.go``), per position at the oracle price:
     value     = size * price                      (quote quantums, rounded toward -infinity)
     notional  = |size| * price                    (rounded up)
     IMR       = notional * IMF_eff / 1e6          (rounded up; IMF_eff = OI-scaled IMF)
-    MMR       = notional * IMF_eff * MMF / 1e12   (rounded up)
+    MMR       = notional * IMF * MMF / 1e12       (rounded up; the base IMF: as in dYdX, open
+                                                   interest raises only the initial margin, so
+                                                   others' trading never makes an account
+                                                   liquidatable at an unchanged price)
     TNC       = balance + sum(value)
 An account is initially collateralised when TNC >= sum(IMR), liquidatable when TNC < sum(MMR).
 A change that leaves an account below initial margin is still allowed when it strictly lowers
@@ -452,7 +455,7 @@ class Ledger:
                 (
                     market.value_floor(size, price),
                     ceil_div(notional * imf, PPM),
-                    ceil_div(notional * imf * market.mmf_ppm, PPM * PPM),
+                    ceil_div(notional * market.imf_ppm * market.mmf_ppm, PPM * PPM),
                 ),
             )
         return parts

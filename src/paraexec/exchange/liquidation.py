@@ -18,10 +18,13 @@ A subaccount is liquidatable when TNC < total MMR. ``liquidate(sub, market)`` (t
                         surplus <  0: the fund pays -surplus (the account ends at bankruptcy);
                                       if the fund (or the per-block insurance cap) cannot, the
                                       matching stops
-    deleverage      when matching stopped for want of insurance, or the account is still
-                    bankrupt (TNC < 0) with size left: offset the rest against opposite positions
-                    at the bankruptcy price, ranked by profit ratio x leverage (highest first,
-                    ties by subaccount id) - Hyperliquid/Binance-style ADL ranking
+    deleverage      only when the account is bankrupt (TNC < 0) with size left (dYdX
+                    CanDeleverageSubaccount; a solvent account whose fills the fund cannot cover
+                    keeps the rest of its position until a better bid comes): offset the rest
+                    against opposite positions at the bankruptcy price, ranked by profit ratio x
+                    leverage (highest first, ties by subaccount id) - Hyperliquid/Binance-style
+                    ADL ranking; a counterparty the offset would leave under-collateralised
+                    (``Ledger.allows``, the rule every fill obeys) is skipped
     gate            if TNC is still negative, withdrawals are gated for withdraw_gate_blocks
 
 The insurance fund is a hot aggregate: inflows are ``ctx.add`` deltas; it is read only when a
@@ -99,7 +102,9 @@ class _Fund:
     short: bool = False
 
 
-def liquidate(lg: Ledger, fees: Fees, cfg: LiquidationConfig, sub_id: bytes, market_id: int) -> None:
+def liquidate(lg: Ledger, fees: Fees, cfg: LiquidationConfig, sub_id: bytes, market_id: int) -> int:
+    """Liquidate the account's position in the market (see module doc); returns the base
+    quantums closed, by fills and deleveraging (0: nothing could be closed this time)."""
     market = lg.market(market_id)
     lg.must_be_fresh(market)
     ctx = lg.ctx
@@ -161,7 +166,7 @@ def liquidate(lg: Ledger, fees: Fees, cfg: LiquidationConfig, sub_id: bytes, mar
     book.flush()
     left = quantums - filled
     deleveraged = 0
-    if left and (fund.short or lg.risk(lg.account(sub_id)).tnc < 0):
+    if left and lg.risk(lg.account(sub_id)).tnc < 0:
         deleveraged = deleverage(lg, market, sub_id, side, left)
     if fund.delta:
         ctx.add(keys.INSURANCE, fund.delta)
@@ -189,6 +194,7 @@ def liquidate(lg: Ledger, fees: Fees, cfg: LiquidationConfig, sub_id: bytes, mar
         tnc_after=after.tnc,
     )
     lg.flush()
+    return done
 
 
 def adl_rank(lg: Ledger, market: Market, acc: Account) -> tuple[int, bytes]:
@@ -226,8 +232,12 @@ def deleverage(lg: Ledger, market: Market, sub_id: bytes, side: int, quantums: i
         quote = bankruptcy_quote(lg, market, acc, lg.risk(acc, market.id), delta)
         liquidated = acc.copy()
         liquidated.trade(market.id, delta, quote, lg.funding(market.id).index)
-        offset = lg.account(counter.sub_id).copy()
+        before = lg.account(counter.sub_id)
+        offset = before.copy()
         offset.trade(market.id, -delta, -quote, lg.funding(market.id).index)
+        if not lg.allows(before, offset, market.id):  # the bankruptcy price would sink it too
+            lg.ctx.emit("deleverage_skipped", market=market.id, offsetting=counter.sub_id.hex(), quantums=q)
+            continue
         lg.replace(liquidated)
         lg.replace(offset)
         left -= q

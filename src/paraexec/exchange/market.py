@@ -6,9 +6,10 @@ application read them from its config instead of state: one fewer read per marke
 transaction, with the same result on every node because the config is part of the chain.
 
 Margin follows dYdX's liquidity tiers: ``imf_ppm`` is the initial margin fraction,
-``mmf_ppm`` the maintenance fraction *of the initial margin* (MMR = IMR * mmf). The open-interest
-scaled IMF (OIMF): between ``oi_lower_cap`` and ``oi_upper_cap`` (quote quantums of open
-interest notional) the IMF rises linearly from ``imf_ppm`` to 100%.
+``mmf_ppm`` the maintenance fraction *of the base initial margin* (MMR = notional * imf * mmf).
+The open-interest scaled IMF (OIMF): between ``oi_lower_cap`` and ``oi_upper_cap`` (quote
+quantums of open interest notional) the IMF for the initial margin rises linearly from
+``imf_ppm`` to 100%; the maintenance margin keeps the base ``imf_ppm`` (dYdX).
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ class Market:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
 
     def must_be_consistent(self) -> None:
-        """Genesis rejects parameters that would make a fill's quote amount fractional, and ids
-        its keys cannot hold (two bytes: ``keys.market_prefix``)."""
+        """Genesis rejects parameters that would make a fill's quote amount or an oracle price in
+        subticks fractional, and ids its keys cannot hold (two bytes: ``keys.market_prefix``)."""
         if not 0 <= self.id < 1 << 16:
             raise ValueError(f"{self.ticker}: market id {self.id} outside 0..65535")
         if self.step_base_quantums <= 0 or self.subticks_per_tick <= 0 or self.initial_price <= 0:
@@ -72,6 +73,11 @@ class Market:
             raise ValueError(f"{self.ticker}: margin fractions out of range")
         if self.status not in STATUSES:
             raise ValueError(f"{self.ticker}: unknown status {self.status!r}")
+        if self._value_exponent < self.quantum_conversion_exponent:  # see price_to_subticks
+            raise ValueError(
+                f"{self.ticker}: an oracle price must convert to whole subticks"
+                " (atomic_resolution + price_exponent - quote resolution >= quantum_conversion_exponent)"
+            )
         lot = self.step_base_quantums * self.subticks_per_tick
         if scale_floor(lot, self.quantum_conversion_exponent) != scale_ceil(lot, self.quantum_conversion_exponent):
             raise ValueError(f"{self.ticker}: step * subticks_per_tick * 10**qce must be an integer")
@@ -102,7 +108,9 @@ class Market:
         return scale_floor(price, self._value_exponent + 9)
 
     def price_to_subticks(self, price: int) -> int:
-        """The oracle price in subticks, rounded down (exact for the dev markets)."""
+        """The oracle price in subticks: exact, because genesis refuses a market whose prices
+        would convert to fractions of a subtick (a floor that could reach 0 would make the
+        funding premium divide by zero and stop/take-profit triggers inexact)."""
         return scale_floor(price, self._value_exponent - self.quantum_conversion_exponent)
 
     def subticks_round(self, subticks: int, up: bool) -> int:

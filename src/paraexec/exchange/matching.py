@@ -132,7 +132,7 @@ def place_order(lg: Ledger, fees: Fees, owner: bytes, p: PlaceOrder, triggered: 
         raise ReduceOnlyWouldIncrease(f"position {position}, side {p.side}")
     limit = None if p.order_type == MARKET else p.subticks
     if p.time_in_force == POST_ONLY:
-        best = _best_live(lg, book, opposite(p.side))
+        best = book.best_live(opposite(p.side), lg.height)
         if best is not None and crosses(p.side, limit, best):
             raise PostOnlyWouldCross(f"best opposite price {best}")
     funding_index = lg.funding(market.id).index  # fixed while a transaction runs (market tick only)
@@ -185,14 +185,6 @@ def place_order(lg: Ledger, fees: Fees, owner: bytes, p: PlaceOrder, triggered: 
     book.flush()
     emit_order(lg, market.id, sub_id, p, filled, status)
     return status
-
-
-def _best_live(lg: Ledger, book: Book, side: int) -> int | None:
-    """Best price of ``side`` that has a non-expired order (expired ones do not block)."""
-    for price in book.prices_best_first(side):
-        if any(not (o.good_til_block and o.good_til_block < lg.height) for o in book.level(side, price)):
-            return price
-    return None
 
 
 def match(

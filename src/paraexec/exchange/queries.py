@@ -125,7 +125,8 @@ def liquidation_price(lg: Ledger, acc: Any, market: Market, tnc: int, mmr: int) 
     """Oracle price (market units) at which TNC = MMR, other prices fixed; None if none exists.
 
     TNC and MMR are linear in this market's price p: TNC(p) = TNC - v(p0) + s*p*k,
-    MMR(p) = MMR - m(p0) + |s|*p*k*f, with k the value factor and f = IMF*MMF. Solving gives
+    MMR(p) = MMR - m(p0) + |s|*p*k*f, with k the value factor and f = IMF*MMF (the base IMF:
+    open interest scales only the initial margin). Solving gives
     p = (TNC_rest - MMR_rest) / (k * (|s| f - s)); rounded toward the safe side is not needed
     for a display value, so it is rounded down.
     """
@@ -135,7 +136,7 @@ def liquidation_price(lg: Ledger, acc: Any, market: Market, tnc: int, mmr: int) 
     price = lg.price(market.id)
     value = market.value_floor(size, price)
     notional = market.notional_ceil(size, price)
-    imf = lg.imf(market)
+    imf = market.imf_ppm
     pos_mmr = -((-notional * imf * market.mmf_ppm) // (PPM * PPM))
     rest = (tnc - value) - (mmr - pos_mmr)
     # per unit of price: value slope = size * unit, mmr slope = |size| * unit * f

@@ -1,0 +1,181 @@
+"""Who pays, and when: deleveraging, maintenance margin under open-interest scaling, the sweep's
+budget, the withdrawal gate, the funding premium and interval (dYdX v4 rules; each test fails on
+the rule it names being broken)."""
+
+from __future__ import annotations
+
+import pytest
+
+from paraexec.exchange import keys
+from paraexec.exchange.errors import WithdrawalsGated
+from paraexec.exchange.genesis import dev_market
+from paraexec.exchange.market import Market
+from paraexec.exchange.payloads import (
+    BUY,
+    IOC,
+    SELL,
+    Liquidate,
+    OracleUpdate,
+    PlaceOrder,
+    TransferCollateral,
+    Withdraw,
+)
+
+from .harness import ALICE, BOB, BTC, CAROL, DAVE, ORACLE, USDC, Harness, btc_market, config, events
+
+P50 = 5_000_000_000  # 50,000 USD in subticks
+
+
+def long_bob_short_alice(h: Harness) -> None:
+    """Bob long 1 BTC from Alice at 50,000."""
+    h.block(
+        h.tx(ALICE, PlaceOrder(0, 0, 1, SELL, BTC, P50)),
+        h.tx(BOB, PlaceOrder(0, 0, 1, BUY, BTC, P50, time_in_force=IOC)),
+    )
+
+
+def test_deleveraging_skips_a_counterparty_it_would_leave_undercollateralised(monkeypatch):
+    """dYdX offsets a bankrupt position only against accounts that stay collateralised: Alice
+    (short BTC against Bob, long ETH) is healthy before, and both markets fall ~27% in one block.
+    Offsetting Bob at his bankruptcy price would leave her TNC negative, so she is skipped."""
+    import paraexec.exchange.app as appmod
+
+    eth = {**dev_market(1), "oi_lower_cap": 0, "oi_upper_cap": 0, "staleness_s": 3600}
+    h = Harness(config({ALICE: 20_000 * USDC, BOB: 3_000 * USDC, CAROL: 200_000 * USDC}, markets=[btc_market(), eth]))
+    eth_price = eth["initial_price"]
+    long_bob_short_alice(h)
+    h.block(
+        h.tx(CAROL, PlaceOrder(1, 0, 1, SELL, 31_500 * 10**6, eth_price)),
+        h.tx(ALICE, PlaceOrder(1, 0, 2, BUY, 31_500 * 10**6, eth_price, time_in_force=IOC)),
+    )
+    moves, btc, ether = [], P50, eth_price
+    for _ in range(3):
+        btc, ether = btc * 9 // 10, ether * 9 // 10
+        moves += [h.tx(ORACLE, OracleUpdate(0, btc)), h.tx(ORACLE, OracleUpdate(1, ether))]
+    monkeypatch.setattr(appmod.ExchangeApp, "system_payloads", lambda self, env: [])  # no sweep: Liquidate below
+    h.block(*moves)
+    alice = h.reader.subaccount(ALICE.public_key)
+    assert alice["tnc"] > alice["mmr"] and h.reader.subaccount(BOB.public_key)["tnc"] < 0
+    receipt = h.run(DAVE, Liquidate(BOB.public_key, 0, 0))
+    assert receipt.ok, receipt.error
+    assert not events(receipt, "deleveraged")
+    assert events(receipt, "deleverage_skipped")[0]["offsetting"] == keys.subaccount_id(ALICE.public_key, 0).hex()
+    after = h.reader.subaccount(ALICE.public_key)
+    assert after["tnc"] == alice["tnc"] and h.size(ALICE) == -BTC  # untouched
+    assert h.get_int(keys.WITHDRAW_GATE) > 0  # Bob is still bankrupt: the gate is up
+
+
+def test_open_interest_does_not_make_an_untouched_account_liquidatable():
+    """OIMF raises the initial margin only: others trading 3 BTC between themselves leaves Bob's
+    maintenance margin, and his standing, where they were at an unchanged price."""
+    cfg = config(
+        {ALICE: 100_000 * USDC, BOB: 6_000 * USDC, CAROL: 100_000 * USDC, DAVE: 100_000 * USDC},
+        markets=[btc_market(oi_lower_cap=100_000 * USDC, oi_upper_cap=200_000 * USDC)],
+    )
+    h = Harness(cfg)
+    long_bob_short_alice(h)
+    before = h.reader.subaccount(BOB.public_key)
+    h.block(
+        h.tx(CAROL, PlaceOrder(0, 0, 1, SELL, 3 * BTC, P50)),
+        h.tx(DAVE, PlaceOrder(0, 0, 1, BUY, 3 * BTC, P50, time_in_force=IOC)),
+    )
+    h.block()
+    after = h.reader.subaccount(BOB.public_key)
+    assert h.reader.market(0)["open_interest_snapshot"] == 4 * BTC
+    assert after["imr"] > before["imr"]  # 4 BTC of OI is above the lower cap
+    assert after["mmr"] == before["mmr"] == 1_500 * USDC and not after["liquidatable"]
+    assert h.size(BOB) == BTC
+
+
+def test_a_solvent_account_is_not_deleveraged_when_the_fund_cannot_cover_its_fills():
+    """Empty insurance fund; Bob is liquidatable but solvent (TNC > 0), and the only bid is below
+    his bankruptcy price. dYdX deleverages only at TNC < 0: his position stays, his equity his."""
+    h = Harness(config({ALICE: 100_000 * USDC, BOB: 3_000 * USDC, CAROL: 100_000 * USDC}, insurance_fund=0))
+    long_bob_short_alice(h)
+    receipts = h.block(
+        h.tx(CAROL, PlaceOrder(0, 0, 1, BUY, BTC, 4_701_000_000)), h.tx(ORACLE, OracleUpdate(0, 4_788_000_000))
+    )
+    liquidations = [e for r in receipts for e in events(r, "liquidation")]
+    assert liquidations and all(e["deleveraged"] == 0 and e["filled"] == 0 for e in liquidations)
+    assert not [e for r in receipts for e in events(r, "deleveraged")]
+    bob = h.reader.subaccount(BOB.public_key)
+    assert bob["tnc"] == 855 * USDC and bob["liquidatable"] and h.size(BOB) == BTC
+
+
+def test_the_sweep_budget_counts_only_liquidations_that_closed_something():
+    """sweep_limit 1: a liquidatable account no bid can fill comes first in the holder list; it
+    must not use up the budget, so the bankrupt account after it is still liquidated."""
+    low, high = sorted([ALICE, BOB, CAROL], key=lambda k: keys.subaccount_id(k.public_key, 0))[:2]
+    cfg = config(
+        {low: 2_500 * USDC, high: 3_000 * USDC, DAVE: 200_000 * USDC},
+        insurance_fund=100_000 * USDC,
+        liquidation={"sweep_limit": 1},
+    )
+    h = Harness(cfg)
+    h.block(
+        h.tx(DAVE, PlaceOrder(0, 0, 1, SELL, BTC, P50)),
+        h.tx(high, PlaceOrder(0, 0, 1, BUY, BTC, P50, time_in_force=IOC)),
+    )
+    receipts = h.block(
+        h.tx(ORACLE, OracleUpdate(0, 4_800_000_000)),
+        h.tx(DAVE, PlaceOrder(0, 0, 2, SELL, BTC, 4_800_000_000)),
+        h.tx(low, PlaceOrder(0, 0, 1, BUY, BTC, 4_800_000_000, time_in_force=IOC)),
+        h.tx(ORACLE, OracleUpdate(0, 4_690_000_000)),
+        h.tx(DAVE, PlaceOrder(0, 0, 3, BUY, BTC, 4_600_000_000)),
+    )
+    assert all(r.ok for r in receipts), [r.error for r in receipts]
+    h.block()
+    assert h.reader.subaccount(low.public_key)["liquidatable"] and h.size(low) == BTC  # nothing fills it
+    assert h.size(high) == 0  # reached despite the budget of 1
+
+
+def test_collateral_transfers_are_gated_like_withdrawals():
+    """While the gate is up (a liquidation left negative TNC), collateral may not leave a
+    subaccount by a transfer either (dYdX: withdrawals and transfers blocked)."""
+    cfg = config(
+        {ALICE: 100_000 * USDC, BOB: 3_000 * USDC},
+        liquidation={"min_position_notional": 1_000 * USDC, "max_position_portion_ppm": 500_000},
+    )
+    h = Harness(cfg)
+    long_bob_short_alice(h)
+    h.block(h.tx(ORACLE, OracleUpdate(0, 4_650_000_000)))
+    assert h.get_int(keys.WITHDRAW_GATE) > 0
+    gated = WithdrawalsGated.code
+    assert h.run(ALICE, Withdraw(0, 10_000 * USDC)).code == gated
+    receipt = h.run(ALICE, TransferCollateral(0, CAROL.public_key, 0, 10_000 * USDC))
+    assert receipt.code == gated and not events(receipt, "transfer") and h.balance(CAROL) == 0
+
+
+def test_an_expired_bid_does_not_set_the_funding_rate():
+    """A good-til-block bid 0.5% (5,000 ppm) over the oracle, live in block 2 only, stays on the
+    book until a taker walks over it: only block 2's sample may count it (one of nine)."""
+    h = Harness(config({ALICE: 100_000 * USDC, BOB: 100_000 * USDC, CAROL: 100_000 * USDC}))
+    long_bob_short_alice(h)
+    assert h.run(CAROL, PlaceOrder(0, 0, 7, BUY, 1_000_000, P50 + 25_000_000, good_til_block=2)).ok
+    for t in range(3, 3600, 600):
+        h.block(time=t)
+    tick = h.block(h.tx(ORACLE, OracleUpdate(0, P50)), time=3600)[-1]
+    [funding] = events(tick, "funding_rate")
+    assert funding["samples"] == 9 and funding["rate_8h_ppm"] == 5_000 // 9  # was 8 * 5,000 // 9
+    assert h.reader.book(0)["bids"]  # still on the book: only its effect is gone
+
+
+@pytest.mark.parametrize("interval_s", [3600, 8 * 3600])
+def test_funding_pays_the_8_hour_rate_whatever_the_interval(interval_s):
+    """0.1% per 8 hours on 1 BTC at 50,000 USD: 50 USDC after 8 hours, paid hourly or at once."""
+    cfg = config(
+        {ALICE: 100_000 * USDC, BOB: 100_000 * USDC},
+        markets=[btc_market(default_funding_ppm=1_000, staleness_s=10**9)],
+        funding={"interval_s": interval_s},
+    )
+    h = Harness(cfg)
+    long_bob_short_alice(h)
+    for hour in range(1, 9):
+        h.block(time=3600 * hour)
+    assert h.reader.subaccount(BOB.public_key)["funding_pending"] == -50 * USDC
+
+
+def test_genesis_refuses_a_market_whose_prices_are_fractions_of_a_subtick():
+    """Such a price could floor to 0 subticks and crash the funding premium's division."""
+    with pytest.raises(ValueError, match="whole subticks"):
+        Market.from_config(btc_market(price_exponent=-8, initial_price=500))
