@@ -95,6 +95,27 @@ def test_quota_and_full_are_distinct_429_errors():
     assert mp.rejections == {"SENDER_QUOTA": 1, "MEMPOOL_FULL": 1}
 
 
+def test_a_full_pool_of_held_back_entries_gives_way_to_ready_ones():
+    """Transactions behind a nonce gap that may never fill must not lock the pool: a ready
+    transaction evicts the newest held-back entries; a held-back one is refused as before."""
+    mp, nonces = pool(max_txs=4, max_per_sender=4)
+    assert all(r.error is None for r in mp.admit_many([tx(KEYS[1], n) for n in (1, 2)] + [tx(KEYS[2], 3)]))
+    assert mp.admit(tx(KEYS[3], 0)).error is None  # full now: 3 held back, 1 ready
+    assert type(mp.admit(tx(KEYS[3], 2)).error) is MempoolFull  # held back itself: no eviction
+    assert mp.admit(tx(KEYS[3], 1)).error is None  # ready (continues nonce 0): evicts KEYS[2]'s nonce 3
+    assert mp.evicted_total == 1 and mp.pending_nonce(KEYS[2].public_key) == 0
+    # ready, and it un-gaps its own nonces 1 and 2: they are the only held entries left, so the
+    # farthest of them (2) makes room and nonce 1 becomes ready
+    assert mp.admit(tx(KEYS[1], 0)).error is None
+    assert len(mp) == 4 and mp.evicted_total == 2
+    assert sorted(mp.reap(10)) == sorted([tx(KEYS[3], 0), tx(KEYS[3], 1), tx(KEYS[1], 0), tx(KEYS[1], 1)])
+    # others' held entries go before the newcomer's own: KEYS[2]'s nonce 5, not KEYS[1]'s nonce 1
+    mp, _ = pool(max_txs=3, max_per_sender=8)
+    mp.admit_many([tx(KEYS[1], 1), tx(KEYS[2], 5), tx(KEYS[3], 0)])
+    assert mp.admit(tx(KEYS[1], 0)).error is None
+    assert sorted(mp.reap(10)) == sorted([tx(KEYS[1], 0), tx(KEYS[1], 1), tx(KEYS[3], 0)])
+
+
 def test_byte_bound():
     size = len(tx(KEYS[1], 0))
     mp, _ = pool(max_bytes=2 * size)

@@ -12,10 +12,16 @@ Admission (``admit_many``), in two phases so the expensive part runs outside the
      (no replacement: first come, first kept);
    - the sender already holds ``max_per_sender`` entries -> ``SENDER_QUOTA`` (HTTP 429);
    - ``nonce >= committed + max_nonce_ahead`` -> ``NONCE_GAP`` (too far ahead to hold);
-   - the pool holds ``max_txs`` entries or ``max_bytes`` bytes -> ``MEMPOOL_FULL`` (HTTP 429).
+   - the pool holds ``max_txs`` entries or ``max_bytes`` bytes: a transaction that would be
+     ready (it continues its sender's run of consecutive nonces from the committed one) takes
+     the place of the most recently admitted held-back entries; otherwise ``MEMPOOL_FULL``
+     (HTTP 429).
 
 Entries whose nonce is ahead of the sender's next nonce are *held back*: they are kept but not
-offered to blocks until the gap before them fills.
+offered to blocks until the gap before them fills. They are also the first to go when the pool
+is full: transactions behind a gap that may never fill (a sender that cannot pay, a key made
+for the purpose) must not lock out senders whose transactions can run. Finding them scans the
+pool, which happens only when it is full.
 
 Block assembly (``reap``) is deterministic for a given pool: a sender's *ready* transactions are
 the run of consecutive nonces starting at its committed nonce; senders are interleaved by the
@@ -98,6 +104,7 @@ class Mempool:
         self.rejections: dict[str, int] = {}
         self.admitted_total = 0
         self.expired_total = 0
+        self.evicted_total = 0  # held-back entries evicted for ready ones (pool full)
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -170,7 +177,7 @@ class Mempool:
             return Admitted(txh, SenderQuotaExceeded(f"{len(pending)} pending transactions"))
         if nonce >= committed + cfg.max_nonce_ahead:
             return Admitted(txh, NonceGap(f"nonce {nonce} too far ahead of {committed}"))
-        if len(self._by_hash) >= cfg.max_txs or self._bytes + len(raw) > cfg.max_bytes:
+        if not self._room_for(raw, sender, nonce, committed):
             return Admitted(txh, MempoolFull(f"{len(self._by_hash)} transactions, {self._bytes} bytes"))
         self._seq += 1
         entry = Entry(raw, txh, sender, nonce, self._seq, self._height)
@@ -179,6 +186,38 @@ class Mempool:
         self._bytes += len(raw)
         self.admitted_total += 1
         return Admitted(txh)
+
+    def _full(self, extra_bytes: int) -> bool:
+        return len(self._by_hash) >= self.config.max_txs or self._bytes + extra_bytes > self.config.max_bytes
+
+    def _room_for(self, raw: bytes, sender: bytes, nonce: int, committed: int) -> bool:
+        """Whether ``raw`` fits, after evicting held-back entries for it if it would be ready."""
+        if not self._full(len(raw)):
+            return True
+        pending = self._by_sender.get(sender, {})
+        if any(n not in pending for n in range(committed, nonce)):
+            return False  # held back itself: it does not displace anything
+        after = nonce + 1  # the newcomer's own held entries it makes ready go last, farthest first
+        while after in pending:
+            after += 1
+        held = self._held_locked()
+        own = sorted((e for e in held if e.sender == sender and e.nonce < after), key=lambda e: -e.nonce)
+        held = sorted((e for e in held if e not in own), key=lambda e: -e.seq) + own
+        while held and self._full(len(raw)):
+            entry = held.pop(0)
+            self._remove(entry)
+            self.evicted_total += 1
+        return not self._full(len(raw))
+
+    def _held_locked(self) -> list[Entry]:
+        """Every held-back entry: after a gap in its sender's nonces from the committed one."""
+        out = []
+        for sender, pending in self._by_sender.items():
+            nonce = self.nonce_of(sender)
+            while nonce in pending:
+                nonce += 1
+            out.extend(e for n, e in pending.items() if n > nonce)
+        return out
 
     # -- block assembly --------------------------------------------------------------------
 

@@ -67,6 +67,12 @@ def render(node: Node, hub_published: int = 0) -> str:
     )
     metric("mempool_expired_total", "counter", "Mempool entries expired.", [("", node.mempool.expired_total)])
     metric(
+        "mempool_evicted_total",
+        "counter",
+        "Held-back mempool entries evicted for ready ones.",
+        [("", node.mempool.evicted_total)],
+    )
+    metric(
         "mempool_rejected_total",
         "counter",
         "Admissions refused, by reason.",
