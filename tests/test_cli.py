@@ -95,6 +95,29 @@ def test_run_replay_inspect_round_trip(tmp_path):
     assert result.exit_code == 1 and "different chain" in text(result)
 
 
+def test_replay_reports_a_chain_that_does_not_verify(tmp_path, monkeypatch):
+    """A mismatch is what replay exists to find: one line and exit 1, not a traceback."""
+    from paraexec.chain import Chain, ReplayMismatch
+
+    data = str(tmp_path / "chain")
+    assert (
+        runner.invoke(app, ["run", "--data", data, "--accounts", "10", "--block-size", "20", "--blocks", "2"]).exit_code
+        == 0
+    )
+    replay = Chain.replay
+
+    def lying(self, executor, scratch=None):
+        for k, item in enumerate(replay(self, executor, scratch)):
+            if k == 1:
+                raise ReplayMismatch("block 2: root 00 != stored")
+            yield item
+
+    monkeypatch.setattr(Chain, "replay", lying)
+    result = runner.invoke(app, ["replay", "--data", data])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "does not verify: block 2: root 00 != stored (1 blocks verified before it)" in error_text(result)
+
+
 def test_run_announces_each_next_block_and_continues_a_chain(tmp_path, monkeypatch):
     """``run`` produces every block knowing the next one (the last knows none), the same blocks
     as without the announcement; a second ``run`` on the store continues its nonces."""

@@ -21,13 +21,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import codec
-from .chain import Chain, ChainConfig
+from .chain import Chain, ChainConfig, ReplayMismatch
 from .cli_errors import err_console, fail, must_hold_chain
-from .errors import IncompatibleStore
+from .errors import CorruptStore, IncompatibleStore
 from .execution.registry import executor_names, make_executor
 from .execution.runtime import SYSTEM_TAG, nonce_key
 from .state import LmdbStore, MemoryStore
 from .workloads import make_workload, workload_names
+from .workloads.binance import MarketDataError
 from .workloads.transfers import nonce_reader
 
 app = typer.Typer(
@@ -205,6 +206,8 @@ def run(
                 block.header.state_root.hex()[:16],
             )
             console.print("  ".join(row))
+    except MarketDataError as exc:  # the replay workload reads its recording as it goes
+        fail(f"{workload}: {exc} (blocks before it are committed)")
     finally:
         engine.close()
         store.close()
@@ -229,6 +232,10 @@ def replay(data: DataOpt, executor: ExecutorOpt = "sequential", workers: Workers
                 txs += sum(raw[:1] != SYSTEM_TAG for raw in block.txs)
                 re_executions += output.stats.re_executions(len(block.txs))
                 progress.advance(progress.task_ids[0])
+    except ReplayMismatch as exc:  # what replay is for: said plainly, exit 1
+        fail(f"the chain at {data} does not verify: {exc} ({count} blocks verified before it)")
+    except CorruptStore as exc:
+        fail(f"the chain at {data} cannot be read: {exc} ({count} blocks verified before it)")
     finally:
         engine.close()
         store.close()
@@ -300,6 +307,8 @@ def inspect(
                     str(h), str(block.header.time), str(len(block.txs)), str(failed), block.header.state_root.hex()[:16]
                 )
             console.print(table)
+    except CorruptStore as exc:
+        fail(f"{data}: {exc}")
     finally:
         store.close()
 

@@ -23,6 +23,11 @@ class IncompatibleStore(ParaexecError):
     another state layout of its application). Nothing was changed."""
 
 
+class CorruptStore(IncompatibleStore):
+    """Bytes the chain stored cannot be decoded (its metadata, a block, a receipt list): the
+    store was damaged outside paraexec. Nothing was changed."""
+
+
 class InvalidTransaction(ParaexecError):
     """An expected failure of one transaction, with a stable code and a short name."""
 

@@ -34,7 +34,38 @@ def test_an_output_path_that_cannot_be_made_exits_2_before_running(tmp_path):
     result = runner.invoke(
         app, ["bench", *TINY, "--executors", "sequential", "--json", str(tmp_path / "file" / "r.json")]
     )
-    assert result.exit_code == 2 and "cannot create" in result.output
+    assert result.exit_code == 2 and "cannot write" in result.output
+
+
+def test_bad_outputs_workers_and_data_are_refused_before_running(tmp_path, monkeypatch):
+    """A directory as --json/--report, --workers below 1 and a --data in use are refused in a
+    second, nothing run (``run_bench`` would fail the test); nothing is left behind."""
+    import paraexec.bench.commands as commands
+
+    monkeypatch.setattr(commands, "run_bench", lambda *a, **k: pytest.fail("ran"))
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "p0-sequential-w1-r0").mkdir()
+    cases = [
+        (["--json", str(tmp_path / "adir")], "cannot write"),
+        (["--report", str(tmp_path / "adir")], "cannot write"),
+        (["--workers", "0"], "--workers must list counts >= 1"),
+        (["--workers", "1,-1"], "--workers must list counts >= 1"),
+        (["--data", str(tmp_path / "used")], "is not empty"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, ["bench", *TINY, "--executors", "sequential", *args])
+        assert result.exit_code == 2 and message in " ".join(result.stderr.split()), (args, result.output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "used"]
+
+
+def test_repeated_executors_and_worker_counts_are_timed_once(tmp_path):
+    out = tmp_path / "r.json"
+    args = ["--executors", "sequential,blockstm,blockstm", "--workers", "2,2", "--json", str(out)]
+    result = runner.invoke(app, ["bench", *TINY[:6], "--repeat", "1", "--no-progress", *args])
+    assert result.exit_code == 0, result.output
+    rows = [(r["executor"], r["workers"]) for r in json.loads(out.read_text())["points"][0]["results"]]
+    assert rows == [("sequential", 1), ("blockstm", 2)]
 
 
 def test_unknown_executor_and_workload_exit_2():

@@ -57,6 +57,53 @@ def test_replay_detects_a_tampered_block():
         list(chain.replay(SequentialExecutor(), scratch=MemoryStore()))
 
 
+@pytest.mark.parametrize(
+    "forge, message",
+    [
+        (lambda h: {"parent_hash": b"\x01" * 32}, "parent hash"),
+        (lambda h: {"txs_root": b"\x02" * 32}, "txs_root"),
+        (lambda h: {"time": 0}, "before its parent"),
+        (lambda h: {"height": 7}, "stored with height"),
+    ],
+)
+def test_replay_refuses_a_forged_header(forge, message):
+    """The state root alone does not bind a header: replay checks each one follows its parent
+    (height, parent hash, time) and commits to its own transactions (txs_root)."""
+    import msgspec
+
+    from paraexec import codec
+    from paraexec.chain.block import decode_block
+
+    chain = transfers_chain()
+    for k, time in enumerate((5, 6)):
+        chain.produce_block([transfer(ALICE, k, BOB.public_key, 5)], time, SequentialExecutor())
+    store = chain.store
+    block = decode_block(store._blocks[2])
+    header = msgspec.structs.replace(block.header, **forge(block.header))
+    store._blocks[2] = codec.encode(msgspec.structs.replace(block, header=header))
+    with pytest.raises(ReplayMismatch, match=message):
+        list(chain.replay(SequentialExecutor(), scratch=MemoryStore()))
+
+
+def test_damaged_bytes_are_a_typed_error_not_a_decoder_crash():
+    """A store damaged outside paraexec: metadata, a block or its receipts that do not decode
+    raise ``CorruptStore`` (an ``IncompatibleStore``: the CLI prints it and exits)."""
+    from paraexec.errors import CorruptStore, IncompatibleStore
+
+    chain = transfers_chain()
+    chain.produce_block([transfer(ALICE, 0, BOB.public_key, 5)], 1, SequentialExecutor())
+    store = chain.store
+    store._blocks[1], store._receipts[1] = b"\xc1", b"\x92\x01"
+    with pytest.raises(CorruptStore, match="block 1 cannot be read"):
+        chain.block(1)
+    with pytest.raises(CorruptStore, match="receipts of block 1"):
+        chain.receipts(1)
+    for meta in (b"\xff\xfe", b"[1]", b'{"chain_id": "x"}'):
+        store._meta["chain"] = meta
+        with pytest.raises(IncompatibleStore, match="metadata cannot be read"):
+            Chain.open(store)
+
+
 def test_transactions_are_indexed_by_hash():
     from paraexec.transaction import tx_hash
 

@@ -15,6 +15,7 @@ from paraexec.workloads.binance import (
     BookTicker,
     DepthSnapshot,
     DepthUpdate,
+    MarketDataError,
     Mid,
     OrderFlow,
     Pull,
@@ -153,6 +154,28 @@ def test_real_data_slice(data_file):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="--data-file"):
         next(itertools.islice(read_events(tmp_path / "absent.gz"), 1))
+
+
+def test_an_unreadable_recording_is_a_typed_error_naming_the_place(tmp_path):
+    """Not gzip, cut short, or a garbled line: ``MarketDataError`` (a ``ValueError``) with the
+    reason and line, not whatever the parser or gzip raised (click shows an ``EOFError`` as a bare
+    "Aborted.")."""
+    import gzip
+
+    good = '1 {"stream": "x", "data": {"e": "trade", "p": "100.5", "q": "0.002", "m": true}}'
+    garbled = tmp_path / "garbled.gz"
+    with gzip.open(garbled, "wt") as fh:
+        fh.write(f"{good}\n{good}\n" + '2 {"data": {"e": "trade", "p": "x"}}\n')
+    with pytest.raises(MarketDataError, match="line 3: not a recorded event"):
+        list(read_events(garbled))
+    cut = tmp_path / "cut.gz"
+    cut.write_bytes(gzip.compress((good + "\n").encode() * 2000)[:400])
+    with pytest.raises(MarketDataError, match="not a complete gzip recording"):
+        list(read_events(cut))
+    plain = tmp_path / "plain.gz"
+    plain.write_text(good)
+    with pytest.raises(MarketDataError, match="BadGzipFile"):
+        list(read_events(plain))
 
 
 def test_newer_ticker_sets_the_top_of_book_and_older_diffs_cannot_undo_it():

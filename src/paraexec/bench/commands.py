@@ -21,6 +21,7 @@ from rich.table import Table
 from ..cli_errors import fail
 from ..execution.registry import executor_names
 from ..workloads import make_workload, workload_names, workload_params
+from ..workloads.binance import MarketDataError
 from .harness import AA, BenchConfig, parallel_share, quartile_range, run_bench, steady_cell
 
 console = Console(stderr=True)  # progress and messages
@@ -38,6 +39,18 @@ def sweep_points(workload: str, options: dict[str, list[Any]]) -> list[dict[str,
     accepted = workload_params(workload)
     names = [name for name, values in options.items() if name in accepted and values]
     return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*(options[n] for n in names))]
+
+
+def must_be_writable(path: Path) -> None:
+    """Create ``path``'s directory and open ``path`` for writing (removing it again if it did
+    not exist), so a directory, a read-only place or a bad name fails before the run, not after
+    minutes of benchmarking; raises ``OSError``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    existed = path.exists()
+    with path.open("ab"):
+        pass
+    if not existed:
+        path.unlink()
 
 
 def results_table(result: dict[str, Any]) -> Table:
@@ -131,7 +144,7 @@ def bench(
     """Run executors on identical signed blocks; report medians, speedups, bounds; fail on any root mismatch."""
     if workload not in workload_names():
         fail(f"unknown workload {workload!r}; known: {', '.join(workload_names())}", 2)
-    names = split_list(executors)
+    names = list(dict.fromkeys(split_list(executors)))  # a repeated name would be timed twice per repeat
     unknown = [n for n in names if n not in executor_names()]
     if unknown:
         fail(f"unknown executor(s) {', '.join(unknown)}; available: {', '.join(executor_names())}", 2)
@@ -148,7 +161,9 @@ def bench(
             "shock_at": [shock_at] if shock_at else [],
             "shock_ppm": [shock_ppm] if shock_at else [],
         }
-        worker_counts = split_list(workers, int)
+        worker_counts = list(dict.fromkeys(split_list(workers, int)))
+        if not worker_counts or min(worker_counts) < 1:
+            raise ValueError(f"--workers must list counts >= 1, got {workers!r}")
         points = sweep_points(workload, options)
         ignored = [name for name, values in options.items() if values and name not in workload_params(workload)]
         if ignored:
@@ -157,12 +172,16 @@ def bench(
             make_workload(workload, seed=seed, **params)
     except (ValueError, ModuleNotFoundError, FileNotFoundError) as exc:
         fail(str(exc), 2)
+    if data is not None and data.is_dir() and any(data.iterdir()):
+        fail(f"--data {data} is not empty: give a fresh directory (the bench makes its stores in it)", 2)
     try:  # before the run, not after it: a path that cannot be written fails in a second
-        for path in (data, *(p.parent for p in (json_out, report) if p is not None)):
+        if data is not None:
+            data.mkdir(parents=True, exist_ok=True)
+        for path in (json_out, report):
             if path is not None:
-                path.mkdir(parents=True, exist_ok=True)
+                must_be_writable(path)
     except OSError as exc:
-        fail(f"cannot create {exc.filename}: {exc.strerror}", 2)
+        fail(f"cannot write {exc.filename}: {exc.strerror}", 2)
     config = BenchConfig(
         workload=workload,
         points=points or [{}],
@@ -186,7 +205,11 @@ def bench(
         def advance(label: str) -> None:
             bar.update(task, advance=1, description=label)
 
-        result = run_bench(config, advance, argv=["paraexec", *sys.argv[1:]])
+        try:
+            result = run_bench(config, advance, argv=["paraexec", *sys.argv[1:]])
+        except MarketDataError as exc:  # the replay workload reads its recording as it goes
+            bar.stop()
+            fail(f"{workload}: {exc}", 2)
     out.print(results_table(result))
     if json_out is not None:
         json_out.write_text(json.dumps(result, indent=1))

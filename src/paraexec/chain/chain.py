@@ -28,8 +28,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from .. import codec
-from ..errors import IncompatibleStore, InvariantViolation
+from ..errors import CorruptStore, IncompatibleStore, InvariantViolation
 from ..execution.contract import BlockEnv, BlockOutput, Executor
 from ..execution.runtime import SYSTEM_TAG, ChainRuntime, RuntimeSpec
 from ..state import commitment
@@ -89,7 +91,11 @@ class Chain:
         raw = store.get_meta("chain")
         if raw is None:
             raise IncompatibleStore("store holds no chain (run `paraexec init` first)")
-        chain = cls(store, ChainConfig.from_json(raw), verify_signatures)
+        try:
+            config = ChainConfig.from_json(raw)
+        except (ValueError, TypeError) as exc:  # JSON, UTF-8 or missing/unknown fields
+            raise CorruptStore(f"the chain's metadata cannot be read ({type(exc).__name__}: {exc})") from None
+        chain = cls(store, config, verify_signatures)
         layout = chain._state_layout()
         stored = store.get_meta("state_layout")
         if layout is not None and stored != layout:
@@ -114,11 +120,17 @@ class Chain:
         data = self.store.get_block(height)
         if data is None:
             raise KeyError(height)
-        return decode_block(data)
+        try:
+            return decode_block(data)
+        except msgspec.MsgspecError as exc:
+            raise CorruptStore(f"block {height} cannot be read ({exc})") from None
 
     def receipts(self, height: int) -> list:  # list[Receipt]
         data = self.store.get_receipts(height)
-        return [] if data is None else decode_receipts(data)
+        try:
+            return [] if data is None else decode_receipts(data)
+        except msgspec.MsgspecError as exc:
+            raise CorruptStore(f"the receipts of block {height} cannot be read ({exc})") from None
 
     def blocks(self, start: int = 1) -> Iterator[Block]:
         for height in range(start, self.height + 1):
@@ -167,7 +179,8 @@ class Chain:
         return self.store.get_tx_location(hash_)
 
     def replay(self, executor: Executor, scratch: StateStore | None = None) -> Iterator[tuple[Block, BlockOutput]]:
-        """Re-execute the chain from genesis; raise ``ReplayMismatch`` on any root or receipt difference.
+        """Re-execute the chain from genesis; raise ``ReplayMismatch`` on any root or receipt
+        difference, or a header that does not follow its parent (``must_link``).
 
         Blocks are re-executed on ``scratch`` (a fresh store; by default a temporary LMDB directory,
         so process-based executors read it directly), never on this chain's own store.
@@ -180,7 +193,10 @@ class Chain:
             fresh = Chain.create(scratch, self.config)
             if fresh.block(0).header.state_root != self.block(0).header.state_root:
                 raise ReplayMismatch("genesis root differs")
+            parent = self.block(0)
             for block in self.blocks():
+                must_link(parent, block)
+                parent = block
                 output = executor.execute_block(fresh.runtime, block.txs, fresh.store, block.env)
                 height = block.header.height
                 if output.state_root != block.header.state_root:
@@ -189,6 +205,21 @@ class Chain:
                     raise ReplayMismatch(f"block {height}: receipts differ from stored")
                 fresh.store.commit_block(height, output.write_set, output.accumulator, codec.encode(block), b"")
                 yield block, output
+
+
+def must_link(parent: Block, block: Block) -> None:
+    """``ReplayMismatch`` unless ``block``'s header is the one its producer would have written
+    after ``parent``: the next height, the parent's hash, a time not before the parent's, and
+    the root of its own transactions. The state root is checked by re-executing it."""
+    header, height = block.header, parent.header.height + 1
+    if header.height != height:
+        raise ReplayMismatch(f"block {height}: stored with height {header.height}")
+    if header.parent_hash != parent.hash:
+        raise ReplayMismatch(f"block {height}: parent hash {header.parent_hash.hex()} != {parent.hash.hex()}")
+    if header.time < parent.header.time:
+        raise ReplayMismatch(f"block {height}: time {header.time} before its parent's {parent.header.time}")
+    if header.txs_root != txs_root([tx_hash(raw) for raw in block.txs]):
+        raise ReplayMismatch(f"block {height}: txs_root does not match its transactions")
 
 
 @functools.cache

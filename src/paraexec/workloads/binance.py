@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import bisect
 import gzip
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -87,6 +88,11 @@ class DepthSnapshot(NamedTuple):
     last_update_id: int
     bids: tuple[Level, ...]
     asks: tuple[Level, ...]
+
+
+class MarketDataError(ValueError):
+    """A recording that cannot be read: not gzip, cut short, or a line that is not what the
+    recorder writes. Raised with the line number, so a user can find it."""
 
 
 class BookTicker(NamedTuple):
@@ -145,10 +151,13 @@ def parse_line(line: str) -> MarketEvent | None:
 def read_lines(lines: Iterable[str], limit: int | None = None) -> Iterator[MarketEvent]:
     """Events of recorded lines, at most ``limit`` of them."""
     count = 0
-    for line in lines:
+    for number, line in enumerate(lines, 1):
         if limit is not None and count >= limit:
             return
-        event = parse_line(line)
+        try:
+            event = parse_line(line)
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:  # msgspec errors too
+            raise MarketDataError(f"line {number}: not a recorded event ({type(exc).__name__}: {exc})") from None
         if event is not None:
             count += 1
             yield event
@@ -159,8 +168,11 @@ def read_events(path: str | Path | None = None, limit: int | None = None) -> Ite
     path = Path(path) if path is not None else default_data_file()
     if not path.exists():
         raise FileNotFoundError(f"market data file {path} not found (pass --data-file PATH)")
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        yield from read_lines(fh, limit)
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            yield from read_lines(fh, limit)
+    except (EOFError, gzip.BadGzipFile, zlib.error, UnicodeDecodeError) as exc:
+        raise MarketDataError(f"{path}: not a complete gzip recording ({type(exc).__name__}: {exc})") from None
 
 
 # -- stage 2: order flow --------------------------------------------------------------------
