@@ -75,8 +75,8 @@ def test_replay_refuses_a_forged_header(forge, message):
     from paraexec.chain.block import decode_block
 
     chain = transfers_chain()
-    for k, time in enumerate((5, 6)):
-        chain.produce_block([transfer(ALICE, k, BOB.public_key, 5)], time, SequentialExecutor())
+    for k, at in enumerate((5, 6)):
+        chain.produce_block([transfer(ALICE, k, BOB.public_key, 5)], at, SequentialExecutor())
     store = chain.store
     block = decode_block(store._blocks[2])
     header = msgspec.structs.replace(block.header, **forge(block.header))

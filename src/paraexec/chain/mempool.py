@@ -211,7 +211,7 @@ class Mempool:
 
     def _held_locked(self) -> list[Entry]:
         """Every held-back entry: after a gap in its sender's nonces from the committed one."""
-        out = []
+        out: list[Entry] = []
         for sender, pending in self._by_sender.items():
             nonce = self.nonce_of(sender)
             while nonce in pending:
