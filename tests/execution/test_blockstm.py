@@ -379,7 +379,7 @@ def test_workers_must_be_positive() -> None:
 def test_gc_pause_restores_the_collector_state() -> None:
     import gc
 
-    from paraexec.execution.blockstm.executor import gc_paused
+    from paraexec.execution.gc_pause import gc_paused
 
     assert gc.isenabled()
     with gc_paused():

@@ -33,6 +33,7 @@ import msgspec
 from .. import codec
 from ..errors import CorruptStore, IncompatibleStore, InvariantViolation
 from ..execution.contract import BlockEnv, BlockOutput, Executor
+from ..execution.gc_pause import gc_paused
 from ..execution.runtime import SYSTEM_TAG, ChainRuntime, RuntimeSpec
 from ..state import commitment
 from ..state.lmdb_store import LmdbStore
@@ -153,25 +154,26 @@ class Chain:
         user_txs = [raw for raw in txs if raw[:1] != SYSTEM_TAG]
         all_txs = user_txs + self.runtime.system_transactions(env)
         hashing = _tx_hasher().submit(_tx_hashes, all_txs)  # overlaps execution (see _tx_hasher)
-        output = executor.execute_block(self.runtime, all_txs, self.store, env)
-        hashes = hashing.result()
-        built: list[Block] = []
+        with gc_paused():  # every executor alike (see ``execution.gc_pause``)
+            output = executor.execute_block(self.runtime, all_txs, self.store, env)
+            hashes = hashing.result()
+            built: list[Block] = []
 
-        def block_bytes() -> bytes:
-            # called once the root is known: inside the store's write transaction when it is still
-            # pending (the state writes overlap its hashing, see ``BlockOutput``)
-            header = BlockHeader(env.height, parent.hash, time, txs_root(hashes), output.state_root)
-            built.append(Block(header, all_txs))
-            return codec.encode(built[0])
+            def block_bytes() -> bytes:
+                # called once the root is known: inside the store's write transaction when it is
+                # still pending (the state writes overlap its hashing, see ``BlockOutput``)
+                header = BlockHeader(env.height, parent.hash, time, txs_root(hashes), output.state_root)
+                built.append(Block(header, all_txs))
+                return codec.encode(built[0])
 
-        self.store.commit_block(
-            env.height,
-            output.write_set,
-            lambda: output.accumulator,
-            block_bytes,
-            codec.encode(output.receipts),
-            tx_hashes=hashes,
-        )
+            self.store.commit_block(
+                env.height,
+                output.write_set,
+                lambda: output.accumulator,
+                block_bytes,
+                codec.encode(output.receipts),
+                tx_hashes=hashes,
+            )
         return built[0], output
 
     def find_tx(self, hash_: bytes) -> tuple[int, int] | None:
@@ -197,7 +199,8 @@ class Chain:
             for block in self.blocks():
                 must_link(parent, block)
                 parent = block
-                output = executor.execute_block(fresh.runtime, block.txs, fresh.store, block.env)
+                with gc_paused():
+                    output = executor.execute_block(fresh.runtime, block.txs, fresh.store, block.env)
                 height = block.header.height
                 if output.state_root != block.header.state_root:
                     raise ReplayMismatch(f"block {height}: root {output.state_root.hex()} != stored")

@@ -43,12 +43,10 @@ structure is guarded by a lock. For GIL builds use the multi-process ``parallel`
 
 from __future__ import annotations
 
-import gc
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +54,7 @@ from ... import codec
 from ...errors import InvariantViolation
 from ...types import Key, Value, Version, WriteSet
 from ..contract import BlockEnv, BlockOutput, ExecStats, Receipt, Runtime, StateView, TxContext
+from ..gc_pause import gc_paused
 from ..sequential import finalize
 from .mvmemory import NOT_FOUND, Dependency, MVMemory, ReadDescriptor, Resolved, Versioned
 from .scheduler import EXECUTED, EXECUTION_TASK, Scheduler, Task
@@ -65,37 +64,6 @@ _MISSING: Any = object()
 #: Idle polls that only yield the GIL before a worker starts sleeping between polls.
 _SPIN_POLLS = 16
 _IDLE_SLEEP_S = 50e-6
-
-
-_gc_lock = threading.Lock()
-_gc_pausers = 0
-_gc_was_enabled = False
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause CPython's cyclic GC while a block runs (re-entrant across threads).
-
-    Block-STM keeps every incarnation's read set, output and MVMemory entry alive until the
-    commit, so each generation-2 collection during a block rescans all of them: measured ~25% of
-    a 10,000-transfer block. A block creates little cyclic garbage (the tracebacks of
-    speculative exceptions), which waits until the last running block finishes and collection
-    resumes. The pause is global to the process, hence the counter: nested or concurrent blocks
-    resume collection only when the last one ends, and only if it was enabled before.
-    """
-    global _gc_pausers, _gc_was_enabled
-    with _gc_lock:
-        if _gc_pausers == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_pausers += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_pausers -= 1
-            if _gc_pausers == 0 and _gc_was_enabled:
-                gc.enable()
 
 
 #: Repeated reads of recorded keys between two checks of an incarnation's read set (``_Stale``).
