@@ -43,6 +43,20 @@ class RootFlipper(SequentialExecutor):
         return out
 
 
+class ReceiptForger(SequentialExecutor):
+    """Sequential, except block 1's first receipt claims another outcome (same root)."""
+
+    name = "receipt-forger"
+
+    def execute_block(self, runtime, txs, state, env) -> BlockOutput:
+        import msgspec
+
+        out = super().execute_block(runtime, txs, state, env)
+        if env.height == 1:
+            out.receipts[0] = msgspec.structs.replace(out.receipts[0], error="FORGED")
+        return out
+
+
 class Exploder(SequentialExecutor):
     name = "exploder"
 
@@ -54,6 +68,7 @@ class Exploder(SequentialExecutor):
 def fake_executors(monkeypatch):
     monkeypatch.setitem(registry.EXECUTORS, "root-flipper", lambda workers: RootFlipper())
     monkeypatch.setitem(registry.EXECUTORS, "exploder", lambda workers: Exploder())
+    monkeypatch.setitem(registry.EXECUTORS, "receipt-forger", lambda workers: ReceiptForger())
 
 
 def test_sequential_run_is_complete_and_json_ready():
@@ -175,6 +190,17 @@ def test_root_mismatch_and_crash_are_failures(fake_executors):
     assert "boom" in rows["exploder"]["error"]
     assert any("root-flipper" in f and "block 2" in f for f in result["failures"])
     assert any("exploder" in f for f in result["failures"])
+
+
+def test_a_receipt_that_differs_is_a_failure_even_with_the_right_root(fake_executors):
+    """The contract is the same receipts *and* root: the bench compares both."""
+    bench = BenchConfig(**{**TINY, "repeat": 2, "workers": [1]}, executors=["sequential", "receipt-forger"])
+    result = run_bench(bench)
+    forger = result["points"][0]["results"][1]
+    assert not result["ok"] and not forger["roots_match"]
+    assert [(m["repeat"], m["height"]) for m in forger["mismatches"]] == [(0, 1), (1, 1)]
+    assert all(m.get("receipts") for m in forger["mismatches"])
+    assert any("receipt-forger" in f and "block 1" in f and "receipts" in f for f in result["failures"])
 
 
 def test_signature_checks_can_be_switched_off_with_the_same_roots():

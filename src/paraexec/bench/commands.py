@@ -141,7 +141,7 @@ def bench(
     ] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
-    """Run executors on identical signed blocks; report medians, speedups, bounds; fail on any root mismatch."""
+    """Run executors on identical signed blocks; report medians, speedups, bounds; fail on any root or receipt mismatch."""
     if workload not in workload_names():
         fail(f"unknown workload {workload!r}; known: {', '.join(workload_names())}", 2)
     names = list(dict.fromkeys(split_list(executors)))  # a repeated name would be timed twice per repeat

@@ -38,8 +38,9 @@ mempool admission"), so both the end-to-end and the execution-only numbers can b
 With ``aa`` a second sequential executor (``AA``) is timed like the others: an A/A test whose
 ratio shows the machine's noise in that run, next to the speedups it must not be mistaken for.
 
-A root that differs from sequential, or an executor that raises, is recorded in ``failures``;
-the CLI exits non-zero when there is any.
+A root or a receipt list that differs from sequential's (receipts compared by the digest of
+their stored bytes, read after the timed pass), or an executor that raises, is recorded in
+``failures``; the CLI exits non-zero when there is any. ``roots_match`` covers both.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import crypto
 from ..chain import Chain, ChainConfig
 from ..execution.contract import BlockEnv, BlockOutput, Executor
 from ..execution.registry import make_executor
@@ -125,6 +127,12 @@ class BlockTiming:
     worker_busy: list[float]
     note: str
     timeline: list[Any] | None = None
+    receipts: str = ""  # digest of the block's stored receipt bytes (``receipts_digest``)
+
+
+def receipts_digest(store: StateStore, height: int) -> str:
+    """A digest of block ``height``'s receipts as the store holds them (canonical bytes)."""
+    return crypto.hash32(store.get_receipts(height) or b"").hex()
 
 
 def generate_blocks(workload: Workload, blocks: int, block_size: int) -> list[list[bytes]]:
@@ -168,16 +176,17 @@ def reference_pass(
     analyzer: boundmod.Analyzer | None,
     analysed: Sequence[int],
     block_seconds: int = 1,
-) -> tuple[list[str], boundmod.Bounds, dict[str, Any]]:
-    """Sequential on a fresh in-memory store: reference roots, the analysis of each block (its
-    bound on each core count in ``analysed``, see ``analysed_cores``), outcomes."""
+) -> tuple[list[str], list[str], boundmod.Bounds, dict[str, Any]]:
+    """Sequential on a fresh in-memory store: reference roots and receipt digests, the analysis
+    of each block (its bound on each core count in ``analysed``, see ``analysed_cores``),
+    outcomes."""
     bounds = boundmod.Bounds()
     outcomes = Outcomes()
     store = MemoryStore()
     Chain.create(store, chain_config)
     chain = Chain(store, chain_config, bench.verify_signatures)
     executor = SequentialExecutor()
-    roots = []
+    roots, receipts = [], []
     for txs in blocks:
         height = chain.height + 1
         if analyzer is not None:
@@ -191,8 +200,9 @@ def reference_pass(
                 bounds.available = False
         block, output = chain.produce_block(txs, block_time(chain_config, height, block_seconds), executor)
         roots.append(block.header.state_root.hex())
+        receipts.append(receipts_digest(store, height))
         outcomes.add(output)
-    return roots, bounds, outcomes.to_json()
+    return roots, receipts, bounds, outcomes.to_json()
 
 
 @dataclass
@@ -266,6 +276,8 @@ def timed_run(
             if progress is not None:
                 progress(label)
         cpu_after = process_tree_cpu()
+        for timing in timings:  # after the clock: what each block committed, to compare
+            timing.receipts = receipts_digest(store, timing.height)
     cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
     return Pass(timings, cpu)
 
@@ -311,8 +323,10 @@ def steady_cell(r: dict[str, Any]) -> str:
     return f"{speedup:.2f}x" + ("" if share is None else f" {share:.0%}")
 
 
-def summarize(name: str, workers: int, passes: list[Pass], ref_roots: list[str]) -> dict[str, Any]:
-    """Medians over repeats and the root check of every block of every repeat."""
+def summarize(
+    name: str, workers: int, passes: list[Pass], ref_roots: list[str], ref_receipts: list[str]
+) -> dict[str, Any]:
+    """Medians over repeats and the root and receipts check of every block of every repeat."""
     repeats = [p.blocks for p in passes]
     cpus = [p.cpu_seconds for p in passes if p.cpu_seconds is not None]
     totals = [sum(b.seconds for b in run) for run in repeats]
@@ -325,6 +339,11 @@ def summarize(name: str, workers: int, passes: list[Pass], ref_roots: list[str])
         for r, run in enumerate(repeats)
         for i, b in enumerate(run)
         if b.root != ref_roots[i]
+    ] + [
+        {"repeat": r, "height": b.height, "receipts": b.receipts, "expected": ref_receipts[i]}
+        for r, run in enumerate(repeats)
+        for i, b in enumerate(run)
+        if b.receipts != ref_receipts[i]
     ]
     per_block = []
     for i, b in enumerate(typical):
@@ -387,7 +406,9 @@ def run_point(
     block_seconds = int(getattr(workload, "block_seconds", 1))
     usable = machine_info()["cpu_usable"]
     analysed = analysed_cores(bench, usable)
-    ref_roots, bounds, outcomes = reference_pass(chain_config, blocks, bench, analyzer, analysed, block_seconds)
+    ref_roots, ref_receipts, bounds, outcomes = reference_pass(
+        chain_config, blocks, bench, analyzer, analysed, block_seconds
+    )
     if analyzer is None and not bounds.error:
         bounds.error = "dependency analysis not available" if bench.analyze else "analysis disabled"
 
@@ -432,7 +453,9 @@ def run_point(
     finally:
         for executor in executors.values():
             executor.close()
-    results = [errors[pair] if pair in errors else summarize(*pair, repeats[pair], ref_roots) for pair in pairs]
+    results = [
+        errors[pair] if pair in errors else summarize(*pair, repeats[pair], ref_roots, ref_receipts) for pair in pairs
+    ]
     add_ratios(results, bounds, usable)
     return {
         "workload": bench.workload,
@@ -526,7 +549,7 @@ def quartile_range(values: list[float] | None) -> str:
 
 
 def failures(result: dict[str, Any]) -> list[str]:
-    """Human-readable list of everything that makes the run fail (root mismatches, errors)."""
+    """Human-readable list of everything that makes the run fail (root or receipt mismatches, errors)."""
     out = []
     for point in result["points"]:
         for r in point["results"]:
@@ -534,8 +557,9 @@ def failures(result: dict[str, Any]) -> list[str]:
             if r.get("error"):
                 out.append(f"{where}: {r['error']}")
             for m in r.get("mismatches", []):
+                what = "root" if "root" in m else "receipts"
                 out.append(
-                    f"{where}: block {m['height']} (repeat {m['repeat']}) root {m['root'][:16]} != {m['expected'][:16]}"
+                    f"{where}: block {m['height']} (repeat {m['repeat']}) {what} {m[what][:16]} != {m['expected'][:16]}"
                 )
     return out
 
