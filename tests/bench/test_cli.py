@@ -52,9 +52,13 @@ def test_bad_outputs_workers_and_data_are_refused_before_running(tmp_path, monke
         (["--workers", "0"], "--workers must list counts >= 1"),
         (["--workers", "1,-1"], "--workers must list counts >= 1"),
         (["--data", str(tmp_path / "used")], "is not empty"),
+        (["--executors", ""], "--executors names none"),
+        (["--store", "memory", "--data", str(tmp_path / "kept")], "--store memory has none"),
     ]
     for args, message in cases:
-        result = runner.invoke(app, ["bench", *TINY, "--executors", "sequential", *args])
+        result = runner.invoke(
+            app, ["bench", *TINY, *(["--executors", "sequential"] if "--executors" not in args else []), *args]
+        )
         assert result.exit_code == 2 and message in " ".join(result.stderr.split()), (args, result.output)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "used"]
 

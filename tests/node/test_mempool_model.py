@@ -1,8 +1,10 @@
 """The mempool against a naive model: admissions, block production and expiry in random order.
 
 The model keeps, per sender, the committed nonce and the pending nonces (with their admission
-height); it decides each admission's outcome from the rules in the mempool's docstring, and the
-block it expects is every sender's run of consecutive nonces from its committed nonce.
+height and order); it decides each admission's outcome from the rules in the mempool's docstring
+(a full pool evicts held-back entries, newest first and the newcomer's own last, for a transaction
+that would be ready), and the block it expects is every sender's run of consecutive nonces from
+its committed nonce.
 """
 
 from __future__ import annotations
@@ -33,11 +35,29 @@ class MempoolModel(RuleBasedStateMachine):
         super().__init__()
         self.committed = {k.public_key: 0 for k in KEYS}
         self.pool = Mempool(CHAIN, self.committed.__getitem__, CONFIG, DECODE)
-        self.pending: dict[int, dict[int, tuple[bytes, int]]] = {k: {} for k in range(3)}  # nonce -> (hash, height)
+        # nonce -> (hash, height, admission number)
+        self.pending: dict[int, dict[int, tuple[bytes, int, int]]] = {k: {} for k in range(3)}
         self.height = 0
+        self.admitted = 0
 
     def size(self) -> int:
         return sum(len(p) for p in self.pending.values())
+
+    def first_gap(self, k: int) -> int:
+        n = self.committed[KEYS[k].public_key]
+        while n in self.pending[k]:
+            n += 1
+        return n
+
+    def evictable(self, k: int, n: int) -> list[tuple[int, int]]:
+        """Held-back (sender, nonce) in eviction order for a ready newcomer (k, n)."""
+        held = [(j, m) for j in range(3) for m in self.pending[j] if m > self.first_gap(j)]
+        after = n + 1
+        while after in self.pending[k]:
+            after += 1
+        own = sorted(((j, m) for j, m in held if j == k and m < after), key=lambda e: -e[1])
+        others = sorted((e for e in held if e not in own), key=lambda e: -self.pending[e[0]][e[1]][2])
+        return others + own
 
     @rule(k=st.integers(0, 2), n=st.integers(0, 9), amount=st.sampled_from([1, 2]))
     def admit(self, k: int, n: int, amount: int) -> None:
@@ -53,11 +73,15 @@ class MempoolModel(RuleBasedStateMachine):
             expected = "SENDER_QUOTA"
         elif n >= committed + CONFIG.max_nonce_ahead:
             expected = "NONCE_GAP"
-        elif self.size() >= CONFIG.max_txs:
-            expected = "MEMPOOL_FULL"
+        elif self.size() >= CONFIG.max_txs and (self.first_gap(k) < n or not self.evictable(k, n)):
+            expected = "MEMPOOL_FULL"  # held back itself, or nothing held back to evict
         else:
             expected = "ok"
-            pending[n] = (txh, self.height)
+            if self.size() >= CONFIG.max_txs:
+                j, m = self.evictable(k, n)[0]
+                del self.pending[j][m]
+            self.admitted += 1
+            pending[n] = (txh, self.height, self.admitted)
         got = "known" if result.known else ("ok" if result.error is None else result.error.name)
         assert got == expected
 
@@ -86,7 +110,7 @@ class MempoolModel(RuleBasedStateMachine):
     def same_contents(self) -> None:
         assert len(self.pool) == self.size()
         for k in range(3):
-            for txh, _ in self.pending[k].values():
+            for txh, _, _ in self.pending[k].values():
                 assert self.pool.get(txh) is not None
 
 

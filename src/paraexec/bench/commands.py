@@ -117,7 +117,7 @@ def bench(
         ),
     ] = "",
     hot_ratio: Annotated[str, typer.Option(help="hotspot: probability an access hits a hot account (comma list)")] = "",
-    hot_accounts: Annotated[int, typer.Option(help="hotspot: number of hot accounts (0: 1% of accounts)")] = 0,
+    hot_accounts: Annotated[int, typer.Option(min=0, help="hotspot: number of hot accounts (0: 1% of accounts)")] = 0,
     markets: Annotated[str, typer.Option(help="perps: number of markets (comma list)")] = "",
     data_file: Annotated[Path | None, typer.Option(help="replay: Binance data file (default: ../shared/data)")] = None,
     shock_at: Annotated[int, typer.Option(help="perps: first block of the price shock (0: none)")] = 0,
@@ -145,11 +145,15 @@ def bench(
     if workload not in workload_names():
         fail(f"unknown workload {workload!r}; known: {', '.join(workload_names())}", 2)
     names = list(dict.fromkeys(split_list(executors)))  # a repeated name would be timed twice per repeat
+    if not names:
+        fail("--executors names none (e.g. --executors sequential,parallel)", 2)
     unknown = [n for n in names if n not in executor_names()]
     if unknown:
         fail(f"unknown executor(s) {', '.join(unknown)}; available: {', '.join(executor_names())}", 2)
     if store not in ("lmdb", "memory"):
         fail(f"--store must be lmdb or memory, not {store!r}", 2)
+    if store == "memory" and data is not None:
+        fail("--data keeps LMDB stores; --store memory has none to keep", 2)
     try:
         options: dict[str, list[Any]] = {
             "accounts": split_list(accounts or ("1000" if workload in ("transfers", "hotspot") else ""), int),

@@ -203,11 +203,15 @@ class Mempool:
         held = self._held_locked()
         own = sorted((e for e in held if e.sender == sender and e.nonce < after), key=lambda e: -e.nonce)
         held = sorted((e for e in held if e not in own), key=lambda e: -e.seq) + own
-        while held and self._full(len(raw)):
-            entry = held.pop(0)
+        count, size, evict = len(self._by_hash), self._bytes + len(raw), 0
+        while evict < len(held) and (count >= self.config.max_txs or size > self.config.max_bytes):
+            count, size, evict = count - 1, size - len(held[evict].raw), evict + 1
+        if count >= self.config.max_txs or size > self.config.max_bytes:
+            return False  # even every held entry would not make room: evict none
+        for entry in held[:evict]:
             self._remove(entry)
-            self.evicted_total += 1
-        return not self._full(len(raw))
+        self.evicted_total += evict
+        return True
 
     def _held_locked(self) -> list[Entry]:
         """Every held-back entry: after a gap in its sender's nonces from the committed one."""

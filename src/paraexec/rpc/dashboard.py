@@ -6,7 +6,7 @@ users who may be offline), no build step.
 """
 
 PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>paraexec node</title>
+<html lang="en"><head><meta charset="utf-8"><title>paraexec node</title><link rel="icon" href="data:,">
 <style>
  body{font:14px system-ui,sans-serif;margin:1.2em;background:#0f1419;color:#d8dee9}
  h1{font-size:1.3em;margin:0 0 .4em} h2{font-size:1.05em;margin:1em 0 .3em;color:#88c0d0}
@@ -57,6 +57,9 @@ async function rpc(method, params) {
 }
 function cell(row, text, cls) { const td = row.insertCell(); td.textContent = text; if (cls) td.className = cls; }
 function short(h) { return h.length > 28 ? h.slice(0, 14) + "\u2026" + h.slice(-8) : h; }
+function esc(text) {  // genesis strings go into markup: as text, never as HTML
+  const d = document.createElement("div"); d.textContent = String(text); return d.innerHTML;
+}
 function onBlock(b) {
   blocks.push(b); if (blocks.length > 60) blocks.shift();
   $("height").textContent = b.height;
@@ -109,7 +112,7 @@ async function pollMarkets() {
     const id = m.market_id;
     params[id] = m.params;
     const book = await rpc("get_book", {market_id: id, depth: 8});
-    let html = "<h2>" + m.ticker + " <span class=muted>oracle $" + usd(id, m.oracle_price) + " \u00b7 open interest " +
+    let html = "<h2>" + esc(m.ticker) + " <span class=muted>oracle $" + usd(id, m.oracle_price) + " \u00b7 open interest " +
       units(id, m.open_interest) + "</span></h2><table data-market=" + id +
       "><tr><th>bid size</th><th>bid</th><th>ask</th><th>ask size</th></tr>";
     const bids = book.bids || [], asks = book.asks || [];
