@@ -94,6 +94,8 @@ def test_root_mismatch_exits_nonzero(monkeypatch, tmp_path):
 
 def test_list_parsing_and_sweeps():
     assert split_list("1, 2,,4", int) == [1, 2, 4]
+    with pytest.raises(ValueError, match="--accounts: '1e3' is not an integer"):
+        split_list("10,1e3", int, "--accounts")
     points = sweep_points("hotspot", {"accounts": [100], "hot_ratio": [0.1, 0.9], "markets": [8]})
     assert points == [{"accounts": 100, "hot_ratio": 0.1}, {"accounts": 100, "hot_ratio": 0.9}]
     assert sweep_points("transfers", {"accounts": [2, 10], "hot_ratio": [0.5]}) == [{"accounts": 2}, {"accounts": 10}]

@@ -29,9 +29,18 @@ _stdout = Console()
 out = _stdout if _stdout.is_terminal else Console(width=200)  # the results table, unclipped in logs
 
 
-def split_list(text: str, cast: Any = str) -> list[Any]:
-    """``"1, 2,4"`` -> ``[1, 2, 4]`` (with ``cast=int``); empty items are dropped."""
-    return [cast(item.strip()) for item in text.split(",") if item.strip()]
+def split_list(text: str, cast: Any = str, option: str = "") -> list[Any]:
+    """``"1, 2,4"`` -> ``[1, 2, 4]`` (with ``cast=int``); empty items are dropped. An item
+    ``cast`` refuses is a ``ValueError`` that names ``option`` and the item."""
+    out = []
+    for item in (part.strip() for part in text.split(",")):
+        if item:
+            try:
+                out.append(cast(item))
+            except ValueError:
+                kind = "an integer" if cast is int else "a number" if cast is float else "valid"
+                raise ValueError(f"{option or 'a list option'}: {item!r} is not {kind}") from None
+    return out
 
 
 def sweep_points(workload: str, options: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -156,16 +165,18 @@ def bench(
         fail("--data keeps LMDB stores; --store memory has none to keep", 2)
     try:
         options: dict[str, list[Any]] = {
-            "accounts": split_list(accounts or ("1000" if workload in ("transfers", "hotspot") else ""), int),
-            "hot_ratio": split_list(hot_ratio, float),
+            "accounts": split_list(
+                accounts or ("1000" if workload in ("transfers", "hotspot") else ""), int, "--accounts"
+            ),
+            "hot_ratio": split_list(hot_ratio, float, "--hot-ratio"),
             "hot_accounts": [hot_accounts] if hot_accounts else [],
-            "markets": split_list(markets, int),
+            "markets": split_list(markets, int, "--markets"),
             "data_file": [str(data_file)] if data_file else [],
             "declare_access": [True] if declare_access else [],
             "shock_at": [shock_at] if shock_at else [],
             "shock_ppm": [shock_ppm] if shock_at else [],
         }
-        worker_counts = list(dict.fromkeys(split_list(workers, int)))
+        worker_counts = list(dict.fromkeys(split_list(workers, int, "--workers")))
         if not worker_counts or min(worker_counts) < 1:
             raise ValueError(f"--workers must list counts >= 1, got {workers!r}")
         points = sweep_points(workload, options)

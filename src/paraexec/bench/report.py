@@ -158,6 +158,7 @@ def re_executions(points: list[dict[str, Any]]) -> Figure:
     ax.bar(range(len(values)), values, color="tab:orange")
     ax.set_xticks(range(len(values)), labels, rotation=45, ha="right", fontsize=7)
     ax.set_ylabel("re-executions per transaction")
+    ax.set_ylim(bottom=0)  # a count: all zero must not draw a negative axis
     ax.set_title("re-executions per transaction")
     ax.grid(axis="y", alpha=0.3)
     return fig
