@@ -22,7 +22,7 @@ def table(path: str) -> str:
         f"`{' '.join(data['command'])}`",
         "",
         f"machine: {m.get('cpu_model')} x{m.get('cpu_count')}, Python {m.get('python')}, GIL {m.get('gil_enabled')};"
-        f" elapsed {data['elapsed_s']:.0f} s; every root equals sequential: {data['ok']}",
+        f" elapsed {data['elapsed_s']:.0f} s; roots and receipts equal sequential's: {data['ok']}",
         "",
         "| point | executor | workers | cores | median s | tx/s | speedup | p25-p75 | bound | of bound | blocks 2+ | CPU s | CPU ceiling | re-exec/tx | par. blocks |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
