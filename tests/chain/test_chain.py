@@ -85,6 +85,14 @@ def test_replay_refuses_a_forged_header(forge, message):
         list(chain.replay(SequentialExecutor(), scratch=MemoryStore()))
 
 
+def test_a_block_time_before_the_parent_is_refused_before_anything_runs():
+    chain = transfers_chain()
+    chain.produce_block([transfer(ALICE, 0, BOB.public_key, 5)], 10, SequentialExecutor())
+    with pytest.raises(ValueError, match="before its parent"):
+        chain.produce_block([transfer(ALICE, 1, BOB.public_key, 5)], 9, SequentialExecutor())
+    assert chain.height == 1
+
+
 def test_damaged_bytes_are_a_typed_error_not_a_decoder_crash():
     """A store damaged outside paraexec: metadata, a block or its receipts that do not decode
     raise ``CorruptStore`` (an ``IncompatibleStore``: the CLI prints it and exits)."""

@@ -146,10 +146,12 @@ class Chain:
         valid user transactions and are left out of the block. ``upcoming``: see module docstring
         (a hint only: the next block may hold other transactions, and is checked in full).
         """
+        parent = self.block(self.height)
+        if time < parent.header.time:  # replay checks it too (``must_link``)
+            raise ValueError(f"block time {time} is before its parent's {parent.header.time}")
         announce = getattr(executor, "announce", None)
         if upcoming and announce is not None:
             announce(self.runtime, [raw for raw in upcoming if raw[:1] != SYSTEM_TAG])
-        parent = self.block(self.height)
         env = BlockEnv(self.height + 1, time)
         user_txs = [raw for raw in txs if raw[:1] != SYSTEM_TAG]
         all_txs = user_txs + self.runtime.system_transactions(env)
