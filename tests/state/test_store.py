@@ -83,3 +83,22 @@ def test_readonly_reader_sees_new_commits_after_refresh(tmp_path):
     assert reader.get(b"k") == b"2" and reader.height == 1
     reader.close()
     store.close()
+
+
+def test_a_truncated_data_file_is_refused_not_mapped(tmp_path):
+    """LMDB maps the file: reading past the end of a cut one would kill the process (SIGBUS).
+    The store refuses it at open with ``lmdb.CorruptedError``, nothing read."""
+    import os
+
+    import lmdb
+
+    store = LmdbStore(tmp_path)
+    for height in range(3):
+        store.commit_block(height, {f"k{height}/{i}".encode(): b"v" * 100 for i in range(500)}, 0, b"block", b"")
+    store.close()
+    data_file = tmp_path / "data.mdb"
+    LmdbStore(tmp_path, readonly=True).close()  # whole: opens
+    os.truncate(data_file, data_file.stat().st_size // 3)
+    for readonly in (True, False):
+        with pytest.raises(lmdb.CorruptedError, match="truncated"):
+            LmdbStore(tmp_path, readonly=readonly)

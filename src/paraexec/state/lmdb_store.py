@@ -69,6 +69,7 @@ class LmdbStore:
             sync=durable,
             metasync=durable,
         )
+        self._must_be_whole()
         self._state = self.env.open_db(b"state", create=not readonly)
         self._blocks = self.env.open_db(b"blocks", create=not readonly)
         self._receipts = self.env.open_db(b"receipts", create=not readonly)
@@ -77,6 +78,19 @@ class LmdbStore:
         self._read: lmdb.Transaction | None = None
         self._owns_env = True
         self.refresh()
+
+    def _must_be_whole(self) -> None:
+        """Refuse a data file shorter than the pages its last commit uses: it was cut outside
+        LMDB, and LMDB maps the file, so reading past its end would kill the process with
+        SIGBUS instead of raising. ``lmdb.CorruptedError`` (an ``lmdb.Error``, which the CLI
+        reports in one line)."""
+        info = self.env.info()
+        data_file = os.path.join(self.path, "data.mdb")
+        used = (info["last_pgno"] + 1) * self.env.stat()["psize"]
+        if info["last_txnid"] > 0 and os.path.exists(data_file) and os.path.getsize(data_file) < used:
+            size = os.path.getsize(data_file)
+            self.env.close()
+            raise lmdb.CorruptedError(f"{data_file} is {size} bytes but its last commit uses {used}: truncated")
 
     def snapshot(self) -> LmdbStore:
         """A read-only view sharing this environment (LMDB allows one open per process).
