@@ -2,10 +2,11 @@
 
 A block allocates many small containers (decoded records, read and write sets, receipts) and
 keeps most of them alive until its commit; each collection during the block rescans them. On a
-sequential perps pass that was 7-10% of the time (measured with ``gc.callbacks``: ~45 young
-collections, a dozen middle and two full ones per 3,000-transaction block), and ~25% of a
-10,000-transfer Block-STM block. A block makes little cyclic garbage (the tracebacks of
-speculative exceptions), which waits until the block ends and collection resumes.
+sequential perps pass (3 blocks of 3,000 transactions, no signature checks) the collector took
+~48 ms of ~0.5 s (``gc.callbacks``: ~130 young, a dozen middle and two full collections), ~20 ms
+with the pause (``bench/gc_ab.py``); on a 10,000-transfer Block-STM block it was ~25%. A block
+makes little cyclic garbage (the tracebacks of speculative exceptions), which waits until the
+block ends and collection resumes.
 
 ``Chain.produce_block`` and ``Chain.replay`` hold the pause around execution and commit, so
 ``sequential``, the in-process plans and every other executor get the same treatment and the
