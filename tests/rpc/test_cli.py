@@ -103,6 +103,24 @@ def test_listen_binds_every_address_of_a_name_on_one_port(monkeypatch):
             sock.close()
 
 
+def test_listen_on_the_ipv6_wildcard_alone_stays_dual_stack():
+    """``--rpc [::]:PORT`` resolves to one IPv6 address; its socket keeps the system's dual-stack
+    default, so IPv4 clients still reach it (only a host with both families splits them)."""
+    import socket
+
+    from paraexec.rpc.commands import listen
+
+    if not ipv6_loopback():
+        pytest.skip("no IPv6 on this machine")
+    with socket.socket(socket.AF_INET6) as fresh:
+        default = fresh.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+    [sock] = listen("::", 0)
+    try:
+        assert sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == default
+    finally:
+        sock.close()
+
+
 def test_listen_refuses_a_port_in_use_on_any_address():
     import socket
 

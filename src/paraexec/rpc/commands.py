@@ -29,12 +29,14 @@ def listen(host: str, port: int) -> list[socket.socket]:
     resolved = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     sockets: list[socket.socket] = []
     skipped: OSError | None = None
+    # "::" alone stays dual-stack (the system default); with an IPv4 address too, each family binds its own
+    both_families = {info[0] for info in resolved} >= {socket.AF_INET, socket.AF_INET6}
     try:
         for family, kind, proto, _, address in dict.fromkeys(resolved):
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:  # "::" must not claim the IPv4 port "0.0.0.0" binds next
+            if family == socket.AF_INET6 and both_families:  # IPv4 gets its own socket here
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if port == 0 and len(sockets) > 1:  # one port for every address
                 address = (address[0], sockets[0].getsockname()[1], *address[2:])
