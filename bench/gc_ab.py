@@ -17,14 +17,12 @@ import sys
 import time
 
 from paraexec.bench import harness
-from paraexec.chain import ChainConfig
 from paraexec.chain import chain as chain_module
 from paraexec.execution import SequentialExecutor
 from paraexec.execution.gc_pause import gc_paused
-from paraexec.workloads import make_workload
 
 sys.path.insert(0, "bench")
-from probe import WORKLOADS  # noqa: E402
+from probe import setup  # noqa: E402
 
 _gc = {"total": 0.0, "started": 0.0}
 
@@ -37,21 +35,7 @@ def _time_collections(phase: str, info: dict[str, int]) -> None:
 
 
 def main(name: str, pairs: int) -> None:
-    base = name.removesuffix("-noverify")
-    options, size, n_blocks = WORKLOADS[base]
-    workload = make_workload(base, seed=0, **options)
-    config = ChainConfig(workload.chain_id, workload.app_name, workload.genesis_config())
-    blocks = harness.generate_blocks(workload, n_blocks, size)
-    bench = harness.BenchConfig(
-        workload=base,
-        points=[options],
-        block_size=size,
-        blocks=n_blocks,
-        executors=["sequential"],
-        workers=[1],
-        verify_signatures=not name.endswith("-noverify"),
-    )
-    seconds = int(getattr(workload, "block_seconds", 1))
+    config, blocks, bench, seconds = setup(name, 1)
     executor = SequentialExecutor()
     passes: dict[str, list[float]] = {"on": [], "off": []}
     collector: dict[str, list[float]] = {"on": [], "off": []}

@@ -72,8 +72,10 @@ def cpu_seconds(pid: int) -> float:
     return process_cpu(pid) or 0.0
 
 
-def main(name: str, pairs: int) -> None:
-    options, size, n_blocks = WORKLOADS[name]
+def setup(name: str, workers: int) -> tuple[ChainConfig, list[list[bytes]], harness.BenchConfig, int]:
+    """The chain config, signed blocks, bench config and block spacing of ``name`` (a ``WORKLOADS``
+    key, ``-noverify`` taking signatures as checked), as `bench/run_all.sh` runs it."""
+    options, size, n_blocks = WORKLOADS[name.removesuffix("-noverify")]
     workload = make_workload(name.removesuffix("-noverify"), seed=0, **options)
     config = ChainConfig(workload.chain_id, workload.app_name, workload.genesis_config())
     blocks = harness.generate_blocks(workload, n_blocks, size)
@@ -83,11 +85,15 @@ def main(name: str, pairs: int) -> None:
         block_size=size,
         blocks=n_blocks,
         executors=["sequential"],
-        workers=[2],
+        workers=[workers],
         repeat=1,
         verify_signatures=not name.endswith("-noverify"),
     )
-    seconds = int(getattr(workload, "block_seconds", 1))
+    return config, blocks, bench, int(getattr(workload, "block_seconds", 1))
+
+
+def main(name: str, pairs: int) -> None:
+    config, blocks, bench, seconds = setup(name, 2)
     Counters.install()
     sequential, parallel = SequentialExecutor(), ParallelExecutor(2)
 
