@@ -33,20 +33,27 @@ def listen(host: str, port: int) -> list[socket.socket]:
     both_families = {info[0] for info in resolved} >= {socket.AF_INET, socket.AF_INET6}
     try:
         for family, kind, proto, _, address in dict.fromkeys(resolved):
-            sock = socket.socket(family, kind, proto)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6 and both_families:  # IPv4 gets its own socket here
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            if port == 0 and len(sockets) > 1:  # one port for every address
+            if port == 0 and sockets:  # one port for every address
                 address = (address[0], sockets[0].getsockname()[1], *address[2:])
             try:
+                sock = socket.socket(family, kind, proto)
+            except OSError as exc:  # the machine lacks this family
+                if exc.errno != errno.EAFNOSUPPORT:
+                    raise
+                skipped = exc
+                continue
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6 and both_families:  # IPv4 gets its own socket here
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 sock.bind(address)
             except OSError as exc:
+                sock.close()
                 if exc.errno not in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
                     raise
                 skipped = exc
-                sockets.pop().close()
+                continue
+            sockets.append(sock)
     except OSError:
         for sock in sockets:
             sock.close()

@@ -87,8 +87,8 @@ class LmdbStore:
         info = self.env.info()
         data_file = os.path.join(self.path, "data.mdb")
         used = (info["last_pgno"] + 1) * self.env.stat()["psize"]
-        if info["last_txnid"] > 0 and os.path.exists(data_file) and os.path.getsize(data_file) < used:
-            size = os.path.getsize(data_file)
+        size = os.path.getsize(data_file) if info["last_txnid"] > 0 and os.path.exists(data_file) else used
+        if size < used:
             self.env.close()
             raise lmdb.CorruptedError(f"{data_file} is {size} bytes but its last commit uses {used}: truncated")
 
