@@ -55,6 +55,14 @@ def test_produce_from_mempool_notify_and_recover(tmp_path):
 
     again = Node(NodeConfig(tmp_path))  # recovery: continue from the last committed block
     assert again.chain.height == 2 and len(again.mempool) == 0
+    # the recent history comes back from the store, without the old process's execution stats
+    restored = list(again.recent)
+    assert [(i.height, i.hash, i.txs, i.user_txs, i.failed) for i in restored] == [
+        (s.height, s.hash, s.txs, s.user_txs, s.failed) for s in seen
+    ]
+    assert [i.tx_hashes for i in restored] == [s.tx_hashes for s in seen]
+    assert all(not i.measured and i.speedup is None and i.executor is None for i in restored)
+    assert all(s.measured for s in seen)
     info = again.produce_once()
     assert info is not None and info.height == 3
     assert again.chain.block(3).header.parent_hash == parent.hash

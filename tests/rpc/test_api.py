@@ -265,3 +265,31 @@ def test_tx_rate_counts_user_transactions_only():
 
     assert tx_rate(SimpleNamespace(recent=[info(8, 0), info(8, 0)])) == 0.0  # type: ignore[arg-type]
     assert tx_rate(SimpleNamespace(recent=[info(12, 4), info(13, 5)])) == 9 / RATE_WINDOW_S  # type: ignore[arg-type]
+
+
+def test_restarted_node_serves_its_recent_blocks_without_old_stats(tmp_path):
+    """After a restart ``get_recent_blocks``/``get_trades`` read the chain's recent history back
+    from the store; the old process's execution stats are ``null``, and the gauges that describe
+    "the last block" wait for a block this process measured instead of reporting a stored one."""
+    store = LmdbStore(tmp_path)
+    Chain.create(store, ChainConfig(CHAIN, "transfers", {"accounts": {k.public_key.hex(): 1000 for k in KEYS}}))
+    store.close()
+    first = Node(NodeConfig(tmp_path))
+    first.mempool.admit(transfer(KEYS[1], 0))
+    produced = [first.produce_once(), first.produce_once()]
+    first.stop()
+
+    node = Node(NodeConfig(tmp_path))
+    with TestClient(create_app(node, manage_node=False)) as client:
+        blocks = rpc(client, "get_recent_blocks", {"count": 10}).json()["result"]
+        assert [(b["height"], b["hash"], b["txs"]) for b in blocks] == [
+            (p.height, p.hash.hex(), p.txs) for p in produced if p is not None
+        ]
+        assert all(b["exec_ms"] is None and b["speedup"] is None and b["executor"] is None for b in blocks)
+        text = client.get("/metrics").text
+        assert "\nparaexec_executor_speedup 0\n" in text and "\nparaexec_block_exec_seconds 0\n" in text
+        info = node.produce_once()
+        blocks = rpc(client, "get_recent_blocks", {"count": 10}).json()["result"]
+        assert len(blocks) == 3 and blocks[-1]["exec_ms"] == round(info.seconds * 1000, 3)
+        assert "\nparaexec_executor_speedup 1.0\n" in client.get("/metrics").text
+    node.stop()

@@ -62,3 +62,41 @@ def test_dashboard_shows_live_blocks_books_and_trades(tmp_path):
             assert page.inner_text("#speedup").endswith("x")
         finally:
             browser.close()
+
+
+@pytest.mark.skipif(not HAVE_CHROMIUM, reason=NO_CHROMIUM)
+def test_dashboard_after_restart_shows_the_stored_history(tmp_path):
+    """A restarted node that produces nothing new still shows its recent blocks and trades (read
+    back from the store), with the old process's execution stats as "-"."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    data = tmp_path / "chain"
+    init_exchange_chain(data, accounts=2, markets=2)
+    maker, taker = (wallet_of(k, "paraexec-dev") for k in dev_keys(accounts=2))
+    with NodeProcess(data, block_time=0.2) as node, Client(node.url) as client:
+        btc = Market.from_config(client.markets()[0]["params"])
+        price = btc.price_to_subticks(client.markets()[0]["oracle_price"])
+        size = btc.step_base_quantums * 4
+        for w in (maker, taker):
+            w.sync_nonce(client)
+        client.submit_and_wait(maker.place_order(0, SELL, size, price, client_id=1))
+        hit = client.wait_for(client.submit(taker.place_order(0, BUY, size, price, client_id=2, time_in_force=IOC)))
+    assert hit["receipt"]["ok"]
+    with NodeProcess(data, block_time=3600, extra=["--no-empty-blocks"]) as node, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(node.url + "/")
+            page.wait_for_function("document.getElementById('conn').textContent === 'live'", timeout=20_000)
+            row = page.locator(f"#blocks tbody tr[data-height='{hit['height']}'] td")
+            row.nth(6).wait_for(timeout=20_000)
+            assert row.nth(3).inner_text() == "-" and row.nth(6).inner_text() == "before restart"
+            trade = page.locator("#trades tbody tr").first
+            trade.wait_for(timeout=20_000)
+            assert trade.locator("td").nth(0).inner_text() == str(hit["height"])
+            assert trade.get_attribute("data-quantums") == str(size)
+            assert page.inner_text("#mempool") == "0" and page.inner_text("#speedup") == "-"
+            assert errors == []
+        finally:
+            browser.close()

@@ -37,12 +37,15 @@ from typing import IO, Any
 from .. import codec
 from ..execution.contract import BlockOutput, Receipt
 from ..execution.registry import make_executor
-from ..execution.runtime import nonce_key
+from ..execution.runtime import SYSTEM_TAG, nonce_key
 from ..state.lmdb_store import LmdbStore
 from ..transaction import tx_hash
 from .block import Block, decode_block, decode_receipts
 from .chain import Chain, ChainConfig
 from .mempool import Mempool, MempoolConfig
+
+#: How many blocks' ``BlockInfo`` the node keeps (and reads back from the store at start-up).
+RECENT_BLOCKS = 256
 
 
 class ChainReader:
@@ -130,14 +133,21 @@ class BlockInfo:
     user_txs: int  # of ``txs``, those users submitted (the rest: the application's system transactions)
     tx_hashes: list[bytes]
     failed: list[int]  # indices of transactions with a failure receipt
-    seconds: float  # execution
-    commit_seconds: float
-    speedup: float  # sum of worker busy time / wall time of execution
-    re_executions: int
-    executor: str
-    workers: int
-    mempool_size: int
+    # Execution statistics: ``None`` for a block read back from the store at start-up (they are
+    # measurements of the process that produced it, not chain data, so they are not stored).
+    seconds: float | None  # execution
+    commit_seconds: float | None
+    speedup: float | None  # sum of worker busy time / wall time of execution
+    re_executions: int | None
+    executor: str | None
+    workers: int | None
+    mempool_size: int | None
     events: list[tuple[int, str, dict[str, Any]]]  # (txn_idx, name, attrs)
+
+    @property
+    def measured(self) -> bool:
+        """Whether this process produced the block (and so has its execution statistics)."""
+        return self.seconds is not None
 
 
 class Node:
@@ -163,7 +173,8 @@ class Node:
         )
         self.executor = make_executor(config.executor, config.workers)
         self.listeners: list[Callable[[BlockInfo], None]] = []
-        self.recent: deque[BlockInfo] = deque(maxlen=256)
+        self.recent: deque[BlockInfo] = deque(maxlen=RECENT_BLOCKS)
+        self.recent.extend(stored_infos(self.chain, RECENT_BLOCKS))
         self.started_at = time.time()
         self.blocks_produced = 0
         self.txs_committed = 0
@@ -225,29 +236,21 @@ class Node:
         block, output = self.chain.produce_block(txs, self.block_time_for_next(), self.executor)
         total = time.perf_counter() - started
         self.mempool.on_block(block.header.height, txs)
-        info = self._info(block, output, total, len(txs))
+        info = self._info(block, output, total)
         self.blocks_produced += 1
-        self.txs_committed += len(txs)
-        self.re_executions_total += info.re_executions
+        self.txs_committed += info.user_txs
+        self.re_executions_total += info.re_executions or 0
         self.recent.append(info)
         for listener in list(self.listeners):
             listener(info)
         return info
 
-    def _info(self, block: Block, output: BlockOutput, total_seconds: float, user_txs: int) -> BlockInfo:
+    def _info(self, block: Block, output: BlockOutput, total_seconds: float) -> BlockInfo:
         stats = output.stats
         busy = sum(stats.worker_busy) if stats.worker_busy else stats.seconds
         speedup = busy / stats.seconds if stats.seconds > 0 else 1.0
-        events = [(i, e.name, e.attrs) for i, r in enumerate(output.receipts) for e in r.events]
         return BlockInfo(
-            height=block.header.height,
-            hash=block.hash,
-            time=block.header.time,
-            txs=len(block.txs),
-            ok=sum(r.ok for r in output.receipts),
-            user_txs=user_txs,
-            tx_hashes=[tx_hash(raw) for raw in block.txs],
-            failed=[i for i, r in enumerate(output.receipts) if not r.ok],
+            **_chain_facts(block, output.receipts),
             seconds=stats.seconds,
             commit_seconds=max(0.0, total_seconds - stats.seconds),
             speedup=speedup,
@@ -255,5 +258,44 @@ class Node:
             executor=stats.executor,
             workers=stats.workers,
             mempool_size=len(self.mempool),
-            events=events,
         )
+
+
+def _chain_facts(block: Block, receipts: list[Receipt]) -> dict[str, Any]:
+    """The ``BlockInfo`` fields that follow from the block and its receipts alone."""
+    return {
+        "height": block.header.height,
+        "hash": block.hash,
+        "time": block.header.time,
+        "txs": len(block.txs),
+        "ok": sum(r.ok for r in receipts),
+        "user_txs": sum(raw[:1] != SYSTEM_TAG for raw in block.txs),
+        "tx_hashes": [tx_hash(raw) for raw in block.txs],
+        "failed": [i for i, r in enumerate(receipts) if not r.ok],
+        "events": [(i, e.name, e.attrs) for i, r in enumerate(receipts) for e in r.events],
+    }
+
+
+def stored_infos(chain: Chain, count: int) -> list[BlockInfo]:
+    """``BlockInfo`` of the chain's last ``count`` blocks, read back from the store (oldest first).
+
+    A restarted node starts with these, so its dashboard, ``get_recent_blocks`` and ``get_trades``
+    show the chain's recent history rather than nothing until the next block. Execution
+    statistics are ``None``: they belong to the process that produced the block.
+    """
+    out = []
+    for height in range(max(1, chain.height - count + 1), chain.height + 1):
+        block = chain.block(height)
+        out.append(
+            BlockInfo(
+                **_chain_facts(block, chain.receipts(height)),
+                seconds=None,
+                commit_seconds=None,
+                speedup=None,
+                re_executions=None,
+                executor=None,
+                workers=None,
+                mempool_size=None,
+            )
+        )
+    return out

@@ -66,13 +66,18 @@ function onBlock(b) {
   const last = blocks.slice(-10), span = Math.max(1, last[last.length - 1].time - last[0].time);
   const txs = last.slice(1).reduce((s, x) => s + x.txs, 0);
   $("tps").textContent = last.length > 1 ? Math.round(txs / span) : "-";
-  $("speedup").textContent = b.speedup.toFixed(2) + "x";
-  $("reexec").textContent = b.re_executions;
-  $("mempool").textContent = b.mempool;
+  // blocks from before the node (re)started carry no execution stats (null): shown as "-"
+  const measured = b.exec_ms !== null;
+  if (measured) {
+    $("speedup").textContent = b.speedup.toFixed(2) + "x";
+    $("reexec").textContent = b.re_executions;
+    $("mempool").textContent = b.mempool;
+  }
   const body = $("blocks").tBodies[0], row = body.insertRow(0);
   row.dataset.height = b.height;
-  [b.height, b.txs, b.ok, b.exec_ms.toFixed(1), b.speedup.toFixed(2), b.re_executions, b.executor + " x" + b.workers]
-    .forEach((v) => cell(row, v));
+  (measured ? [b.height, b.txs, b.ok, b.exec_ms.toFixed(1), b.speedup.toFixed(2), b.re_executions,
+    b.executor + " x" + b.workers] : [b.height, b.txs, b.ok, "-", "-", "-", "before restart"])
+    .forEach((v) => cell(row, v, measured ? "" : "muted"));
   while (body.rows.length > 20) body.deleteRow(-1);
   const max = Math.max(1, ...blocks.map((x) => x.txs)), chart = $("chart");
   chart.replaceChildren(...blocks.map((x) => { const d = document.createElement("div");
@@ -98,6 +103,7 @@ function connect() {
 }
 async function poll() {
   try {
+    $("mempool").textContent = (await rpc("status")).mempool.txs;  // also between blocks
     const hot = await rpc("get_hot_keys", {top: 10, blocks: 10}), body = $("hot").tBodies[0];
     body.replaceChildren();
     for (const k of hot.keys) { const row = body.insertRow(); cell(row, short(k.key)); cell(row, k.txs); }
@@ -130,8 +136,10 @@ async function pollMarkets() {
 (async () => {
   try { const s = await rpc("status"); app = s.app; $("chain").textContent = s.chain_id + " \u00b7 " + s.app +
     " \u00b7 " + s.executor + " x" + s.workers; $("height").textContent = s.height;
+    $("mempool").textContent = s.mempool.txs;
     for (const b of await rpc("get_recent_blocks", {count: 20})) onBlock(b);
-    if (app === "exchange") await pollMarkets(); } catch (e) {}
+    if (app === "exchange") await pollMarkets();  // first: it loads the markets' display units
+    for (const t of await rpc("get_trades", {count: 30})) onFills({height: t.height, fills: [t]}); } catch (e) {}
   connect(); poll(); setInterval(poll, 2000);
 })();
 </script></body></html>

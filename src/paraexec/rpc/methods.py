@@ -108,9 +108,9 @@ def block_info_json(info: BlockInfo, with_hashes: bool = True) -> dict[str, Any]
         "time": info.time,
         "txs": info.txs,
         "ok": info.ok,
-        "exec_ms": round(info.seconds * 1000, 3),
-        "commit_ms": round(info.commit_seconds * 1000, 3),
-        "speedup": round(info.speedup, 3),
+        "exec_ms": None if info.seconds is None else round(info.seconds * 1000, 3),
+        "commit_ms": None if info.commit_seconds is None else round(info.commit_seconds * 1000, 3),
+        "speedup": None if info.speedup is None else round(info.speedup, 3),
         "re_executions": info.re_executions,
         "executor": info.executor,
         "workers": info.workers,
@@ -301,7 +301,12 @@ class Methods:
         return out
 
     def get_recent_blocks(self, p: Recent) -> list[dict[str, Any]]:
-        """Execution stats of the last ``count`` blocks this node produced (newest last)."""
+        """The last ``count`` blocks (newest last) with the execution stats of this node's process.
+
+        Blocks committed before the node (re)started come from the store, with the stats
+        (``exec_ms``, ``commit_ms``, ``speedup``, ``re_executions``, ``executor``, ``workers``,
+        ``mempool``) ``null``: they were measurements of the process that produced them.
+        """
         if not 0 <= p.count <= MAX_RECENT:
             raise invalid_params(f"count must be in 0..{MAX_RECENT}")
         recent = list(self.node.recent)[-p.count :] if p.count else []
@@ -378,7 +383,7 @@ class Methods:
             return dict(jsonable(self._exchange(view).subaccount(owner, p.number)))
 
     def get_trades(self, p: GetTrades) -> list[dict[str, Any]]:
-        """The latest fills seen in blocks this node produced (newest last)."""
+        """The latest fills of the recent blocks (newest last; see ``get_recent_blocks``)."""
         if not 1 <= p.count <= 500:
             raise invalid_params("count must be in 1..500")
         return recent_trades(self.node, p.market_id, p.count)

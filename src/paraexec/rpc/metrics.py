@@ -26,7 +26,8 @@ def tx_rate(node: Node, window_s: int = RATE_WINDOW_S) -> float:
 
 
 def render(node: Node, hub_published: int = 0) -> str:
-    last = node.recent[-1] if node.recent else None
+    # the newest block this process produced: blocks read back at start-up carry no statistics
+    last = next((info for info in reversed(node.recent) if info.measured), None)
     lines: list[str] = []
 
     def metric(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
@@ -48,9 +49,14 @@ def render(node: Node, hub_published: int = 0) -> str:
         "executor_speedup",
         "gauge",
         "Last block: worker busy time / execution wall time.",
-        [("", round(last.speedup, 4) if last else 0)],
+        [("", round(last.speedup or 0, 4) if last else 0)],
     )
-    metric("block_exec_seconds", "gauge", "Last block's execution time.", [("", round(last.seconds, 6) if last else 0)])
+    metric(
+        "block_exec_seconds",
+        "gauge",
+        "Last block's execution time.",
+        [("", round(last.seconds or 0, 6) if last else 0)],
+    )
     metric(
         "re_executions_total",
         "counter",
