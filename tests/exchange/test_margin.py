@@ -89,10 +89,12 @@ def test_negative_premium_makes_shorts_pay():
     assert h.reader.subaccount(ALICE.public_key)["funding_pending"] == -625_000
 
 
-def test_partial_liquidation_cap_adl_and_withdrawal_gate():
-    # bob long 1 BTC with TNC -525 at 46,500, no bids, empty fund. Cap: 50% of 46,500 notional ->
-    # 0.5 BTC, offset against alice at bankruptcy: -dnnv + 525 * (697.5 / 1,395) = 23,250 + 262.5.
-    # Still TNC -262.5 < 0: withdrawals are gated for 50 blocks.
+def test_bankrupt_position_is_deleveraged_whole_and_gates_withdrawals():
+    # bob long 1 BTC with TNC -525 at 46,500, no bids, empty fund. The liquidation cap (50% of
+    # the notional) limits the liquidation *order* only: a bankrupt account's whole position is
+    # offset against alice at its bankruptcy price, as dYdX (delta = -position):
+    # -dnnv + 525 * (1,395 / 1,395) = 46,500 + 525. Bob ends at TNC 0, but a bankrupt account
+    # was seen: withdrawals are gated for 50 blocks.
     cfg = config(
         {ALICE: 100_000 * USDC, BOB: 3_000 * USDC},
         liquidation={"min_position_notional": 1_000 * USDC, "max_position_portion_ppm": 500_000},
@@ -104,16 +106,13 @@ def test_partial_liquidation_cap_adl_and_withdrawal_gate():
     )
     tick = h.block(h.tx(ORACLE, OracleUpdate(0, 4_650_000_000)))[-1]
     adl = events(tick, "deleveraged")[0]
-    assert adl["quantums"] == BTC // 2 and adl["quote"] == 23_512_500_000
-    assert events(tick, "liquidation")[0]["tnc_after"] == -262_500_000
-    assert h.size(BOB) == BTC // 2 and h.get_int(keys.WITHDRAW_GATE) == 2 + 50
+    assert adl["quantums"] == BTC and adl["quote"] == 47_025_000_000
+    liquidation = events(tick, "liquidation")[0]
+    assert liquidation["quantums"] == BTC // 2 and liquidation["filled"] == 0 and liquidation["deleveraged"] == BTC
+    assert liquidation["tnc_after"] == 0
+    assert h.size(BOB) == 0 and h.size(ALICE) == 0 and h.balance(BOB) == 0
+    assert h.get_int(keys.WITHDRAW_GATE) == 2 + 50
     assert h.run(ALICE, Withdraw(0, USDC)).code == 215
-    # each later sweep deleverages half of what is left, the whole once under 1,000 USDC notional
-    assert h.size(BOB) == BTC // 4
-    for _ in range(5):
-        h.block()
-    assert h.size(BOB) == 0 and h.size(ALICE) == 0
-    assert h.balance(BOB) == 0  # the last offset closes the position at exactly TNC 0
 
 
 def test_liquidate_refuses_healthy_accounts():

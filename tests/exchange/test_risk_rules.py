@@ -179,3 +179,94 @@ def test_genesis_refuses_a_market_whose_prices_are_fractions_of_a_subtick():
     """Such a price could floor to 0 subticks and crash the funding premium's division."""
     with pytest.raises(ValueError, match="whole subticks"):
         Market.from_config(btc_market(price_exponent=-8, initial_price=500))
+
+
+def test_an_untriggered_conditional_order_expires_at_its_good_til_block():
+    """dYdX's EndBlocker removes expired stateful orders before it triggers conditional ones: an
+    order good until block 3 is gone in block 4's tick (oracle fresh or not) and never fires."""
+    from paraexec.exchange.payloads import TAKE_PROFIT, CancelOrder
+
+    h = Harness(config({ALICE: 100_000 * USDC, BOB: 100_000 * USDC}))
+    take_profit = PlaceOrder(
+        0, 0, 7, BUY, BTC // 10, 4_910_000_000, condition=TAKE_PROFIT, trigger_subticks=4_900_000_000, good_til_block=3
+    )
+    assert events(h.run(BOB, take_profit), "order")[0]["status"] == "UNTRIGGERED"  # block 1
+    h.block()
+    assert h.block()[-1].events == []  # block 3: still live
+    removed = events(h.block(time=h.time + 7200)[-1], "order_removed")  # block 4, the oracle is stale
+    assert [(e["client_id"], e["reason"], e["conditional"]) for e in removed] == [(7, "expired", True)]
+    assert h.chain.store.get(keys.conditionals(0)) is None
+    assert h.run(BOB, CancelOrder(0, 0, 7)).code == 208
+    tick = h.block(h.tx(ORACLE, OracleUpdate(0, 4_900_000_000)))[-1]
+    assert not events(tick, "conditional_triggered") and h.reader.book(0) == {"bids": [], "asks": []}
+
+
+def test_untriggered_conditional_orders_are_capped(monkeypatch):
+    """Every market tick reads the market's whole conditional list: a subaccount, and the market,
+    may hold only so many untriggered orders (CONDITIONAL_ORDER_LIMIT); a cancel frees a place."""
+    import paraexec.exchange.matching as matching
+    from paraexec.exchange.payloads import STOP_LOSS, CancelOrder
+
+    monkeypatch.setattr(matching, "MAX_CONDITIONAL_PER_SUBACCOUNT", 2)
+    monkeypatch.setattr(matching, "MAX_CONDITIONAL_PER_MARKET", 3)
+    h = Harness(config({ALICE: 100_000 * USDC, BOB: 100_000 * USDC}))
+
+    def stop(client_id: int) -> PlaceOrder:
+        return PlaceOrder(
+            0, 0, client_id, SELL, BTC // 10, 4_000_000_000, condition=STOP_LOSS, trigger_subticks=P50 // 2
+        )
+
+    assert h.run(BOB, stop(1)).ok and h.run(BOB, stop(2)).ok
+    assert h.run(BOB, stop(3)).code == 221  # two per subaccount and market
+    assert h.run(ALICE, stop(1)).ok
+    assert h.run(ALICE, stop(2)).code == 221  # three in the market
+    assert h.run(BOB, CancelOrder(0, 0, 1)).ok and h.run(ALICE, stop(2)).ok
+
+
+def test_deleveraging_does_not_wait_for_the_liquidation_cap():
+    """The per-block notional cap limits liquidation *fills* (dYdX counts only those): with the cap
+    at 0, a solvent liquidatable account is refused (LIQUIDATION_LIMIT) while a bankrupt one is
+    deleveraged whole, and its deleveraged notional is not counted as liquidated."""
+    from paraexec.exchange.records import USAGE_DECODER
+
+    cfg = config({ALICE: 100_000 * USDC, BOB: 3_000 * USDC}, liquidation={"max_notional_per_block": 0})
+    h = Harness(cfg)
+    long_bob_short_alice(h)
+    tick = h.block(h.tx(ORACLE, OracleUpdate(0, 4_780_000_000)))[-1]  # 47,800: TNC ~775 < MMR ~1,434
+    assert [e["code"] for e in events(tick, "liquidation_skipped")] == [220] and h.size(BOB) == BTC
+    tick = h.block(h.tx(ORACLE, OracleUpdate(0, 4_650_000_000)))[-1]  # 46,500: TNC < 0
+    liquidation = events(tick, "liquidation")[0]
+    assert (liquidation["quantums"], liquidation["filled"], liquidation["deleveraged"]) == (0, 0, BTC)
+    assert h.size(BOB) == 0 and h.size(ALICE) == 0
+    usage = USAGE_DECODER.decode(h.chain.store.get(keys.liquidation_usage(keys.subaccount_id(BOB.public_key, 0))))
+    assert usage.notional == 0
+
+
+def test_the_sweep_gates_withdrawals_for_a_bankrupt_holder_it_does_not_liquidate():
+    """The gate must stay up while a negative-TNC account exists, as dYdX re-arms it every block
+    one is seen - also when the sweep's budget (here 0: liquidation by transaction only) leaves
+    the account untouched."""
+    h = Harness(config({ALICE: 100_000 * USDC, BOB: 3_000 * USDC}, liquidation={"sweep_limit": 0}))
+    long_bob_short_alice(h)
+    h.block(h.tx(ORACLE, OracleUpdate(0, 4_650_000_000)))  # block 2: Bob bankrupt, nobody liquidates
+    assert h.size(BOB) == BTC and h.get_int(keys.WITHDRAW_GATE) == 2 + 50
+    for _ in range(60):
+        h.block()
+    assert h.get_int(keys.WITHDRAW_GATE) == 62 + 50  # re-armed every block
+    assert h.run(ALICE, Withdraw(0, USDC)).code == 215
+
+
+def test_a_whole_deleverage_at_an_inexact_price_leaves_exactly_zero():
+    """The bankruptcy price uses the change of the position's (floored) value, value(size + delta)
+    - value(size), as dYdX's DNNV, not the floored value of delta: closing a bankrupt position
+    whole leaves its owner at exactly 0, not a quote quantum above, at a price where
+    1.0001 BTC is worth a fraction of a quote quantum more than its floor."""
+    h = Harness(config({ALICE: 100_000 * USDC, BOB: 3_000 * USDC}))
+    size = BTC + btc_market()["step_base_quantums"]
+    h.block(
+        h.tx(ALICE, PlaceOrder(0, 0, 1, SELL, size, P50)),
+        h.tx(BOB, PlaceOrder(0, 0, 1, BUY, size, P50, time_in_force=IOC)),
+    )
+    tick = h.block(h.tx(ORACLE, OracleUpdate(0, 4_650_000_001)))[-1]
+    assert events(tick, "deleveraged")[0]["quantums"] == size
+    assert h.size(BOB) == 0 and h.balance(BOB) == 0

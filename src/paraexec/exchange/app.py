@@ -31,7 +31,7 @@ from . import keys
 from .errors import StaleOracle, Undercollateralized, WithdrawalsGated
 from .funding import FundingConfig, funding_tick
 from .ledger import Ledger, LedgerMemo
-from .liquidation import LiquidationConfig, liquidate
+from .liquidation import LiquidationConfig, arm_withdraw_gate, liquidate
 from .market import Market
 from .matching import Fees, cancel_order, is_triggered, must_be_subaccount, place_order
 from .oracle import oracle_update
@@ -219,19 +219,38 @@ class ExchangeApp:
             lg.set_market_state(market.id, oi_snapshot=oi)
 
     def _trigger_conditionals(self, ctx: TxContext, market: Market) -> None:
+        """Remove the untriggered conditional orders past their ``good_til_block`` (first, and
+        stale oracle or not: dYdX's EndBlocker prunes expired orders before it triggers), then
+        place those whose trigger the oracle price crossed, in placement order."""
         raw = ctx.get(keys.conditionals(market.id))
         if raw is None:
             return
-        lg = self.ledger(ctx)
-        oracle = lg.oracle(market.id)
-        if ctx.env.time - oracle.time > market.staleness_s:
-            return
-        oracle_subticks = market.price_to_subticks(oracle.price)
+        height = ctx.env.height
         pending = CONDITIONALS_DECODER.decode(raw)
-        fired = [c for c in pending if is_triggered(c, oracle_subticks)]
-        if not fired:
+        expired = [c for c in pending if c.good_til_block and c.good_til_block < height]
+        live = [c for c in pending if not (c.good_til_block and c.good_til_block < height)]
+        for c in expired:
+            ctx.delete(keys.order(market.id, c.sub_id, c.client_id))
+            ctx.emit(
+                "order_removed",
+                market=market.id,
+                subaccount=c.sub_id.hex(),
+                client_id=c.client_id,
+                side=c.side,
+                subticks=c.subticks,
+                remaining=c.quantums,
+                reason="expired",
+                conditional=True,
+            )
+        fired: list[Any] = []
+        rest = live
+        oracle = self.ledger(ctx).oracle(market.id)
+        if ctx.env.time - oracle.time <= market.staleness_s:
+            oracle_subticks = market.price_to_subticks(oracle.price)
+            fired = [c for c in live if is_triggered(c, oracle_subticks)]
+            rest = [c for c in live if not is_triggered(c, oracle_subticks)]
+        if not expired and not fired:
             return
-        rest = [c for c in pending if not is_triggered(c, oracle_subticks)]
         if rest:
             ctx.put(keys.conditionals(market.id), encode(rest))
         else:
@@ -276,7 +295,8 @@ class ExchangeApp:
                 )
 
     def _sweep(self, ctx: TxContext, market: Market) -> None:
-        """Liquidate the market's liquidatable holders, at most ``sweep_limit`` per block. Only
+        """Liquidate the market's liquidatable holders, at most ``sweep_limit`` per block, and arm
+        the withdrawal gate if any of them is bankrupt (``arm_withdraw_gate``). Only
         a liquidation that closed something counts: accounts that cannot be filled (no bid above
         their fillable price, an exhausted fund) must not use up the budget every block and
         leave a bankrupt account later in the list unswept."""
@@ -286,13 +306,18 @@ class ExchangeApp:
         from .records import HOLDERS_DECODER
 
         done = 0
+        bankrupt_seen = False
         scan = self.ledger(ctx)  # read-only view for the scan; renewed after each liquidation
         for sub_id in HOLDERS_DECODER.decode(raw):
-            if done >= self.liquidation.sweep_limit:
-                break
             acc = scan.account(sub_id)
-            if market.id not in acc.positions or not scan.risk(acc).liquidatable:
+            if market.id not in acc.positions:
                 continue
+            risk = scan.risk(acc)
+            if not risk.liquidatable:
+                continue
+            bankrupt_seen = bankrupt_seen or risk.tnc < 0
+            if done >= self.liquidation.sweep_limit:
+                continue  # over budget: still looking for a bankrupt holder, for the gate
             mark = ctx.checkpoint()
             try:
                 if liquidate(self.ledger(ctx), self.fees, self.liquidation, sub_id, market.id):
@@ -301,6 +326,8 @@ class ExchangeApp:
                 ctx.rollback(mark)
                 ctx.emit("liquidation_skipped", market=market.id, subaccount=sub_id.hex(), code=exc.code)
             scan = self.ledger(ctx)
+        if bankrupt_seen:
+            arm_withdraw_gate(ctx, self.ledger(ctx).height + self.liquidation.withdraw_gate_blocks)
 
 
 def must_be_ungated(lg: Ledger) -> None:

@@ -131,6 +131,13 @@ class LiquidationLimit(ExchangeError):
     name = "LIQUIDATION_LIMIT"
 
 
+class ConditionalOrderLimit(ExchangeError):
+    """Too many untriggered conditional orders: per subaccount in a market, or in the market."""
+
+    code = 221
+    name = "CONDITIONAL_ORDER_LIMIT"
+
+
 EXCHANGE_ERRORS: tuple[type[ExchangeError], ...] = (
     ExchangeError,
     UnknownMarket,
@@ -152,6 +159,7 @@ EXCHANGE_ERRORS: tuple[type[ExchangeError], ...] = (
     OrderExpired,
     InvalidOrder,
     LiquidationLimit,
+    ConditionalOrderLimit,
 )
 
 #: Stable code -> name of every exchange error.

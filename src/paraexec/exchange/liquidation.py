@@ -5,27 +5,38 @@ A subaccount is liquidatable when TNC < total MMR. ``liquidate(sub, market)`` (t
 
     size to close   whole position if its notional <= min_position_notional, else
                     max(min_position_notional, notional * max_position_portion), further capped
-                    by the subaccount's per-block max_notional_per_block (LIQUIDATION_LIMIT if 0)
+                    by the subaccount's per-block max_notional_per_block, which counts the
+                    notional of liquidation *fills* only (dYdX UpdateSubaccountLiquidationInfo).
+                    With the cap used up, a solvent account gets LIQUIDATION_LIMIT and a
+                    bankrupt one goes straight to deleveraging
     fillable price  (PNNV - ABR * SMMR * PMMR) / PS, ABR = clamp(BA * (1 - TNC / TMMR), 0, 1)
                     (PNNV position value, PS its size, PMMR its MMR, SMMR the spread-to-MMR
-                    ratio, BA the bankruptcy adjustment); rounded to a tick *against* the
-                    liquidated account (up when selling a long, down when buying back a short)
+                    ratio, BA the bankruptcy adjustment), computed exactly and rounded once, to
+                    a tick in the liquidated account's favour (up when selling a long, down
+                    when buying back a short), as dYdX GetFillablePrice
     match           an IOC order at the fillable price against the book, no taker fee; makers
                     are checked and pay maker fees as usual. Per fill of delta base quantums:
-                        bankruptcy = -value(delta) - TNC * |dMMR| / TMMR   (rounded up)
+                        bankruptcy = -(value(size + delta) - value(size)) - TNC * |dMMR| / TMMR
+                                     (rounded up; dYdX GetBankruptcyPriceInQuoteQuantums)
                         surplus    = fill quote received - bankruptcy
-                        surplus >= 0: the fund receives min(surplus, quote * liquidation_fee)
+                        surplus >= 0: the fund receives min(surplus, quote * liquidation_fee),
+                                      the fee rounded down
                         surplus <  0: the fund pays -surplus (the account ends at bankruptcy);
                                       if the fund (or the per-block insurance cap) cannot, the
                                       matching stops
-    deleverage      only when the account is bankrupt (TNC < 0) with size left (dYdX
+    deleverage      only when the account is bankrupt (TNC < 0) with a position left (dYdX
                     CanDeleverageSubaccount; a solvent account whose fills the fund cannot cover
-                    keeps the rest of its position until a better bid comes): offset the rest
+                    keeps the rest of its position until a better bid comes): offset the *whole*
+                    remaining position (dYdX: delta = -position, whatever the liquidation cap)
                     against opposite positions at the bankruptcy price, ranked by profit ratio x
                     leverage (highest first, ties by subaccount id) - Hyperliquid/Binance-style
-                    ADL ranking; a counterparty the offset would leave under-collateralised
-                    (``Ledger.allows``, the rule every fill obeys) is skipped
+                    ADL ranking, where dYdX starts at a pseudo-random holder; a counterparty
+                    the offset would leave under-collateralised (``Ledger.allows``, the rule
+                    every fill obeys) is skipped. Deleveraging does not use up the notional
+                    cap. What no counterparty can take stays open and is retried every block
     gate            if TNC is still negative, withdrawals are gated for withdraw_gate_blocks
+                    (the end-of-block sweep also re-arms it for every bankrupt holder it sees,
+                    liquidated or not: see ``app``)
 
 The insurance fund is a hot aggregate: inflows are ``ctx.add`` deltas; it is read only when a
 fill needs a payout, which makes that liquidation depend on every earlier inflow in the block.
@@ -33,8 +44,11 @@ fill needs a payout, which makes that liquidation depend on every earlier inflow
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 
+from ..execution.contract import TxContext
 from . import keys
 from .book import Book
 from .errors import LiquidationLimit, NotLiquidatable
@@ -43,7 +57,7 @@ from .market import Market
 from .matching import Fees, match, signed
 from .payloads import BUY, SELL
 from .records import HOLDERS_DECODER, USAGE_DECODER, LiquidationUsage, encode
-from .units import PPM, ceil_div, ppm_ceil, ppm_floor
+from .units import PPM, ceil_div, ppm_floor
 
 
 @dataclass(frozen=True)
@@ -67,7 +81,8 @@ def bankruptcy_quote(lg: Ledger, market: Market, acc: Account, risk: Risk, delta
     """Quote quantums the account must receive for a position change of ``delta`` so that its
     share of TNC is used up exactly (dYdX GetBankruptcyPriceInQuoteQuantums), rounded up."""
     size = acc.size(market.id)
-    dnnv = market.value_floor(delta, lg.price(market.id))
+    price = lg.price(market.id)
+    dnnv = market.value_floor(size + delta, price) - market.value_floor(size, price)
     dmmr = abs(position_mmr(lg, market, size) - position_mmr(lg, market, size + delta))
     if risk.mmr == 0:
         return -dnnv - risk.tnc
@@ -75,20 +90,19 @@ def bankruptcy_quote(lg: Ledger, market: Market, acc: Account, risk: Risk, delta
 
 
 def fillable_subticks(lg: Ledger, cfg: LiquidationConfig, market: Market, acc: Account, risk: Risk) -> int:
+    """The liquidation order's limit in subticks (see module docstring): exact rational
+    arithmetic, one rounding at the end, as dYdX's big.Rat computation."""
     size = acc.size(market.id)
-    price = lg.price(market.id)
-    pnnv = market.value_floor(size, price)
+    pnnv = market.value_floor(size, lg.price(market.id))
     pmmr = position_mmr(lg, market, size)
-    if risk.mmr <= 0:
-        abr = 0
-    else:
-        abr = max(0, min(PPM, cfg.bankruptcy_adjustment_ppm * (risk.mmr - risk.tnc) // risk.mmr))
-    spread = abr * cfg.spread_to_mmr_ppm * pmmr // (PPM * PPM)
-    numerator = pnnv - spread
-    qce = market.quantum_conversion_exponent
-    scaled = numerator * 10**-qce if qce <= 0 else numerator
-    den = size if qce <= 0 else size * 10**qce
-    raw = ceil_div(scaled, den) if size > 0 else (-scaled) // (-den)
+    abr = Fraction(0)
+    if risk.mmr > 0:
+        abr = min(
+            Fraction(1), max(abr, Fraction(cfg.bankruptcy_adjustment_ppm * (risk.mmr - risk.tnc), PPM * risk.mmr))
+        )
+    numerator = pnnv - abr * Fraction(cfg.spread_to_mmr_ppm, PPM) * pmmr  # quote quantums
+    subticks = numerator / (size * Fraction(10) ** market.quantum_conversion_exponent)
+    raw = math.ceil(subticks) if size > 0 else math.floor(subticks)
     return market.subticks_round(raw, up=size > 0)
 
 
@@ -125,14 +139,75 @@ def liquidate(lg: Ledger, fees: Fees, cfg: LiquidationConfig, sub_id: bytes, mar
     else:
         cap = max(cfg.min_position_notional, ppm_floor(notional, cfg.max_position_portion_ppm))
     cap = min(cap, cfg.max_notional_per_block - usage.notional)
-    if cap <= 0:
+    if cap <= 0 and risk.tnc >= 0:
         raise LiquidationLimit(f"notional liquidated this block: {usage.notional}")
-    step = market.step_base_quantums
-    quantums = abs(size) if cap >= notional else max(step, abs(size) * cap // notional // step * step)
     side = SELL if size > 0 else BUY
-    limit = fillable_subticks(lg, cfg, market, acc, risk)
-
     fund = _Fund()
+    quantums = filled = limit = 0
+    if cap > 0:
+        step = market.step_base_quantums
+        quantums = abs(size) if cap >= notional else max(step, abs(size) * cap // notional // step * step)
+        limit = fillable_subticks(lg, cfg, market, acc, risk)
+        filled = _match_liquidation(lg, fees, cfg, market, sub_id, side, quantums, limit, usage, fund)
+    deleveraged = 0
+    now = lg.account(sub_id)
+    if now.size(market.id) and lg.risk(now).tnc < 0:
+        deleveraged = deleverage(lg, market, sub_id, side, abs(now.size(market.id)))
+    if fund.delta:
+        ctx.add(keys.INSURANCE, fund.delta)
+    ctx.put(
+        usage_key,
+        encode(
+            LiquidationUsage(
+                lg.height, usage.notional + market.notional_ceil(filled, price), usage.insurance_lost + fund.lost
+            )
+        ),
+    )
+    after = lg.risk(lg.account(sub_id))
+    if after.tnc < 0:
+        arm_withdraw_gate(ctx, lg.height + cfg.withdraw_gate_blocks)
+    ctx.emit(
+        "liquidation",
+        market=market.id,
+        subaccount=sub_id.hex(),
+        quantums=quantums,
+        filled=filled,
+        deleveraged=deleveraged,
+        fillable_subticks=limit,
+        insurance_delta=fund.delta,
+        tnc_after=after.tnc,
+    )
+    lg.flush()
+    return filled + deleveraged
+
+
+def arm_withdraw_gate(ctx: TxContext, until: int) -> None:
+    """Gate withdrawals and transfers until height ``until`` (never shortening the gate).
+
+    The market tick's sweep arms it for every bankrupt holder it sees, whether its
+    liquidation closed anything, was refused or was never tried (sweep budget spent), so the
+    gate stays up while a negative-TNC account exists, as dYdX re-arms it every block one is
+    seen."""
+    if ctx.get_int(keys.WITHDRAW_GATE) < until:
+        ctx.put_int(keys.WITHDRAW_GATE, until)
+
+
+def _match_liquidation(
+    lg: Ledger,
+    fees: Fees,
+    cfg: LiquidationConfig,
+    market: Market,
+    sub_id: bytes,
+    side: int,
+    quantums: int,
+    limit: int,
+    usage: LiquidationUsage,
+    fund: _Fund,
+) -> int:
+    """The liquidation order: IOC at ``limit`` against the book, each fill settled against the
+    bankruptcy price through the insurance fund (``fund`` collects the effects); returns the
+    base quantums filled."""
+    ctx = lg.ctx
 
     def taker_after(q: int, fill_price: int) -> Account | None:
         cur = lg.account(sub_id)
@@ -153,7 +228,7 @@ def liquidate(lg: Ledger, fees: Fees, cfg: LiquidationConfig, sub_id: bytes, mar
             fund.lost += need
             fund_delta = surplus
         else:
-            fund_delta = min(surplus, ppm_ceil(quote, cfg.liquidation_fee_ppm))
+            fund_delta = min(surplus, ppm_floor(quote, cfg.liquidation_fee_ppm))
         fund.delta += fund_delta
         after = cur.copy()
         after.trade(market.id, delta, received - fund_delta, lg.funding(market.id).index)
@@ -164,37 +239,7 @@ def liquidate(lg: Ledger, fees: Fees, cfg: LiquidationConfig, sub_id: bytes, mar
         lg, book, fees, market, sub_id, 0, side, quantums, limit, taker_after, lambda q: q, liquidation=True
     )
     book.flush()
-    left = quantums - filled
-    deleveraged = 0
-    if left and lg.risk(lg.account(sub_id)).tnc < 0:
-        deleveraged = deleverage(lg, market, sub_id, side, left)
-    if fund.delta:
-        ctx.add(keys.INSURANCE, fund.delta)
-    done = filled + deleveraged
-    ctx.put(
-        usage_key,
-        encode(
-            LiquidationUsage(
-                lg.height, usage.notional + market.notional_ceil(done, price), usage.insurance_lost + fund.lost
-            )
-        ),
-    )
-    after = lg.risk(lg.account(sub_id))
-    if after.tnc < 0:
-        ctx.put_int(keys.WITHDRAW_GATE, lg.height + cfg.withdraw_gate_blocks)
-    ctx.emit(
-        "liquidation",
-        market=market.id,
-        subaccount=sub_id.hex(),
-        quantums=quantums,
-        filled=filled,
-        deleveraged=deleveraged,
-        fillable_subticks=limit,
-        insurance_delta=fund.delta,
-        tnc_after=after.tnc,
-    )
-    lg.flush()
-    return done
+    return filled
 
 
 def adl_rank(lg: Ledger, market: Market, acc: Account) -> tuple[int, bytes]:

@@ -2,7 +2,10 @@
 
 place_order(order):
     validate: market, status, size (> 0, step multiple), price (> 0, tick multiple), expiry,
-              fresh oracle; conditional orders are stored untriggered and stop here
+              fresh oracle; conditional orders are stored untriggered and stop here (at most
+              MAX_CONDITIONAL_PER_SUBACCOUNT per subaccount and MAX_CONDITIONAL_PER_MARKET per
+              market: the market tick reads the whole list every block; an untriggered order
+              past its good_til_block is removed by the tick, as dYdX's EndBlocker does)
     post-only that would cross the best opposite price -> POST_ONLY_WOULD_CROSS (rejected)
     reduce-only that would not reduce the position -> REDUCE_ONLY_WOULD_INCREASE
     limit orders: the account must stay collateralised if the whole order filled at its price
@@ -32,6 +35,7 @@ from dataclasses import dataclass
 from . import keys
 from .book import Book, opposite
 from .errors import (
+    ConditionalOrderLimit,
     DuplicateOrder,
     FokNotFilled,
     InvalidOrder,
@@ -342,11 +346,22 @@ def cancel_order(lg: Ledger, owner: bytes, market_id: int, subaccount: int, clie
     )
 
 
+#: Untriggered conditional orders a subaccount may hold in one market, and a market in all:
+#: every market tick decodes the market's whole list (dYdX caps them too, per subaccount and
+#: globally), so an unbounded list would make every block slower.
+MAX_CONDITIONAL_PER_SUBACCOUNT = 20
+MAX_CONDITIONAL_PER_MARKET = 2_000
+
+
 def _store_conditional(lg: Ledger, market: Market, sub_id: bytes, p: PlaceOrder) -> OrderStatus:
     if p.trigger_subticks <= 0 or p.trigger_subticks % market.subticks_per_tick:
         raise InvalidPrice(f"trigger {p.trigger_subticks} subticks")
     key = keys.conditionals(market.id)
     pending = CONDITIONALS_DECODER.decode(lg.ctx.get(key) or b"\x90")
+    if len(pending) >= MAX_CONDITIONAL_PER_MARKET:
+        raise ConditionalOrderLimit(f"{market.ticker} holds {len(pending)} untriggered conditional orders")
+    if sum(c.sub_id == sub_id for c in pending) >= MAX_CONDITIONAL_PER_SUBACCOUNT:
+        raise ConditionalOrderLimit(f"at most {MAX_CONDITIONAL_PER_SUBACCOUNT} untriggered per subaccount and market")
     pending.append(
         ConditionalOrder(
             sub_id,
