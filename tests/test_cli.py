@@ -146,3 +146,32 @@ def test_run_announces_each_next_block_and_continues_a_chain(tmp_path, monkeypat
     assert all(row[1] == row[2] == "20" and row[3] == "0" for row in rows)  # every transfer valid: nonces right
     result = runner.invoke(app, ["replay", "--data", data])
     assert result.exit_code == 0 and "every root and receipt matches" in text(result)
+
+
+def test_run_refuses_a_directory_another_producer_holds_and_follows_a_nodes_clock(tmp_path):
+    """One producer per directory (``run`` takes the node's lock); on a chain a node extended
+    with wall-clock block times, ``run`` stamps its blocks no earlier than their parent."""
+    import time
+
+    from paraexec.chain import Chain
+    from paraexec.chain.node import lock_data_dir
+    from paraexec.execution.sequential import SequentialExecutor
+    from paraexec.state import LmdbStore
+
+    data = tmp_path / "chain"
+    args = ["run", "--data", str(data), "--accounts", "10", "--block-size", "20", "--blocks", "1"]
+    assert runner.invoke(app, args).exit_code == 0
+    held = lock_data_dir(data)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "another producer" in error_text(result)
+    held.close()
+    store = LmdbStore(data)  # a node's block: wall-clock time, far after the workload's clock
+    chain = Chain.open(store)
+    now = int(time.time())
+    chain.produce_block([], now, SequentialExecutor())
+    store.close()
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    store = LmdbStore(data)
+    assert Chain.open(store).block(3).header.time == now
+    store.close()

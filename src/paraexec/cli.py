@@ -22,6 +22,7 @@ from rich.table import Table
 
 from . import codec
 from .chain import Chain, ChainConfig, ReplayMismatch
+from .chain.node import NodeAlreadyRunning, lock_data_dir
 from .cli_errors import err_console, fail, must_hold_chain
 from .errors import CorruptStore, IncompatibleStore
 from .execution.registry import executor_names, make_executor
@@ -173,6 +174,12 @@ def run(
         fail(f"{workload}: {exc}", 2)
     config = ChainConfig(gen.chain_id, gen.app_name, gen.genesis_config())
     block_seconds = getattr(gen, "block_seconds", 1)
+    try:
+        lock = lock_data_dir(data)  # one producer per directory: a node, or this run
+    except NodeAlreadyRunning as exc:
+        fail(f"{exc}: stop it first")
+    except OSError as exc:
+        fail(f"cannot use {data}: {exc}")
     store = open_store(data)
     if store.height < 0:
         Chain.create(store, config)
@@ -189,8 +196,10 @@ def run(
         for k in range(blocks):
             height = chain.height + 1
             txs, upcoming = upcoming or [], gen.block(height + 1, block_size, nonce_of) if k + 1 < blocks else None
+            # the workload's clock, never before the parent's (a node may have extended the chain)
+            when = max(chain.block(chain.height).header.time, config.genesis_time + height * block_seconds)
             started = time.perf_counter()
-            block, output = chain.produce_block(txs, config.genesis_time + height * block_seconds, engine, upcoming)
+            block, output = chain.produce_block(txs, when, engine, upcoming)
             seconds = time.perf_counter() - started
             ok = sum(r.ok for r in output.receipts[: len(txs)])  # the application's system txs follow them
             total_txs += len(txs)
@@ -211,6 +220,7 @@ def run(
     finally:
         engine.close()
         store.close()
+        lock.close()
     console.print(
         f"[bold]{total_txs} txs in {total_s:.2f}s: {total_txs / max(total_s, 1e-9):,.0f} tx/s[/] ({executor}, workers={getattr(engine, 'workers', workers)})"
     )

@@ -18,6 +18,12 @@ class InvariantViolation(ParaexecError):
     """An internal invariant does not hold. Always a bug; never swallowed."""
 
 
+class ConcurrentWriter(ParaexecError):
+    """Another writer committed to the store since this one's snapshot: the block being
+    committed was computed on stale state, so it is refused and nothing is written. One process
+    writes a store (``paraexec node`` and ``paraexec run`` lock the data directory)."""
+
+
 class IncompatibleStore(ParaexecError):
     """The store holds no chain, or one whose state this version cannot continue (written with
     another state layout of its application). Nothing was changed."""
@@ -76,6 +82,14 @@ class NonceGap(InvalidTransaction):
 class UnknownPayloadType(InvalidTransaction):
     code = 8
     name = "UNKNOWN_PAYLOAD_TYPE"
+
+
+class ValueOutOfRange(InvalidTransaction):
+    """The transaction computed a value its application's records cannot hold (an integer
+    beyond 64 bits in a fixed-width field): it fails, the block goes on."""
+
+    code = 9
+    name = "VALUE_OUT_OF_RANGE"
 
 
 class MempoolFull(InvalidTransaction):
@@ -137,6 +151,7 @@ ERROR_CODES: dict[int, str] = {
         ReplayedNonce,
         NonceGap,
         UnknownPayloadType,
+        ValueOutOfRange,
         MempoolFull,
         SenderQuotaExceeded,
         BusinessError,

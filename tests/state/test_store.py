@@ -102,3 +102,65 @@ def test_a_truncated_data_file_is_refused_not_mapped(tmp_path):
     for readonly in (True, False):
         with pytest.raises(lmdb.CorruptedError, match="truncated"):
             LmdbStore(tmp_path, readonly=readonly)
+
+
+def _commit_in_child(path, height):
+    other = LmdbStore(path)
+    commit(other, height, {b"k": b"theirs"})
+    other.close()
+
+
+def test_a_commit_on_a_snapshot_another_writer_moved_is_refused(tmp_path):
+    """Two writers on one store (two processes): the one whose snapshot is behind must not
+    overwrite the block the other committed. Nothing of its block is written."""
+    from paraexec.errors import ConcurrentWriter
+
+    path = tmp_path / "db"
+    store = LmdbStore(path)
+    commit(store, 0, {b"k": b"genesis"})
+    child = multiprocessing.get_context("spawn").Process(target=_commit_in_child, args=(str(path), 1))
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    with pytest.raises(ConcurrentWriter, match="block 1 was committed by another writer"):
+        commit(store, 1, {b"k": b"mine", b"extra": b"x"})
+    store.refresh()
+    assert store.height == 1 and store.get(b"k") == b"theirs" and store.get(b"extra") is None
+    assert store.get_block(1) == b"block1"
+    store.close()
+
+
+def _hold_a_snapshot(path, ready):
+    reader = LmdbStore(path, readonly=True)  # its read transaction stays open until it dies
+    assert reader.height >= 0
+    ready.set()
+    import time
+
+    time.sleep(600)
+
+
+def _reader_pids(store: LmdbStore) -> set[int]:
+    return {int(line.split()[0]) for line in store.env.readers().splitlines()[1:] if line.split()}
+
+
+def test_a_commit_frees_the_reader_slot_of_a_killed_process(tmp_path):
+    """A worker killed while it held a read snapshot leaves its slot in LMDB's reader table; the
+    slot pins that snapshot, so no page freed after it could be reused and the file would grow
+    with every block. The next commit frees it."""
+    import os
+    import signal
+
+    path = tmp_path / "db"
+    store = LmdbStore(path)
+    commit(store, 0, {b"k": b"v"})
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Event()
+    child = ctx.Process(target=_hold_a_snapshot, args=(str(path), ready))
+    child.start()
+    assert ready.wait(60)
+    assert child.pid in _reader_pids(store)
+    os.kill(child.pid, signal.SIGKILL)
+    child.join(60)
+    commit(store, 1, {b"k": b"w"})
+    assert child.pid not in _reader_pids(store)
+    store.close()

@@ -123,14 +123,14 @@ class Chain:
             raise KeyError(height)
         try:
             return decode_block(data)
-        except msgspec.MsgspecError as exc:
+        except (msgspec.MsgspecError, UnicodeDecodeError) as exc:
             raise CorruptStore(f"block {height} cannot be read ({exc})") from None
 
     def receipts(self, height: int) -> list:  # list[Receipt]
         data = self.store.get_receipts(height)
         try:
             return [] if data is None else decode_receipts(data)
-        except msgspec.MsgspecError as exc:
+        except (msgspec.MsgspecError, UnicodeDecodeError) as exc:
             raise CorruptStore(f"the receipts of block {height} cannot be read ({exc})") from None
 
     def blocks(self, start: int = 1) -> Iterator[Block]:

@@ -95,18 +95,20 @@ class ChainReader:
 
 
 class NodeAlreadyRunning(RuntimeError):
-    """Another node holds this data directory: two producers on one chain would fork it."""
+    """Another producer (a node, or ``paraexec run``) holds this data directory: two producers
+    on one chain would fork it."""
 
 
 def lock_data_dir(data: Path) -> IO[str]:
-    """Take an exclusive ``flock`` on ``DATA/node.lock`` (released by the OS even on kill -9)."""
+    """Take an exclusive ``flock`` on ``DATA/node.lock`` (released by the OS even on kill -9).
+    Every command that produces blocks on a directory takes it: ``node`` and ``run``."""
     Path(data).mkdir(parents=True, exist_ok=True)
-    handle = open(Path(data) / "node.lock", "w")  # noqa: SIM115 - held for the node's lifetime
+    handle = open(Path(data) / "node.lock", "w")  # noqa: SIM115 - held for the producer's lifetime
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise NodeAlreadyRunning(f"another node is running on {data}") from None
+        raise NodeAlreadyRunning(f"another producer (a node or a run) is using {data}") from None
     return handle
 
 
