@@ -57,7 +57,16 @@ def padded_body() -> bytes:
     return codec.encode(SignedTransaction(body, ALICE.sign(SIGN_DOMAIN + body)))
 
 
+def chain_id_not_utf8() -> bytes:
+    """A transaction whose chain id is a MessagePack string that is not UTF-8 (msgspec raises
+    ``UnicodeDecodeError`` for it, not a ``DecodeError``)."""
+    body = bytearray(codec.decode(transfer(ALICE, 0, BOB.public_key, 1), SignedTransaction).body)
+    body[body.find(CHAIN_ID.encode())] = 0xCE
+    return codec.encode(SignedTransaction(bytes(body), bytes(64)))
+
+
 STATELESS_CASES = {
+    "chain id not UTF-8": (chain_id_not_utf8(), errors.MalformedTransaction),
     "malformed": (b"\x92\xc4\x01", errors.MalformedTransaction),
     "not msgpack": (b"\xc1\xc1\xc1", errors.MalformedTransaction),
     "oversize": (b"\x92" + b"\x00" * MAX_TX_BYTES, errors.OversizeTransaction),
@@ -140,8 +149,39 @@ def test_minter_can_mint_and_transfers_move_balances():
     assert balance(chain, BOB) == 7 and balance(chain, ALICE) == 1500
 
 
+def test_a_balance_beyond_64_bits_is_a_state_value_like_any_other():
+    """State integers are unbounded (``codec.encode_int``): minting and transferring past 2**64
+    commits (it used to kill the block, and the node's producer, with an OverflowError)."""
+    from .helpers import MINTER
+
+    chain = transfers_chain()
+    top = 2**64 - 1
+    output = produce(chain, [mint(MINTER, 0, BOB.public_key, top), mint(MINTER, 1, BOB.public_key, top)])
+    assert all(r.ok for r in output.receipts)
+    output = produce(chain, [transfer(BOB, 0, ALICE.public_key, top)])
+    assert output.receipts[0].ok
+    assert balance(chain, BOB) == 500 + top and balance(chain, ALICE) == 1000 + top
+
+
+@pytest.mark.parametrize("value", [0, -1, 2**63 - 1, -(2**63), 2**64 - 1, 2**64, -(2**63) - 1, 7 * 2**200, -(2**300)])
+def test_integer_state_values_round_trip_canonically(value):
+    data = codec.encode_int(value)
+    assert codec.decode_int(data) == value
+    if -(2**63) <= value < 2**64:
+        assert data == codec.encode(value)  # MessagePack's own int: every existing state's bytes
+
+
+def test_non_canonical_integer_encodings_are_refused():
+    small_as_ext = codec.encode(msgspec.msgpack.Ext(codec.BIG_INT_EXT, (5).to_bytes(1, "big")))
+    padded = codec.encode(msgspec.msgpack.Ext(codec.BIG_INT_EXT, (2**64).to_bytes(12, "big", signed=True)))
+    other_ext = codec.encode(msgspec.msgpack.Ext(2, (2**64).to_bytes(9, "big", signed=True)))
+    for data in (small_as_ext, padded, other_ext, codec.encode("12")):
+        with pytest.raises(msgspec.ValidationError):
+            codec.decode_int(data)
+
+
 def test_error_codes_are_unique_and_stable():
-    assert len(errors.ERROR_CODES) == 15
+    assert len(errors.ERROR_CODES) == 16
     assert errors.ERROR_CODES[4] == "BAD_SIGNATURE"
     assert errors.ERROR_CODES[6] == "REPLAYED_NONCE"
 

@@ -82,7 +82,7 @@ def encode_payload(payload: msgspec.Struct, type_name: str | None = None) -> byt
 def decode_payload_envelope(data: bytes) -> Payload:
     try:
         return _payload_decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except codec.DECODE_ERRORS as exc:
         raise MalformedTransaction(f"payload: {exc}") from None
 
 
@@ -116,7 +116,7 @@ def decode_signed(raw: bytes, chain_id: str, verify_signature: bool = True) -> T
     try:
         signed = _signed_decoder.decode(raw)
         tx = _tx_decoder.decode(signed.body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except codec.DECODE_ERRORS as exc:
         raise MalformedTransaction(str(exc)) from None
     if codec.encode(signed) != raw:
         raise MalformedTransaction("envelope not in canonical form (re-encoded or padded)")
@@ -140,6 +140,6 @@ def signature_triple(raw: bytes) -> tuple[bytes, bytes, bytes] | None:
     try:
         signed = _signed_decoder.decode(raw)
         tx = _tx_decoder.decode(signed.body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except codec.DECODE_ERRORS:
         return None
     return tx.sender, SIGN_DOMAIN + signed.body, signed.signature

@@ -135,6 +135,25 @@ def test_hot_delta_key_does_not_conflict_until_read(executors):
     assert codec.decode_int(expected.write_set[key_of(99)]) == sum(range(40))
 
 
+def test_integers_wider_than_64_bits_equal_sequential(executors):
+    """State integers are unbounded (``codec``): a transaction adding more than 2**64 to a key
+    sends its deltas as bytes between workers (``messages.encode_effects``), and every
+    configuration still equals sequential, including the reads of the wide sums."""
+    state = memory_store({key_of(0): codec.encode_int(-(2**63)), key_of(1): codec.encode_int(2**64 - 1)})
+    big = 2**63
+    txs = [
+        encode_tx([(DELTA, 0, big), (DELTA, 0, big)]),  # one transaction: +2**64 on key 0
+        encode_tx([(DELTA, 1, big), (DELTA, 2, 5)]),
+        encode_tx([(DELTA, 1, big), (DELTA, 0, big)]),
+        encode_tx([(READ, 1, 0), (WRITE, 3, 0)]),
+        encode_tx([(READ, 0, 0), (WRITE, 4, 0)]),
+    ]
+    expected = check(executors, SyntheticRuntime(8), txs, state)
+    assert expected is not None
+    assert codec.decode_int(expected.write_set[key_of(1)]) == 2**64 - 1 + 2 * big
+    assert codec.decode_int(expected.write_set[key_of(0)]) == -(2**63) + 3 * big
+
+
 def test_consecutive_blocks_and_runtime_changes(executors):
     """Workers keep state between blocks and runtimes: every commit and spec change must be seen."""
     store = memory_store({})

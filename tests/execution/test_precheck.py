@@ -281,3 +281,32 @@ def test_blocks_checked_ahead_are_timed_apart_for_the_time_guard(tmp_path):
     finally:
         executor.close()
         store.close()
+
+
+def test_a_failed_precheck_does_not_shift_the_verdicts_of_a_verified_stream(monkeypatch):
+    """The workers cannot build the announced runtime: their ``Precheck`` must stay unanswered.
+    (It used to answer ``Failed``; during a block big enough for a ``VerifyStream``, that reply
+    was taken for the first ``Verify`` batch's, every later verdict was credited to the batch
+    after its own, and transactions with bad signatures ran as if checked.)"""
+    from paraexec import apps
+    from paraexec.execution import BlockEnv
+    from paraexec.execution.runtime import RuntimeSpec
+
+    monkeypatch.setitem(apps.APPS, "transfers-here-only", apps.APPS["transfers"])
+    tc = transfer_chain(2000)
+    txs = transfer_block(tc, 1024, seed=1, invalid_share=0.0)
+    txs = txs[:640] + [_resign_badly(raw) for raw in txs[640:]]
+    runtime = tc.chain.runtime
+    spec = runtime.spec
+    elsewhere = RuntimeSpec("transfers-here-only", spec.app_config, spec.chain_id).build()
+    env = BlockEnv(1, 1)
+    expected = SequentialExecutor().execute_block(runtime, txs, tc.chain.store, env)
+    assert sum(r.code == 4 for r in expected.receipts) == 1024 - 640  # BAD_SIGNATURE
+    executor = ParallelExecutor(2)
+    try:
+        executor.announce(elsewhere, txs[:100])
+        got = executor.execute_in_process(runtime, txs, tc.chain.store, env)
+        assert executor.stream_verified > 0  # the stream ran: the case under test
+        assert got.same_result(expected)
+    finally:
+        executor.close()

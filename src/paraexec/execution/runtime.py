@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from .. import codec
 from .. import transaction as txmod
 from ..errors import (
     InvalidTransaction,
@@ -39,6 +40,7 @@ from ..errors import (
     ReplayedNonce,
     UndeclaredAccess,
     UnknownPayloadType,
+    ValueOutOfRange,
 )
 from ..types import Key, Value
 from .application import Application
@@ -195,7 +197,7 @@ class ChainRuntime:
             raise UnknownPayloadType(envelope.type)
         try:
             return decoder.decode(envelope.body)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except codec.DECODE_ERRORS as exc:
             raise MalformedTransaction(f"{envelope.type}: {exc}") from None
 
     def prepare(self, raw: bytes) -> Prepared:
@@ -243,6 +245,9 @@ class ChainRuntime:
         except InvalidTransaction as exc:
             ctx.rollback(mark)
             return failure(exc)
+        except OverflowError as exc:  # a value too big for a fixed-width record: this tx fails
+            ctx.rollback(mark)
+            return failure(ValueOutOfRange(str(exc)))
         return Receipt(0, "", ctx.events)
 
     def declared_access(self, prepared: Prepared) -> Declared | None:

@@ -92,7 +92,7 @@ class SyntheticRuntime:
     def prepare(self, raw: bytes) -> SynthTx | MalformedTransaction:
         try:
             return _decoder.decode(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except codec.DECODE_ERRORS as exc:
             return MalformedTransaction(str(exc))
 
     def execute(self, prepared: SynthTx | MalformedTransaction, ctx: TxContext) -> Receipt:

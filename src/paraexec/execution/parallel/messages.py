@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import msgspec
 
+from ... import codec
 from ...types import Key, Value
 from ..contract import BlockEnv
 
@@ -31,11 +32,14 @@ class Effects(msgspec.Struct, array_like=True):
 
     ``purges``: (txn_idx, keys of its previous incarnation) for every re-executed transaction;
     ``writes``: key -> entries ascending by txn_idx; ``delta_keys``: keys with a delta entry.
+    ``wide``: the deltas travel as ``codec.encode_int`` bytes, because one of them is wider than
+    MessagePack's integers (``encode_effects``; state integers are unbounded, see ``codec``).
     """
 
     purges: list[tuple[int, list[Key]]]
     writes: dict[Key, list[Entry]]
     delta_keys: list[Key]
+    wide: bool = False
 
 
 class Setup(msgspec.Struct, tag=True, array_like=True):
@@ -197,4 +201,29 @@ encode = msgspec.msgpack.Encoder().encode
 to_worker = msgspec.msgpack.Decoder(ToWorker)
 from_worker = msgspec.msgpack.Decoder(FromWorker)
 effects_decoder = msgspec.msgpack.Decoder(Effects)
+
+
+def encode_effects(out: Effects) -> bytes:
+    """``out``'s bytes. A delta MessagePack cannot hold (a transaction adding more than 2**64 to
+    one key: rare, but sequential allows it) sends every delta of the message as bytes."""
+    try:
+        return encode(out)
+    except OverflowError:
+        writes = out.writes
+        for key in set(out.delta_keys):  # a key is listed once per transaction that added to it
+            writes[key] = [(i, d, codec.encode_int(p) if d else p) for i, d, p in writes[key]]  # type: ignore[arg-type]
+        out.wide = True
+        return encode(out)
+
+
+def decode_effects(blob: bytes | msgspec.Raw) -> Effects:
+    """Inverse of ``encode_effects``: deltas are integers again."""
+    effects = effects_decoder.decode(blob)
+    if effects.wide:
+        writes = effects.writes
+        for key in set(effects.delta_keys):
+            writes[key] = [(i, d, codec.decode_int(p) if d else p) for i, d, p in writes[key]]  # type: ignore[arg-type]
+    return effects
+
+
 writes_decoder = msgspec.msgpack.Decoder(dict[Key, Value | None])

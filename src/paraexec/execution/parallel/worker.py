@@ -141,7 +141,7 @@ class BlockRun:
     def ingest(self, foreign: list[msgspec.Raw]) -> None:
         mv = self.mv
         for blob in foreign:
-            effects = m.effects_decoder.decode(blob)
+            effects = m.decode_effects(blob)
             for txn_idx, keys in effects.purges:
                 mv.purge(txn_idx, keys)
             mv.merge(effects.writes, effects.delta_keys)  # type: ignore[arg-type]
@@ -182,7 +182,7 @@ class BlockRun:
         self.pending = pending
         first_invalid = invalid[0] if invalid else self.n
         executed = len(invalid) + len(chunk)
-        return m.RoundDone(first_invalid, msgspec.Raw(m.encode(out)), executed, len(invalid))
+        return m.RoundDone(first_invalid, msgspec.Raw(m.encode_effects(out)), executed, len(invalid))
 
     def prefetch_hints(self, txn_idxs: list[int]) -> None:
         """Served reads only: fetch the hinted keys of ``txn_idxs`` in one round trip."""
@@ -423,11 +423,15 @@ class WorkerState:
             self.setup(msg)
             self.spans.add(started, "setup")
             return None
-        if isinstance(msg, m.Precheck):
+        if isinstance(msg, m.Precheck):  # never answered, even on error (as ``HashOld``): an
+            # unasked-for ``Failed`` would be read as the answer to the next request
             self.precheck = None
             if msg.spec is not None:
                 self.runtime = None  # a spec that fails to build leaves no stale runtime behind
-                self.runtime = pickle.loads(msg.spec).build()
+                try:
+                    self.runtime = pickle.loads(msg.spec).build()
+                except Exception:  # the coordinator then gets no verdicts and checks them itself
+                    return None
             if self.runtime is not None:
                 self.precheck = Precheck(self.runtime, msg.txs)
             return None
