@@ -39,6 +39,12 @@ def test_bad_files_stores_and_arguments_get_a_message_not_a_traceback(tmp_path):
         "not-an-object.json": "[1]",
         "bad-json.json": "{bad",
         "missing-fields.json": '{"chain_id": "x"}',
+        # types are checked before anything is written (a string time made an unreadable block 0)
+        "time-as-string.json": '{"chain_id": "x", "app": "transfers", "app_config": {}, "genesis_time": "0"}',
+        "time-as-bool.json": '{"chain_id": "x", "app": "transfers", "app_config": {}, "genesis_time": true}',
+        "time-fractional.json": '{"chain_id": "x", "app": "transfers", "app_config": {}, "genesis_time": 1.5}',
+        "chain-id-number.json": '{"chain_id": 7, "app": "transfers", "app_config": {}}',
+        "config-a-list.json": '{"chain_id": "x", "app": "transfers", "app_config": []}',
     }
     for name, body in genesis.items():
         (tmp_path / name).write_text(body)

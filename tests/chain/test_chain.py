@@ -122,6 +122,20 @@ def test_transactions_are_indexed_by_hash():
     assert chain.find_tx(b"\x00" * 32) is None
 
 
+def test_system_transactions_are_not_indexed():
+    """A market tick's bytes are the same every block: indexed, its hash would point at block 1
+    forever. Only user transactions are indexed; the ticks are found in their blocks."""
+    from paraexec.chain import ChainConfig
+    from paraexec.exchange.genesis import dev_genesis
+    from paraexec.transaction import tx_hash
+
+    chain = Chain.create(MemoryStore(), ChainConfig("ticks", "exchange", dev_genesis(accounts=2, markets=1)))
+    for height in (1, 2):
+        chain.produce_block([], height, SequentialExecutor())
+    tick = chain.block(2).txs[-1]
+    assert tick == chain.block(1).txs[-1] and chain.find_tx(tx_hash(tick)) is None
+
+
 def check_consistent(path) -> int:
     """The store is exactly at some block: root matches that block's header and a replay agrees."""
     store = LmdbStore(path)  # read-write open, as a restarting node would

@@ -119,3 +119,26 @@ def test_the_sdk_docstring_example_runs_against_the_dev_chain(tmp_path):
         [position] = scope["client"].subaccount(scope["taker"].address)["positions"]
     assert scope["receipt"]["ok"] and [e["name"] for e in scope["receipt"]["events"]][0] == "fill"
     assert position["size"] == scope["size"]
+
+
+def test_load_refuses_bad_input_and_unreachable_nodes_in_one_line(tmp_path):
+    """A malformed URL, a server that is not a node, a non-integer transfers seed: one line on
+    stderr and a non-zero exit, never a traceback."""
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)  # 501 to all
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    not_a_node = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        for url, extra, message in (
+            ("http://[::1", [], "no node answers"),
+            (not_a_node, [], "no node answers"),
+            (not_a_node, ["--workload", "transfers", "--seed", "abc"], "integer seed"),
+        ):
+            args = [sys.executable, "-m", "paraexec", "load", "--rpc", url, "--duration", "0.5", *extra]
+            out = subprocess.run(args, capture_output=True, text=True, timeout=60)
+            assert out.returncode != 0 and message in out.stderr, out.stderr
+            assert "Traceback" not in out.stderr + out.stdout
+    finally:
+        server.shutdown()

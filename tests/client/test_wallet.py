@@ -29,6 +29,8 @@ from paraexec.execution.runtime import ChainRuntime
 def test_keys_roundtrip_and_dev_derivation(tmp_path):
     w = Wallet.generate("c")
     path = tmp_path / "key.json"
+    path.write_text("{}")
+    path.chmod(0o644)  # saving over a readable file makes it private too
     w.save(path)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     loaded = Wallet.load(path)

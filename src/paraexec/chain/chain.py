@@ -51,6 +51,16 @@ class ChainConfig:
     app_config: dict[str, Any]
     genesis_time: int = 0
 
+    def __post_init__(self) -> None:
+        """Types checked up front: a genesis file with ``"genesis_time": "0"`` must be refused,
+        not written as a genesis block no decoder can read back."""
+        if not isinstance(self.chain_id, str) or not self.chain_id or not isinstance(self.app, str):
+            raise TypeError("chain_id and app must be strings (chain_id not empty)")
+        if not isinstance(self.app_config, dict):
+            raise TypeError(f"app_config must be an object, not {type(self.app_config).__name__}")
+        if type(self.genesis_time) is not int or not 0 <= self.genesis_time < 2**63:
+            raise TypeError(f"genesis_time must be a whole number of seconds >= 0, not {self.genesis_time!r}")
+
     def to_json(self) -> bytes:
         return json.dumps(self.__dict__, sort_keys=True).encode()
 
@@ -174,7 +184,9 @@ class Chain:
                 lambda: output.accumulator,
                 block_bytes,
                 codec.encode(output.receipts),
-                tx_hashes=hashes,
+                # user transactions only: a system transaction's bytes repeat every block (the
+                # same market tick), so an index entry would point at its first block forever
+                tx_hashes=hashes[: len(user_txs)],
             )
         return built[0], output
 

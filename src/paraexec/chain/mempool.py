@@ -158,9 +158,10 @@ class Mempool:
                     continue
                 results[i] = self._admit_locked(raws[i], txh, tx.sender, tx.nonce)
         out = [r for r in results if r is not None]
-        for r in out:
-            if r.error is not None:
-                self.rejections[r.error.name] = self.rejections.get(r.error.name, 0) + 1
+        with self._lock:  # API threads admit concurrently: an unlocked += could lose counts
+            for r in out:
+                if r.error is not None:
+                    self.rejections[r.error.name] = self.rejections.get(r.error.name, 0) + 1
         return out
 
     def _admit_locked(self, raw: bytes, txh: bytes, sender: bytes, nonce: int) -> Admitted:

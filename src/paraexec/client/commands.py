@@ -33,16 +33,24 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from ..cli_errors import fail
-        from .client import Client
+        from .client import Client, RpcClientError
         from .load import LoadRunner, PerpsSource, TransfersSource, TxSource
 
         console = Console()
         if "://" not in rpc:
             rpc = f"http://{rpc}"
-        with Client(rpc) as client:
+        if workload == "transfers" and not seed.lstrip("-").isdigit() and seed != "":
+            fail(f"--seed for transfers is the workload's integer seed, not {seed!r}", 2)
+        # what talking to something that is not (or no longer) a node raises: said in one line
+        unreachable = (httpx2.HTTPError, httpx2.InvalidURL, RpcClientError)
+        try:
+            client = Client(rpc)
+        except unreachable as exc:
+            fail(f"cannot use {rpc}: {exc}", 2)
+        with client:
             try:
                 status = client.status()
-            except httpx2.HTTPError as exc:
+            except unreachable as exc:
                 fail(f"no node answers at {rpc}: {exc}")
             chain_id = status["chain_id"]
             source: TxSource
@@ -56,7 +64,10 @@ def register(app: typer.Typer) -> None:
                 source = TransfersSource(client, chain_id, accounts or 1000, int(seed or 0))
             else:
                 fail(f"unknown workload {workload!r} (perps, transfers)", 2)
-        report = LoadRunner(rpc, source, rate, duration, drain_s=drain, workload=workload).run()
+        try:
+            report = LoadRunner(rpc, source, rate, duration, drain_s=drain, workload=workload).run()
+        except unreachable as exc:
+            fail(f"the node at {rpc} stopped answering during the load: {exc}")
         summary = report.summary()
         all_failed = report.included > 0 and report.failed_receipts == report.included
         if as_json:

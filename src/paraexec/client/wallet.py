@@ -81,6 +81,7 @@ class Wallet:
             raise ValueError("this wallet was made from a SigningKey; its seed is not available to save")
         target = Path(path)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # the mode of os.open applies only to a file it creates
         with os.fdopen(fd, "w") as fh:
             json.dump({"seed": self._seed.hex(), "chain_id": self.chain_id, "address": self.address.hex()}, fh)
 

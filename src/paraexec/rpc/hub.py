@@ -2,8 +2,9 @@
 
 The producer must never wait for a client, so ``publish`` only schedules work on the loop
 (``call_soon_threadsafe``) and returns. Each connection has a bounded queue; a connection that
-falls ``QUEUE_SIZE`` messages behind loses the overflow and is told so once (``lagged``), rather
-than growing memory or slowing anyone else. ``publish_lazy`` defers building a message (a book
+falls ``QUEUE_SIZE`` messages behind loses the overflow (notifications and answers alike) and is
+told so before its next message (``{"method": "lagged", "params": {"dropped": n}}``, n counting
+every loss so far), rather than growing memory or slowing anyone else. ``publish_lazy`` defers building a message (a book
 snapshot, say) until the loop sees there is a subscriber, and builds it off the loop's thread.
 """
 

@@ -23,7 +23,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import msgspec
@@ -188,9 +188,21 @@ def create_app(node: Node, manage_node: bool = True) -> FastAPI:
         hub.subscribers.add(sub)
 
         async def pump() -> None:
-            while True:
-                message = await sub.queue.get()
-                await socket.send_text(_json.encode(message).decode())
+            """Send the queue; before the first message after a loss, say how many were lost
+            (``lagged``). A send that fails (the client is gone) closes the connection, which
+            ends the receive loop below: a dead client never keeps its subscription."""
+            told = 0
+            try:
+                while True:
+                    message = await sub.queue.get()
+                    if sub.dropped != told:
+                        told = sub.dropped
+                        lagged = {"jsonrpc": "2.0", "method": "lagged", "params": {"dropped": told}}
+                        await socket.send_text(_json.encode(lagged).decode())
+                    await socket.send_text(_json.encode(message).decode())
+            except Exception:  # noqa: BLE001 - any failure to send: the connection is over
+                with suppress(Exception):
+                    await socket.close()
 
         sender = asyncio.create_task(pump())
         try:
@@ -203,9 +215,13 @@ def create_app(node: Node, manage_node: bool = True) -> FastAPI:
                 if data is None:
                     data = message.get("bytes") or b""
                 answer = await ws_request(data, sub)
-                if answer is not None:
-                    await sub.queue.put(answer)
-        except WebSocketDisconnect:
+                if answer is None:
+                    continue
+                try:  # never wait here: a client that reads nothing must not stall this loop
+                    sub.queue.put_nowait(answer)
+                except asyncio.QueueFull:
+                    sub.dropped += 1
+        except (WebSocketDisconnect, RuntimeError):  # RuntimeError: receive after the pump closed it
             pass
         finally:
             hub.subscribers.discard(sub)
