@@ -270,3 +270,37 @@ def test_a_whole_deleverage_at_an_inexact_price_leaves_exactly_zero():
     tick = h.block(h.tx(ORACLE, OracleUpdate(0, 4_650_000_001)))[-1]
     assert events(tick, "deleveraged")[0]["quantums"] == size
     assert h.size(BOB) == 0 and h.balance(BOB) == 0
+
+
+def test_stale_blocks_sample_a_zero_premium():
+    """dYdX counts a market without a valid price as a zero premium vote: a bid 0.5% over the
+    oracle seen by two fresh blocks of an hour whose other blocks had a stale oracle does not set
+    the whole hour's rate (eight samples, not the three fresh ones)."""
+    h = Harness(
+        config(
+            {ALICE: 100_000 * USDC, BOB: 100_000 * USDC, CAROL: 100_000 * USDC}, markets=[btc_market(staleness_s=60)]
+        )
+    )
+    long_bob_short_alice(h)  # t=1: premium 0
+    assert h.run(CAROL, PlaceOrder(0, 0, 7, BUY, 1_000_000, P50 + 25_000_000), time=2).ok  # 5,000 ppm
+    for t in range(600, 3600, 600):  # five blocks with a stale oracle
+        h.block(time=t)
+    tick = h.block(h.tx(ORACLE, OracleUpdate(0, P50)), time=3600)[-1]
+    [funding] = events(tick, "funding_rate")
+    assert funding["samples"] == 8 and funding["rate_8h_ppm"] == 10_000 // 8
+
+
+def test_after_a_gap_the_premium_counts_for_one_interval_and_the_default_for_the_rest():
+    """A chain silent for five hours: dYdX's catch-up ticks charge the premium once, then the
+    default rate (their samples were cleared by the first). Index step, in nano quote quantums per
+    base quantum at 50,000 USD (5e9): (4,333 + 4 x 1,000) ppm x 1 h / 8 h x 5e9 / 1e6."""
+    cfg = config(
+        {ALICE: 100_000 * USDC, BOB: 100_000 * USDC, CAROL: 100_000 * USDC},
+        markets=[btc_market(default_funding_ppm=1_000, staleness_s=10**9)],
+    )
+    h = Harness(cfg)
+    long_bob_short_alice(h)
+    assert h.run(CAROL, PlaceOrder(0, 0, 7, BUY, 1_000_000, P50 + 25_000_000), time=2).ok
+    [funding] = events(h.block(time=5 * 3600)[-1], "funding_rate")
+    assert (funding["periods"], funding["rate_8h_ppm"]) == (5, 10_000 // 3 + 1_000)
+    assert funding["index"] == (4_333 + 4 * 1_000) * 5_000_000_000 // 8_000_000

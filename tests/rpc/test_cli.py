@@ -134,3 +134,40 @@ def test_listen_refuses_a_port_in_use_on_any_address():
             listen("localhost", taken.getsockname()[1])
     finally:
         taken.close()
+
+
+HALTING_NODE = """
+import sys
+from paraexec.chain.chain import Chain
+from paraexec.cli import app
+
+produce = Chain.produce_block
+
+
+def produce_until_2(self, *args, **kwargs):
+    if self.height >= 2:
+        raise RuntimeError("the disk is full")
+    return produce(self, *args, **kwargs)
+
+
+Chain.produce_block = produce_until_2
+app(["node", "--data", sys.argv[1], "--rpc", sys.argv[2], "--block-time", "0.05"])
+"""
+
+
+def test_a_node_whose_block_production_stops_exits_non_zero(tmp_path):
+    """Production stopped by an error: the node shuts its API and exits 1 with the reason,
+    rather than staying up and accepting transactions it will never include."""
+    import subprocess
+    import sys
+
+    from .nodeproc import free_port
+
+    data = tmp_path / "chain"
+    assert CliRunner().invoke(app, ["init", "--data", str(data)]).exit_code == 0
+    script = tmp_path / "halting_node.py"
+    script.write_text(HALTING_NODE)
+    args = [sys.executable, str(script), str(data), f"127.0.0.1:{free_port()}"]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stderr
+    assert "block production stopped at height 2: RuntimeError: the disk is full" in out.stderr

@@ -184,6 +184,10 @@ class Node:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        #: called (producer thread) when production stops on an error: ``paraexec node`` shuts
+        #: its API down then and exits non-zero, rather than accepting transactions it will
+        #: never include
+        self.on_halt: Callable[[BaseException], None] | None = None
         self.final_height = -1
 
     @property
@@ -220,8 +224,10 @@ class Node:
                     next_at = time.monotonic()
                 elif self._stop.wait(delay):
                     break
-        except BaseException as exc:  # an InvariantViolation: stop producing, keep it for status
+        except BaseException as exc:  # an InvariantViolation, a full disk: stop producing, keep it for status
             self.error = exc
+            if self.on_halt is not None:
+                self.on_halt(exc)
             raise
 
     def block_time_for_next(self) -> int:

@@ -1,6 +1,6 @@
 """Funding: premium samples every block, an hourly (block time) rate, a lazy cumulative index.
 
-At the end of every block (``MarketTick``), while the oracle is fresh:
+At the end of every block (``MarketTick``) one premium sample is taken:
 
     premium_ppm = (best_bid - oracle) * 1e6 / oracle   if best_bid > oracle
                   (best_ask - oracle) * 1e6 / oracle   if best_ask < oracle
@@ -8,17 +8,24 @@ At the end of every block (``MarketTick``), while the oracle is fresh:
     (best bid/ask: the best price with a live order; an expired good-til-block order left on
     the book cannot fill, so it does not move the rate)
     clamped to +-premium_clamp_factor * (IMF - MMF)   (dYdX's premium vote clamp)
+    0 while the oracle is stale (dYdX: a market without a valid price votes 0), so a few
+    fresh blocks in an otherwise stale interval do not set the whole interval's rate
 
 The samples accumulate (sum, count). Once block time reaches ``last_time + interval_s``
 (``periods`` whole intervals):
 
     rate_8h_ppm = clamp(floor(sum / count) + default_funding_ppm, +-rate_clamp_factor * (IMF - MMF))
-    index += rate_8h_ppm * periods * interval_s * value_nano_per_quantum(oracle) / (8 h * 1e6)   (toward -inf)
+    default     = clamp(default_funding_ppm, same bound)
+    index += (rate_8h_ppm + default * (periods - 1)) * interval_s * value_nano(oracle) / (8 h * 1e6)
+             (one rounding, toward -inf; value_nano: nano quote quantums per base quantum)
 
-so a positive rate makes longs pay shorts (``ledger`` settles ``-size * d_index``). dYdX
-samples an impact price (the average fill of an impact notional) instead of the best price; we
-use the best price to keep the tick cheap. No account is written here: positions settle when
-they are next touched.
+The samples describe one interval: after a gap of several (a halted chain), the premium is
+charged once and the other intervals carry the default rate only, as dYdX's catch-up ticks do
+(their samples are cleared by the first). A positive rate makes longs pay shorts (``ledger``
+settles ``-size * d_index``). The index moves at the stored oracle price even while it is stale,
+as dYdX's (which has no staleness). dYdX samples an impact price (the average fill of an impact
+notional) instead of the best price; we use the best price to keep the tick cheap. No account
+is written here: positions settle when they are next touched.
 """
 
 from __future__ import annotations
@@ -67,21 +74,23 @@ def funding_tick(lg: Ledger, cfg: FundingConfig, market: Market) -> None:
     fresh = lg.time - oracle.time <= market.staleness_s
     raw = ctx.get(keys.funding_samples(market.id))
     samples = SAMPLES_DECODER.decode(raw) if raw else FundingSamples(0, 0)
+    sample = 0
     if fresh:
         sample = premium_ppm(Book(ctx, market.id), market.price_to_subticks(oracle.price), lg.height)
-        bound = cfg.premium_clamp_factor_ppm * margin_gap_ppm(market) // PPM
-        samples = FundingSamples(samples.premium_sum_ppm + _clamp(sample, bound), samples.count + 1)
+        sample = _clamp(sample, cfg.premium_clamp_factor_ppm * margin_gap_ppm(market) // PPM)
+    samples = FundingSamples(samples.premium_sum_ppm + sample, samples.count + 1)
     index = lg.funding(market.id)
     periods = (lg.time - index.last_time) // cfg.interval_s
     if periods <= 0:
-        if fresh:
-            ctx.put(keys.funding_samples(market.id), encode(samples))
+        ctx.put(keys.funding_samples(market.id), encode(samples))
         return
-    average = samples.premium_sum_ppm // samples.count if samples.count else 0
+    average = samples.premium_sum_ppm // samples.count
     bound = cfg.rate_clamp_factor_ppm * margin_gap_ppm(market) // PPM
     rate = _clamp(average + market.default_funding_ppm, bound)
-    # the rate is per 8 hours; each period is interval_s long
-    delta = rate * periods * cfg.interval_s * market.value_nano_per_quantum(oracle.price) // (8 * 3600 * PPM)
+    default = _clamp(market.default_funding_ppm, bound)
+    # rates are per 8 hours; each period is interval_s long; the premium counts for one period
+    rate_seconds = (rate + default * (periods - 1)) * cfg.interval_s
+    delta = market.value_nano_per_quantum(oracle.price * rate_seconds) // (8 * 3600 * PPM)
     updated = FundingIndex(index.index + delta, index.last_time + periods * cfg.interval_s, rate)
     lg.set_market_state(market.id, funding=updated)
     ctx.delete(keys.funding_samples(market.id))

@@ -104,7 +104,8 @@ class Market:
         return -((-abs(quantums) * price * mul) // div)
 
     def value_nano_per_quantum(self, price: int) -> int:
-        """Nano quote quantums per base quantum at ``price`` (funding), rounded down."""
+        """Nano quote quantums per base quantum at ``price`` (funding), rounded down; ``price``
+        may be pre-multiplied (rate x seconds) so that the whole index step rounds once."""
         return scale_floor(price, self._value_exponent + 9)
 
     def price_to_subticks(self, price: int) -> int:

@@ -120,4 +120,7 @@ def register(app: typer.Typer) -> None:
             highlight=False,
         )
         serve(node_, sockets, log_level)
+        if node_.error is not None:  # block production stopped: exit non-zero, for a supervisor
+            error = node_.error
+            fail(f"block production stopped at height {node_.final_height}: {type(error).__name__}: {error}")
         console.print(f"node stopped cleanly at height {node_.final_height}")

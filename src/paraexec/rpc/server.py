@@ -308,4 +308,10 @@ def serve(node: Node, sockets: list[socket.socket], log_level: str = "warning") 
         timeout_graceful_shutdown=3,
         access_log=False,
     )
-    QuietServer(config).run(sockets=sockets)
+    server = QuietServer(config)
+
+    def halt(_: BaseException) -> None:  # producer thread: uvicorn polls the flag
+        server.should_exit = True
+
+    node.on_halt = halt
+    server.run(sockets=sockets)
