@@ -260,11 +260,19 @@ def test_tx_rate_counts_user_transactions_only():
     from paraexec.chain.node import BlockInfo
     from paraexec.rpc.metrics import RATE_WINDOW_S, tx_rate
 
-    def info(txs: int, user_txs: int) -> BlockInfo:
-        return BlockInfo(1, b"", int(time.time()), txs, txs, user_txs, [], [], 0.0, 0.0, 1.0, 0, "sequential", 1, 0, [])
+    def info(txs: int, user_txs: int, header_time: int = 0, produced_at: float | None = None) -> BlockInfo:
+        # header times are chain time (here far in the past): the rate goes by commit time
+        return BlockInfo(
+            1, b"", header_time, txs, txs, user_txs, [], [], 0.0, 0.0, 1.0, 0, "sequential", 1, 0, [], produced_at
+        )
 
-    assert tx_rate(SimpleNamespace(recent=[info(8, 0), info(8, 0)])) == 0.0  # type: ignore[arg-type]
-    assert tx_rate(SimpleNamespace(recent=[info(12, 4), info(13, 5)])) == 9 / RATE_WINDOW_S  # type: ignore[arg-type]
+    now = time.time()
+    assert tx_rate(SimpleNamespace(recent=[info(8, 0, produced_at=now), info(8, 0, produced_at=now)])) == 0.0  # type: ignore[arg-type]
+    recent = [info(12, 4, produced_at=now - 1), info(13, 5, produced_at=now)]
+    assert tx_rate(SimpleNamespace(recent=recent)) == 9 / RATE_WINDOW_S  # type: ignore[arg-type]
+    # blocks read back at start-up (no commit time here) and old ones do not count, whatever their header says
+    stale = [info(50, 50, header_time=int(now) + 3600), info(50, 50, produced_at=now - 2 * RATE_WINDOW_S)]
+    assert tx_rate(SimpleNamespace(recent=stale + recent)) == 9 / RATE_WINDOW_S  # type: ignore[arg-type]
 
 
 def test_restarted_node_serves_its_recent_blocks_without_old_stats(tmp_path):

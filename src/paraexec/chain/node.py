@@ -145,6 +145,8 @@ class BlockInfo:
     workers: int | None
     mempool_size: int | None
     events: list[tuple[int, str, dict[str, Any]]]  # (txn_idx, name, attrs)
+    #: wall-clock time of the commit (rates: block times are whole seconds of chain time)
+    produced_at: float | None = None
 
     @property
     def measured(self) -> bool:
@@ -266,6 +268,7 @@ class Node:
             executor=stats.executor,
             workers=stats.workers,
             mempool_size=len(self.mempool),
+            produced_at=time.time(),
         )
 
 

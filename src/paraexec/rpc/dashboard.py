@@ -63,9 +63,11 @@ function esc(text) {  // genesis strings go into markup: as text, never as HTML
 function onBlock(b) {
   blocks.push(b); if (blocks.length > 60) blocks.shift();
   $("height").textContent = b.height;
-  const last = blocks.slice(-10), span = Math.max(1, last[last.length - 1].time - last[0].time);
-  const txs = last.slice(1).reduce((s, x) => s + x.txs, 0);
-  $("tps").textContent = last.length > 1 ? Math.round(txs / span) : "-";
+  // user transactions per second of wall clock over the last 10 blocks this node produced
+  const last = blocks.filter((x) => x.produced_at !== null).slice(-10);
+  const span = last.length > 1 ? last[last.length - 1].produced_at - last[0].produced_at : 0;
+  const txs = last.slice(1).reduce((s, x) => s + x.user_txs, 0);
+  $("tps").textContent = span > 0 ? Math.round(txs / span) : "-";
   // blocks from before the node (re)started carry no execution stats (null): shown as "-"
   const measured = b.exec_ms !== null;
   if (measured) {

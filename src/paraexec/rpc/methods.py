@@ -107,6 +107,7 @@ def block_info_json(info: BlockInfo, with_hashes: bool = True) -> dict[str, Any]
         "hash": info.hash.hex(),
         "time": info.time,
         "txs": info.txs,
+        "user_txs": info.user_txs,
         "ok": info.ok,
         "exec_ms": None if info.seconds is None else round(info.seconds * 1000, 3),
         "commit_ms": None if info.commit_seconds is None else round(info.commit_seconds * 1000, 3),
@@ -115,6 +116,7 @@ def block_info_json(info: BlockInfo, with_hashes: bool = True) -> dict[str, Any]
         "executor": info.executor,
         "workers": info.workers,
         "mempool": info.mempool_size,
+        "produced_at": None if info.produced_at is None else round(info.produced_at, 3),
     }
     if with_hashes:
         out["tx_hashes"] = [h.hex() for h in info.tx_hashes]

@@ -15,13 +15,14 @@ RATE_WINDOW_S = 10
 
 
 def tx_rate(node: Node, window_s: int = RATE_WINDOW_S) -> float:
-    """User transactions committed per second over the recent ``window_s`` seconds of wall clock
-    (as ``txs_committed_total``: the exchange's per-block market ticks are not counted)."""
-    recent = list(node.recent)
-    if not recent:
-        return 0.0
+    """User transactions committed per second over the last ``window_s`` seconds of wall clock
+    (as ``txs_committed_total``: the exchange's per-block market ticks are not counted), by
+    each block's commit time (its header time is whole seconds of chain time, which need not
+    follow the wall clock)."""
     cutoff = time.time() - window_s
-    txs = sum(info.user_txs for info in recent if info.time >= cutoff)
+    txs = sum(
+        info.user_txs for info in list(node.recent) if info.produced_at is not None and info.produced_at >= cutoff
+    )
     return txs / window_s
 
 
