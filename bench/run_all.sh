@@ -32,4 +32,4 @@ $PX bench --workload perps --accounts 1000 --markets 8 --shock-at 2 --block-size
 $PX bench --workload replay --accounts 200 --block-size 3000 --blocks 3 \
   --executors $EXE --workers 2 --repeat 11 --aa --json $OUT/replay.json --report $OUT/replay.html
 # commit + state-root cost per written key (1,000,000-key state, 10,000-transfer blocks)
-$PX bench-commit --state-keys 1000000 --block-txs 10000 --processes 2 --repeat 5
+$PX bench-commit --state-keys 1000000 --block-txs 10000 --processes 2 --repeat 5 --json $OUT/commit.json

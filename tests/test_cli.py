@@ -181,3 +181,17 @@ def test_run_refuses_a_directory_another_producer_holds_and_follows_a_nodes_cloc
     store = LmdbStore(data)
     assert Chain.open(store).block(3).header.time == now
     store.close()
+
+
+def test_bench_commit_writes_its_measurement_as_json(tmp_path):
+    import json
+
+    out = tmp_path / "commit.json"
+    args = ["bench-commit", "--state-keys", "2000", "--block-txs", "200", "--repeat", "1", "--json", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    record = json.loads(out.read_text())
+    assert record["state_keys"] == 2000 and record["processes"] == 2 and record["written_keys"] > 0
+    assert record["commit_us_per_key"] > 0 and record["total_us_per_key_np"] > 0 and record["machine"]["cpu_count"]
+    refused = runner.invoke(app, [*args[:-1], str(tmp_path)])  # a directory: refused before measuring
+    assert refused.exit_code == 2 and "cannot write" in error_text(refused)

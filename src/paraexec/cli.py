@@ -332,10 +332,22 @@ def bench_commit(
         typer.Option(min=2, help="worker processes the root is split over (the 1-process column is always measured)"),
     ] = 2,
     repeat: Annotated[int, typer.Option(min=1)] = 5,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="also write the measurement (and the machine) as JSON here")
+    ] = None,
 ) -> None:
     """Measure commit + state-root cost per written key (medians of --repeat blocks)."""
+    import dataclasses
+
+    from .bench.commands import must_be_writable
+    from .bench.machine import machine_info
     from .state.measure import measure
 
+    if json_out is not None:
+        try:  # before minutes of measuring, not after
+            must_be_writable(json_out)
+        except OSError as exc:
+            fail(f"cannot write {json_out}: {exc}", 2)
     with console.status(f"building a {state_keys:,}-key LMDB state and committing {repeat} blocks..."):
         cost = measure(state_keys, block_txs, processes, repeat)
     table = Table(
@@ -349,6 +361,18 @@ def bench_commit(
     table.add_row("total, one after the other", f"{cost.total_us_per_key_1p:.2f}", f"{cost.total_us_per_key_np:.2f}")
     table.add_row("total, commit overlapped with hashing", "", f"{cost.overlapped_us_per_key:.2f}")
     console.print(table)
+    if json_out is not None:
+        record = {
+            "command": "bench-commit",
+            "block_txs": block_txs,
+            "repeat": repeat,
+            **dataclasses.asdict(cost),
+            "total_us_per_key_1p": cost.total_us_per_key_1p,
+            "total_us_per_key_np": cost.total_us_per_key_np,
+            "machine": machine_info(),
+        }
+        json_out.write_text(json.dumps(record, indent=2) + "\n")
+        console.print(f"wrote {json_out}")
 
 
 @app.command()
