@@ -9,7 +9,8 @@ can be re-rendered from a saved JSON file (``render_report(json.load(...))``):
   sequential, inherent bound on those cores, share of the bound reached, re-executions, rounds,
   root check (rows of JSON files older than ``cores`` show their ``workers``, at which their
   bound was taken);
-- speedup vs workers against the inherent bound by core count (one panel per sweep point);
+- speedup by the cores each row kept busy against the inherent bound on that many cores (one
+  panel per sweep point; each point labelled with its worker count);
 - speedup vs contention (accounts, hot ratio or markets) when the sweep has several points;
 - re-executions per transaction;
 - a per-worker timeline (Gantt) of one block: from ``ExecStats.timeline`` spans
@@ -72,28 +73,46 @@ def _executors(results: list[dict[str, Any]]) -> list[str]:
     return seen
 
 
+def _cores(row: dict[str, Any]) -> int:
+    """The cores a row kept busy (``harness.cores_used``; its workers in JSON older than that)."""
+    return int(row.get("cores", row["workers"]))
+
+
 def speedup_vs_workers(point: dict[str, Any]) -> Figure:
-    """Achieved speedup per executor against the inherent bound and ideal linear scaling."""
+    """Achieved speedup per executor against the inherent bound and ideal linear scaling, by
+    the cores each row kept busy: ``parallel`` with one worker runs on two (its coordinator
+    executes too), so it is drawn at 2, beside the bound for two cores, not the one-core bound."""
     results = _ok(point["results"])
     bound = point.get("analysis", {}).get("bound") or {}
-    workers = sorted({r["workers"] for r in results} | {1} | {int(w) for w in bound})
+    cores = sorted({_cores(r) for r in results} | {1} | {int(w) for w in bound})
     fig, ax = plt.subplots(figsize=(6, 4))
     for name in _executors(results):
-        rows = sorted((r for r in results if r["executor"] == name), key=lambda r: r["workers"])
-        xs = [r["workers"] for r in rows if r.get("speedup") is not None]
-        ys = [r["speedup"] for r in rows if r.get("speedup") is not None]
+        rows = sorted((r for r in results if r["executor"] == name), key=lambda r: (_cores(r), r["workers"]))
+        rows = [r for r in rows if r.get("speedup") is not None]
+        xs, ys = [_cores(r) for r in rows], [r["speedup"] for r in rows]
         if name == REFERENCE:
             ax.axhline(ys[0] if ys else 1.0, color="grey", linewidth=1, label="sequential")
         elif xs:
-            ax.errorbar(xs, ys, yerr=_quartile_spread(rows), marker="o", capsize=3, label=name)
-    bxs = [w for w in workers if bound.get(str(w)) is not None]
+            # worker counts capped at the machine's cores share an x: points, not a zigzag line
+            style = "-" if len(set(xs)) == len(xs) else "none"
+            bars = ax.errorbar(xs, ys, yerr=_quartile_spread(rows), marker="o", capsize=3, linestyle=style, label=name)
+            for r, x, y in zip(rows, xs, ys, strict=True):
+                ax.annotate(
+                    f"x{r['workers']}",
+                    (x, y),
+                    textcoords="offset points",
+                    xytext=(5, 3),
+                    fontsize=7,
+                    color=bars[0].get_color(),
+                )
+    bxs = [c for c in cores if bound.get(str(c)) is not None]
     if bxs:
-        ax.plot(bxs, [bound[str(w)] for w in bxs], "k--", marker="x", label="inherent bound")
-    ax.plot(workers, workers, ":", color="lightgrey", label="linear")
-    ax.set_xlabel("workers (bound line: that many cores)")
+        ax.plot(bxs, [bound[str(c)] for c in bxs], "k--", marker="x", label="inherent bound")
+    ax.plot(cores, cores, ":", color="lightgrey", label="linear")
+    ax.set_xlabel("cores kept busy (xN: workers; parallel, adaptive: workers + 1)")
     ax.set_ylabel("speedup vs sequential")
-    ax.set_xticks(workers)
-    ax.set_title(f"speedup vs workers ({_label(point['params'])})")
+    ax.set_xticks(cores)
+    ax.set_title(f"speedup vs cores ({_label(point['params'])})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
