@@ -75,7 +75,7 @@ class Harness:
 
     @property
     def reader(self) -> StateReader:
-        return StateReader(self.chain.store.get, self.chain.store.items, self.config)
+        return StateReader(self.chain.store.get, self.chain.store.items, self.config, self.chain.height)
 
     def balance(self, key: SigningKey, number: int = 0) -> int:
         return self.reader.subaccount_record(keys.subaccount_id(key.public_key, number)).balance

@@ -65,6 +65,8 @@ class ExchangeApp:
         self.markets: dict[int, Market] = {m.id: m for m in (Market.from_config(d) for d in config.get("markets", []))}
         self.oracles: list[bytes] = [bytes.fromhex(k) for k in config.get("oracles", [])]
         self.oracle_quorum = int(config.get("oracle_quorum", 1))
+        if self.oracles and not 1 <= self.oracle_quorum <= len(self.oracles):
+            raise ValueError(f"oracle_quorum {self.oracle_quorum} must be in 1..{len(self.oracles)} (the oracle keys)")
         self.fees = Fees(**config.get("fees", {"taker_ppm": 500, "maker_ppm": 100}))
         self.liquidation = LiquidationConfig(**config.get("liquidation", {}))
         self.funding = FundingConfig(**config.get("funding", {}))
@@ -196,7 +198,11 @@ class ExchangeApp:
 
     def _debit(self, lg: Ledger, acc: Any, amount: int) -> None:
         """Take ``amount`` out of ``acc``: it must stay initially collateralised (TNC >= IMR; with
-        no positions that is a non-negative balance)."""
+        no positions that is a non-negative balance), valued at fresh prices only: while a market
+        it holds a position in has a stale oracle (trading and liquidation paused), collateral
+        cannot leave it on the strength of an old price (STALE_ORACLE)."""
+        for market_id in sorted(acc.positions):
+            lg.must_be_fresh(lg.market(market_id))
         after = acc.copy()
         after.balance -= amount
         risk = lg.risk(after)

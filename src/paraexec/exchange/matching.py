@@ -79,6 +79,12 @@ class Fees:
     taker_ppm: int
     maker_ppm: int
 
+    def __post_init__(self) -> None:
+        """A maker rebate larger than the taker fee would pay out of the fee pool what no fill
+        paid in (dYdX's fee tiers require the lowest maker fee + lowest taker fee >= 0)."""
+        if self.taker_ppm < 0 or self.taker_ppm + self.maker_ppm < 0:
+            raise ValueError(f"fees: taker_ppm {self.taker_ppm} must be >= 0 and >= -maker_ppm {self.maker_ppm}")
+
 
 def crosses(side: int, limit: int | None, price: int) -> bool:
     """Does a taker on ``side`` with ``limit`` (None: no limit) trade at ``price``?"""
@@ -125,28 +131,21 @@ def place_order(lg: Ledger, fees: Fees, owner: bytes, p: PlaceOrder, triggered: 
     lg.must_be_fresh(market)
     sub_id = keys.subaccount_id(owner, p.subaccount)
     order_key = keys.order(market.id, sub_id, p.client_id)
-    if not triggered and lg.ctx.get(order_key) is not None:
-        raise DuplicateOrder(f"client id {p.client_id} is live")
+    book = Book(lg.ctx, market.id)
+    if not triggered:
+        _must_be_free(lg, market, book, sub_id, p.client_id)
     if p.condition != NONE and not triggered:
         return _store_conditional(lg, market, sub_id, p)
-    book = Book(lg.ctx, market.id)
     acc = lg.account(sub_id)
     position = acc.size(market.id)
     if p.reduce_only and (position == 0 or (position > 0) == (p.side == BUY)):
         raise ReduceOnlyWouldIncrease(f"position {position}, side {p.side}")
     limit = None if p.order_type == MARKET else p.subticks
     if p.time_in_force == POST_ONLY:
-        best = book.best_live(opposite(p.side), lg.height)
-        if best is not None and crosses(p.side, limit, best):
-            raise PostOnlyWouldCross(f"best opposite price {best}")
+        crossing = _crossing_live_price(book, p.side, limit, sub_id, lg.height)
+        if crossing is not None:
+            raise PostOnlyWouldCross(f"opposite order at {crossing}")
     funding_index = lg.funding(market.id).index  # fixed while a transaction runs (market tick only)
-    if limit is not None and not p.reduce_only:
-        whole = acc.copy()
-        quote = market.fill_quote(p.quantums, limit)
-        fee = ppm_ceil(quote, fees.taker_ppm)
-        whole.trade(market.id, signed(p.side, p.quantums), -signed(p.side, quote) - fee, funding_index)
-        if not lg.allows(acc, whole, market.id):
-            raise Undercollateralized(f"order of {p.quantums} at {limit} needs more collateral")
 
     def taker_after(q: int, price: int) -> Account | None:
         current = lg.account(sub_id)
@@ -182,6 +181,10 @@ def place_order(lg: Ledger, fees: Fees, owner: bytes, p: PlaceOrder, triggered: 
         raise FokNotFilled(f"filled {filled} of {p.quantums}")
     elif p.time_in_force == IOC or p.order_type == MARKET or (p.reduce_only and taker_cap(remaining) == 0):
         status = OrderStatus.CANCELED
+    elif not p.reduce_only and not _rest_fits(lg, fees, market, sub_id, p.side, remaining, p.subticks, funding_index):
+        if not filled:  # nothing happened: refuse the order (its transaction changes nothing)
+            raise Undercollateralized(f"order of {p.quantums} at {p.subticks} needs more collateral")
+        status = OrderStatus.UNDERCOLLATERALIZED  # the fills stand; the rest does not rest
     else:
         book.append(p.side, limit or 0, RestingOrder(sub_id, p.client_id, remaining, p.reduce_only, p.good_til_block))
         lg.ctx.put(order_key, encode(OrderRef(p.side, limit or 0, p.good_til_block)))
@@ -189,6 +192,53 @@ def place_order(lg: Ledger, fees: Fees, owner: bytes, p: PlaceOrder, triggered: 
     book.flush()
     emit_order(lg, market.id, sub_id, p, filled, status)
     return status
+
+
+def _rest_fits(
+    lg: Ledger, fees: Fees, market: Market, sub_id: bytes, side: int, quantums: int, subticks: int, index: int
+) -> bool:
+    """Whether ``quantums`` may rest at ``subticks``: the account must stay collateralised if
+    they all filled there (taker fee included), so no order rests beyond its margin. Checked on
+    what would rest, after matching: an IOC or FOK order (and the part of an order that fills at
+    once) is checked fill by fill at the fill's price instead (``match``), as dYdX does; a
+    check of the whole order at its limit would count a buyer's slippage limit as a loss and
+    refuse orders every fill of which is collateralised."""
+    acc = lg.account(sub_id)
+    whole = acc.copy()
+    quote = market.fill_quote(quantums, subticks)
+    whole.trade(market.id, signed(side, quantums), -signed(side, quote) - ppm_ceil(quote, fees.taker_ppm), index)
+    return lg.allows(acc, whole, market.id)
+
+
+def _must_be_free(lg: Ledger, market: Market, book: Book, sub_id: bytes, client_id: int) -> None:
+    """Refuse a client id that a live order holds. An expired good-til-block order that no
+    taker has walked over yet holds it no longer: it is removed (``order_removed``, expired)
+    and the id reused, as dYdX frees a short-term order's id once its block has passed."""
+    order_key = keys.order(market.id, sub_id, client_id)
+    raw = lg.ctx.get(order_key)
+    if raw is None:
+        return
+    ref = ORDER_REF_DECODER.decode(raw)
+    if ref.conditional or not (ref.good_til_block and ref.good_til_block < lg.height):
+        raise DuplicateOrder(f"client id {client_id} is live")
+    lg.ctx.delete(order_key)
+    stale = book.remove(ref.side, ref.subticks, sub_id, client_id)
+    if stale is not None:
+        book.flush()
+        _drop(lg, market, ref.side, ref.subticks, stale, "expired")
+
+
+def _crossing_live_price(book: Book, side: int, limit: int | None, sub_id: bytes, height: int) -> int | None:
+    """The best opposite price with a live order of *another* subaccount that ``limit`` would
+    cross (``None``: a post-only order may rest). The owner's own crossing orders do not count:
+    matching removes them as self-trades, as dYdX's does before it refuses a post-only order."""
+    for price in book.prices_best_first(opposite(side)):
+        if not crosses(side, limit, price):
+            return None
+        for o in book.level(opposite(side), price):
+            if o.sub_id != sub_id and not (o.good_til_block and o.good_til_block < height):
+                return price
+    return None
 
 
 def match(
@@ -236,7 +286,9 @@ def match(
                     _drop(lg, market, maker_side, price, maker, "reduce_only")
                     continue
             quote = market.fill_quote(q, price)
-            maker_fee = ppm_ceil(quote, fees.maker_ppm)
+            # a liquidation pays no taker fee, so it pays no maker rebate either (dYdX clamps
+            # the maker rate at 0): the fee pool never pays out what it did not take in
+            maker_fee = ppm_ceil(quote, max(fees.maker_ppm, 0) if liquidation else fees.maker_ppm)
             maker_after = maker_acc.copy()
             maker_after.trade(
                 market.id, signed(maker_side, q), -signed(maker_side, quote) - maker_fee, lg.funding(market.id).index

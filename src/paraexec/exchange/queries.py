@@ -42,9 +42,14 @@ class _ReadContext(TxContext):
 
 
 class StateReader:
-    def __init__(self, get: Getter, items: Items | None, app_config: Mapping[str, Any]) -> None:
+    def __init__(
+        self, get: Getter, items: Items | None, app_config: Mapping[str, Any], height: int | None = None
+    ) -> None:
+        """``height``: the chain's committed height, when known (the book then leaves out orders
+        expired for the next block)."""
         self.get = get
         self.items = items
+        self.height = height
         self.markets = {m.id: m for m in (Market.from_config(d) for d in app_config.get("markets", []))}
 
     def _ledger(self, time: int = 0) -> Ledger:
@@ -107,10 +112,17 @@ class StateReader:
             raw = self.get(keys.level_index(market_id, side))
             prices = INDEX_DECODER.decode(raw) if raw else []
             prices = prices[::-1] if side == BUY else prices
-            levels = []
-            for price in prices[:depth]:
+            levels: list[list[int]] = []
+            height = self.height
+            for price in prices:
+                if len(levels) == depth:
+                    break
                 orders = LEVEL_DECODER.decode(self.get(keys.level(market_id, side, price)) or b"\x90")
-                levels.append([price, sum(o.remaining for o in orders), len(orders)])
+                # an expired good-til-block order waits on the book for a taker to remove it; it
+                # can no longer fill, so it is not shown
+                live = [o for o in orders if height is None or not (o.good_til_block and o.good_til_block <= height)]
+                if live:
+                    levels.append([price, sum(o.remaining for o in live), len(live)])
             out[name] = levels
         return out
 

@@ -355,7 +355,7 @@ class Methods:
         if self.chain_config.app != "exchange":
             raise RpcError(METHOD_NOT_FOUND, f"not available: the chain runs the {self.chain_config.app!r} app")
         queries = importlib.import_module("paraexec.exchange.queries")
-        return queries.StateReader(view.get, view.items, self.chain_config.app_config)
+        return queries.StateReader(view.get, view.items, self.chain_config.app_config, view.height)
 
     def get_markets(self, _: NoParams) -> list[dict[str, Any]]:
         """Every market: parameters, oracle price, funding, open interest."""
