@@ -303,3 +303,21 @@ def test_small_blocks_do_not_count_as_speed_measurements():
     assert ex.clock.seconds_per_tx == {}
     run(ex, independent(600))
     assert ex.clock.seconds_per_tx == {"sequential": pytest.approx(1.0)}
+
+
+def test_a_block_of_malformed_transactions_is_not_a_conflicting_one():
+    """Transactions that fail their stateless checks touch no key: they neither make a sample
+    "share keys" (which would also keep the next blocks sequential) nor count as declared."""
+    from paraexec.chain import Chain, ChainConfig
+    from paraexec.workloads import make_workload
+
+    workload = make_workload("transfers", accounts=100_000)
+    chain = Chain.create(MemoryStore(), ChainConfig(workload.chain_id, "transfers", workload.genesis_config()))
+    runtime = chain.runtime
+    garbage = [b"\x91\xc4\x01" + bytes([i % 256]) for i in range(600)]
+    assert sample_conflict(runtime, [runtime.peek(raw) for raw in garbage]) == 0.0
+    ex, _ = adaptive()
+    ex.execute_block(runtime, garbage, chain.store, ENV)
+    assert "share keys" not in ex.history[-1].reason and "declared" not in ex.history[-1].reason
+    ex.execute_block(runtime, workload.block(1, 600), chain.store, ENV)
+    assert ex.history[-1].executor == "parallel", ex.history[-1].reason

@@ -201,3 +201,32 @@ def test_newer_ticker_sets_the_top_of_book_and_older_diffs_cannot_undo_it():
         Quote(5, BUY, 100000, 300),
     ]
     assert flow.book[BUY].prices == [99990, 100000] and flow.book[SELL].get(100020) == 200
+
+
+def test_diffs_before_the_snapshot_are_buffered_and_the_newer_ones_applied():
+    """Binance's procedure: buffer the stream, then drop the diffs with u < lastUpdateId and
+    apply the rest. A diff received before the snapshot but newer than it sets the level."""
+    early = (
+        '115 {"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","U":10,"u":11,"pu":9,'
+        '"b":[["1000.00","3.000"]],"a":[]}}'
+    )
+    flow = OrderFlow(band_bps=50, max_level_qty=10_000)
+    list(flow.actions(read_lines([SLICE[0], early, SLICE[2]])))
+    assert flow.stale_diffs == 1  # only the diff with u=9 < lastUpdateId=10
+    assert flow.book[BUY].get(100000) == 3000 and flow.book_id == 11
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '1 {"data":{"e":"depthUpdate","U":"5","u":9,"pu":4,"b":[],"a":[]}}',
+        '1 {"lastUpdateId":"10","bids":[],"asks":[]}',
+        '1 {"data":{"e":"trade","p":"100.5","q":"0.002","m":"false"}}',
+    ],
+    ids=("string-id", "string-snapshot-id", "string-maker-flag"),
+)
+def test_fields_of_the_wrong_json_type_are_refused(line):
+    """A string update id would only fail later with a bare TypeError; "false" as a string
+    would read as true (a sell): both are refused where they are read, naming the line."""
+    with pytest.raises(MarketDataError, match="line 1"):
+        list(read_lines([line]))

@@ -86,3 +86,13 @@ def test_compressed_block_time_applies_hourly_funding():
         _, out = chain.produce_block(w.block(height, 20), height * w.block_seconds, SequentialExecutor())
         rates += sum(e.name == "funding_rate" for r in out.receipts for e in r.events)
     assert rates == 1
+
+
+def test_a_shock_beyond_the_oracle_price_band_is_refused():
+    """The chain refuses an oracle move beyond the market's band: a generator that shocked past
+    it would desync from the chain's prices and stall every later block on a stale oracle."""
+    from paraexec.workloads.perps import PerpsWorkload
+
+    with pytest.raises(ValueError, match="price band"):
+        PerpsWorkload(accounts=20, markets=2, shock_at=2, shock_ppm=-150_000)
+    PerpsWorkload(accounts=20, markets=2, shock_at=2, shock_ppm=-90_000)  # within the band

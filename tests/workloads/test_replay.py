@@ -73,3 +73,15 @@ def test_real_slice_is_deterministic_and_executes(real_slice):
 def test_missing_data_file_is_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="--data-file"):
         ReplayWorkload(data_file=str(tmp_path / "absent.gz"))
+
+
+def test_the_first_block_of_orders_after_long_deposits_has_a_fresh_oracle(real_slice):
+    """With many accounts and small blocks the deposits take more than the oracle's staleness
+    (60 s blocks): the first block that trades refreshes the oracle before its first order."""
+    w = ReplayWorkload(data_file=str(real_slice), accounts=600, makers=20, band_bps=3)
+    chain = Chain.create(MemoryStore(), ChainConfig(w.chain_id, w.app_name, w.genesis_config()))
+    times = [h * w.block_seconds for h in range(1, 18)]  # 600 deposits: blocks 1..15 (900 s), then orders
+    outputs = [chain.produce_block(w.block(h, 40), t, SequentialExecutor())[1] for h, t in enumerate(times, 1)]
+    codes = Counter(r.code for out in outputs for r in out.receipts)
+    assert codes[212] == 0, codes  # STALE_ORACLE
+    assert sum(e.name == "order" for out in outputs for r in out.receipts for e in r.events) > 0

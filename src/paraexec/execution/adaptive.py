@@ -175,7 +175,10 @@ class AdaptiveExecutor:
         available = self.available()
         step = max(1, n // DECLARED_PEEK)
         peeked = [peek(txs[i]) for i in range(0, n, step)][:DECLARED_PEEK]
-        all_declared = all(d is not None for d in declared_access(runtime, peeked))
+        # a transaction that failed its stateless checks "declares" nothing: it says nothing
+        # about whether the block's valid ones declare their keys
+        valid = [p for p in peeked if getattr(p, "error", None) is None]
+        all_declared = bool(valid) and all(d is not None for d in declared_access(runtime, valid))
         speculative = self._speculative_plan(available)
         if all_declared and self.threads_scale and "access-list" in available:
             return Choice("access-list", "declared access lists: scheduled without speculation")
@@ -278,7 +281,9 @@ def sample_conflict(runtime: Runtime, prepared: Sequence[Any]) -> float:
     other: a transaction counts when one of its keys was touched by another group; and a sample
     whose largest group holds more than ``DOMINANT_GROUP`` of it counts as fully conflicting
     (one worker would get everything). Without ``affinity_key`` every transaction is its own
-    group: any shared key counts.
+    group: any shared key counts. A transaction without an affinity key (it failed its
+    stateless checks: it touches no key) is left out: a block of malformed transactions is not
+    a conflicting one.
     """
     if not prepared:
         return 0.0
@@ -286,17 +291,23 @@ def sample_conflict(runtime: Runtime, prepared: Sequence[Any]) -> float:
     groups: Counter[Any] = Counter()
     touched: dict[bytes, Any] = {}  # hint key -> the one group that touched it, or _MIXED
     hits = 0
+    counted = 0
     for p in prepared:
         group = key_of(p) if key_of is not None else object()
+        if group is None:  # failed its stateless checks: touches no key, runs anywhere
+            continue
+        counted += 1
         groups[group] += 1
         keys = runtime.hint_keys(p)
         if any(touched.get(k, group) != group for k in keys):  # _MIXED equals no group
             hits += 1
         for k in keys:
             touched[k] = group if touched.get(k, group) == group else _MIXED
-    if key_of is not None and groups.most_common(1)[0][1] > DOMINANT_GROUP * len(prepared):
+    if not counted:
+        return 0.0
+    if key_of is not None and groups.most_common(1)[0][1] > DOMINANT_GROUP * counted:
         return 1.0
-    return hits / len(prepared)
+    return hits / counted
 
 
 register("adaptive", AdaptiveExecutor)

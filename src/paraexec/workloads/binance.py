@@ -12,7 +12,8 @@ Stage 1, ``read_events(path)``: parse each line into a ``DepthUpdate``, ``DepthS
 Stage 2, ``OrderFlow``: turn events into what an exchange sees, as Binance's own book-keeping
 rules prescribe:
 
-- depth: diffs before the snapshot are dropped; the snapshot sets the book; later diffs with
+- depth: diffs received before the snapshot are buffered (at most ``MAX_BUFFERED_DIFFS``) and
+  applied after it, as Binance's procedure says; the snapshot sets the book; diffs with
   ``u < lastUpdateId`` are stale and dropped; every other diff sets the quantity of each level
   it names (0 removes the level).
 - The replay *posts* liquidity only within ``band_bps`` of the mid (deep levels would only bloat
@@ -127,11 +128,12 @@ def parse_line(line: str) -> MarketEvent | None:
     ts = int(ts_text)
     msg: dict[str, Any] = msgspec.json.decode(payload)
     if "lastUpdateId" in msg:
-        return DepthSnapshot(ts, msg["lastUpdateId"], _levels(msg["bids"]), _levels(msg["asks"]))
+        return DepthSnapshot(ts, _int(msg["lastUpdateId"]), _levels(msg["bids"]), _levels(msg["asks"]))
     data = msg.get("data", {})
     kind = data.get("e")
     if kind == "depthUpdate":
-        return DepthUpdate(ts, data["U"], data["u"], data.get("pu", -1), _levels(data["b"]), _levels(data["a"]))
+        ids = _int(data["U"]), _int(data["u"]), _int(data.get("pu", -1))
+        return DepthUpdate(ts, *ids, _levels(data["b"]), _levels(data["a"]))
     if kind == "bookTicker":
         return BookTicker(
             ts,
@@ -139,13 +141,22 @@ def parse_line(line: str) -> MarketEvent | None:
             parse_fixed(data["B"], QTY_DECIMALS),
             parse_fixed(data["a"], PRICE_DECIMALS),
             parse_fixed(data["A"], QTY_DECIMALS),
-            data.get("u", -1),
+            _int(data.get("u", -1)),
         )
     if kind == "trade":
+        if type(data["m"]) is not bool:  # "false" as a string would read as a sell
+            raise ValueError(f"m (buyer is maker) must be true or false, not {data['m']!r}")
         return Trade(
             ts, parse_fixed(data["p"], PRICE_DECIMALS), parse_fixed(data["q"], QTY_DECIMALS), SELL if data["m"] else BUY
         )
     return None
+
+
+def _int(value: Any) -> int:
+    """An update id: a JSON integer (a string id would compare with ints only to fail later)."""
+    if type(value) is not int:
+        raise ValueError(f"update id {value!r} is not an integer")
+    return value
 
 
 def read_lines(lines: Iterable[str], limit: int | None = None) -> Iterator[MarketEvent]:
@@ -251,6 +262,11 @@ class SideBook:
         return gone
 
 
+#: Diffs kept while no snapshot has been seen (a recording without one would otherwise grow it
+#: with the whole file); older ones are dropped and counted as stale.
+MAX_BUFFERED_DIFFS = 10_000
+
+
 class OrderFlow:
     """Stage 2 of the module docstring: events in, ``Action`` s out (one instance per stream)."""
 
@@ -265,6 +281,7 @@ class OrderFlow:
         self.mid: int | None = None
         self._band_mid: int | None = None  # the mid at the last out-of-band sweep
         self.stale_diffs = 0
+        self.buffered: list[DepthUpdate] = []  # diffs seen before the snapshot
 
     def actions(self, events: Iterable[MarketEvent]) -> Iterator[Action]:
         for event in events:
@@ -285,8 +302,18 @@ class OrderFlow:
         if isinstance(event, DepthSnapshot):
             self.snapshot_id = self.book_id = event.last_update_id
             self.book = {BUY: SideBook(event.bids), SELL: SideBook(event.asks)}
-            return self._follow(event.ts_ns, {(BUY, px) for px, _ in event.bids} | {(SELL, px) for px, _ in event.asks})
-        if self.snapshot_id is None or event.last_id < self.snapshot_id:
+            out = self._follow(event.ts_ns, {(BUY, px) for px, _ in event.bids} | {(SELL, px) for px, _ in event.asks})
+            buffered, self.buffered = self.buffered, []
+            for diff in buffered:  # the stale ones (u < lastUpdateId) are counted and dropped below
+                out.extend(self.on_event(diff))
+            return out
+        if self.snapshot_id is None:  # Binance: buffer the stream's diffs until the snapshot
+            self.buffered.append(event)
+            if len(self.buffered) > MAX_BUFFERED_DIFFS:
+                del self.buffered[0]
+                self.stale_diffs += 1
+            return []
+        if event.last_id < self.snapshot_id:
             self.stale_diffs += 1
             return []
         touched = set()

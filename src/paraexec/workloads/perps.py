@@ -81,6 +81,12 @@ class PerpsWorkload:
             raise ValueError("makers must be fewer than accounts")
         self.setup = ExchangeSetup(f"paraexec-perps-{self.seed}", self.accounts, self.markets)
         self.markets = len(self.setup.market_params)
+        band = min(m.max_price_move_ppm for m in self.setup.market_params)
+        if self.shock_at and not -band < self.shock_ppm < band:
+            raise ValueError(
+                f"shock_ppm {self.shock_ppm} is outside the markets' oracle price band (+-{band} ppm per update): "
+                "the chain would refuse every shocked price"
+            )
         self.signer = Signer(self.chain_id)
         self.prices = [m.initial_price for m in self.setup.market_params]
         self.weights = [1 / (i + 1) ** self.zipf_s for i in range(self.markets)]

@@ -110,6 +110,7 @@ class ReplayWorkload:
         self.next_height = height + 1
         sign = self.signer.sign
         txs: list[bytes] = []
+        updated = self.pending_mid is not None
         if self.pending_mid is not None:
             band = self.market.max_price_move_ppm * 9 // 10
             target = self.price_of_cents(self.pending_mid)
@@ -130,6 +131,10 @@ class ReplayWorkload:
             if action is None:
                 self.exhausted = True
                 break
+            if not updated:  # orders need a fresh oracle: the block's first action refreshes it
+                updated = True  # (the deposits before it may have taken many blocks of 60 s)
+                for oracle in self.setup.oracles[: max(1, self.setup.quorum)]:
+                    txs.append(sign(oracle, OracleUpdate(MARKET_ID, self.oracle_price), nonce_of))
             txs.extend(self._convert(action, nonce_of))
         return txs
 
