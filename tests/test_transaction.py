@@ -163,10 +163,15 @@ def test_a_balance_beyond_64_bits_is_a_state_value_like_any_other():
     assert balance(chain, BOB) == 500 + top and balance(chain, ALICE) == 1000 + top
 
 
-@pytest.mark.parametrize("value", [0, -1, 2**63 - 1, -(2**63), 2**64 - 1, 2**64, -(2**63) - 1, 7 * 2**200, -(2**300)])
+@pytest.mark.parametrize(
+    "value", [0, -1, 2**63 - 1, -(2**63), 2**64 - 1, 2**64, -(2**63) - 1, -(2**71), 2**71, 7 * 2**200, -(2**300)]
+)
 def test_integer_state_values_round_trip_canonically(value):
     data = codec.encode_int(value)
     assert codec.decode_int(data) == value
+    if not -(2**63) <= value < 2**64:  # the fewest bytes that hold it, sign included (-2**71: 9)
+        size = next(n for n in range(1, 64) if -(2 ** (8 * n - 1)) <= value < 2 ** (8 * n - 1))
+        assert data == codec.encode(msgspec.msgpack.Ext(codec.BIG_INT_EXT, value.to_bytes(size, "big", signed=True)))
     if -(2**63) <= value < 2**64:
         assert data == codec.encode(value)  # MessagePack's own int: every existing state's bytes
 

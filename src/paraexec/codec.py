@@ -50,7 +50,8 @@ def encode_int(value: int) -> bytes:
     try:
         return _encoder.encode(value)
     except OverflowError:
-        size = (value.bit_length() + 8) // 8  # room for the sign bit
+        magnitude = value if value >= 0 else ~value  # -2**71 fits 9 bytes, as 2**71 - 1 does
+        size = (magnitude.bit_length() + 8) // 8  # room for the sign bit: the fewest bytes
         return _encoder.encode(msgspec.msgpack.Ext(BIG_INT_EXT, value.to_bytes(size, "big", signed=True)))
 
 

@@ -42,6 +42,16 @@ def test_what_would_rest_must_fit_the_margin_and_the_fills_before_it_stand():
     assert h.run(BOB, order(2, BUY, BTC, P50 * 11 // 10)).code == 204  # nothing to fill: refused
 
 
+def test_a_limit_order_whose_first_fill_is_unaffordable_is_refused_whole():
+    """Crossing or not, a limit order that fills nothing for lack of margin is refused (204) and
+    changes nothing, as one that could not rest is."""
+    h = Harness(config({ALICE: 100_000 * USDC, BOB: 3_000 * USDC}))
+    assert h.run(ALICE, order(1, SELL, 2 * BTC, P50)).ok
+    assert h.run(BOB, order(1, BUY, 2 * BTC, P50 * 98 // 100)).code == 204  # crosses nothing
+    assert h.run(BOB, order(2, BUY, 2 * BTC, P50)).code == 204  # its first (whole) fill is unaffordable
+    assert h.size(BOB) == 0 and h.reader.book(0)["asks"] == [[P50, 2 * BTC, 1]]
+
+
 def test_a_liquidation_fill_pays_no_maker_rebate():
     """Liquidations pay no taker fee, so (as dYdX) their makers get no rebate: the fee pool must
     not pay out what no fill paid in."""

@@ -275,8 +275,9 @@ def test_a_whole_deleverage_at_an_inexact_price_leaves_exactly_zero():
 
 def test_stale_blocks_sample_a_zero_premium():
     """dYdX counts a market without a valid price as a zero premium vote: a bid 0.5% over the
-    oracle seen by two fresh blocks of an hour whose other blocks had a stale oracle does not set
-    the whole hour's rate (eight samples, not the three fresh ones)."""
+    oracle, seen by the two fresh blocks after it is placed in an hour whose other blocks had a
+    stale oracle, does not set the whole hour's rate (eight samples, not only the three fresh
+    ones, the first of which saw no bid)."""
     h = Harness(
         config(
             {ALICE: 100_000 * USDC, BOB: 100_000 * USDC, CAROL: 100_000 * USDC}, markets=[btc_market(staleness_s=60)]

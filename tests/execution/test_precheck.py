@@ -310,3 +310,30 @@ def test_a_failed_precheck_does_not_shift_the_verdicts_of_a_verified_stream(monk
         assert got.same_result(expected)
     finally:
         executor.close()
+
+
+def test_a_worker_whose_precheck_spec_failed_gets_the_spec_again(tmp_path):
+    """The workers' first build of the announced runtime fails. Their ``Precheck`` stays
+    unanswered, but the answer to ``Collect`` says so (``Prechecked.failed``), so the block's
+    ``Setup`` sends the spec again instead of assuming the worker holds it (it held no runtime:
+    every execution raised and the block ended in InvariantViolation)."""
+    from paraexec.execution import BlockEnv
+
+    from .flaky_spec import FlakySpec
+
+    store = LmdbStore(tmp_path / "db")
+    tc = transfer_chain(200, store)
+    spec = tc.chain.runtime.spec
+    runtime = FlakySpec(spec.app_name, spec.app_config, spec.chain_id, spec.verify_signatures).build()
+    txs = transfer_block(tc, 300, seed=1, invalid_share=0.0)
+    expected = SequentialExecutor().execute_block(runtime, txs, store, BlockEnv(1, 1))
+    executor = ParallelExecutor(2, contention_fallback=False, time_guard=False)
+    try:
+        executor.announce(runtime, txs)
+        executor._send_prechecks(every_worker=True)  # the workers' first build: it fails
+        time.sleep(IDLE)
+        got = executor.execute_block(runtime, txs, store, BlockEnv(1, 1))
+        assert got.same_result(expected)
+    finally:
+        executor.close()
+        store.close()

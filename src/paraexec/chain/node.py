@@ -25,6 +25,7 @@ finish and commit, then closes the store: a shutdown never leaves half a block.
 from __future__ import annotations
 
 import fcntl
+import logging
 import threading
 import time
 from collections import deque
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .. import codec
+from ..errors import CorruptStore
 from ..execution.contract import BlockOutput, Receipt
 from ..execution.registry import make_executor
 from ..execution.runtime import SYSTEM_TAG, nonce_key
@@ -43,6 +45,8 @@ from ..transaction import tx_hash
 from .block import Block, decode_block, decode_receipts
 from .chain import Chain, ChainConfig
 from .mempool import Mempool, MempoolConfig
+
+log = logging.getLogger(__name__)
 
 #: How many blocks' ``BlockInfo`` the node keeps (and reads back from the store at start-up).
 RECENT_BLOCKS = 256
@@ -178,7 +182,10 @@ class Node:
         self.executor = make_executor(config.executor, config.workers)
         self.listeners: list[Callable[[BlockInfo], None]] = []
         self.recent: deque[BlockInfo] = deque(maxlen=RECENT_BLOCKS)
-        self.recent.extend(stored_infos(self.chain, RECENT_BLOCKS))
+        try:
+            self.recent.extend(stored_infos(self.chain, RECENT_BLOCKS))
+        except CorruptStore as exc:  # only the dashboard's history: the chain itself is usable
+            log.warning("recent blocks not shown: %s", exc)
         self.started_at = time.time()
         self.blocks_produced = 0
         self.txs_committed = 0

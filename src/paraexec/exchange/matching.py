@@ -6,21 +6,28 @@ place_order(order):
               MAX_CONDITIONAL_PER_SUBACCOUNT per subaccount and MAX_CONDITIONAL_PER_MARKET per
               market: the market tick reads the whole list every block; an untriggered order
               past its good_til_block is removed by the tick, as dYdX's EndBlocker does)
-    post-only that would cross the best opposite price -> POST_ONLY_WOULD_CROSS (rejected)
+    a client id held by a live order -> DUPLICATE_ORDER (an expired good-til-block order no
+              longer holds it: it is removed and the id reused)
+    post-only that would cross a live order of another subaccount -> POST_ONLY_WOULD_CROSS
+              (rejected; the owner's own crossing orders are removed as self-trades, as dYdX)
     reduce-only that would not reduce the position -> REDUCE_ONLY_WOULD_INCREASE
-    limit orders: the account must stay collateralised if the whole order filled at its price
-              (taker fee included), so no order rests beyond its margin
-    walk the opposite side best price first while it crosses the limit:
+    walk the opposite side best price first while it crosses the limit (the taker is checked
+    fill by fill at the fill's price, as dYdX; the limit only bounds the price):
         each resting order FIFO:
             expired (good_til_block < height)        -> removed
             same subaccount (self-trade prevention)  -> the resting (maker) order is removed
             q = min(taker left, maker left), capped by reduce-only flags (a reduce-only maker
             whose position the fill closes loses its rest: it could only cross later)
             maker after the fill not collateralised  -> maker order removed, continue
-            taker after the fill not collateralised  -> stop (status UNDERCOLLATERALIZED)
+            taker after the fill not collateralised  -> stop (status UNDERCOLLATERALIZED; a
+                                                        limit order that filled nothing is
+                                                        rejected: UNDERCOLLATERALIZED, 204)
             else: both trade at the maker's price; taker pays taker fee, maker pays maker fee
+                  (a liquidation pays no taker fee and its makers get no rebate)
     the rest: FOK -> FOK_NOT_FULLY_FILLED (whole transaction rejected); IOC / market ->
-    canceled; GTC / post-only -> rests at the back of its price level
+    canceled; GTC / post-only -> rests at the back of its price level if the account stays
+    collateralised with all of it filled at its price (taker fee included), so no order rests
+    beyond its margin; else it does not rest (UNDERCOLLATERALIZED; rejected if nothing filled)
 
 Fees: ``fee = quote * fee_ppm / 1e6`` rounded up (a negative maker fee is a rebate rounded
 toward zero); both go to the fee pool with ``ctx.add``. Fills are at the maker's price, and a
@@ -173,6 +180,8 @@ def place_order(lg: Ledger, fees: Fees, owner: bytes, p: PlaceOrder, triggered: 
         liquidation=False,
     )
     remaining = p.quantums - filled
+    if stopped and not filled and limit is not None:  # as when it could not rest: refused whole
+        raise Undercollateralized(f"the first fill of {p.quantums} at {limit} needs more collateral")
     if stopped and p.time_in_force != FOK:
         status = OrderStatus.UNDERCOLLATERALIZED
     elif remaining == 0:

@@ -41,6 +41,7 @@ from __future__ import annotations
 import bisect
 import gzip
 import zlib
+from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -281,7 +282,7 @@ class OrderFlow:
         self.mid: int | None = None
         self._band_mid: int | None = None  # the mid at the last out-of-band sweep
         self.stale_diffs = 0
-        self.buffered: list[DepthUpdate] = []  # diffs seen before the snapshot
+        self.buffered: deque[DepthUpdate] = deque()  # diffs seen before the snapshot
 
     def actions(self, events: Iterable[MarketEvent]) -> Iterator[Action]:
         for event in events:
@@ -303,15 +304,15 @@ class OrderFlow:
             self.snapshot_id = self.book_id = event.last_update_id
             self.book = {BUY: SideBook(event.bids), SELL: SideBook(event.asks)}
             out = self._follow(event.ts_ns, {(BUY, px) for px, _ in event.bids} | {(SELL, px) for px, _ in event.asks})
-            buffered, self.buffered = self.buffered, []
+            buffered, self.buffered = self.buffered, deque()
             for diff in buffered:  # the stale ones (u < lastUpdateId) are counted and dropped below
                 out.extend(self.on_event(diff))
             return out
         if self.snapshot_id is None:  # Binance: buffer the stream's diffs until the snapshot
             self.buffered.append(event)
             if len(self.buffered) > MAX_BUFFERED_DIFFS:
-                del self.buffered[0]
-                self.stale_diffs += 1
+                self.buffered.popleft()
+                self.stale_diffs += 1  # lost, stale or not
             return []
         if event.last_id < self.snapshot_id:
             self.stale_diffs += 1

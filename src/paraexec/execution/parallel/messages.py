@@ -174,9 +174,12 @@ class Finished(msgspec.Struct, tag=True, array_like=True):
 
 class Prechecked(msgspec.Struct, tag=True, array_like=True):
     """The verdicts so far: ``ok[i]`` is 1 when ``Precheck.txs[i]`` passed every stateless check
-    (signature included), 0 when it failed one; ``len(ok)`` transactions were checked (a prefix)."""
+    (signature included), 0 when it failed one; ``len(ok)`` transactions were checked (a prefix).
+    ``failed``: the ``Precheck`` raised before checking anything (its spec could not be built):
+    the worker holds no runtime, so the coordinator must send the spec again."""
 
     ok: bytes
+    failed: bool = False
 
 
 class Hashed(msgspec.Struct, tag=True, array_like=True):

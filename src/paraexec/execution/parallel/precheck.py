@@ -96,8 +96,9 @@ class Prechecks:
 
     def collect(self, pool: WorkerPool) -> list[int]:
         """Stop the workers' prechecks and keep the positive verdicts; returns the workers whose
-        ``Precheck`` raised (no verdicts from them, and no runtime: the caller must send them
-        the spec again). Raises ``WorkerLost`` if a worker died meanwhile (the block then starts
+        ``Precheck`` failed to build its spec (``Prechecked.failed``; a ``Failed`` reply from an
+        older path counts too): no verdicts from them, and no runtime, so the caller must send
+        them the spec again. Raises ``WorkerLost`` if a worker died meanwhile (the block then starts
         on fresh workers, verdicts lost)."""
         if not self.sent:
             return []
@@ -109,6 +110,8 @@ class Prechecks:
             while True:
                 reply = m.from_worker.decode(pool.recv(w))
                 if isinstance(reply, m.Prechecked):
+                    if reply.failed:
+                        failed.append(w)
                     break
                 if not isinstance(reply, m.Failed):
                     raise InvariantViolation(f"worker {w}: expected Prechecked, got {type(reply).__name__}")

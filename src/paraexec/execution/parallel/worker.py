@@ -404,6 +404,7 @@ class WorkerState:
         self.store: Any = None
         self.block: BlockRun | None = None
         self.precheck: Precheck | None = None
+        self.precheck_failed = False  # the last Precheck's spec did not build (told at Collect)
         #: sum of h(k, old) over the keys of this block's ``HashOld`` messages; ``None``: unusable
         self.old_sum: int | None = None
         self.cpu_at_setup = 0.0
@@ -426,11 +427,13 @@ class WorkerState:
         if isinstance(msg, m.Precheck):  # never answered, even on error (as ``HashOld``): an
             # unasked-for ``Failed`` would be read as the answer to the next request
             self.precheck = None
+            self.precheck_failed = False
             if msg.spec is not None:
                 self.runtime = None  # a spec that fails to build leaves no stale runtime behind
                 try:
                     self.runtime = pickle.loads(msg.spec).build()
-                except Exception:  # the coordinator then gets no verdicts and checks them itself
+                except Exception:  # said in the answer to ``Collect``: no verdicts, no runtime
+                    self.precheck_failed = True
                     return None
             if self.runtime is not None:
                 self.precheck = Precheck(self.runtime, msg.txs)
@@ -469,7 +472,8 @@ class WorkerState:
         if isinstance(msg, m.Collect):
             ok = bytes(self.precheck.ok) if self.precheck is not None else b""
             self.precheck = None
-            return m.Prechecked(ok)
+            failed, self.precheck_failed = self.precheck_failed, False
+            return m.Prechecked(ok, failed)
         if isinstance(msg, m.Finish):
             assert self.block is not None
             finished = self.block.finish(msg, self.cpu_at_setup)
