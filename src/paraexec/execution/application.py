@@ -35,9 +35,10 @@ class Application(Protocol):
         """Keys the payload will most likely touch (for scheduling affinity); may be empty."""
         ...
 
-    # Optional: ``state_layout: int``, the version of the application's state layout. A chain
-    # records it at genesis and ``Chain.open`` refuses a store written with another one
-    # (``IncompatibleStore``) rather than executing over keys the application no longer reads.
+    # Optional: ``state_layout: int``, the version of the application's state layout (and of
+    # rules that change what a stored chain replays to). A chain records it at genesis and
+    # ``Chain.open`` refuses a store written with another one (``IncompatibleStore``) rather
+    # than executing over keys the application no longer reads.
 
     # Optional: ``barrier(payload) -> bool``: the payload writes state that transactions of
     # every affinity group read (the exchange's oracle updates); the parallel executor then
