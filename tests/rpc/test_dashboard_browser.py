@@ -15,6 +15,20 @@ from ..browser import CHROMIUM, CHROMIUM_ARGS, HAVE_CHROMIUM, NO_CHROMIUM
 from .nodeproc import NodeProcess, init_exchange_chain
 
 
+def rest_and_hit(url: str, maker, taker, taken_share: int) -> tuple[int, int, dict]:
+    """The maker rests a BTC ask of 4 steps at the oracle price; the taker takes 1/``taken_share``
+    of it (IOC). Returns (ask size, price, the taker's inclusion)."""
+    with Client(url) as client:
+        btc = Market.from_config(client.markets()[0]["params"])
+        price = btc.price_to_subticks(client.markets()[0]["oracle_price"])
+        size = btc.step_base_quantums * 4
+        for w in (maker, taker):
+            w.sync_nonce(client)
+        client.submit_and_wait(maker.place_order(0, SELL, size, price, client_id=1))
+        take = taker.place_order(0, BUY, size // taken_share, price, client_id=2, time_in_force=IOC)
+        return size, price, client.wait_for(client.submit(take))
+
+
 @pytest.mark.skipif(not HAVE_CHROMIUM, reason=NO_CHROMIUM)
 def test_dashboard_shows_live_blocks_books_and_trades(tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -35,16 +49,7 @@ def test_dashboard_shows_live_blocks_books_and_trades(tmp_path):
             assert page.locator("#blocks tbody tr").count() >= 3
             page.wait_for_function("document.getElementById('markets').textContent.includes('BTC-USD')", timeout=20_000)
             # an order rests (book depth) and a taker hits it (a trade)
-            with Client(node.url) as client:
-                btc = Market.from_config(client.markets()[0]["params"])
-                price = btc.price_to_subticks(client.markets()[0]["oracle_price"])
-                size = btc.step_base_quantums * 4
-                for w in (maker, taker):
-                    w.sync_nonce(client)
-                client.submit_and_wait(maker.place_order(0, SELL, size, price, client_id=1))
-                hit = client.wait_for(
-                    client.submit(taker.place_order(0, BUY, size // 4, price, client_id=2, time_in_force=IOC))
-                )
+            size, price, hit = rest_and_hit(node.url, maker, taker, taken_share=4)
             assert hit["receipt"]["ok"]
             # the book shows the rest of the ask (sizes are displayed in base units; data-q holds quantums)
             page.wait_for_selector(
@@ -72,14 +77,8 @@ def test_dashboard_after_restart_shows_the_stored_history(tmp_path):
     data = tmp_path / "chain"
     init_exchange_chain(data, accounts=2, markets=2)
     maker, taker = (wallet_of(k, "paraexec-dev") for k in dev_keys(accounts=2))
-    with NodeProcess(data, block_time=0.2) as node, Client(node.url) as client:
-        btc = Market.from_config(client.markets()[0]["params"])
-        price = btc.price_to_subticks(client.markets()[0]["oracle_price"])
-        size = btc.step_base_quantums * 4
-        for w in (maker, taker):
-            w.sync_nonce(client)
-        client.submit_and_wait(maker.place_order(0, SELL, size, price, client_id=1))
-        hit = client.wait_for(client.submit(taker.place_order(0, BUY, size, price, client_id=2, time_in_force=IOC)))
+    with NodeProcess(data, block_time=0.2) as node:
+        size, _, hit = rest_and_hit(node.url, maker, taker, taken_share=1)
     assert hit["receipt"]["ok"]
     with NodeProcess(data, block_time=3600, extra=["--no-empty-blocks"]) as node, sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
