@@ -224,6 +224,10 @@ def run(
     console.print(
         f"[bold]{total_txs} txs in {total_s:.2f}s: {total_txs / max(total_s, 1e-9):,.0f} tx/s[/] ({executor}, workers={getattr(engine, 'workers', workers)})"
     )
+    if getattr(gen, "exhausted", False):  # replay: the recording has no more events
+        console.print(
+            f"[yellow]note: the {workload} recording ran out: the last blocks hold fewer transactions or none"
+        )
 
 
 @app.command()

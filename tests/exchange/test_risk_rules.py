@@ -36,7 +36,7 @@ def long_bob_short_alice(h: Harness) -> None:
 
 def test_deleveraging_skips_a_counterparty_it_would_leave_undercollateralised(monkeypatch):
     """dYdX offsets a bankrupt position only against accounts that stay collateralised: Alice
-    (short BTC against Bob, long ETH) is healthy before, and both markets fall ~27% in one block.
+    (short BTC against Bob, long ETH) is healthy before, and both markets fall ~27% in three blocks.
     Offsetting Bob at his bankruptcy price would leave her TNC negative, so she is skipped."""
     import paraexec.exchange.app as appmod
 
@@ -48,12 +48,11 @@ def test_deleveraging_skips_a_counterparty_it_would_leave_undercollateralised(mo
         h.tx(CAROL, PlaceOrder(1, 0, 1, SELL, 31_500 * 10**6, eth_price)),
         h.tx(ALICE, PlaceOrder(1, 0, 2, BUY, 31_500 * 10**6, eth_price, time_in_force=IOC)),
     )
-    moves, btc, ether = [], P50, eth_price
-    for _ in range(3):
-        btc, ether = btc * 9 // 10, ether * 9 // 10
-        moves += [h.tx(ORACLE, OracleUpdate(0, btc)), h.tx(ORACLE, OracleUpdate(1, ether))]
     monkeypatch.setattr(appmod.ExchangeApp, "system_payloads", lambda self, env: [])  # no sweep: Liquidate below
-    h.block(*moves)
+    btc, ether = P50, eth_price
+    for _ in range(3):  # the oracle band allows 10% a block
+        btc, ether = btc * 9 // 10, ether * 9 // 10
+        h.block(h.tx(ORACLE, OracleUpdate(0, btc)), h.tx(ORACLE, OracleUpdate(1, ether)))
     alice = h.reader.subaccount(ALICE.public_key)
     assert alice["tnc"] > alice["mmr"] and h.reader.subaccount(BOB.public_key)["tnc"] < 0
     receipt = h.run(DAVE, Liquidate(BOB.public_key, 0, 0))
@@ -255,6 +254,17 @@ def test_the_sweep_gates_withdrawals_for_a_bankrupt_holder_it_does_not_liquidate
         h.block()
     assert h.get_int(keys.WITHDRAW_GATE) == 62 + 50  # re-armed every block
     assert h.run(ALICE, Withdraw(0, USDC)).code == 215
+
+
+def test_oracle_updates_in_one_block_cannot_compound_past_the_band():
+    """The band is measured from the price at the start of the block: with quorum 1, three 9%
+    moves in one block would take the price 27% (a 10% band); the second and third are refused,
+    and the next block may move 10% again from where the first left it."""
+    h = Harness(config({ALICE: USDC}))
+    first, second = P50 * 91 // 100, P50 * 91 * 91 // 10_000
+    receipts = h.block(*(h.tx(ORACLE, OracleUpdate(0, p)) for p in (first, second, second * 91 // 100)))
+    assert [r.code for r in receipts[:3]] == [0, 211, 211]
+    assert h.run(ORACLE, OracleUpdate(0, second)).ok  # next block: 9% from the first
 
 
 def test_a_whole_deleverage_at_an_inexact_price_leaves_exactly_zero():

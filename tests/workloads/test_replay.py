@@ -85,3 +85,17 @@ def test_the_first_block_of_orders_after_long_deposits_has_a_fresh_oracle(real_s
     codes = Counter(r.code for out in outputs for r in out.receipts)
     assert codes[212] == 0, codes  # STALE_ORACLE
     assert sum(e.name == "order" for out in outputs for r in out.receipts for e in r.events) > 0
+
+
+def test_run_says_when_the_recording_ran_out(tmp_path):
+    from typer.testing import CliRunner
+
+    from paraexec.cli import app
+
+    path = tmp_path / "tiny.gz"
+    with gzip.open(path, "wt") as fh:
+        fh.write("\n".join(SLICE) + "\n")
+    args = ["run", "--workload", "replay", "--data-file", str(path), "--accounts", "20", "--block-size", "10"]
+    result = CliRunner().invoke(app, [*args, "--blocks", "5", "--data", str(tmp_path / "chain")])
+    assert result.exit_code == 0, result.output
+    assert "recording ran out" in " ".join(result.output.split())

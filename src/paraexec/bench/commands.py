@@ -226,6 +226,13 @@ def bench(
             bar.stop()
             fail(f"{workload}: {exc}", 2)
     out.print(results_table(result))
+    for point in result["points"]:
+        if point.get("data_exhausted"):
+            console.print(
+                f"[yellow]note: the {workload} recording ran out ({point['params'] or 'default parameters'}): "
+                f"blocks of {point['txs_per_block']} transactions, not {block_size}",
+                highlight=False,
+            )
     if json_out is not None:
         json_out.write_text(json.dumps(result, indent=1))
         console.print(f"JSON: {json_out}")

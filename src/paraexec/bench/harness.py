@@ -462,6 +462,8 @@ def run_point(
         "params": params,
         "contention_param": CONTENTION_PARAM.get(bench.workload),
         "txs_per_block": [len(b) for b in blocks],
+        # a recording-driven workload (replay) that ran out of data: its last blocks are short or empty
+        "data_exhausted": bool(getattr(workload, "exhausted", False)),
         "reference_roots": ref_roots,
         "outcomes": outcomes,
         "analysis": bounds.to_json(analysed),

@@ -6,7 +6,9 @@
         quorum == 1: candidate = price
         quorum  > 1: store k's report (price, time); candidate = median of the reports no
                      older than the market's staleness limit; fewer than quorum -> only stored
-        |candidate - current| * 1e6 > max_price_move_ppm * current   -> PRICE_BAND_EXCEEDED
+        |candidate - anchor| * 1e6 > max_price_move_ppm * anchor   -> PRICE_BAND_EXCEEDED
+              (anchor: the price at the start of this block, so several updates in one block
+              cannot compound past the band: three moves of 9% would pass a 10% band)
         write OraclePrice(candidate, block time)   (the market's ``MarketState``)
 
 The band is measured against the last accepted price even when that price is stale, so a
@@ -44,8 +46,11 @@ def oracle_update(lg: Ledger, oracles: list[bytes], quorum: int, sender: bytes, 
             ctx.emit("oracle_report", market=market_id, price=price, reports=len(fresh))
             return
         price = median(fresh)
-    current = lg.oracle(market_id).price
-    if abs(price - current) * PPM > market.max_price_move_ppm * current:
-        raise PriceBandExceeded(f"{current} -> {price} moves more than {market.max_price_move_ppm} ppm")
-    lg.set_market_state(market_id, oracle=OraclePrice(price, lg.time))
+    state = lg.market_state(market_id)
+    anchor = state.band_price if state.band_height == lg.height else state.oracle.price
+    if abs(price - anchor) * PPM > market.max_price_move_ppm * anchor:
+        raise PriceBandExceeded(
+            f"{anchor} (this block's start) -> {price} moves more than {market.max_price_move_ppm} ppm"
+        )
+    lg.set_market_state(market_id, oracle=OraclePrice(price, lg.time), band=(anchor, lg.height))
     ctx.emit("oracle_price", market=market_id, price=price, time=lg.time)

@@ -81,11 +81,15 @@ class FundingIndex(msgspec.Struct, array_like=True, frozen=True):
 class MarketState(msgspec.Struct, array_like=True, frozen=True):
     """A market's margin inputs (``keys.market_state``): the oracle price (written by oracle
     updates), the cumulative funding index and the end-of-block open-interest snapshot that
-    scales the IMF (both written by the market tick)."""
+    scales the IMF (both written by the market tick). ``band_price`` is the oracle price at the
+    start of block ``band_height``, the last block with an accepted update: every update of a
+    block is held to the price band around it (``oracle``)."""
 
     oracle: OraclePrice
     funding: FundingIndex
     oi_snapshot: int = 0
+    band_price: int = 0
+    band_height: int = 0
 
 
 class FundingSamples(msgspec.Struct, array_like=True, frozen=True):
