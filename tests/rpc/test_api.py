@@ -20,7 +20,7 @@ from paraexec.chain.node import Node, NodeConfig
 from paraexec.crypto import SigningKey
 from paraexec.rpc.server import MAX_BODY_BYTES, create_app
 from paraexec.state import LmdbStore
-from paraexec.transaction import encode_payload, sign
+from paraexec.transaction import encode_payload, sign, tx_hash
 
 CHAIN = "api-test"
 KEYS = [SigningKey.from_seed_text(f"api/{i}") for i in range(8)]
@@ -150,6 +150,27 @@ def test_flood_beyond_capacity_gets_429(api):
     assert quota[5].json()["error"]["code"] == 21  # SENDER_QUOTA
     node.produce_once()
     assert rpc(api, "get_nonce", {"address": KEYS[6].public_key.hex()}).json()["result"] == {"committed": 5, "next": 5}
+
+
+def test_a_malformed_item_of_a_batch_gets_its_own_error(tmp_path):
+    """Bad hex or an oversize item in ``submit_txs`` is answered per item; the others are admitted."""
+    from paraexec.transaction import MAX_TX_BYTES
+
+    store = LmdbStore(tmp_path)
+    Chain.create(store, ChainConfig(CHAIN, "transfers", {"accounts": {k.public_key.hex(): 1000 for k in KEYS}}))
+    store.close()
+    node = Node(NodeConfig(tmp_path))
+    with TestClient(create_app(node, manage_node=False)) as client:
+        good = transfer(KEYS[1], 0)
+        txs = ["zz", good.hex(), "00" * (MAX_TX_BYTES + 2)]  # too long to be read at all
+        results = rpc(client, "submit_txs", {"txs": txs}).json()["result"]["results"]
+        assert [(r["hash"], r.get("error", {}).get("name")) for r in results] == [
+            (None, "MALFORMED"),
+            (tx_hash(good).hex(), None),
+            (None, "OVERSIZE"),
+        ]
+        assert [r["error"]["code"] for r in (results[0], results[2])] == [2, 3] and len(node.mempool) == 1
+    node.stop()
 
 
 json_values = st.recursive(

@@ -18,7 +18,7 @@ import msgspec
 
 from .. import codec
 from ..chain.node import BlockInfo, Node
-from ..errors import InvalidTransaction
+from ..errors import InvalidTransaction, MalformedTransaction
 from ..transaction import MAX_TX_BYTES, tx_hash
 from .jsonrpc import METHOD_NOT_FOUND, Registry, RpcError, invalid_params, jsonable, parse_hex
 
@@ -195,17 +195,31 @@ class Methods:
         return {"hash": result.hash.hex(), "known": result.known}
 
     def submit_txs(self, p: SubmitTxs) -> dict[str, Any]:
-        """Admit a batch (signatures checked in parallel); one result per transaction, in order."""
+        """Admit a batch (signatures checked in parallel); one result per transaction, in order.
+        An item that is not hex or too large gets its own error (``hash`` null), as a transaction
+        the mempool refuses does: one bad item does not refuse the others."""
         if len(p.txs) > MAX_BATCH_TXS:
             raise invalid_params(f"at most {MAX_BATCH_TXS} transactions per call")
-        raws = [self._raw_tx(t) for t in p.txs]
-        results: list[dict[str, Any]] = []
-        for r in self.node.mempool.admit_many(raws):
+        results: list[dict[str, Any] | None] = []
+        raws: list[bytes] = []
+        for text in p.txs:
+            try:
+                raws.append(self._raw_tx(text))
+                results.append(None)  # filled in from the mempool's answer below
+            except RpcError as exc:
+                name = (exc.data or {}).get("name", MalformedTransaction.name)
+                code = exc.code if name != MalformedTransaction.name else MalformedTransaction.code
+                results.append({"hash": None, "error": {"code": code, "name": name, "message": exc.message}})
+        admitted = iter(self.node.mempool.admit_many(raws))
+        for i, slot in enumerate(results):
+            if slot is not None:
+                continue
+            r = next(admitted)
             if r.error is None:
-                results.append({"hash": r.hash.hex()})
+                results[i] = {"hash": r.hash.hex()}
             else:
                 err = {"code": r.error.code, "name": r.error.name, "message": r.error.message}
-                results.append({"hash": r.hash.hex(), "error": err})
+                results[i] = {"hash": r.hash.hex(), "error": err}
         return {"results": results}
 
     @staticmethod
