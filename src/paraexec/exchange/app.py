@@ -47,7 +47,7 @@ from .payloads import (
     TransferCollateral,
     Withdraw,
 )
-from .records import CONDITIONALS_DECODER, FundingIndex, MarketState, OraclePrice, encode
+from .records import CONDITIONALS_DECODER, FundingIndex, MarketState, OraclePrice, encode, expired
 
 
 class ExchangeApp:
@@ -234,11 +234,11 @@ class ExchangeApp:
         raw = ctx.get(keys.conditionals(market.id))
         if raw is None:
             return
-        height = ctx.env.height
-        pending = CONDITIONALS_DECODER.decode(raw)
-        expired = [c for c in pending if c.good_til_block and c.good_til_block < height]
-        live = [c for c in pending if not (c.good_til_block and c.good_til_block < height)]
-        for c in expired:
+        live: list[Any] = []
+        gone: list[Any] = []
+        for c in CONDITIONALS_DECODER.decode(raw):
+            (gone if expired(c.good_til_block, ctx.env.height) else live).append(c)
+        for c in gone:
             ctx.delete(keys.order(market.id, c.sub_id, c.client_id))
             ctx.emit(
                 "order_removed",
@@ -256,9 +256,10 @@ class ExchangeApp:
         oracle = self.ledger(ctx).oracle(market.id)
         if ctx.env.time - oracle.time <= market.staleness_s:
             oracle_subticks = market.price_to_subticks(oracle.price)
-            fired = [c for c in live if is_triggered(c, oracle_subticks)]
-            rest = [c for c in live if not is_triggered(c, oracle_subticks)]
-        if not expired and not fired:
+            rest = []
+            for c in live:
+                (fired if is_triggered(c, oracle_subticks) else rest).append(c)
+        if not gone and not fired:
             return
         if rest:
             ctx.put(keys.conditionals(market.id), encode(rest))

@@ -17,7 +17,7 @@ import bisect
 from ..execution.contract import TxContext
 from . import keys
 from .payloads import BUY, SELL
-from .records import INDEX_DECODER, LEVEL_DECODER, RestingOrder, encode
+from .records import INDEX_DECODER, LEVEL_DECODER, RestingOrder, encode, expired
 
 
 def opposite(side: int) -> int:
@@ -51,12 +51,14 @@ class Book:
             return None
         return prices[-1] if side == BUY else prices[0]
 
-    def best_live(self, side: int, height: int) -> int | None:
-        """Best price of ``side`` with an order still live at ``height``. Expired good-til-block
-        orders stay on the book until a taker walks over them; they can no longer fill, so they
-        neither block a post-only order nor set the funding premium."""
+    def best_live(self, side: int, height: int, excluding: bytes | None = None) -> int | None:
+        """Best price of ``side`` with an order still live at ``height`` (of a subaccount other
+        than ``excluding``). Expired good-til-block orders stay on the book until a taker walks
+        over them; they can no longer fill, so they neither block a post-only order nor set the
+        funding premium; nor do the post-only owner's own orders, which matching removes as
+        self-trades."""
         for price in self.prices_best_first(side):
-            if any(not (o.good_til_block and o.good_til_block < height) for o in self.level(side, price)):
+            if any(not expired(o.good_til_block, height) and o.sub_id != excluding for o in self.level(side, price)):
                 return price
         return None
 

@@ -74,7 +74,15 @@ from .payloads import (
     TAKE_PROFIT,
     PlaceOrder,
 )
-from .records import CONDITIONALS_DECODER, ORDER_REF_DECODER, ConditionalOrder, OrderRef, RestingOrder, encode
+from .records import (
+    CONDITIONALS_DECODER,
+    ORDER_REF_DECODER,
+    ConditionalOrder,
+    OrderRef,
+    RestingOrder,
+    encode,
+    expired,
+)
 from .units import ppm_ceil
 
 #: Given (quantums, subticks), the taker's account after the fill, or None to stop matching.
@@ -124,7 +132,7 @@ def validate(lg: Ledger, market: Market, p: PlaceOrder) -> None:
         raise InvalidPrice(f"{p.subticks} subticks (tick {market.subticks_per_tick})")
     if p.order_type == MARKET and p.time_in_force in (GTC, POST_ONLY):
         raise InvalidOrder("market orders are IOC or FOK")
-    if p.good_til_block and p.good_til_block < lg.height:
+    if expired(p.good_til_block, lg.height):
         raise OrderExpired(f"good til block {p.good_til_block} < height {lg.height}")
     if market.status == STATUS_FINAL_SETTLEMENT:
         raise MarketNotActive(f"{market.ticker} is in final settlement")
@@ -148,10 +156,10 @@ def place_order(lg: Ledger, fees: Fees, owner: bytes, p: PlaceOrder, triggered: 
     if p.reduce_only and (position == 0 or (position > 0) == (p.side == BUY)):
         raise ReduceOnlyWouldIncrease(f"position {position}, side {p.side}")
     limit = None if p.order_type == MARKET else p.subticks
-    if p.time_in_force == POST_ONLY:
-        crossing = _crossing_live_price(book, p.side, limit, sub_id, lg.height)
-        if crossing is not None:
-            raise PostOnlyWouldCross(f"opposite order at {crossing}")
+    if p.time_in_force == POST_ONLY:  # only another subaccount's live order refuses it (dYdX)
+        best = book.best_live(opposite(p.side), lg.height, excluding=sub_id)
+        if best is not None and crosses(p.side, limit, best):
+            raise PostOnlyWouldCross(f"opposite order at {best}")
     funding_index = lg.funding(market.id).index  # fixed while a transaction runs (market tick only)
 
     def taker_after(q: int, price: int) -> Account | None:
@@ -228,26 +236,13 @@ def _must_be_free(lg: Ledger, market: Market, book: Book, sub_id: bytes, client_
     if raw is None:
         return
     ref = ORDER_REF_DECODER.decode(raw)
-    if ref.conditional or not (ref.good_til_block and ref.good_til_block < lg.height):
+    if ref.conditional or not expired(ref.good_til_block, lg.height):
         raise DuplicateOrder(f"client id {client_id} is live")
     lg.ctx.delete(order_key)
     stale = book.remove(ref.side, ref.subticks, sub_id, client_id)
     if stale is not None:
         book.flush()
         _drop(lg, market, ref.side, ref.subticks, stale, "expired")
-
-
-def _crossing_live_price(book: Book, side: int, limit: int | None, sub_id: bytes, height: int) -> int | None:
-    """The best opposite price with a live order of *another* subaccount that ``limit`` would
-    cross (``None``: a post-only order may rest). The owner's own crossing orders do not count:
-    matching removes them as self-trades, as dYdX's does before it refuses a post-only order."""
-    for price in book.prices_best_first(opposite(side)):
-        if not crosses(side, limit, price):
-            return None
-        for o in book.level(opposite(side), price):
-            if o.sub_id != sub_id and not (o.good_til_block and o.good_til_block < height):
-                return price
-    return None
 
 
 def match(
@@ -277,7 +272,7 @@ def match(
             if remaining == 0 or halt:
                 kept.append(maker)
                 continue
-            if maker.good_til_block and maker.good_til_block < lg.height:
+            if expired(maker.good_til_block, lg.height):
                 _drop(lg, market, maker_side, price, maker, "expired")
                 continue
             if maker.sub_id == taker_sub:

@@ -23,6 +23,7 @@ from .records import (
     MARKET_STATE_DECODER,
     SUBACCOUNT_DECODER,
     SubaccountRecord,
+    expired,
 )
 from .units import PPM
 
@@ -120,7 +121,7 @@ class StateReader:
                 orders = LEVEL_DECODER.decode(self.get(keys.level(market_id, side, price)) or b"\x90")
                 # an expired good-til-block order waits on the book for a taker to remove it; it
                 # can no longer fill, so it is not shown
-                live = [o for o in orders if height is None or not (o.good_til_block and o.good_til_block <= height)]
+                live = [o for o in orders if height is None or not expired(o.good_til_block, height + 1)]
                 if live:
                     levels.append([price, sum(o.remaining for o in live), len(live)])
             out[name] = levels

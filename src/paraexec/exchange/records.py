@@ -29,6 +29,13 @@ class SubaccountRecord(msgspec.Struct, array_like=True, frozen=True):
     positions: list[PositionRecord]
 
 
+def expired(good_til_block: int, height: int) -> bool:
+    """Whether an order good until block ``good_til_block`` (0: no expiry) can no longer trade in
+    block ``height``: the one rule behind every expiry check (validation, matching, the book's
+    live prices, client ids, conditional orders, book queries)."""
+    return good_til_block != 0 and good_til_block < height
+
+
 class RestingOrder(msgspec.Struct, array_like=True, frozen=True):
     """An order resting in a price level; ``remaining`` base quantums still open."""
 
