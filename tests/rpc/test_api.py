@@ -284,7 +284,7 @@ def test_tx_rate_counts_user_transactions_only():
     def info(txs: int, user_txs: int, header_time: int = 0, produced_at: float | None = None) -> BlockInfo:
         # header times are chain time (here far in the past): the rate goes by commit time
         return BlockInfo(
-            1, b"", header_time, txs, txs, user_txs, [], [], 0.0, 0.0, 1.0, 0, "sequential", 1, 0, [], produced_at
+            1, b"", header_time, txs, txs, user_txs, [], [], [], 0.0, 0.0, 1.0, 0, "sequential", 1, 0, produced_at
         )
 
     now = time.time()

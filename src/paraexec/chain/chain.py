@@ -28,8 +28,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-
 from .. import codec
 from ..errors import CorruptStore, IncompatibleStore, InvariantViolation
 from ..execution.contract import BlockEnv, BlockOutput, Executor
@@ -133,14 +131,14 @@ class Chain:
             raise KeyError(height)
         try:
             return decode_block(data)
-        except (msgspec.MsgspecError, UnicodeDecodeError) as exc:
+        except codec.DECODE_ERRORS as exc:
             raise CorruptStore(f"block {height} cannot be read ({exc})") from None
 
     def receipts(self, height: int) -> list:  # list[Receipt]
         data = self.store.get_receipts(height)
         try:
             return [] if data is None else decode_receipts(data)
-        except (msgspec.MsgspecError, UnicodeDecodeError) as exc:
+        except codec.DECODE_ERRORS as exc:
             raise CorruptStore(f"the receipts of block {height} cannot be read ({exc})") from None
 
     def blocks(self, start: int = 1) -> Iterator[Block]:

@@ -139,16 +139,16 @@ class BlockInfo:
     user_txs: int  # of ``txs``, those users submitted (the rest: the application's system transactions)
     tx_hashes: list[bytes]
     failed: list[int]  # indices of transactions with a failure receipt
+    events: list[tuple[int, str, dict[str, Any]]]  # (txn_idx, name, attrs)
     # Execution statistics: ``None`` for a block read back from the store at start-up (they are
     # measurements of the process that produced it, not chain data, so they are not stored).
-    seconds: float | None  # execution
-    commit_seconds: float | None
-    speedup: float | None  # sum of worker busy time / wall time of execution
-    re_executions: int | None
-    executor: str | None
-    workers: int | None
-    mempool_size: int | None
-    events: list[tuple[int, str, dict[str, Any]]]  # (txn_idx, name, attrs)
+    seconds: float | None = None  # execution
+    commit_seconds: float | None = None
+    speedup: float | None = None  # sum of worker busy time / wall time of execution
+    re_executions: int | None = None
+    executor: str | None = None
+    workers: int | None = None
+    mempool_size: int | None = None
     #: wall-clock time of the commit (rates: block times are whole seconds of chain time)
     produced_at: float | None = None
 
@@ -301,19 +301,5 @@ def stored_infos(chain: Chain, count: int) -> list[BlockInfo]:
     show the chain's recent history rather than nothing until the next block. Execution
     statistics are ``None``: they belong to the process that produced the block.
     """
-    out = []
-    for height in range(max(1, chain.height - count + 1), chain.height + 1):
-        block = chain.block(height)
-        out.append(
-            BlockInfo(
-                **_chain_facts(block, chain.receipts(height)),
-                seconds=None,
-                commit_seconds=None,
-                speedup=None,
-                re_executions=None,
-                executor=None,
-                workers=None,
-                mempool_size=None,
-            )
-        )
-    return out
+    heights = range(max(1, chain.height - count + 1), chain.height + 1)
+    return [BlockInfo(**_chain_facts(chain.block(h), chain.receipts(h))) for h in heights]

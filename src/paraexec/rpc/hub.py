@@ -24,6 +24,14 @@ class Subscriber:
         self.topics: set[str] = set()
         self.dropped = 0
 
+    def offer(self, message: dict[str, Any]) -> None:
+        """Queue ``message`` without waiting: when the queue is full it is lost and counted
+        (the connection is told, ``lagged``)."""
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
 
 class Hub:
     def __init__(self) -> None:
@@ -77,9 +85,5 @@ class Hub:
         self.published += 1
         note = {"jsonrpc": "2.0", "method": "subscription", "params": {"topic": topic, "result": message}}
         for sub in self.subscribers:
-            if topic not in sub.topics:
-                continue
-            if sub.queue.full():
-                sub.dropped += 1
-                continue
-            sub.queue.put_nowait(note)
+            if topic in sub.topics:
+                sub.offer(note)

@@ -18,7 +18,7 @@ import msgspec
 
 from .. import codec
 from ..chain.node import BlockInfo, Node
-from ..errors import InvalidTransaction, MalformedTransaction
+from ..errors import InvalidTransaction, MalformedTransaction, OversizeTransaction
 from ..transaction import MAX_TX_BYTES, tx_hash
 from .jsonrpc import METHOD_NOT_FOUND, Registry, RpcError, invalid_params, jsonable, parse_hex
 
@@ -200,26 +200,27 @@ class Methods:
         the mempool refuses does: one bad item does not refuse the others."""
         if len(p.txs) > MAX_BATCH_TXS:
             raise invalid_params(f"at most {MAX_BATCH_TXS} transactions per call")
-        results: list[dict[str, Any] | None] = []
-        raws: list[bytes] = []
+        items: list[bytes | InvalidTransaction] = []
         for text in p.txs:
             try:
-                raws.append(self._raw_tx(text))
-                results.append(None)  # filled in from the mempool's answer below
-            except RpcError as exc:
-                name = (exc.data or {}).get("name", MalformedTransaction.name)
-                code = exc.code if name != MalformedTransaction.name else MalformedTransaction.code
-                results.append({"hash": None, "error": {"code": code, "name": name, "message": exc.message}})
-        admitted = iter(self.node.mempool.admit_many(raws))
-        for i, slot in enumerate(results):
-            if slot is not None:
-                continue
-            r = next(admitted)
-            if r.error is None:
-                results[i] = {"hash": r.hash.hex()}
+                items.append(self._raw_tx(text))
+            except RpcError as exc:  # too large to read, or not hex: as a block would refuse it
+                refused = OversizeTransaction if exc.code == OversizeTransaction.code else MalformedTransaction
+                items.append(refused(exc.message))
+        admitted = iter(self.node.mempool.admit_many([item for item in items if isinstance(item, bytes)]))
+        results: list[dict[str, Any]] = []
+        for item in items:
+            txh: str | None
+            error: InvalidTransaction | None
+            if isinstance(item, InvalidTransaction):
+                txh, error = None, item
             else:
-                err = {"code": r.error.code, "name": r.error.name, "message": r.error.message}
-                results[i] = {"hash": r.hash.hex(), "error": err}
+                r = next(admitted)
+                txh, error = r.hash.hex(), r.error
+            result: dict[str, Any] = {"hash": txh}
+            if error is not None:
+                result["error"] = {"code": error.code, "name": error.name, "message": error.message}
+            results.append(result)
         return {"results": results}
 
     @staticmethod

@@ -103,7 +103,7 @@ class ReplayWorkload:
 
     def block(self, height: int, size: int, nonce_of: Callable[[bytes], int] | None = None) -> list[bytes]:
         """The next ``size``-ish transactions of the replay (fewer once the data runs out)."""
-        from ..exchange.payloads import Deposit, OracleUpdate
+        from ..exchange.payloads import Deposit
 
         if self.next_height is not None and height != self.next_height:
             raise ValueError(f"replay blocks are generated in order: expected {self.next_height}, got {height}")
@@ -117,8 +117,7 @@ class ReplayWorkload:
             low, high = self.oracle_price * (PPM - band) // PPM, self.oracle_price * (PPM + band) // PPM
             self.oracle_price = min(max(target, low), high)
             self.pending_mid = None
-            for oracle in self.setup.oracles[: max(1, self.setup.quorum)]:
-                txs.append(sign(oracle, OracleUpdate(MARKET_ID, self.oracle_price), nonce_of))
+            txs.extend(self._oracle_updates(nonce_of))
         traders = self.setup.traders
         while self.deposited < len(traders) and len(txs) < size:
             key = traders[self.deposited]
@@ -133,10 +132,18 @@ class ReplayWorkload:
                 break
             if not updated:  # orders need a fresh oracle: the block's first action refreshes it
                 updated = True  # (the deposits before it may have taken many blocks of 60 s)
-                for oracle in self.setup.oracles[: max(1, self.setup.quorum)]:
-                    txs.append(sign(oracle, OracleUpdate(MARKET_ID, self.oracle_price), nonce_of))
+                txs.extend(self._oracle_updates(nonce_of))
             txs.extend(self._convert(action, nonce_of))
         return txs
+
+    def _oracle_updates(self, nonce_of: Callable[[bytes], int] | None) -> list[bytes]:
+        """``oracle_price`` reported by as many oracles as the quorum needs."""
+        from ..exchange.payloads import OracleUpdate
+
+        update = OracleUpdate(MARKET_ID, self.oracle_price)
+        return [
+            self.signer.sign(oracle, update, nonce_of) for oracle in self.setup.oracles[: max(1, self.setup.quorum)]
+        ]
 
     def _maker_of(self, px: int) -> int:
         tick_cents = 10  # BTCUSDT's tick is 0.10 USDT
