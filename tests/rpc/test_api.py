@@ -322,3 +322,34 @@ def test_restarted_node_serves_its_recent_blocks_without_old_stats(tmp_path):
         assert len(blocks) == 3 and blocks[-1]["exec_ms"] == round(info.seconds * 1000, 3)
         assert "\nparaexec_executor_speedup 1.0\n" in client.get("/metrics").text
     node.stop()
+
+
+def test_a_damaged_stored_block_is_answered_as_store_corrupt(tmp_path):
+    """A block damaged on disk outside paraexec: ``get_block`` answers -32001 ``STORE_CORRUPT``
+    naming the block (HTTP 500, as the damage is the server's), and the node goes on serving the
+    rest of its chain; the damaged bytes are only read, never rewritten."""
+    from paraexec.state.lmdb_store import _height_key
+
+    store = LmdbStore(tmp_path)
+    Chain.create(store, ChainConfig(CHAIN, "transfers", {"accounts": {k.public_key.hex(): 1000 for k in KEYS}}))
+    store.close()
+    node = Node(NodeConfig(tmp_path))
+    node.mempool.admit(transfer(KEYS[1], 0))
+    node.produce_once()
+    node.produce_once()
+    node.stop()
+    store = LmdbStore(tmp_path)
+    with store.env.begin(write=True) as txn:
+        txn.put(_height_key(1), b"\xc1", db=store._blocks)
+    store.close()
+
+    node = Node(NodeConfig(tmp_path))
+    with TestClient(create_app(node, manage_node=False)) as client:
+        resp = rpc(client, "get_block", {"height": 1})
+        assert resp.status_code == 500
+        assert error_of(resp) == -32001 and resp.json()["error"]["data"] == {"name": "STORE_CORRUPT"}
+        assert resp.json()["error"]["message"].startswith("block 1 cannot be read (MessagePack data is malformed")
+        assert [r["ok"] for r in rpc(client, "get_receipts", {"height": 1}).json()["result"]] == [True]
+        assert rpc(client, "get_block", {"height": 2}).json()["result"]["height"] == 2
+        assert rpc(client, "status").json()["result"]["height"] == 2
+    node.stop()

@@ -126,20 +126,14 @@ class Chain:
         return self.store.height
 
     def block(self, height: int) -> Block:
-        data = self.store.get_block(height)
-        if data is None:
+        block = read_block(self.store, height)
+        if block is None:
             raise KeyError(height)
-        try:
-            return decode_block(data)
-        except codec.DECODE_ERRORS as exc:
-            raise CorruptStore(f"block {height} cannot be read ({exc})") from None
+        return block
 
     def receipts(self, height: int) -> list:  # list[Receipt]
-        data = self.store.get_receipts(height)
-        try:
-            return [] if data is None else decode_receipts(data)
-        except codec.DECODE_ERRORS as exc:
-            raise CorruptStore(f"the receipts of block {height} cannot be read ({exc})") from None
+        receipts = read_receipts(self.store, height)
+        return [] if receipts is None else receipts
 
     def blocks(self, start: int = 1) -> Iterator[Block]:
         for height in range(start, self.height + 1):
@@ -251,3 +245,22 @@ def _tx_hasher() -> ThreadPoolExecutor:
 
 def _tx_hashes(txs: list[bytes]) -> list[bytes]:
     return [tx_hash(raw) for raw in txs]
+
+
+def read_block(store: StateStore, height: int) -> Block | None:
+    """The stored block at ``height`` (None if there is none); bytes that do not decode (a store
+    damaged outside paraexec) raise ``CorruptStore`` naming the block, not a decoder error."""
+    data = store.get_block(height)
+    try:
+        return None if data is None else decode_block(data)
+    except codec.DECODE_ERRORS as exc:
+        raise CorruptStore(f"block {height} cannot be read ({exc})") from None
+
+
+def read_receipts(store: StateStore, height: int) -> list | None:  # list[Receipt] | None
+    """The stored receipts of block ``height`` (None if there is no such block), as ``read_block``."""
+    data = store.get_receipts(height)
+    try:
+        return None if data is None else decode_receipts(data)
+    except codec.DECODE_ERRORS as exc:
+        raise CorruptStore(f"the receipts of block {height} cannot be read ({exc})") from None

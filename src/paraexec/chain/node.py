@@ -42,8 +42,8 @@ from ..execution.registry import make_executor
 from ..execution.runtime import SYSTEM_TAG, nonce_key
 from ..state.lmdb_store import LmdbStore
 from ..transaction import tx_hash
-from .block import Block, decode_block, decode_receipts
-from .chain import Chain, ChainConfig
+from .block import Block
+from .chain import Chain, ChainConfig, read_block, read_receipts
 from .mempool import Mempool, MempoolConfig
 
 log = logging.getLogger(__name__)
@@ -86,12 +86,10 @@ class ChainReader:
         return -1 if raw is None else int.from_bytes(raw, "big", signed=True)
 
     def block(self, height: int) -> Block | None:
-        raw = self.store.get_block(height)
-        return None if raw is None else decode_block(raw)
+        return read_block(self.store, height)
 
     def receipts(self, height: int) -> list[Receipt] | None:
-        raw = self.store.get_receipts(height)
-        return None if raw is None else decode_receipts(raw)
+        return read_receipts(self.store, height)
 
     def find_tx(self, txh: bytes) -> tuple[int, int] | None:
         """(height, index) of a committed transaction, or None."""

@@ -5,7 +5,8 @@ Wire rules (https://www.jsonrpc.org/specification):
 - a request is ``{"jsonrpc": "2.0", "method": str, "params"?: object | array, "id"?: str | int | null}``;
   without ``id`` it is a notification (no response); a batch is a non-empty array of requests;
 - errors: -32700 parse error, -32600 invalid request, -32601 method not found, -32602 invalid
-  params, -32603 internal error. A refused transaction answers with its stable
+  params, -32603 internal error, -32001 ``STORE_CORRUPT`` (a stored block or its receipts cannot be
+  read: the store is damaged, the node keeps serving what it can). A refused transaction answers with its stable
   ``InvalidTransaction`` code (``errors.ERROR_CODES``; the mempool adds 20 ``MEMPOOL_FULL`` and
   21 ``SENDER_QUOTA``) and ``data.name``; a full mempool also sets HTTP 429.
 
@@ -24,13 +25,14 @@ import msgspec
 
 from ..chain.mempool import MempoolFull
 from ..codec import from_hex
-from ..errors import InvalidTransaction
+from ..errors import CorruptStore, InvalidTransaction
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
+STORE_CORRUPT = -32001  # implementation-defined server error (-32000 to -32099)
 
 
 class RpcError(Exception):
@@ -120,6 +122,11 @@ def handle_one(
         answer, status = response(req_id, error=exc), exc.http_status
     except InvalidTransaction as exc:
         err = RpcError.from_invalid(exc)
+        answer, status = response(req_id, error=err), err.http_status
+    except CorruptStore as exc:  # damaged data, not a bug: say what cannot be read, log it
+        if on_internal is not None:
+            on_internal(exc)
+        err = RpcError(STORE_CORRUPT, str(exc), {"name": "STORE_CORRUPT"}, 500)
         answer, status = response(req_id, error=err), err.http_status
     except Exception as exc:  # a bug in a handler: answer, log, keep serving
         if on_internal is not None:
