@@ -77,11 +77,11 @@ def check_state(store: Any, market_ids: list[int], height: int) -> None:
             best[side] = (max(live) if side == BUY else min(live)) if live else None
         bid, ask = best[BUY], best[SELL]
         assert bid is None or ask is None or bid < ask, f"market {mid} crossed: bid {bid} >= ask {ask}"
-        raw = store.get(keys.conditionals(mid))
-        if raw:
-            from paraexec.exchange.records import CONDITIONALS_DECODER
+        from paraexec.exchange.records import CONDITIONALS_DECODER
 
-            for c in CONDITIONALS_DECODER.decode(raw):
+        for shard in range(keys.CONDITIONAL_SHARDS):
+            for c in CONDITIONALS_DECODER.decode(store.get(keys.conditionals(mid, shard)) or b"\x90"):
+                assert keys.conditional_shard(c.sub_id) == shard, "a conditional order in another's shard"
                 seen_refs.add(keys.order(mid, c.sub_id, c.client_id))
     assert refs == seen_refs, "every order ref points at a live order and every live order has one"
 

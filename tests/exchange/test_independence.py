@@ -77,3 +77,26 @@ def test_oracle_update_writes_only_its_market_state_and_new_levels_write_the_ind
     # cross margin: alice's ETH short is valued at the ETH oracle price, so an ETH oracle update
     # and a BTC order by an ETH holder do conflict (as in dYdX); traders without ETH do not read it
     assert keys.market_state(1) in reads
+
+
+def test_stop_losses_of_traders_in_different_shards_share_no_written_key():
+    """A market's conditional orders are kept in ``keys.CONDITIONAL_SHARDS`` lists by owner, so
+    two traders placing stop-losses in one market (in different shards) can run side by side;
+    the market tick reads every list."""
+    from paraexec.exchange.payloads import STOP_LOSS
+
+    assert keys.conditional_shard(BOB.public_key) != keys.conditional_shard(DAVE.public_key)
+    h = two_markets()
+
+    def stop(key) -> bytes:
+        return h.tx(
+            key, PlaceOrder(0, 0, 9, SELL, 10**8, 5_000_000_000, condition=STOP_LOSS, trigger_subticks=5_000_000_000)
+        )
+
+    (reads_a, writes_a, _), (reads_b, writes_b, _) = access(h, stop(BOB)), access(h, stop(DAVE))
+    assert keys.conditionals(0, keys.conditional_shard(BOB.public_key)) in writes_a
+    assert writes_a & (reads_b | writes_b) == set()
+    assert writes_b & (reads_a | writes_a) == set()
+    tick = Spy(BlockEnv(h.chain.height + 1, h.time + 1), {}, h.chain.store)
+    h.chain.runtime.app.market_tick(tick, 0)
+    assert {keys.conditionals(0, i) for i in range(keys.CONDITIONAL_SHARDS)} <= tick.read_keys

@@ -56,9 +56,11 @@ def test_deleveraging_skips_a_counterparty_it_would_leave_undercollateralised(mo
     alice = h.reader.subaccount(ALICE.public_key)
     assert alice["tnc"] > alice["mmr"] and h.reader.subaccount(BOB.public_key)["tnc"] < 0
     receipt = h.run(DAVE, Liquidate(BOB.public_key, 0, 0))
-    assert receipt.ok, receipt.error
-    assert not events(receipt, "deleveraged")
-    assert events(receipt, "deleverage_skipped")[0]["offsetting"] == keys.subaccount_id(ALICE.public_key, 0).hex()
+    assert receipt.code == 222 and not receipt.events  # LIQUIDATION_NOT_FILLED: it closed nothing
+    monkeypatch.undo()  # the end-of-block sweep tries, and skips Alice the same way
+    tick = h.block()[-2]  # the BTC market's tick (then ETH's)
+    assert not events(tick, "deleveraged")
+    assert events(tick, "deleverage_skipped")[0]["offsetting"] == keys.subaccount_id(ALICE.public_key, 0).hex()
     after = h.reader.subaccount(ALICE.public_key)
     assert after["tnc"] == alice["tnc"] and h.size(ALICE) == -BTC  # untouched
     assert h.get_int(keys.WITHDRAW_GATE) > 0  # Bob is still bankrupt: the gate is up
@@ -195,21 +197,26 @@ def test_an_untriggered_conditional_order_expires_at_its_good_til_block():
     assert h.block()[-1].events == []  # block 3: still live
     removed = events(h.block(time=h.time + 7200)[-1], "order_removed")  # block 4, the oracle is stale
     assert [(e["client_id"], e["reason"], e["conditional"]) for e in removed] == [(7, "expired", True)]
-    assert h.chain.store.get(keys.conditionals(0)) is None
+    assert all(h.chain.store.get(keys.conditionals(0, i)) is None for i in range(keys.CONDITIONAL_SHARDS))
     assert h.run(BOB, CancelOrder(0, 0, 7)).code == 208
     tick = h.block(h.tx(ORACLE, OracleUpdate(0, 4_900_000_000)))[-1]
     assert not events(tick, "conditional_triggered") and h.reader.book(0) == {"bids": [], "asks": []}
 
 
 def test_untriggered_conditional_orders_are_capped(monkeypatch):
-    """Every market tick reads the market's whole conditional list: a subaccount, and the market,
-    may hold only so many untriggered orders (CONDITIONAL_ORDER_LIMIT); a cancel frees a place."""
+    """Every market tick reads the market's whole conditional lists: a subaccount, and each of
+    the market's lists, may hold only so many untriggered orders (CONDITIONAL_ORDER_LIMIT); a
+    cancel frees a place. With two lists, Bob and Carol share one here and Alice has the other."""
     import paraexec.exchange.matching as matching
     from paraexec.exchange.payloads import STOP_LOSS, CancelOrder
+    from paraexec.exchange.records import CONDITIONALS_DECODER
 
     monkeypatch.setattr(matching, "MAX_CONDITIONAL_PER_SUBACCOUNT", 2)
-    monkeypatch.setattr(matching, "MAX_CONDITIONAL_PER_MARKET", 3)
-    h = Harness(config({ALICE: 100_000 * USDC, BOB: 100_000 * USDC}))
+    monkeypatch.setattr(matching, "MAX_CONDITIONAL_PER_SHARD", 3)
+    monkeypatch.setattr(keys, "CONDITIONAL_SHARDS", 2)
+    shard = {k: keys.conditional_shard(k.public_key) for k in (ALICE, BOB, CAROL)}
+    assert shard[BOB] == shard[CAROL] != shard[ALICE], shard
+    h = Harness(config({ALICE: 100_000 * USDC, BOB: 100_000 * USDC, CAROL: 100_000 * USDC}))
 
     def stop(client_id: int) -> PlaceOrder:
         return PlaceOrder(
@@ -218,9 +225,12 @@ def test_untriggered_conditional_orders_are_capped(monkeypatch):
 
     assert h.run(BOB, stop(1)).ok and h.run(BOB, stop(2)).ok
     assert h.run(BOB, stop(3)).code == 221  # two per subaccount and market
-    assert h.run(ALICE, stop(1)).ok
-    assert h.run(ALICE, stop(2)).code == 221  # three in the market
-    assert h.run(BOB, CancelOrder(0, 0, 1)).ok and h.run(ALICE, stop(2)).ok
+    assert h.run(CAROL, stop(1)).ok
+    assert h.run(CAROL, stop(2)).code == 221  # three in their list
+    assert h.run(ALICE, stop(1)).ok and h.run(ALICE, stop(2)).ok  # her own list has room
+    assert h.run(BOB, CancelOrder(0, 0, 1)).ok and h.run(CAROL, stop(2)).ok
+    lists = [CONDITIONALS_DECODER.decode(h.chain.store.get(keys.conditionals(0, i))) for i in (0, 1)]
+    assert [len(lists[shard[ALICE]]), len(lists[shard[BOB]])] == [2, 3]
 
 
 def test_deleveraging_does_not_wait_for_the_liquidation_cap():
@@ -316,3 +326,45 @@ def test_after_a_gap_the_premium_counts_for_one_interval_and_the_default_for_the
     [funding] = events(h.block(time=5 * 3600)[-1], "funding_rate")
     assert (funding["periods"], funding["rate_8h_ppm"]) == (5, 10_000 // 3 + 1_000)
     assert funding["index"] == (4_333 + 4 * 1_000) * 5_000_000_000 // 8_000_000
+
+
+def test_no_collateral_leaves_through_a_trade_while_a_held_market_is_stale():
+    """Alice is long in market 1, whose oracle goes stale: her margin would value that position
+    at an old price. A withdrawal was refused already; a trade in market 0 is a way out too (she
+    overpays Bob, who withdraws the difference), so while any market she holds is stale her
+    orders are refused and her resting orders are dropped (STALE_ORACLE), and she is not
+    liquidated on the strength of the old price either."""
+    from paraexec.exchange.payloads import Liquidate, Withdraw
+
+    m1 = btc_market(id=1, ticker="B2-USD", staleness_s=60)
+    h = Harness(
+        config(
+            {ALICE: 10_000 * USDC, BOB: 10_000 * USDC, CAROL: 1_000_000 * USDC, DAVE: 100_000 * USDC},
+            markets=[btc_market(staleness_s=60), m1],
+        )
+    )
+    h.block(
+        h.tx(CAROL, PlaceOrder(1, 0, 1, SELL, BTC, P50)),
+        h.tx(ALICE, PlaceOrder(1, 0, 1, BUY, BTC, P50, time_in_force=IOC)),
+    )
+    h.block(
+        h.tx(DAVE, PlaceOrder(0, 0, 1, BUY, BTC // 10, P50)),
+        h.tx(ALICE, PlaceOrder(0, 0, 1, SELL, BTC // 10, P50, time_in_force=IOC)),  # short 0.1 in market 0
+        h.tx(ALICE, PlaceOrder(0, 0, 2, SELL, BTC // 10, P50 + 1_000_000_000)),  # and an ask resting there
+    )
+    assert h.size(ALICE, 1) == BTC
+    h.block(h.tx(ORACLE, OracleUpdate(0, P50)), time=100)  # market 1's price is now 100 s old
+    assert h.run(ALICE, Withdraw(0, USDC), time=101).code == 212
+    over = h.block(
+        h.tx(ORACLE, OracleUpdate(0, P50)),
+        h.tx(BOB, PlaceOrder(0, 0, 1, SELL, BTC // 10, 2 * P50)),
+        h.tx(ALICE, PlaceOrder(0, 0, 3, BUY, BTC // 10, 2 * P50, time_in_force=IOC)),
+        time=102,
+    )
+    assert over[2].code == 212 and not events(over[2], "fill")  # STALE_ORACLE: she cannot overpay
+    sweep = PlaceOrder(0, 0, 5, BUY, BTC // 10, P50 + 1_000_000_000, time_in_force=IOC)
+    taker = h.block(h.tx(DAVE, sweep), time=103)[0]
+    assert [(e["client_id"], e["reason"]) for e in events(taker, "order_removed")] == [(2, "stale_oracle")]
+    assert not events(taker, "fill") and h.size(ALICE) == -BTC // 10
+    # market 0 is fresh, but her account holds market 1 too: STALE_ORACLE, not NOT_LIQUIDATABLE
+    assert h.run(BOB, Liquidate(ALICE.public_key, 0, 0), time=104).code == 212

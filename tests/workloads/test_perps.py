@@ -76,6 +76,10 @@ def test_simulation_executes_and_a_shock_liquidates():
     before = Counter(e.name for out in outputs[:4] for r in out.receipts for e in r.events)
     assert before["liquidation"] == 0
     assert events["liquidation"] > 0
+    # takers' stop-losses: stored untriggered, and the crash fires them in the market ticks
+    assert before["conditional_triggered"] == 0 and events["conditional_triggered"] > 0
+    statuses = Counter(e.attrs["status"] for r in receipts for e in r.events if e.name == "order")
+    assert statuses["UNTRIGGERED"] > 0
 
 
 def test_compressed_block_time_applies_hourly_funding():

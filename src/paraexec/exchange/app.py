@@ -28,7 +28,7 @@ from ..execution.contract import BlockEnv, TxContext
 from ..transaction import encode_payload
 from ..types import Key, Value
 from . import keys
-from .errors import StaleOracle, Undercollateralized, WithdrawalsGated
+from .errors import LiquidationNotFilled, StaleOracle, Undercollateralized, WithdrawalsGated
 from .funding import FundingConfig, funding_tick
 from .ledger import Ledger, LedgerMemo
 from .liquidation import LiquidationConfig, arm_withdraw_gate, liquidate
@@ -54,12 +54,13 @@ class ExchangeApp:
     """See module docstring."""
 
     name = "exchange"
+    #: 4: a market's conditional orders in ``keys.CONDITIONAL_SHARDS`` lists, not one.
     #: 3: the keys of 2 under changed rules (conditional-order expiry and caps, whole-position
     #: deleveraging, funding samples and catch-up, per-fill order margin): a chain of layout 2
     #: would not replay under them, so it is refused at open rather than failing replay at its
     #: first differing block. 2: one ``MarketState`` key per market (1, unrecorded: oracle
     #: price, funding index and OI snapshot in three keys)
-    state_layout = 3
+    state_layout = 4
     payload_types: Mapping[str, type] = PAYLOAD_TYPES
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
@@ -120,13 +121,15 @@ class ExchangeApp:
             oracle_update(lg, self.oracles, self.oracle_quorum, sender, payload.market_id, payload.price)
         elif isinstance(payload, Liquidate):
             must_be_subaccount(payload.subaccount)
-            liquidate(
+            closed = liquidate(
                 lg,
                 self.fees,
                 self.liquidation,
                 keys.subaccount_id(payload.owner, payload.subaccount),
                 payload.market_id,
             )
+            if not closed:  # a request that did nothing is refused, not reported as a liquidation
+                raise LiquidationNotFilled("no order at or inside the fillable price, and no account to deleverage")
         elif isinstance(payload, Deposit):
             self.deposit(lg, sender, payload)
         elif isinstance(payload, Withdraw):
@@ -204,8 +207,7 @@ class ExchangeApp:
         no positions that is a non-negative balance), valued at fresh prices only: while a market
         it holds a position in has a stale oracle (trading and liquidation paused), collateral
         cannot leave it on the strength of an old price (STALE_ORACLE)."""
-        for market_id in sorted(acc.positions):
-            lg.must_be_fresh(lg.market(market_id))
+        lg.must_hold_fresh(acc)
         after = acc.copy()
         after.balance -= amount
         risk = lg.risk(after)
@@ -230,41 +232,22 @@ class ExchangeApp:
     def _trigger_conditionals(self, ctx: TxContext, market: Market) -> None:
         """Remove the untriggered conditional orders past their ``good_til_block`` (first, and
         stale oracle or not: dYdX's EndBlocker prunes expired orders before it triggers), then
-        place those whose trigger the oracle price crossed, in placement order."""
-        raw = ctx.get(keys.conditionals(market.id))
-        if raw is None:
-            return
-        live: list[Any] = []
-        gone: list[Any] = []
-        for c in CONDITIONALS_DECODER.decode(raw):
-            (gone if expired(c.good_til_block, ctx.env.height) else live).append(c)
-        for c in gone:
-            ctx.delete(keys.order(market.id, c.sub_id, c.client_id))
-            ctx.emit(
-                "order_removed",
-                market=market.id,
-                subaccount=c.sub_id.hex(),
-                client_id=c.client_id,
-                side=c.side,
-                subticks=c.subticks,
-                remaining=c.quantums,
-                reason="expired",
-                conditional=True,
-            )
+        place those whose trigger the oracle price crossed: shard by shard (``keys.conditional_shard``),
+        in placement order within a shard."""
         fired: list[Any] = []
-        rest = live
-        oracle = self.ledger(ctx).oracle(market.id)
-        if ctx.env.time - oracle.time <= market.staleness_s:
-            oracle_subticks = market.price_to_subticks(oracle.price)
-            rest = []
-            for c in live:
-                (fired if is_triggered(c, oracle_subticks) else rest).append(c)
-        if not gone and not fired:
-            return
-        if rest:
-            ctx.put(keys.conditionals(market.id), encode(rest))
-        else:
-            ctx.delete(keys.conditionals(market.id))
+        oracle_subticks: int | None = None  # None: stale, nothing triggers
+        oracle_read = False
+        for shard in range(keys.CONDITIONAL_SHARDS):
+            key = keys.conditionals(market.id, shard)
+            raw = ctx.get(key)
+            if raw is None:
+                continue
+            if not oracle_read:  # read once, when there is a list to check
+                oracle = self.ledger(ctx).oracle(market.id)
+                if ctx.env.time - oracle.time <= market.staleness_s:
+                    oracle_subticks = market.price_to_subticks(oracle.price)
+                oracle_read = True
+            fired += self._prune_conditionals(ctx, market, key, raw, oracle_subticks)
         for c in fired:
             ctx.delete(keys.order(market.id, c.sub_id, c.client_id))
             ctx.emit(
@@ -303,6 +286,41 @@ class ExchangeApp:
                     code=exc.code,
                     error=exc.name,
                 )
+
+    def _prune_conditionals(
+        self, ctx: TxContext, market: Market, key: bytes, raw: bytes, oracle_subticks: int | None
+    ) -> list[Any]:
+        """Remove one list's expired orders and take out those the oracle price triggers
+        (none while it is stale: ``oracle_subticks`` None); returns the triggered ones."""
+        live: list[Any] = []
+        gone: list[Any] = []
+        for c in CONDITIONALS_DECODER.decode(raw):
+            (gone if expired(c.good_til_block, ctx.env.height) else live).append(c)
+        for c in gone:
+            ctx.delete(keys.order(market.id, c.sub_id, c.client_id))
+            ctx.emit(
+                "order_removed",
+                market=market.id,
+                subaccount=c.sub_id.hex(),
+                client_id=c.client_id,
+                side=c.side,
+                subticks=c.subticks,
+                remaining=c.quantums,
+                reason="expired",
+                conditional=True,
+            )
+        fired: list[Any] = []
+        rest = live
+        if oracle_subticks is not None:
+            rest = []
+            for c in live:
+                (fired if is_triggered(c, oracle_subticks) else rest).append(c)
+        if gone or fired:
+            if rest:
+                ctx.put(key, encode(rest))
+            else:
+                ctx.delete(key)
+        return fired
 
     def _sweep(self, ctx: TxContext, market: Market) -> None:
         """Liquidate the market's liquidatable holders, at most ``sweep_limit`` per block, and arm

@@ -138,6 +138,15 @@ class ConditionalOrderLimit(ExchangeError):
     name = "CONDITIONAL_ORDER_LIMIT"
 
 
+class LiquidationNotFilled(ExchangeError):
+    """A ``Liquidate`` request that could close nothing: no resting order at or inside the
+    account's fillable price and no counterparty to deleverage against (the end-of-block sweep
+    tries again every block)."""
+
+    code = 222
+    name = "LIQUIDATION_NOT_FILLED"
+
+
 EXCHANGE_ERRORS: tuple[type[ExchangeError], ...] = (
     ExchangeError,
     UnknownMarket,
@@ -160,6 +169,7 @@ EXCHANGE_ERRORS: tuple[type[ExchangeError], ...] = (
     InvalidOrder,
     LiquidationLimit,
     ConditionalOrderLimit,
+    LiquidationNotFilled,
 )
 
 #: Stable code -> name of every exchange error.

@@ -13,14 +13,16 @@
     x/m/<mid>/bk/<side>                 sorted price-level index of one side (list of subticks)
     x/m/<mid>/lv/<side><subticks>       one price level: FIFO list of RestingOrder
     x/m/<mid>/h                         sorted holders (subaccount ids with a position) - sweep and ADL
-    x/m/<mid>/cd                        untriggered conditional orders of the market
+    x/m/<mid>/cd/<shard>                untriggered conditional orders of the market whose owner
+                                        falls in this shard (``conditional_shard``), oldest first
     x/lq/<owner><num>                   LiquidationUsage of the subaccount in the current block
     x/insurance, x/fees, x/fdust        hot aggregates, written with ctx.add only
     x/gate                              height until which withdrawals are gated
     x/oracles                           list of authorised oracle public keys
 
 Orders in different markets share no key (except their subaccounts when the same trader trades
-both). Within a market, the level index of a side is the hot key: placing at a new price level
+both). Conditional orders are split over ``CONDITIONAL_SHARDS`` lists by owner, so that traders
+placing stop-losses in one market rarely write the same key; the market tick reads every shard. Within a market, the level index of a side is the hot key: placing at a new price level
 or emptying one writes it; fills inside existing levels write only those levels.
 """
 
@@ -117,9 +119,19 @@ def holders(market_id: int) -> Key:
     return market_prefix(market_id) + b"/h"
 
 
+#: How many lists a market's untriggered conditional orders are kept in (by the owner's first
+#: byte): one list would make every two stop-loss placements in a market conflict.
+CONDITIONAL_SHARDS = 16
+
+
+def conditional_shard(sub_id: bytes) -> int:
+    """The shard of a subaccount's conditional orders: all of one subaccount's are in one list."""
+    return sub_id[0] % CONDITIONAL_SHARDS
+
+
 @cache
-def conditionals(market_id: int) -> Key:
-    return market_prefix(market_id) + b"/cd"
+def conditionals(market_id: int, shard: int) -> Key:
+    return market_prefix(market_id) + b"/cd/" + bytes((shard,))
 
 
 def order(market_id: int, sub_id: bytes, client_id: int) -> Key:

@@ -317,6 +317,23 @@ class Ledger:
         if age > market.staleness_s:
             raise StaleOracle(f"{market.ticker}: oracle price is {age}s old (limit {market.staleness_s}s)")
 
+    def stale_holding(self, acc: Account) -> Market | None:
+        """A market the account holds a position in whose oracle price is stale, if any: its
+        margin would value that position at an old price, so no collateral may leave it (by a
+        withdrawal, a transfer or a trade in another market) and it is not liquidated until
+        every price it holds is fresh again."""
+        for market_id in sorted(acc.positions):
+            market = self.market(market_id)
+            if self.time - self.oracle(market_id).time > market.staleness_s:
+                return market
+        return None
+
+    def must_hold_fresh(self, acc: Account) -> None:
+        """Raise ``StaleOracle`` if ``stale_holding(acc)``."""
+        market = self.stale_holding(acc)
+        if market is not None:
+            self.must_be_fresh(market)
+
     def funding(self, market_id: int) -> FundingIndex:
         return self.market_state(market_id).funding
 

@@ -38,6 +38,11 @@ A subaccount is liquidatable when TNC < total MMR. ``liquidate(sub, market)`` (t
                     (the end-of-block sweep also re-arms it for every bankrupt holder it sees,
                     liquidated or not: see ``app``)
 
+A liquidation needs a fresh oracle price in every market the account holds, not only the one
+it closes (STALE_ORACLE): its TNC and MMR would count a position at an old price. A
+``Liquidate`` transaction that closes nothing is refused (LIQUIDATION_NOT_FILLED, in ``app``)
+rather than reported as a liquidation of 0; the sweep simply tries again next block.
+
 The insurance fund is a hot aggregate: inflows are ``ctx.add`` deltas; it is read only when a
 fill needs a payout, which makes that liquidation depend on every earlier inflow in the block.
 """
@@ -123,6 +128,7 @@ def liquidate(lg: Ledger, fees: Fees, cfg: LiquidationConfig, sub_id: bytes, mar
     lg.must_be_fresh(market)
     ctx = lg.ctx
     acc = lg.account(sub_id)
+    lg.must_hold_fresh(acc)  # its TNC and MMR would count a position at an old price
     size = acc.size(market.id)
     risk = lg.risk(acc, market.id)
     if size == 0 or not risk.liquidatable:

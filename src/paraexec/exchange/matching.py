@@ -152,6 +152,7 @@ def place_order(lg: Ledger, fees: Fees, owner: bytes, p: PlaceOrder, triggered: 
     if p.condition != NONE and not triggered:
         return _store_conditional(lg, market, sub_id, p)
     acc = lg.account(sub_id)
+    lg.must_hold_fresh(acc)  # its margin would value a position at an old price
     position = acc.size(market.id)
     if p.reduce_only and (position == 0 or (position > 0) == (p.side == BUY)):
         raise ReduceOnlyWouldIncrease(f"position {position}, side {p.side}")
@@ -284,6 +285,9 @@ def match(
                 halt = "cap"
                 continue
             maker_acc = lg.account(maker.sub_id)
+            if lg.stale_holding(maker_acc) is not None:  # as a taker would be refused (STALE_ORACLE)
+                _drop(lg, market, maker_side, price, maker, "stale_oracle")
+                continue
             if maker.reduce_only:
                 q = min(q, _reducible(maker_acc.size(market.id), maker_side))
                 if q == 0:
@@ -378,7 +382,7 @@ def cancel_order(lg: Ledger, owner: bytes, market_id: int, subaccount: int, clie
     ref = ORDER_REF_DECODER.decode(raw)
     lg.ctx.delete(order_key)
     if ref.conditional:
-        key = keys.conditionals(market.id)
+        key = keys.conditionals(market.id, keys.conditional_shard(sub_id))
         pending = CONDITIONALS_DECODER.decode(lg.ctx.get(key) or b"\x90")
         rest = [c for c in pending if not (c.sub_id == sub_id and c.client_id == client_id)]
         if rest:
@@ -403,19 +407,24 @@ def cancel_order(lg: Ledger, owner: bytes, market_id: int, subaccount: int, clie
 
 
 #: Untriggered conditional orders a subaccount may hold in one market, and a market in all:
-#: every market tick decodes the market's whole list (dYdX caps them too, per subaccount and
-#: globally), so an unbounded list would make every block slower.
+#: every market tick decodes the market's whole lists (dYdX caps them too, per subaccount and
+#: globally), so unbounded lists would make every block slower. The market's cap is kept per
+#: shard (``keys.conditional_shard``), as a market-wide count would be one key that every
+#: placement writes: at most ``MAX_CONDITIONAL_PER_SHARD`` in each of the market's lists.
 MAX_CONDITIONAL_PER_SUBACCOUNT = 20
 MAX_CONDITIONAL_PER_MARKET = 2_000
+MAX_CONDITIONAL_PER_SHARD = MAX_CONDITIONAL_PER_MARKET // keys.CONDITIONAL_SHARDS
 
 
 def _store_conditional(lg: Ledger, market: Market, sub_id: bytes, p: PlaceOrder) -> OrderStatus:
     if p.trigger_subticks <= 0 or p.trigger_subticks % market.subticks_per_tick:
         raise InvalidPrice(f"trigger {p.trigger_subticks} subticks")
-    key = keys.conditionals(market.id)
+    key = keys.conditionals(market.id, keys.conditional_shard(sub_id))
     pending = CONDITIONALS_DECODER.decode(lg.ctx.get(key) or b"\x90")
-    if len(pending) >= MAX_CONDITIONAL_PER_MARKET:
-        raise ConditionalOrderLimit(f"{market.ticker} holds {len(pending)} untriggered conditional orders")
+    if len(pending) >= MAX_CONDITIONAL_PER_SHARD:
+        raise ConditionalOrderLimit(
+            f"{market.ticker} holds {len(pending)} untriggered conditional orders in this subaccount's shard"
+        )
     if sum(c.sub_id == sub_id for c in pending) >= MAX_CONDITIONAL_PER_SUBACCOUNT:
         raise ConditionalOrderLimit(f"at most {MAX_CONDITIONAL_PER_SUBACCOUNT} untriggered per subaccount and market")
     pending.append(

@@ -20,8 +20,12 @@ Every block ``h`` (randomness from ``random.Random(f"{seed}/perps/{h}")``):
    as on real venues):
        maker re-quote 45%  (cancel its oldest live order in the market, or place a new GTC
                             order 5-60 bps away from the oracle price on its passive side)
-       taker order    35%  (IOC limit 1% through the oracle price, in the taker's leaning
+       taker order    32%  (IOC limit 1% through the oracle price, in the taker's leaning
                             direction 70% of the time; in shock blocks everyone sells)
+       stop-loss       3%  (a taker guards its leaning side: a conditional IOC order that
+                            closes a long when the oracle falls ``stop_ppm`` below today's
+                            price, or a short when it rises as much; the market tick places
+                            it once triggered, so a crash fires a wave of them)
        cancel         10%  (a maker cancels a random live order)
        deposit/withdraw 5%
        liquidation    5%   (only around shocks: a permissionless Liquidate of a leaning-long
@@ -66,6 +70,7 @@ class PerpsWorkload:
     maker_collateral: int = 1_000_000 * USDC
     taker_collateral: int = 5_000 * USDC
     good_til_blocks: int = 20
+    stop_ppm: int = 30_000  # a stop-loss triggers 3% away from the price it was placed at
     block_seconds: int = 300  # compressed time: hourly funding applies every 12 blocks
     chain_id: str = "paraexec-dev"
     app_name: str = field(default="exchange", init=False)
@@ -156,8 +161,10 @@ class PerpsWorkload:
         roll = rng.random()
         if roll < 0.45:
             return self._requote(rng, height, nonce_of)
-        if roll < 0.80:
+        if roll < 0.77:
             return self._taker(rng, height, nonce_of)
+        if roll < 0.80:
+            return self._stop_loss(rng, height, nonce_of)
         if roll < 0.90:
             return self._cancel(rng, height, nonce_of)
         if roll < 0.95:
@@ -211,6 +218,33 @@ class PerpsWorkload:
         client_id = rng.randrange(1 << 30)
         order = PlaceOrder(
             market, TAKER_SUBACCOUNT, client_id, BUY if buy else SELL, quantums, subticks, time_in_force=IOC
+        )
+        return self.signer.sign(self.taker_keys[index], order, nonce_of)
+
+    def _stop_loss(self, rng: random.Random, height: int, nonce_of: Callable[[bytes], int] | None) -> bytes:
+        from ..exchange.payloads import BUY, IOC, SELL, STOP_LOSS, PlaceOrder
+
+        market = self._market(rng)
+        index = rng.randrange(len(self.taker_keys))
+        sell = index % 2 == 0  # a leaning-long taker guards against a fall
+        params = self.setup.market_params[market]
+        move = -self.stop_ppm if sell else self.stop_ppm
+        trigger = limit_subticks(params, self.prices[market], move, not sell)
+        # once triggered it sells down to 1% below its trigger (buys up to 1% above)
+        trigger_price = self.prices[market] * (PPM + move) // PPM
+        subticks = limit_subticks(params, trigger_price, -10_000 if sell else 10_000, not sell)
+        quantums = quantums_for_notional(params, rng.randrange(2_000, 10_001) * USDC, self.prices[market])
+        order = PlaceOrder(
+            market,
+            TAKER_SUBACCOUNT,
+            rng.randrange(1 << 30),
+            SELL if sell else BUY,
+            quantums,
+            subticks,
+            time_in_force=IOC,
+            good_til_block=height + self.good_til_blocks,
+            condition=STOP_LOSS,
+            trigger_subticks=trigger,
         )
         return self.signer.sign(self.taker_keys[index], order, nonce_of)
 
