@@ -173,7 +173,7 @@ def test_long_seeded_flow_with_liquidations_keeps_invariants(seed):
         else:
             flow.append(("clock", rng.choice([1, 1800, 3600])))
     seen = run_flow(flow)
-    assert seen["fill"] > 20, seen
+    assert seen["fill"] > 20 and seen["liquidation"] > 0 and seen["deleveraged"] > 0, seen
 
 
 def run_flow(flow: list[tuple]) -> Counter:

@@ -368,3 +368,26 @@ def test_no_collateral_leaves_through_a_trade_while_a_held_market_is_stale():
     assert not events(taker, "fill") and h.size(ALICE) == -BTC // 10
     # market 0 is fresh, but her account holds market 1 too: STALE_ORACLE, not NOT_LIQUIDATABLE
     assert h.run(BOB, Liquidate(ALICE.public_key, 0, 0), time=104).code == 212
+
+
+def test_a_triggered_order_that_overflows_a_record_fails_alone_not_the_market_tick():
+    """A value too big for a fixed-width record (here the maker's balance beyond 64 bits) fails
+    a transaction with code 9. Inside the market tick it must fail only its own step: escaping,
+    it failed the whole tick every block (the order was never removed), and funding, the OI
+    snapshot and the sweep stopped for good."""
+    from paraexec.exchange.payloads import STOP_LOSS, CancelOrder
+
+    h = Harness(config({ALICE: 2**64 - 10**9, BOB: 100_000 * USDC}))
+    assert h.run(ALICE, PlaceOrder(0, 0, 1, SELL, BTC // 10, P50 + 100_000)).ok
+    stop = PlaceOrder(
+        0, 0, 7, BUY, BTC // 10, P50 + 200_000, time_in_force=IOC, condition=STOP_LOSS, trigger_subticks=P50 + 5_000_000
+    )
+    assert h.run(BOB, stop).ok
+    tick = h.block(h.tx(ORACLE, OracleUpdate(0, P50 + 6_000_000)))[-1]
+    assert tick.ok, tick.error
+    failed = events(tick, "conditional_failed")
+    assert [(e["client_id"], e["code"], e["error"]) for e in failed] == [(7, 9, "VALUE_OUT_OF_RANGE")]
+    assert h.run(BOB, CancelOrder(0, 0, 7)).code == 208  # gone, not retried every block
+    assert h.size(BOB) == 0 and h.balance(ALICE) == 2**64 - 10**9
+    tick = h.block(h.tx(ORACLE, OracleUpdate(0, P50 + 6_000_000)), time=3600)[-1]
+    assert tick.ok and events(tick, "funding_rate")  # the market's hourly funding still runs

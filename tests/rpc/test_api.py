@@ -219,7 +219,7 @@ def test_fuzz_json_rpc(api, method, params, req_id, raw):
     assert body["jsonrpc"] == "2.0" and (("result" in body) != ("error" in body))
     if "error" in body:
         assert isinstance(body["error"]["code"], int) and isinstance(body["error"]["message"], str)
-    assert fingerprint(api)[:2] == before[:2]
+    assert fingerprint(api) == before  # no garbage admitted to the mempool (no producer runs here)
 
 
 def test_openapi_metrics_health_dashboard(api):

@@ -23,12 +23,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import codec
-from ..errors import BusinessError, InsufficientBalance, InvalidAmount, Unauthorized
+from ..errors import BusinessError, InsufficientBalance, InvalidAmount, Unauthorized, ValueOutOfRange
 from ..execution.contract import BlockEnv, TxContext
 from ..transaction import encode_payload
 from ..types import Key, Value
 from . import keys
-from .errors import LiquidationNotFilled, StaleOracle, Undercollateralized, WithdrawalsGated
+from .errors import LiquidationNotFilled, Undercollateralized, WithdrawalsGated
 from .funding import FundingConfig, funding_tick
 from .ledger import Ledger, LedgerMemo
 from .liquidation import LiquidationConfig, arm_withdraw_gate, liquidate
@@ -276,15 +276,16 @@ class ExchangeApp:
                 lg = self.ledger(ctx)
                 place_order(lg, self.fees, c.sub_id[:32], order, triggered=True)
                 lg.flush()
-            except BusinessError as exc:
+            except (BusinessError, OverflowError) as exc:  # this order fails; the tick goes on
                 ctx.rollback(mark)
+                failure = _step_failure(exc)
                 ctx.emit(
                     "conditional_failed",
                     market=market.id,
                     subaccount=c.sub_id.hex(),
                     client_id=c.client_id,
-                    code=exc.code,
-                    error=exc.name,
+                    code=failure.code,
+                    error=failure.name,
                 )
 
     def _prune_conditionals(
@@ -350,12 +351,20 @@ class ExchangeApp:
             try:
                 if liquidate(self.ledger(ctx), self.fees, self.liquidation, sub_id, market.id):
                     done += 1
-            except (BusinessError, StaleOracle) as exc:
+            except (BusinessError, OverflowError) as exc:  # this account is skipped; the tick goes on
                 ctx.rollback(mark)
-                ctx.emit("liquidation_skipped", market=market.id, subaccount=sub_id.hex(), code=exc.code)
+                ctx.emit("liquidation_skipped", market=market.id, subaccount=sub_id.hex(), code=_step_failure(exc).code)
             scan = self.ledger(ctx)
         if bankrupt_seen:
             arm_withdraw_gate(ctx, self.ledger(ctx).height + self.liquidation.withdraw_gate_blocks)
+
+
+def _step_failure(exc: BusinessError | OverflowError) -> BusinessError | ValueOutOfRange:
+    """The typed failure of one step of a market tick (a triggered order, a swept account). A
+    value too big for a record fails that step as it would fail a transaction (code 9), where
+    letting it escape would fail the whole tick, every block: funding, the OI snapshot and the
+    sweep would stop for good behind one order that is never removed."""
+    return ValueOutOfRange(str(exc)) if isinstance(exc, OverflowError) else exc
 
 
 def must_be_ungated(lg: Ledger) -> None:
