@@ -125,8 +125,9 @@ def fill_with_fees() -> dict[str, Any]:
 
 
 def funding_over_hours() -> dict[str, Any]:
-    # After the 0.1 BTC fill, carol bids 0.0001 BTC at 50,050: premium = 50/50,000 = 1,000 ppm per
-    # sample (far inside the clamps: premium 60 x (5% - 3%) = 120%, rate 6 x 2% = 12%).
+    # After the 0.1 BTC fill, carol bids 0.2 BTC at 50,050 (10,010 USDC: deep enough for the
+    # market's 10,000 USDC impact notional, so the impact bid is 50,050): premium = 50/50,000 =
+    # 1,000 ppm per sample (far inside the clamps: premium 60 x (5% - 3%) = 120%, rate 6 x 2% = 12%).
     # Each hour: rate_8h = 1,000 ppm; d_index = 1,000 * value_nano_per_quantum / 8e6, with
     # value_nano_per_quantum = 5e9 (5 quote quantums per base quantum) -> 625,000 per hour.
     # Three hours (t = 3600, 7200, 10800): index 1,875,000. bob (long 1e9) pays
@@ -153,7 +154,7 @@ def funding_over_hours() -> dict[str, Any]:
                 "txs": [
                     order("alice", 1, SELL, BTC // 10, 50_000),
                     order("bob", 1, BUY, BTC // 10, 50_000, time_in_force=IOC),
-                    order("carol", 1, BUY, 1_000_000, 50_050),
+                    order("carol", 1, BUY, BTC // 5, 50_050),
                 ],
             },
             *hourly,

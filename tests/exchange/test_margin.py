@@ -80,8 +80,8 @@ def test_negative_premium_makes_shorts_pay():
     h.block(
         h.tx(ALICE, PlaceOrder(0, 0, 1, SELL, BTC // 10, P50)),
         h.tx(BOB, PlaceOrder(0, 0, 1, BUY, BTC // 10, P50, time_in_force=IOC)),
-        h.tx(CAROL, PlaceOrder(0, 0, 1, SELL, 1_000_000, P50 - 50 * 100_000)),
-    )  # ask 49,950: -1,000 ppm
+        h.tx(CAROL, PlaceOrder(0, 0, 1, SELL, BTC // 4, P50 - 50 * 100_000)),
+    )  # ask 49,950, deeper than the 10,000 USDC impact notional: -1,000 ppm
     tick = h.block(h.tx(ORACLE, OracleUpdate(0, P50)), time=3600)[-1]
     assert events(tick, "funding_rate")[0]["index"] == -625_000
     view = h.reader.subaccount(BOB.public_key)

@@ -152,7 +152,7 @@ def test_an_expired_bid_does_not_set_the_funding_rate():
     book until a taker walks over it: only block 2's sample may count it (one of nine)."""
     h = Harness(config({ALICE: 100_000 * USDC, BOB: 100_000 * USDC, CAROL: 100_000 * USDC}))
     long_bob_short_alice(h)
-    assert h.run(CAROL, PlaceOrder(0, 0, 7, BUY, 1_000_000, P50 + 25_000_000, good_til_block=2)).ok
+    assert h.run(CAROL, PlaceOrder(0, 0, 7, BUY, BTC // 4, P50 + 25_000_000, good_til_block=2)).ok
     for t in range(3, 3600, 600):
         h.block(time=t)
     tick = h.block(h.tx(ORACLE, OracleUpdate(0, P50)), time=3600)[-1]
@@ -304,7 +304,7 @@ def test_stale_blocks_sample_a_zero_premium():
         )
     )
     long_bob_short_alice(h)  # t=1: premium 0
-    assert h.run(CAROL, PlaceOrder(0, 0, 7, BUY, 1_000_000, P50 + 25_000_000), time=2).ok  # 5,000 ppm
+    assert h.run(CAROL, PlaceOrder(0, 0, 7, BUY, BTC // 4, P50 + 25_000_000), time=2).ok  # 5,000 ppm
     for t in range(600, 3600, 600):  # five blocks with a stale oracle
         h.block(time=t)
     tick = h.block(h.tx(ORACLE, OracleUpdate(0, P50)), time=3600)[-1]
@@ -322,7 +322,7 @@ def test_after_a_gap_the_premium_counts_for_one_interval_and_the_default_for_the
     )
     h = Harness(cfg)
     long_bob_short_alice(h)
-    assert h.run(CAROL, PlaceOrder(0, 0, 7, BUY, 1_000_000, P50 + 25_000_000), time=2).ok
+    assert h.run(CAROL, PlaceOrder(0, 0, 7, BUY, BTC // 4, P50 + 25_000_000), time=2).ok
     [funding] = events(h.block(time=5 * 3600)[-1], "funding_rate")
     assert (funding["periods"], funding["rate_8h_ppm"]) == (5, 10_000 // 3 + 1_000)
     assert funding["index"] == (4_333 + 4 * 1_000) * 5_000_000_000 // 8_000_000
@@ -391,3 +391,23 @@ def test_a_triggered_order_that_overflows_a_record_fails_alone_not_the_market_ti
     assert h.size(BOB) == 0 and h.balance(ALICE) == 2**64 - 10**9
     tick = h.block(h.tx(ORACLE, OracleUpdate(0, P50 + 6_000_000)), time=3600)[-1]
     assert tick.ok and events(tick, "funding_rate")  # the market's hourly funding still runs
+
+
+@pytest.mark.parametrize(
+    ("bids", "premium"),
+    [
+        ([(1_000_000, P50 + 25_000_000)], 0),  # 0.0001 BTC: too thin for the impact notional
+        ([(BTC // 4, P50 + 25_000_000)], 5_000),  # one level deep enough: its price
+        # 5,050 USDC at 50,500 then 4,950 USDC of the 50,100 level: average 50,301.20..., so
+        # (50,301.20 / 50,000 - 1) x 1e6 = 6,024.1 ppm, rounded toward zero
+        ([(BTC // 10, P50 + 50_000_000), (BTC // 5, P50 + 10_000_000)], 6_024),
+    ],
+)
+def test_the_premium_samples_the_impact_bid_not_the_best_bid(bids, premium):
+    """dYdX samples the average price of filling the market's impact notional (10,000 USDC for
+    BTC), so a dust order far from the oracle does not move the funding rate, and a thin best
+    level counts only for its share of the impact order."""
+    h = Harness(config({CAROL: 100_000 * USDC}))
+    h.block(*(h.tx(CAROL, PlaceOrder(0, 0, i, BUY, q, px)) for i, (q, px) in enumerate(bids)), time=1)
+    [funding] = events(h.block(h.tx(ORACLE, OracleUpdate(0, P50)), time=3600)[-1], "funding_rate")
+    assert (funding["samples"], funding["rate_8h_ppm"]) == (2, premium)

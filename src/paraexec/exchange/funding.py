@@ -2,11 +2,15 @@
 
 At the end of every block (``MarketTick``) one premium sample is taken:
 
-    premium_ppm = (best_bid - oracle) * 1e6 / oracle   if best_bid > oracle
-                  (best_ask - oracle) * 1e6 / oracle   if best_ask < oracle
-                  0                                    otherwise          (rounded toward -inf)
-    (best bid/ask: the best price with a live order; an expired good-til-block order left on
-    the book cannot fill, so it does not move the rate)
+    premium_ppm = impact_bid * 1e6 / oracle - 1e6   if best_bid > oracle and impact_bid > oracle
+                  impact_ask * 1e6 / oracle - 1e6   if best_ask < oracle and impact_ask < oracle
+                  0                                 otherwise          (rounded toward zero)
+    (dYdX GetPricePremium. best bid/ask: the best price with a live order; an expired
+    good-til-block order left on the book cannot fill, so it does not move the rate. Impact
+    bid/ask: the average price at which selling/buying the market's ``impact_notional`` quote
+    quantums would fill against the live orders of that side, exact (a fraction of a subtick);
+    a side too thin to absorb it samples 0, and an ``impact_notional`` of 0 means the best
+    price. So a dust order far from the oracle cannot move the rate.)
     clamped to +-premium_clamp_factor * (IMF - MMF)   (dYdX's premium vote clamp)
     0 while the oracle is stale (dYdX: a market without a valid price votes 0), so a few
     fresh blocks in an otherwise stale interval do not set the whole interval's rate
@@ -23,21 +27,23 @@ The samples describe one interval: after a gap of several (a halted chain), the 
 charged once and the other intervals carry the default rate only, as dYdX's catch-up ticks do
 (their samples are cleared by the first). A positive rate makes longs pay shorts (``ledger``
 settles ``-size * d_index``). The index moves at the stored oracle price even while it is stale,
-as dYdX's (which has no staleness). dYdX samples an impact price (the average fill of an impact
-notional) instead of the best price; we use the best price to keep the tick cheap. No account
-is written here: positions settle when they are next touched.
+as dYdX's (which has no staleness). The book is walked only when its best price is beyond the
+oracle (a premium is possible), so a quiet market's tick reads one level per side. No account is
+written here: positions settle when they are next touched.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 from . import keys
 from .book import Book
 from .ledger import Ledger
 from .market import Market
 from .payloads import BUY, SELL
-from .records import SAMPLES_DECODER, FundingIndex, FundingSamples, encode
+from .records import SAMPLES_DECODER, FundingIndex, FundingSamples, encode, expired
 from .units import PPM
 
 
@@ -57,15 +63,43 @@ def margin_gap_ppm(market: Market) -> int:
     return market.imf_ppm - market.imf_ppm * market.mmf_ppm // PPM
 
 
-def premium_ppm(book: Book, oracle_subticks: int, height: int) -> int:
+def premium_ppm(book: Book, market: Market, oracle_subticks: int, height: int) -> int:
     if oracle_subticks <= 0:  # genesis refuses such markets (``Market.must_be_consistent``)
         return 0
     bid, ask = book.best_live(BUY, height), book.best_live(SELL, height)
     if bid is not None and bid > oracle_subticks:
-        return (bid - oracle_subticks) * PPM // oracle_subticks
-    if ask is not None and ask < oracle_subticks:
-        return (ask - oracle_subticks) * PPM // oracle_subticks
-    return 0
+        side = BUY
+    elif ask is not None and ask < oracle_subticks:
+        side = SELL
+    else:
+        return 0
+    impact = impact_price(book, market, side, height)
+    if impact is None or (impact <= oracle_subticks if side == BUY else impact >= oracle_subticks):
+        return 0
+    premium = impact * PPM / oracle_subticks - PPM
+    return math.floor(premium) if premium > 0 else math.ceil(premium)  # toward zero, as dYdX
+
+
+def impact_price(book: Book, market: Market, side: int, height: int) -> Fraction | None:
+    """The average price (subticks, exact) at which ``market.impact_notional`` quote quantums
+    would fill against ``side``'s live orders, best first; None when they cannot absorb it (dYdX
+    getImpactPriceSubticks: the last order is filled by the fraction needed)."""
+    if market.impact_notional == 0:
+        best = book.best_live(side, height)
+        return None if best is None else Fraction(best)
+    remaining = market.impact_notional
+    base = Fraction(0)
+    for price in book.prices_best_first(side):
+        for order in book.level(side, price):
+            if expired(order.good_til_block, height):
+                continue
+            quote = market.fill_quote(order.remaining, price)
+            base += order.remaining if remaining >= quote else Fraction(remaining, quote) * order.remaining
+            remaining -= quote
+            if remaining <= 0:
+                # quote = base * subticks * 10**qce, so the average subticks are quote / (base * 10**qce)
+                return market.impact_notional / (base * Fraction(10) ** market.quantum_conversion_exponent)
+    return None
 
 
 def funding_tick(lg: Ledger, cfg: FundingConfig, market: Market) -> None:
@@ -76,7 +110,7 @@ def funding_tick(lg: Ledger, cfg: FundingConfig, market: Market) -> None:
     samples = SAMPLES_DECODER.decode(raw) if raw else FundingSamples(0, 0)
     sample = 0
     if fresh:
-        sample = premium_ppm(Book(ctx, market.id), market.price_to_subticks(oracle.price), lg.height)
+        sample = premium_ppm(Book(ctx, market.id), market, market.price_to_subticks(oracle.price), lg.height)
         sample = _clamp(sample, cfg.premium_clamp_factor_ppm * margin_gap_ppm(market) // PPM)
     samples = FundingSamples(samples.premium_sum_ppm + sample, samples.count + 1)
     index = lg.funding(market.id)

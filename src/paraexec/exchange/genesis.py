@@ -6,7 +6,7 @@ App config (JSON: ints, strings, hex keys):
     markets            [{id, ticker, atomic_resolution, quantum_conversion_exponent,
                          step_base_quantums, subticks_per_tick, price_exponent, initial_price,
                          imf_ppm, mmf_ppm, oi_lower_cap, oi_upper_cap, status,
-                         max_price_move_ppm, staleness_s, default_funding_ppm}]
+                         max_price_move_ppm, staleness_s, default_funding_ppm, impact_notional}]
     oracles            [hex public key]; oracle_quorum (int, default 1)
     fees               {taker_ppm, maker_ppm}
     liquidation        LiquidationConfig fields (optional)
@@ -17,7 +17,8 @@ App config (JSON: ints, strings, hex keys):
 
 Dev markets follow dYdX v4's parameters: quantum conversion exponent -9 everywhere and
 ``price_exponent = -15 - atomic_resolution``, so one oracle price unit is exactly one subtick.
-Liquidity tiers: large-cap IMF 5% / MMF 60% of IMF, mid-cap 10% / 50%, long-tail 20% / 50%.
+Liquidity tiers: large-cap IMF 5% / MMF 60% of IMF, mid-cap 10% / 50%, long-tail 20% / 50%, each
+with dYdX's impact notional of 500 USDC / IMF (10,000, 5,000 and 2,500 USDC) for the funding premium.
 """
 
 from __future__ import annotations
@@ -35,14 +36,22 @@ LARGE_CAP = {
     "mmf_ppm": 600_000,
     "oi_lower_cap": 20_000_000 * 10**6,
     "oi_upper_cap": 50_000_000 * 10**6,
+    "impact_notional": 10_000 * 10**6,
 }
 MID_CAP = {
     "imf_ppm": 100_000,
     "mmf_ppm": 500_000,
     "oi_lower_cap": 5_000_000 * 10**6,
     "oi_upper_cap": 10_000_000 * 10**6,
+    "impact_notional": 5_000 * 10**6,
 }
-LONG_TAIL = {"imf_ppm": 200_000, "mmf_ppm": 500_000, "oi_lower_cap": 500_000 * 10**6, "oi_upper_cap": 1_000_000 * 10**6}
+LONG_TAIL = {
+    "imf_ppm": 200_000,
+    "mmf_ppm": 500_000,
+    "oi_lower_cap": 500_000 * 10**6,
+    "oi_upper_cap": 1_000_000 * 10**6,
+    "impact_notional": 2_500 * 10**6,
+}
 
 #: (ticker, price in USD, atomic resolution, step base quantums, subticks per tick, tier)
 _TEMPLATES: list[tuple[str, str, int, int, int, dict[str, int]]] = [

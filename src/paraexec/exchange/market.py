@@ -44,6 +44,9 @@ class Market:
     max_price_move_ppm: int = 100_000
     staleness_s: int = 60
     default_funding_ppm: int = 0
+    #: Quote quantums of the impact order whose average fill price is the funding premium's
+    #: impact bid/ask (dYdX: the liquidity tier's impact notional); 0: the best price.
+    impact_notional: int = 0
     # The conversions' powers of ten as (multiplier, divisor), set once by ``__post_init__``: a
     # margin check converts several times per order. Not parameters: not in the config.
     _quote_scale: tuple[int, int] = field(init=False, repr=False, compare=False, default=(1, 1))
@@ -71,6 +74,8 @@ class Market:
             raise ValueError(f"{self.ticker}: step, tick and price must be positive")
         if not (0 < self.imf_ppm <= PPM and 0 < self.mmf_ppm <= PPM):
             raise ValueError(f"{self.ticker}: margin fractions out of range")
+        if self.impact_notional < 0:
+            raise ValueError(f"{self.ticker}: impact_notional must not be negative")
         if self.status not in STATUSES:
             raise ValueError(f"{self.ticker}: unknown status {self.status!r}")
         if self._value_exponent < self.quantum_conversion_exponent:  # see price_to_subticks
