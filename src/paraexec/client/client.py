@@ -150,7 +150,14 @@ class Client:
 
 
 class Subscription:
-    """Iterate notifications: ``for topic, result in sub: ...``; ``next_message(timeout)`` for one."""
+    """Iterate notifications: ``for topic, result in sub: ...``; ``next_message(timeout)`` for one.
+
+    ``dropped`` counts the messages the node has dropped for this connection because it read too
+    slowly (the node's ``lagged`` notices, kept up to date by ``next_message``). It only grows; a
+    caller that needs every notification compares it before and after a message and, when it
+    changed, re-reads what it tracks (``Client.block``, ``Client.book``, ...) instead of trusting
+    the stream to be complete.
+    """
 
     def __init__(self, url: str, topics: list[str], timeout: float = 10.0) -> None:
         from websockets.sync.client import connect
@@ -163,14 +170,23 @@ class Subscription:
             err = answer["error"]
             raise RpcClientError(err["code"], err["message"], err.get("data"))
         self.topics = answer["result"]["topics"]
+        self.dropped = 0
 
     def next_message(self, timeout: float | None = None) -> tuple[str, Any]:
-        """The next notification as (topic, result); raises ``TimeoutError`` after ``timeout``."""
+        """The next notification as (topic, result); raises ``TimeoutError`` after ``timeout``.
+
+        A ``lagged`` notice is not returned: it sets ``dropped`` to the node's running total of
+        lost messages (the notice carries the total, not the increment), and the notification
+        after it is returned as usual.
+        """
         while True:
             message = json.loads(self._ws.recv(timeout=timeout))
-            if message.get("method") == "subscription":
+            method = message.get("method")
+            if method == "subscription":
                 params = message["params"]
                 return params["topic"], params["result"]
+            if method == "lagged":
+                self.dropped = int(message["params"]["dropped"])
 
     def __iter__(self) -> Iterator[tuple[str, Any]]:
         while True:

@@ -3,34 +3,56 @@
 The producer must never wait for a client, so ``publish`` only schedules work on the loop
 (``call_soon_threadsafe``) and returns. Each connection has a bounded queue; a connection that
 falls ``QUEUE_SIZE`` messages behind loses the overflow (notifications and answers alike) and is
-told so before its next message (``{"method": "lagged", "params": {"dropped": n}}``, n counting
-every loss so far), rather than growing memory or slowing anyone else. ``publish_lazy`` defers building a message (a book
+told so where the gap is, after the messages it kept (``{"method": "lagged", "params":
+{"dropped": n}}``, n counting every loss so far), rather than growing memory or slowing anyone
+else. ``publish_lazy`` defers building a message (a book
 snapshot, say) until the loop sees there is a subscriber, and builds it off the loop's thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 256
 TOPICS = ("blocks", "fills", "book")
 
 
 class Subscriber:
+    """One connection's outgoing queue. Used on the event loop's thread only (``offer`` from
+    the hub's fan-out and the connection's answers, ``gap_notice`` from its sender)."""
+
     def __init__(self) -> None:
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
         self.topics: set[str] = set()
         self.dropped = 0
+        self._gap = False  # messages were lost after the last one queued: a notice is owed
 
     def offer(self, message: dict[str, Any]) -> None:
-        """Queue ``message`` without waiting: when the queue is full it is lost and counted
-        (the connection is told, ``lagged``)."""
-        try:
-            self.queue.put_nowait(message)
-        except asyncio.QueueFull:
+        """Queue ``message`` without waiting: when the queue is full it is lost and counted.
+        The first message queued after a loss is preceded by the ``lagged`` notice, so the
+        notice marks the gap; it needs room for both, else this message is lost too."""
+        free = QUEUE_SIZE - self.queue.qsize()
+        if free < (2 if self._gap else 1):
             self.dropped += 1
+            self._gap = True
+            return
+        if self._gap:
+            self.queue.put_nowait(self._notice())
+        self.queue.put_nowait(message)
+
+    def gap_notice(self) -> dict[str, Any] | None:
+        """The ``lagged`` notice still owed once the queue has drained (no message was offered
+        after the loss to carry it), or None."""
+        return self._notice() if self._gap and self.queue.empty() else None
+
+    def _notice(self) -> dict[str, Any]:
+        self._gap = False
+        return {"jsonrpc": "2.0", "method": "lagged", "params": {"dropped": self.dropped}}
 
 
 class Hub:
@@ -38,6 +60,7 @@ class Hub:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.subscribers: set[Subscriber] = set()
         self.published = 0
+        self._building: set[asyncio.Future[None]] = set()
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -75,7 +98,17 @@ class Hub:
             if message is not None:
                 self._fanout(topic, message)
 
-        asyncio.ensure_future(run())
+        # the loop keeps only a weak reference to a task: hold it until done, and log a build
+        # that failed (else it is collected mid-flight, or its error surfaces only as "Task
+        # exception was never retrieved")
+        task = asyncio.ensure_future(run())
+        self._building.add(task)
+        task.add_done_callback(self._built)
+
+    def _built(self, task: asyncio.Future[None]) -> None:
+        self._building.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("building a published message failed", exc_info=task.exception())
 
     def _fanout(self, topic: str, message: Any) -> None:
         if not self.has_subscribers(topic):

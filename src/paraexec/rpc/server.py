@@ -188,18 +188,17 @@ def create_app(node: Node, manage_node: bool = True) -> FastAPI:
         hub.subscribers.add(sub)
 
         async def pump() -> None:
-            """Send the queue; before the first message after a loss, say how many were lost
-            (``lagged``). A send that fails (the client is gone) closes the connection, which
-            ends the receive loop below: a dead client never keeps its subscription."""
-            told = 0
+            """Send the queue (where messages were lost it holds the ``lagged`` notice; one still
+            owed when it drains goes last). A send that fails (the client is gone) closes the
+            connection, which ends the receive loop below: a dead client never keeps its
+            subscription."""
             try:
                 while True:
                     message = await sub.queue.get()
-                    if sub.dropped != told:
-                        told = sub.dropped
-                        lagged = {"jsonrpc": "2.0", "method": "lagged", "params": {"dropped": told}}
-                        await socket.send_text(_json.encode(lagged).decode())
                     await socket.send_text(_json.encode(message).decode())
+                    notice = sub.gap_notice()
+                    if notice is not None:
+                        await socket.send_text(_json.encode(notice).decode())
             except Exception:  # noqa: BLE001 - any failure to send: the connection is over
                 with suppress(Exception):
                     await socket.close()
