@@ -117,6 +117,49 @@ def test_levels_are_capped_and_pulled_when_leaving_the_band():
     assert flow.posted[BUY] == {}
 
 
+def test_a_level_that_enters_the_band_is_posted_when_the_mid_moves():
+    """The real book's 1001.40 ask is 14 bps from a 1000.00 mid: out of a 5 bps band, so not
+    posted; when the mid rises to 1000.95 it is within the band and posted, though no diff has
+    touched it since (the posted book near the touch is the real one)."""
+    flow = OrderFlow(band_bps=5, max_level_qty=10_000)
+    events = [
+        BookTicker(1, 99990, 1, 100010, 1),  # mid 1000.00: band 999.50-1000.50
+        DepthSnapshot(2, 1, ((99990, 300), (99900, 400)), ((100010, 200), (100140, 500))),
+        BookTicker(3, 100090, 7, 100100, 9, 5),  # mid 1000.95: band 1000.45-1001.45
+    ]
+    actions = list(flow.actions(events))
+    assert actions == [
+        Mid(1, 100000),
+        Quote(2, BUY, 99990, 300),
+        Quote(2, SELL, 100010, 200),
+        Mid(3, 100095),
+        Pull(3, BUY, 99990, 300),  # left the band
+        Quote(3, BUY, 100090, 7),  # the ticker's new best bid
+        Pull(3, SELL, 100010, 200),  # below the ticker's best ask: gone from the real book
+        Quote(3, SELL, 100100, 9),
+        Quote(3, SELL, 100140, 500),  # entered the band: posted at the real quantity
+    ]
+
+
+def test_a_second_snapshot_resyncs_and_gaps_in_the_stream_are_counted():
+    """A diff whose pu is not the previous u means the stream lost events: counted. A later
+    snapshot replaces the book; a level posted before it that it lacks is pulled."""
+    flow = OrderFlow(band_bps=50, max_level_qty=10_000)
+    events = [
+        BookTicker(1, 99990, 1, 100010, 1),
+        DepthSnapshot(2, 10, ((99990, 300),), ((100010, 200),)),
+        DepthUpdate(3, 11, 12, 10, ((99980, 100),), ()),
+        DepthUpdate(4, 15, 16, 14, ((99970, 100),), ()),  # pu 14 != 12: a gap
+        DepthUpdate(5, 17, 18, 16, (), ()),
+        DepthSnapshot(6, 20, ((99990, 300),), ((100010, 250),)),
+        DepthUpdate(7, 21, 22, 25, (), ()),  # after a snapshot the first diff is not a gap
+    ]
+    actions = list(flow.actions(events))
+    assert flow.diff_gaps == 1
+    assert actions[-3:] == [Pull(6, BUY, 99970, 100), Pull(6, BUY, 99980, 100), Quote(6, SELL, 100010, 50)]
+    assert flow.posted == {BUY: {99990: 300}, SELL: {100010: 250}}
+
+
 def test_flow_is_deterministic():
     first = list(OrderFlow().actions(read_lines(SLICE)))
     assert first == list(OrderFlow().actions(read_lines(SLICE)))

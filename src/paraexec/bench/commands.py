@@ -227,6 +227,13 @@ def bench(
             fail(f"{workload}: {exc}", 2)
     out.print(results_table(result))
     for point in result["points"]:
+        if point.get("data_gaps"):
+            console.print(
+                f"[yellow]note: the {workload} recording's depth stream has {point['data_gaps']} gap(s) "
+                "(a diff that does not follow on from the previous one): the replayed book may differ from "
+                "the real one until the next snapshot",
+                highlight=False,
+            )
         if point.get("data_exhausted"):
             console.print(
                 f"[yellow]note: the {workload} recording ran out ({point['params'] or 'default parameters'}): "

@@ -16,12 +16,17 @@ rules prescribe:
   applied after it, as Binance's procedure says; the snapshot sets the book; diffs with
   ``u < lastUpdateId`` are stale and dropped; every other diff sets the quantity of each level
   it names (0 removes the level).
+- A diff whose ``pu`` is not the previous diff's ``u`` means the stream lost events (Binance:
+  re-sync from a new snapshot). A recording cannot ask for one, so the gap is counted
+  (``diff_gaps``) and the book carries on; a later snapshot in the recording re-syncs it, and
+  levels the replay had posted that the new snapshot lacks are pulled.
 - The replay *posts* liquidity only within ``band_bps`` of the mid (deep levels would only bloat
   the book). ``posted[side][px]`` is what the replay has on the book at a level; after each diff
   the posted quantity follows the real one: an increase is a ``Quote`` (a maker posts the
-  difference), a decrease a ``Pull`` (a maker cancels that much); a level that leaves the band is
-  pulled entirely. ``max_level_qty`` caps what is posted per level (synthetic makers have
-  finite collateral).
+  difference), a decrease a ``Pull`` (a maker cancels that much). When the mid moves, a level
+  that leaves the band is pulled entirely and a real level that enters it is posted, so the
+  posted book near the touch is the real one even where no diff touched it since.
+  ``max_level_qty`` caps what is posted per level (synthetic makers have finite collateral).
 - trades: a ``Take`` by the aggressor (Binance's ``m`` = buyer is maker, so the taker sold) at
   the trade price for the trade quantity; the posted quantity at that level shrinks by the same
   amount (the take filled the makers there).
@@ -282,6 +287,8 @@ class OrderFlow:
         self.mid: int | None = None
         self._band_mid: int | None = None  # the mid at the last out-of-band sweep
         self.stale_diffs = 0
+        self.diff_gaps = 0  # diffs whose ``pu`` did not follow the previous diff's ``u``
+        self._last_diff_id: int | None = None  # ``u`` of the last diff applied
         self.buffered: deque[DepthUpdate] = deque()  # diffs seen before the snapshot
 
     def actions(self, events: Iterable[MarketEvent]) -> Iterator[Action]:
@@ -302,8 +309,11 @@ class OrderFlow:
             return self._on_trade(event)
         if isinstance(event, DepthSnapshot):
             self.snapshot_id = self.book_id = event.last_update_id
+            self._last_diff_id = None  # the next diff follows the snapshot, not the old stream
             self.book = {BUY: SideBook(event.bids), SELL: SideBook(event.asks)}
-            out = self._follow(event.ts_ns, {(BUY, px) for px, _ in event.bids} | {(SELL, px) for px, _ in event.asks})
+            levels = {(BUY, px) for px, _ in event.bids} | {(SELL, px) for px, _ in event.asks}
+            posted = {(side, px) for side in (BUY, SELL) for px in self.posted[side]}  # a re-sync
+            out = self._follow(event.ts_ns, levels | posted)
             buffered, self.buffered = self.buffered, deque()
             for diff in buffered:  # the stale ones (u < lastUpdateId) are counted and dropped below
                 out.extend(self.on_event(diff))
@@ -317,6 +327,9 @@ class OrderFlow:
         if event.last_id < self.snapshot_id:
             self.stale_diffs += 1
             return []
+        if self._last_diff_id is not None and event.prev_id != self._last_diff_id:
+            self.diff_gaps += 1
+        self._last_diff_id = event.last_id
         touched = set()
         older_than_ticker = self.ticker is not None and event.last_id < self.book_id
         for side, levels in ((BUY, event.bids), (SELL, event.asks)):
@@ -327,7 +340,7 @@ class OrderFlow:
                 book.set(px, qty)
                 touched.add((side, px))
         self.book_id = max(self.book_id, event.last_id)
-        return self._follow(event.ts_ns, touched | self._out_of_band())
+        return self._follow(event.ts_ns, touched | self._band_changes())
 
     def _beyond_ticker(self, side: int, px: int) -> bool:
         """Is ``px`` at or better than the last ticker's best price on ``side``?"""
@@ -344,19 +357,28 @@ class OrderFlow:
         touched.update((SELL, px) for px in asks.remove_below(ticker.ask_px))
         bids.set(ticker.bid_px, ticker.bid_qty)
         asks.set(ticker.ask_px, ticker.ask_qty)
-        return self._follow(ticker.ts_ns, touched | self._out_of_band())
+        return self._follow(ticker.ts_ns, touched | self._band_changes())
 
     def in_band(self, px: int) -> bool:
         if self.mid is None:
             return False
         return abs(px - self.mid) * 10_000 <= self.mid * self.band_bps
 
-    def _out_of_band(self) -> set[tuple[int, int]]:
-        """Posted levels outside the band; the band only moves with the mid, so only then look."""
-        if self.mid == self._band_mid:
+    def _band_changes(self) -> set[tuple[int, int]]:
+        """Posted levels now outside the band and real ones now inside it but not posted; the
+        band only moves with the mid, so only then look."""
+        if self.mid == self._band_mid or self.mid is None:
             return set()
         self._band_mid = self.mid
-        return {(side, px) for side in (BUY, SELL) for px in self.posted[side] if not self.in_band(px)}
+        levels = {(side, px) for side in (BUY, SELL) for px in self.posted[side] if not self.in_band(px)}
+        reach = self.mid * self.band_bps // 10_000  # in_band: |px - mid| <= reach
+        for side in (BUY, SELL):
+            prices, posted = self.book[side].prices, self.posted[side]
+            inside = prices[
+                bisect.bisect_left(prices, self.mid - reach) : bisect.bisect_right(prices, self.mid + reach)
+            ]
+            levels.update((side, px) for px in inside if px not in posted)
+        return levels
 
     def _follow(self, ts: int, levels: set[tuple[int, int]]) -> list[Action]:
         """Move the posted quantity of each level towards the real one (see module docstring)."""
