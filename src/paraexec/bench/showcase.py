@@ -9,7 +9,7 @@
     4. benchmark ``sequential`` against the parallel executor on the same blocks with the
        harness and write its HTML report;
     5. print a summary table: blocks, transactions, tx/s, speedup (from the harness, same run),
-       liquidations and deleveragings, root match, and the report's path.
+       liquidations, deleveragings and triggered stop-losses, root match, and the report's path.
 
 Run it with ``python -m paraexec.bench.showcase`` (``--help`` for the knobs).
 """
@@ -124,6 +124,7 @@ def showcase(
         "bound",
         "liquidations",
         "deleveraged",
+        "stops fired",
         "fills",
         "root match",
         title=f"perps showcase: {executor_name} x{workers}",
@@ -136,6 +137,7 @@ def showcase(
         f"{bound:.2f}x" if bound else "-",
         str(events["liquidation"]),
         str(events["deleveraged"]),
+        str(events["conditional_triggered"]),
         str(events["fill"]),
         "[green]yes" if root_match and result["ok"] else "[red]NO",
     )
