@@ -373,6 +373,57 @@ def test_declared_transfers_on_worker_processes_survive_a_killed_worker():
         ex.close()
 
 
+def test_a_worker_lost_mid_level_reruns_that_level_in_process(monkeypatch):
+    """A worker dies after the first chunk of a level went out (``run_level`` returns ``None``):
+    that level runs in-process, the pool is replaced for the next levels, and the block equals
+    sequential. Three chained levels of 20 declared transactions, with deltas and failures."""
+    import os
+    import re
+    import signal
+
+    runtime = SyntheticRuntime(100)
+    txs = []
+    for level in range(3):
+        for i in range(20):
+            src, dst = level * 20 + i, (level + 1) * 20 + i
+            ops = [(READ, src, 0), (WRITE, dst, level + i), (DELTA, 80 + i, level + 1)]
+            if i % 7 == 3:
+                ops.append((FAIL_IF, src, 1))
+            txs.append(encode_tx(ops, ([src], [dst, 80 + i])))
+    store = MemoryStore()
+    store.commit_block(0, {key_of(i): codec.encode_int(i % 2) for i in range(20)}, 0, b"", b"")
+    expected = SEQUENTIAL.execute_block(runtime, txs, store, ENV)
+    assert any(r.ok for r in expected.receipts) and not all(r.ok for r in expected.receipts)
+    ex = AccessListExecutor(2, backend="processes", min_process_level=8)
+    try:
+        warm = ex.execute_block(runtime, txs, store, ENV)  # starts the workers: 3 levels on processes
+        assert (
+            warm.same_result(expected)
+            and "3 levels (widest 20), 0 undeclared as barriers, 3 levels on processes" in warm.stats.note
+        ), warm.stats.note
+        procs = ex._procs
+        before = procs.pids()
+        send = procs._send
+        killed: list[int] = []
+
+        def send_then_lose_the_next_worker(index: int, data: bytes) -> None:
+            if index == 1 and not killed:  # chunk 0 of the first level is out: worker 1 dies
+                killed.append(procs.procs[1].pid)
+                os.kill(killed[0], signal.SIGKILL)
+                procs.procs[1].join(5)
+            send(index, data)
+
+        monkeypatch.setattr(procs, "_send", send_then_lose_the_next_worker)
+        got = ex.execute_block(runtime, txs, store, ENV)
+        assert killed == [before[1]]
+        assert got.same_result(expected) and got.accumulator == expected.accumulator
+        on_processes = int(re.search(r"(\d+) levels on processes", got.stats.note).group(1))
+        assert on_processes == 2, got.stats.note  # the first level ran here, the other two on fresh workers
+        assert len(procs.pids()) == 2 and not set(procs.pids()) & set(before)
+    finally:
+        ex.close()
+
+
 def test_a_declared_key_no_store_could_hold_makes_the_transaction_malformed(every_executor, tmp_path):
     """An empty or over-long declared key is refused at ``prepare`` (MALFORMED), in every
     executor: the access-list executor reads declared keys from LMDB before the block runs, and

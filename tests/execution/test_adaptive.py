@@ -216,13 +216,33 @@ def test_sample_conflict_counts_txs_meeting_earlier_keys():
     assert sample_conflict(RUNTIME, []) == 0.0
 
 
-@pytest.mark.parametrize("txs", [independent(600, declared=True), conflicting(600), independent(50)])
-def test_real_executors_give_the_sequential_result(txs):
+@pytest.mark.parametrize(
+    ("txs", "plans", "reasons"),
+    [
+        (
+            independent(600, declared=True),
+            ["sequential", "access-list"],
+            ["measuring the sequential baseline before access-list", "declared access lists: scheduled"],
+        ),
+        (conflicting(600), ["sequential", "sequential"], ["conflicting block", "recent blocks conflicting"]),
+        (independent(50), ["sequential", "sequential"], ["small block (50 < 500", "small block (50 < 500"]),
+    ],
+    ids=["declared", "conflicting", "small"],
+)
+def test_real_executors_give_the_sequential_result(txs, plans, reasons):
+    """Each block runs twice on real executors: the first measures the sequential baseline,
+    the second runs the plan the signals pick (access-list for the declared block, which
+    really schedules levels); both give the sequential result."""
     ex = AdaptiveExecutor(2, threads_scale=True, available=["access-list", "sequential"])
     try:
-        out = ex.execute_block(RUNTIME, txs, MemoryStore(), ENV)
         expected = SequentialExecutor().execute_block(RUNTIME, txs, MemoryStore(), ENV)
-        assert out.same_result(expected)
+        for plan, reason in zip(plans, reasons, strict=True):
+            out = ex.execute_block(RUNTIME, txs, MemoryStore(), ENV)
+            assert out.same_result(expected), ex.history[-1]
+            assert ex.history[-1].executor == plan and ex.history[-1].reason.startswith(reason), ex.history[-1]
+            assert out.stats.executor == "adaptive" and out.stats.note.startswith(f"{plan}: {reason}")
+        if plans[-1] == "access-list":  # the access-list executor ran it: its schedule is in the note
+            assert "1 levels (widest 600)" in out.stats.note, out.stats.note
     finally:
         ex.close()
 

@@ -14,11 +14,17 @@ expensive): one instance per (name, workers) for the whole module, closed at the
 
 Equality is ``BlockOutput.same_result``: receipts, write set and state root. When the reference
 raises (a transaction hits a real decode error), every executor must raise the same type.
+
+Equality alone cannot tell that an executor ran in parallel at all (running in-process gives
+the same result), so the path is checked too: the ``parallel`` rows must run every non-empty
+block on their worker processes, and the ``adaptive`` rows (their block-size threshold lowered
+to fit these blocks) must run their parallel plan, on workers, on some of the module's blocks.
 """
 
 from __future__ import annotations
 
 import sys
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -59,6 +65,12 @@ def tiny_switch_interval() -> Iterator[None]:
     sys.setswitchinterval(previous)
 
 
+#: Which plan each row ran, per block, over the module (``record_path``): the adaptive rows
+#: count their choices (and ``"workers"`` for a ``parallel`` choice that ran on worker processes),
+#: so ``test_adaptive_rows_ran_parallel_plans`` can check the suite exercised them.
+PLANS: defaultdict[tuple[str, int], Counter[str]] = defaultdict(Counter)
+
+
 @pytest.fixture(scope="module")
 def executors() -> Iterator[dict[tuple[str, int], Executor]]:
     made: dict[tuple[str, int], Executor] = {}
@@ -70,6 +82,21 @@ def executors() -> Iterator[dict[tuple[str, int], Executor]]:
                 made[(name, workers)] = executor = make_executor(name, workers)
                 if hasattr(executor, "contention_fallback"):
                     executor.contention_fallback = False  # contended blocks must exercise speculation
+                if name == "adaptive":
+                    # the suite's blocks (<= 400 txs) are below ``MIN_BLOCK``: without this every
+                    # one would run sequential. Its contention signals still decide (after a
+                    # conflicting block, every other block re-samples), speed is still measured
+                    # (sequential first, then the plan, the baseline re-measured now and then:
+                    # ``plan_clock``), but any measured gain keeps the plan: tiny blocks on
+                    # worker processes lose to sequential on a busy machine, and would then
+                    # almost never run
+                    executor.min_block = 1  # type: ignore[attr-defined]
+                    executor.clock.min_block = 1  # type: ignore[attr-defined]
+                    executor.clock.min_gain = 0.0  # type: ignore[attr-defined]
+                    executor.probe_every = 2  # type: ignore[attr-defined]
+                    if "parallel" in executor.available():  # type: ignore[attr-defined]
+                        # its parallel plan speculates on the workers, as the parallel rows do
+                        executor.executor("parallel").contention_fallback = False  # type: ignore[attr-defined]
         for workers in WORKER_COUNTS[1:]:  # the parallel executor with key-affinity assignment
             made[("parallel+affinity", workers)] = executor = make_executor("parallel", workers)
             executor.contention_fallback = False  # type: ignore[attr-defined]
@@ -79,6 +106,33 @@ def executors() -> Iterator[dict[tuple[str, int], Executor]]:
     finally:
         for executor in made.values():
             executor.close()
+
+
+def ran_on_workers(got: BlockOutput, workers: int) -> bool:
+    """The ``parallel`` executor ran the block on its worker processes: no in-process run (no
+    spec, lost or stalled workers, a bail-out), and the workers executed every transaction."""
+    stats = got.stats
+    return (
+        "in-process" not in stats.note
+        and "worker lost" not in stats.note
+        and stats.note.endswith(f"{workers} worker process(es)")
+        and len(stats.worker_busy) == workers
+        and sum(stats.worker_busy) > 0
+        and stats.executions >= len(got.receipts)
+    )
+
+
+def record_path(name: str, workers: int, executor: Executor, txs: Sequence[bytes], got: BlockOutput) -> None:
+    """Check (parallel rows) or record (adaptive rows) which path a run took: an executor that
+    silently fell back to running blocks in-process would still equal sequential."""
+    if name == "adaptive":
+        plan = executor.history[-1].executor  # type: ignore[attr-defined]
+        PLANS[(name, workers)][plan] += 1
+        if plan == "parallel":
+            assert ran_on_workers(got, workers), f"{name}/{workers}: parallel plan not on the workers: {got.stats}"
+            PLANS[(name, workers)]["workers"] += 1
+    elif name.startswith("parallel") and txs:
+        assert ran_on_workers(got, workers), f"{name}/{workers}: did not run on its workers: {got.stats}"
 
 
 def describe_difference(name: str, expected: BlockOutput, got: BlockOutput) -> str:
@@ -115,6 +169,7 @@ def assert_all_equal(
         got = executor.execute_block(runtime, txs, state, env)
         assert got.same_result(expected), describe_difference(f"{name}/{workers}", expected, got)
         assert got.accumulator == expected.accumulator, f"{name}/{workers}: accumulator differs"
+        record_path(name, workers, executor, txs, got)
     return expected
 
 
@@ -232,21 +287,55 @@ def test_transfer_blocks_on_lmdb_equal_sequential(executors: dict[tuple[str, int
 
 
 def test_exchange_blocks_equal_sequential(executors: dict[tuple[str, int], Executor]) -> None:
-    """Perpetuals blocks (oracle updates, quotes, taker orders, cancels, a price shock with
-    liquidations) through the exchange application, plus its end-of-block system transactions."""
+    """Perpetuals blocks (oracle updates, quotes, taker orders, stop-losses, cancels) through the
+    exchange application, plus its end-of-block system transactions, and a price shock that
+    really liquidates: takers with little collateral build leveraged positions, then two blocks
+    each move every price down 9.5% (inside the oracle band). The sweep liquidates them, the
+    insurance fund covers fills below bankruptcy prices, and bankrupt positions are deleveraged
+    against other traders, so those paths are compared across executors too (seed 5 liquidates
+    ~19 times, with ~5 fund payouts and ~12 deleveragings: only "some" is asserted)."""
     perps = pytest.importorskip("paraexec.workloads.perps")
     from paraexec.chain.chain import Chain, ChainConfig
 
-    workload = perps.PerpsWorkload(accounts=24, markets=3, seed=5, shock_at=3, shock_blocks=2)
+    workload = perps.PerpsWorkload(
+        accounts=24,
+        markets=3,
+        seed=5,
+        shock_at=4,
+        shock_blocks=2,
+        shock_ppm=-95_000,
+        taker_collateral=1_000 * perps.USDC,
+    )
     chain = Chain.create(MemoryStore(), ChainConfig(workload.chain_id, "exchange", workload.genesis_config()))
     store = chain.store
     nonce_of = nonce_reader(store.get)
-    fills = 0
+    events: Counter[str] = Counter()
     for height in range(1, 6):
         env = BlockEnv(height, height * workload.block_seconds)
         txs = workload.block(height, 80, nonce_of) + chain.runtime.system_transactions(env)
         out = assert_all_equal(executors, chain.runtime, txs, store, env)
         assert out is not None
-        fills += sum(event.name == "fill" for receipt in out.receipts for event in receipt.events)
+        for event in (event for receipt in out.receipts for event in receipt.events):
+            events[event.name] += 1
+            if event.name == "liquidation" and event.attrs["insurance_delta"] < 0:
+                events["insurance payout"] += 1
         store.commit_block(height, out.write_set, out.accumulator, b"", b"")
-    assert fills > 0, "the blocks should trade"
+    seen = {name: events[name] for name in ("fill", "liquidation", "insurance payout", "deleveraged")}
+    assert all(seen.values()), f"the blocks should trade, liquidate, draw on the fund and deleverage: {seen}"
+    assert events["conditional_triggered"] > 0, "the shock should trigger stop-losses"
+
+
+def test_adaptive_rows_ran_parallel_plans(executors: dict[tuple[str, int], Executor], request) -> None:
+    """Runs last: over the module's blocks, every adaptive row with 2 or more workers chose a
+    plan other than sequential, and ran it on worker processes (``record_path``). Only
+    meaningful after the module's other tests: skipped when some were not selected."""
+    module = sys.modules[__name__]
+    tests = {name for name in vars(module) if name.startswith("test_")}
+    selected = {item.originalname for item in request.session.items if getattr(item, "module", None) is module}
+    if selected != tests:
+        pytest.skip(f"needs every test of the module; not selected: {sorted(tests - selected)}")
+    for key in [key for key in executors if key[0] == "adaptive" and key[1] >= 2]:
+        plans = PLANS[key]
+        assert sum(n for plan, n in plans.items() if plan not in ("sequential", "workers")) > 0, (key, plans)
+        if "parallel" in executor_names():
+            assert plans["workers"] > 0, (key, plans)

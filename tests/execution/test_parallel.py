@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from paraexec import codec
 from paraexec.execution import BlockEnv, SequentialExecutor
 from paraexec.execution.parallel import ParallelExecutor
-from paraexec.execution.parallel.executor import BAIL_AFTER, CONTENDED_SKIP
+from paraexec.execution.parallel.executor import BAIL_AFTER, CONTENDED_SKIP, MAX_ATTEMPTS
 from paraexec.execution.registry import make_executor
 from paraexec.execution.synthetic import AWAIT, DELTA, READ, SPIN, WRITE, SyntheticRuntime, encode_tx, key_of
 from paraexec.state import MemoryStore
@@ -213,6 +213,72 @@ def test_killed_worker_is_replaced_and_block_equals_sequential():
         assert got.same_result(expected) and got.accumulator == expected.accumulator
         again = executor.execute_block(tc.chain.runtime, txs, tc.chain.store, ENV)  # the pool still works
         assert again.same_result(expected)
+    finally:
+        executor.close()
+
+
+def test_workers_killed_in_every_attempt_give_up_and_the_block_runs_in_process():
+    """A worker dies in every attempt at the block: after ``MAX_ATTEMPTS`` the coordinator stops
+    retrying and runs the block in-process (sequential's result); the killed workers are reaped
+    and the next block runs on fresh ones."""
+    tc = transfer_chain(20)
+    txs = transfer_block(tc, 60, seed=4)
+    expected = REFERENCE.execute_block(tc.chain.runtime, txs, tc.chain.store, ENV)
+    executor = ParallelExecutor(2, wave=8, contention_fallback=False)
+    killed: list[int] = []
+
+    def kill_every_round(round_number: int) -> None:
+        pid = executor.worker_pids()[0]
+        if pid not in killed:  # each attempt's pool loses its first worker at its first round
+            killed.append(pid)
+            os.kill(pid, signal.SIGKILL)
+
+    executor.before_round = kill_every_round
+    try:
+        got = executor.execute_block(tc.chain.runtime, txs, tc.chain.store, ENV)
+        assert got.same_result(expected) and got.accumulator == expected.accumulator
+        assert got.stats.note.endswith("gave up: ran in-process"), got.stats.note
+        assert got.stats.note.count("worker lost") == MAX_ATTEMPTS == len(killed) > 1, (got.stats.note, killed)
+        assert got.stats.rounds == 1 and not any(got.stats.worker_busy)  # no worker did the block
+        for pid in killed:  # every lost pool was stopped and its processes reaped
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+        executor.before_round = None
+        again = executor.execute_block(tc.chain.runtime, txs, tc.chain.store, ENV)
+        assert again.same_result(expected) and again.accumulator == expected.accumulator
+        assert again.stats.note.endswith("2 worker process(es)"), again.stats.note  # on the workers again
+        fresh = executor.worker_pids()
+        assert len(fresh) == 2 and not set(fresh) & set(killed)
+    finally:
+        executor.close()
+
+
+def test_a_worker_failing_outside_transactions_raises_invariant_violation_and_is_replaced():
+    """A worker whose runtime cannot be built (``FlakySpec``: its first build in each worker
+    process raises) answers ``Failed``: sequential succeeds on the block, so the executor raises
+    ``InvariantViolation`` rather than return anything, and replaces its workers."""
+    from paraexec.errors import InvariantViolation
+
+    from .flaky_spec import FlakySpec
+
+    tc = transfer_chain(20)
+    spec = tc.chain.runtime.spec
+    flaky = FlakySpec(spec.app_name, spec.app_config, spec.chain_id, spec.verify_signatures).build()
+    txs = transfer_block(tc, 40, seed=6)
+    expected = REFERENCE.execute_block(tc.chain.runtime, txs, tc.chain.store, ENV)
+    assert REFERENCE.execute_block(flaky, txs, tc.chain.store, ENV).same_result(expected)  # builds fine here
+    executor = ParallelExecutor(2, wave=8, contention_fallback=False)
+    try:
+        warm = executor.execute_block(tc.chain.runtime, txs, tc.chain.store, ENV)
+        assert warm.same_result(expected) and warm.stats.note.endswith("worker process(es)"), warm.stats.note
+        before = executor.worker_pids()
+        with pytest.raises(InvariantViolation, match="parallel worker failed where sequential succeeded") as raised:
+            executor.execute_block(flaky, txs, tc.chain.store, ENV)
+        assert "MemoryError" in str(raised.value)  # the worker's traceback is kept
+        after = executor.execute_block(tc.chain.runtime, txs, tc.chain.store, ENV)
+        assert after.same_result(expected) and after.accumulator == expected.accumulator
+        assert after.stats.note.endswith("worker process(es)"), after.stats.note
+        assert len(executor.worker_pids()) == 2 and not set(executor.worker_pids()) & set(before)
     finally:
         executor.close()
 

@@ -347,7 +347,8 @@ class ParallelExecutor:
                 continue
             except WorkerFailed as exc:
                 self._restart()
-                self._in_process(runtime, txs, state, env, started, "")  # raises the genuine error, if any
+                # raises the genuine error, if any; not a measurement (it includes the failed attempt)
+                self._in_process(runtime, txs, state, env, started, "", measured=False)
                 raise InvariantViolation(f"parallel worker failed where sequential succeeded:\n{exc}") from None
             except BaseException:
                 self._restart()  # workers are mid-block in an unknown state
@@ -692,7 +693,7 @@ class ParallelExecutor:
         self._send_prechecks()  # the workers are idle until the next block
         if any(f.raised for f in finished):
             # A final incarnation raised: sequential raises it too; let it do so for real.
-            self._in_process(runtime, txs, state, env, started, "")
+            self._in_process(runtime, txs, state, env, started, "", measured=False)
             raise InvariantViolation("a final transaction raised in a worker but not in sequential")
         write_set: dict[bytes, bytes | None] = {}
         for f in finished:
