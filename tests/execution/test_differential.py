@@ -90,8 +90,7 @@ def executors() -> Iterator[dict[tuple[str, int], Executor]]:
                     # ``plan_clock``), but any measured gain keeps the plan: tiny blocks on
                     # worker processes lose to sequential on a busy machine, and would then
                     # almost never run
-                    executor.min_block = 1  # type: ignore[attr-defined]
-                    executor.clock.min_block = 1  # type: ignore[attr-defined]
+                    executor.min_block = 1  # type: ignore[attr-defined]  # the clock's threshold too
                     executor.clock.min_gain = 0.0  # type: ignore[attr-defined]
                     executor.probe_every = 2  # type: ignore[attr-defined]
                     if "parallel" in executor.available():  # type: ignore[attr-defined]

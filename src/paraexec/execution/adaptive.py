@@ -107,7 +107,6 @@ class AdaptiveExecutor:
         factory: Callable[[str, int], Executor] = make_executor,
     ) -> None:
         self.workers = max(1, workers)
-        self.min_block = min_block
         self.max_reexec = max_reexec
         self.max_sample_conflict = max_sample_conflict
         self.sample = sample
@@ -125,6 +124,16 @@ class AdaptiveExecutor:
         self.clock = PlanClock("sequential", min_block, probe_every, min_gain, MAX_PROBE_FACTOR)
         self.history: list[Choice] = []
         self._signatures = SignatureThreads(self.workers)
+
+    @property
+    def min_block(self) -> int:
+        """Blocks smaller than this run ``sequential`` (step 2) and are not timed (step 7): one
+        threshold, kept by the clock, so that lowering it lowers both."""
+        return self.clock.min_block
+
+    @min_block.setter
+    def min_block(self, value: int) -> None:
+        self.clock.min_block = value
 
     # -- deciding -----------------------------------------------------------------------------
 
