@@ -311,9 +311,9 @@ class OrderFlow:
             self.snapshot_id = self.book_id = event.last_update_id
             self._last_diff_id = None  # the next diff follows the snapshot, not the old stream
             self.book = {BUY: SideBook(event.bids), SELL: SideBook(event.asks)}
-            levels = {(BUY, px) for px, _ in event.bids} | {(SELL, px) for px, _ in event.asks}
+            named = {(BUY, px) for px, _ in event.bids} | {(SELL, px) for px, _ in event.asks}
             posted = {(side, px) for side in (BUY, SELL) for px in self.posted[side]}  # a re-sync
-            out = self._follow(event.ts_ns, levels | posted)
+            out = self._follow(event.ts_ns, named | posted)
             buffered, self.buffered = self.buffered, deque()
             for diff in buffered:  # the stale ones (u < lastUpdateId) are counted and dropped below
                 out.extend(self.on_event(diff))
