@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
 import sys
 import time
+from itertools import pairwise
 
+import lmdb
 import pytest
 
 from paraexec.chain import Chain, ReplayMismatch
@@ -144,7 +145,7 @@ def check_consistent(path) -> int:
         head = chain.block(chain.height)
         assert head.header.state_root == store.root
         assert cm.accumulate(store.items()) == store.accumulator
-        assert chain.receipts(chain.height) is not None
+        assert len(chain.receipts(chain.height)) == len(head.txs)  # the head's receipts were committed with it
         blocks = list(chain.replay(SequentialExecutor()))
         assert len(blocks) == chain.height
         return chain.height
@@ -152,27 +153,50 @@ def check_consistent(path) -> int:
         store.close()
 
 
+def committed_height(path) -> int:
+    """The height the store at ``path`` has committed, read from another process (-1 while there
+    is no store to read yet)."""
+    if not (path / "data.mdb").exists():
+        return -1
+    try:
+        store = LmdbStore(path, readonly=True)
+    except lmdb.Error:  # being created
+        return -1
+    try:
+        return store.height
+    finally:
+        store.close()
+
+
 @pytest.mark.slow
 def test_sigkill_at_random_moments_never_leaves_a_torn_store(tmp_path):
+    """Each round waits (however slow the start) until the child has committed a block beyond the
+    last round's, then kills it at a random moment of its block loop: every kill lands in a run
+    that commits, and the height it saw committed is never lost."""
     path = tmp_path / "chain"
     rng = random.Random(1234)
-    heights = []
+    heights: list[int] = []
     args = ("run", "--data", str(path), "--accounts", "50", "--block-size", "20", "--blocks", "100000", "--seed", "3")
-    kills = 0
-    while kills < 22:
+    for _ in range(22):
         child = paraexec(*args)
-        time.sleep(rng.uniform(0.5, 1.1))
-        if child.poll() is not None:
-            pytest.fail(f"child exited early: {child.stderr.read()!r}")
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
-        kills += 1
-        if not path.exists():
-            continue
-        heights.append(check_consistent(path))
-    assert kills >= 20
-    assert heights == sorted(heights), heights  # nothing committed is ever lost
-    assert heights[-1] > 0
+        try:
+            deadline = time.monotonic() + 120  # an upper bound: the wait ends at the first new block
+            while (seen := committed_height(path)) <= (heights[-1] if heights else 0):
+                if child.poll() is not None:
+                    pytest.fail(f"child exited early: {child.stderr.read()!r}")
+                if time.monotonic() > deadline:
+                    pytest.fail(f"no block committed past {heights[-1:]} within 120 s")
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.3))  # somewhere in the block loop: mid-block, mid-commit...
+            if child.poll() is not None:
+                pytest.fail(f"child exited early: {child.stderr.read()!r}")
+        finally:
+            child.send_signal(signal.SIGKILL)  # nothing when it has exited
+            child.wait()
+        height = check_consistent(path)
+        assert height >= seen, (height, seen)  # nothing committed is ever lost
+        heights.append(height)
+    assert all(a < b for a, b in pairwise(heights)), heights  # each run committed more
 
 
 def _exchange_store(path):

@@ -3,8 +3,9 @@
 The result must stay exactly sequential's whatever was announced (the same block, a different
 one, a block whose bytes changed after the announcement, bad signatures), the verdicts must be
 bound to the exact bytes that passed, and a worker that dies while checking must change nothing.
-The tests pause between blocks so the workers get through what they were sent: they check that
-the feature engages (``prechecked``), which timing alone would not guarantee.
+Between blocks the tests wait until the workers have got through what they were sent (``settle``:
+until each sleeps waiting for its next message, however slow the machine), so they can check
+that the feature engages (``prechecked``), which timing alone would not guarantee.
 """
 
 from __future__ import annotations
@@ -19,13 +20,16 @@ from paraexec.chain.chain import Chain
 from paraexec.execution import SequentialExecutor
 from paraexec.execution.adaptive import AdaptiveExecutor
 from paraexec.execution.parallel import ParallelExecutor
-from paraexec.execution.parallel.precheck import usable_cores
+from paraexec.execution.parallel.precheck import Prechecks, usable_cores
 from paraexec.state.lmdb_store import LmdbStore
 
 from .strategies import _resign_badly, transfer_block, transfer_chain
 
-#: Long enough for a worker to check a 150-transaction announcement on a busy 2-core box.
+#: Where ``/proc`` cannot tell whether a worker is idle: a pause long enough for a worker to check
+#: a 150-transaction announcement on a busy 2-core box.
 IDLE = 0.5
+#: ``settle``'s upper bound: it returns as soon as the workers are idle.
+SETTLE_DEADLINE = 120.0
 
 
 def blocks_of(accounts: int, count: int, size: int = 150) -> tuple[object, list[list[bytes]]]:
@@ -33,14 +37,51 @@ def blocks_of(accounts: int, count: int, size: int = 150) -> tuple[object, list[
     return reference, [transfer_block(reference, size, seed=height) for height in range(1, count + 1)]
 
 
+def worker_pids(executor: object) -> list[int]:
+    """The worker processes of ``executor`` (``adaptive``: of its ``parallel``), if any."""
+    if isinstance(executor, AdaptiveExecutor):
+        executor = executor.executor("parallel")
+    return executor.worker_pids() if isinstance(executor, ParallelExecutor) else []
+
+
+def process_state(pid: int) -> str:
+    """The state letter of ``/proc/<pid>/stat`` (``R`` running or runnable, ``S`` asleep, ``Z``
+    dead, not yet reaped); ``X`` once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return "X"
+
+
+def settle(executor: object) -> None:
+    """Wait until ``executor``'s workers have done all they were sent (the announced block's
+    checks, hashing): each is asleep on its pipe, waiting for the next message, at two looks
+    10 ms apart. A worker with checks left never sleeps (it only polls its pipe between them),
+    and one that waits for a core is runnable, not asleep: so this holds on a slow, loaded box
+    as on a fast one, and returns as soon as it is true (``SETTLE_DEADLINE`` bounds it)."""
+    pids = worker_pids(executor)
+    if not pids:
+        return
+    if not os.path.exists(f"/proc/{os.getpid()}/stat"):  # not Linux: a pause instead
+        time.sleep(IDLE)
+        return
+    deadline = time.monotonic() + SETTLE_DEADLINE
+    calm = 0
+    while calm < 2 and time.monotonic() < deadline:
+        calm = calm + 1 if all(process_state(pid) in "SZX" for pid in pids) else 0
+        time.sleep(0.01)
+
+
 def run_chain(chain: Chain, executor: object, blocks: list[list[bytes]], announced: list[list[bytes]]) -> list:
-    """Produce ``blocks``, announcing ``announced[k + 1]`` with block k; (root, receipts) per block."""
+    """Produce ``blocks``, announcing ``announced[k + 1]`` with block k; (root, receipts) per block.
+    After each block the workers get through what they were sent (``settle``)."""
     results = []
     for k, txs in enumerate(blocks):
         upcoming = announced[k + 1] if k + 1 < len(announced) else None
         block, output = chain.produce_block(txs, k + 1, executor, upcoming)  # type: ignore[arg-type]
         results.append((block.header.state_root, output.receipts))
-        time.sleep(IDLE)
+        settle(executor)
     return results
 
 
@@ -88,22 +129,39 @@ def test_verdicts_cover_exactly_the_bytes_that_passed(tmp_path):
         failed = set(blocks[1]) - passed
         assert failed, "the block should hold bad signatures"
         assert verified and verified <= passed and not verified & failed
+        assert verified == passed  # the worker got through them all (``settle``)
         assert not executor._take_prechecks(runtime, blocks[1]), "a verdict serves one block"
     finally:
         executor.close()
         store.close()
 
 
-def test_worker_killed_while_checking_changes_nothing(tmp_path):
+@pytest.mark.parametrize("in_block", (True, False), ids=("in-block", "after-block"))
+def test_worker_killed_while_checking_changes_nothing(tmp_path, monkeypatch, in_block):
+    """A worker is killed right after it was sent its share of the announced block, its checks
+    outstanding: during block 1 (``precheck_in_block``: the block is re-run on fresh workers) or
+    after it (the next block's ``Collect`` finds it gone). It is replaced, and every block equals
+    sequential."""
     _, blocks = blocks_of(30, 3, size=400)
     expected = sequential_results(blocks, 30)
     store = LmdbStore(tmp_path / "db")
     executor = ParallelExecutor(2, wave=16, contention_fallback=False)
+    executor.precheck_in_block = in_block
+    send = Prechecks.send
+    killed: list[int] = []
+
+    def send_then_kill(self, pool, specs, every_worker=False):
+        send(self, pool, specs, every_worker)
+        if self.sent and not killed:  # the share is in the worker's pipe: it cannot be done yet
+            killed.append(pool.pids()[min(self.sent)])
+            os.kill(killed[0], signal.SIGKILL)
+
+    monkeypatch.setattr(Prechecks, "send", send_then_kill)
     try:
         chain = transfer_chain(30, store).chain
-        got = run_chain(chain, executor, blocks[:1], blocks)
-        os.kill(executor.worker_pids()[0], signal.SIGKILL)  # it holds block 2's announcement
-        got += run_chain(chain, executor, blocks[1:], blocks[1:])
+        got = run_chain(chain, executor, blocks, blocks)
+        assert killed, "block 2's announcement should have been sent to a worker"
+        assert killed[0] not in executor.worker_pids() and executor.worker_pids()
         assert got == expected
     finally:
         executor.close()
@@ -228,7 +286,7 @@ def test_a_precheck_that_fails_in_the_worker_costs_only_its_verdicts(monkeypatch
             got = executor.execute_in_process(runtime, txs, store, env)
             assert got.same_result(expected) and got.accumulator == expected.accumulator
             store.commit_block(k + 1, got.write_set, got.accumulator, b"", b"")
-            time.sleep(IDLE)
+            settle(executor)  # the workers got through the announcement: their Precheck raised
         assert executor.pool.started and executor.prechecked == 0
     finally:
         executor.close()
@@ -255,7 +313,7 @@ def test_next_block_is_checked_by_every_worker_during_a_block_on_the_workers(tmp
         else:
             assert len(sent) == min(2, max(1, usable_cores() - 1))
         assert sum(len(share) for share in sent.values()) == len(blocks[1])
-        time.sleep(IDLE)  # after the block the checks run only as fast as this busy box lets them
+        settle(executor)  # after the block the checks run only as fast as this busy box lets them
         block, output = chain.produce_block(blocks[1], 2, executor)
         got.append((block.header.state_root, output.receipts))
         assert got == expected
@@ -331,7 +389,7 @@ def test_a_worker_whose_precheck_spec_failed_gets_the_spec_again(tmp_path):
     try:
         executor.announce(runtime, txs)
         executor._send_prechecks(every_worker=True)  # the workers' first build: it fails
-        time.sleep(IDLE)
+        settle(executor)
         got = executor.execute_block(runtime, txs, store, BlockEnv(1, 1))
         assert got.same_result(expected)
     finally:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import os
 import signal
-import time
+from collections import deque
+
+import pytest
 
 from paraexec.execution import BlockEnv, SequentialExecutor
 from paraexec.execution.parallel import ParallelExecutor
+from paraexec.execution.parallel import messages as m
 from paraexec.execution.parallel import verify_stream as vs
 
 from .strategies import _resign_badly, transfer_block, transfer_chain
@@ -80,32 +83,86 @@ def test_worker_lost_mid_stream_changes_nothing(monkeypatch):
         executor.close()
 
 
-def stream_through(txs, tc, executor, pause: float = 0.0, verified: frozenset = frozenset(), ratio: float = 2.0):
+class VirtualTime:
+    """The stream's clock (``verify_stream.time``), moved only by the costs a test charges: the
+    stream's measures (checks S, execution E, waits left out) and so its placement of batches
+    then follow from those costs alone, however busy the machine is."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+class PacedPool:
+    """``pool`` with each helper's replies released in virtual time: a helper checks the batches
+    it is sent one after another at ``check`` a transaction, from when each was sent; a reply is
+    in (``has_reply``) once the clock has passed the time its batch is done, and reading one
+    sooner waits for it (the clock jumps there: a wait, which the stream leaves out of its
+    measures). The verdicts are the real helper's; a slow real helper only delays ``recv``."""
+
+    def __init__(self, pool, clock: VirtualTime, check: float) -> None:
+        self.pool, self.size, self.clock, self.check = pool, pool.size, clock, check
+        self.done: dict[int, deque[float]] = {w: deque() for w in range(pool.size)}
+        self.free = [0.0] * pool.size  # when each helper is done with what it holds
+
+    def send(self, w: int, data: bytes) -> None:
+        self.pool.send(w, data)
+        msg = m.to_worker.decode(data)
+        if isinstance(msg, m.Verify):
+            self.free[w] = max(self.free[w], self.clock.now) + self.check * len(msg.txs)
+            self.done[w].append(self.free[w])
+
+    def has_reply(self, w: int) -> bool:
+        return bool(self.done[w]) and self.done[w][0] <= self.clock.now
+
+    def recv(self, w: int) -> bytes:
+        data = self.pool.recv(w)
+        self.clock.now = max(self.clock.now, self.done[w].popleft())
+        return data
+
+
+def stream_through(
+    txs,
+    tc,
+    executor,
+    monkeypatch,
+    execute: float = 1.0,
+    check: float = 4.0,
+    verified: frozenset = frozenset(),
+    ratio: float = 2.0,
+):
     """Every prepared transaction of ``txs`` from a ``VerifyStream`` on ``executor``'s booted
-    workers, the coordinator's own checks recorded (``full``); ``pause`` seconds stand for the
-    execution of each transaction; ``verified``: transactions checked ahead (``precheck``);
-    ``ratio``: the stream's estimate of checks over execution until it has measured its own."""
+    workers, the coordinator's own checks recorded (``full``). Time is virtual (``VirtualTime``,
+    ``PacedPool``): each transaction's execution costs ``execute``, each signature check
+    ``check``, the coordinator's and the helpers' alike; ``verified``: transactions checked ahead
+    (``precheck``); ``ratio``: the stream's estimate of checks over execution until it has
+    measured its own."""
     runtime = tc.chain.runtime
+    clock = VirtualTime()
+    monkeypatch.setattr(vs, "time", clock)
     full: list[bytes] = []
 
-    class Counting:  # the runtime, counting the coordinator's own signature checks
+    class Counting:  # the runtime, counting (and charging) the coordinator's own signature checks
         spec, verify_signatures = runtime.spec, True
 
         def prepare(self, raw):
             full.append(raw)
+            clock.now += check
             return runtime.prepare(raw)
 
         def prepare_checked(self, raw):
             return runtime.prepare_checked(raw)
 
     executor._boot_workers(tc.chain.store)
-    stream = vs.VerifyStream(executor.pool, executor._specs, executor._restart, Counting(), txs, verified, ratio)
+    pool = PacedPool(executor.pool, clock, check)
+    stream = vs.VerifyStream(pool, executor._specs, executor._restart, Counting(), txs, verified, ratio)
     stream.send()
     prepared = []
     for p in stream:
         prepared.append(p)
-        if pause:
-            time.sleep(pause)
+        clock.now += execute
     return stream, prepared, full
 
 
@@ -126,15 +183,18 @@ def assert_each_checked_once(stream, txs, prepared, full, runtime, verified=froz
     assert [p.error is None for p in prepared] == [raw not in fails for raw in txs]
 
 
-def test_helpers_that_lead_check_everything_after_the_first_batch():
-    """Execution slower than the checks (a pause per transaction, and a stream told so): the
-    helpers stay ahead and take every batch in order; the coordinator checks only its first
-    batch, and measures the checks far cheaper than the execution."""
+@pytest.mark.parametrize("helpers", (1, 2))
+def test_helpers_that_lead_check_everything_after_the_first_batch(monkeypatch, helpers):
+    """Execution far dearer than the checks (20 times, and a stream told so): the helpers stay
+    ahead and take every batch in order; the coordinator checks only its first batch, and
+    measures the checks far cheaper than the execution."""
+    monkeypatch.setattr(vs, "helper_count", lambda workers: min(workers, helpers))
     tc = transfer_chain(40)
     txs = block_with_bad_signatures(tc, 3)
     executor = ParallelExecutor(2)
     try:
-        stream, prepared, full = stream_through(txs, tc, executor, pause=0.001, ratio=0.5)
+        stream, prepared, full = stream_through(txs, tc, executor, monkeypatch, execute=20.0, check=1.0, ratio=0.5)
+        assert len(stream.helpers) == helpers
         assert_each_checked_once(stream, txs, prepared, full, tc.chain.runtime)
         assert all(stream.assigned[1:])
         assert stream.checks[1] >= vs.BATCH and stream.executed[1] >= vs.BATCH and stream.ratio() < 0.5
@@ -142,25 +202,29 @@ def test_helpers_that_lead_check_everything_after_the_first_batch():
         executor.close()
 
 
-def test_checks_dearer_than_execution_are_shared_along_the_block():
-    """No execution at all (checks cost many times the rest): the helpers get batches well ahead
-    of the coordinator, which checks the ones in between itself; each is checked once, both
-    sides check part of the block, and the stream measures checks dearer than execution."""
+@pytest.mark.parametrize("helpers", (1, 2))
+def test_checks_dearer_than_execution_are_shared_along_the_block(monkeypatch, helpers):
+    """Checks cost four times the execution (transfers, measured, ~4): the helpers get batches
+    well ahead of the coordinator, which checks the ones in between itself; each is checked
+    once, both sides check part of the block, and the stream measures checks dearer than
+    execution."""
+    monkeypatch.setattr(vs, "helper_count", lambda workers: min(workers, helpers))
     tc = transfer_chain(40)
     txs = block_with_bad_signatures(tc, 3)
     executor = ParallelExecutor(2)
     try:
-        stream, prepared, full = stream_through(txs, tc, executor)
+        stream, prepared, full = stream_through(txs, tc, executor, monkeypatch, execute=1.0, check=4.0)
+        assert len(stream.helpers) == helpers
         assert_each_checked_once(stream, txs, prepared, full, tc.chain.runtime)
         own = [k for k, a in enumerate(stream.assigned) if not a]
-        assert 2 < len(own) < len(stream.batches) - 2  # more than the first batch each side
+        assert 2 < len(own) < len(stream.batches) - 2, own  # more than the first batch each side
         assert any(k and stream.assigned[k - 1] for k in own)  # interleaved with the helpers' batches
         assert stream.ratio() > 1
     finally:
         executor.close()
 
 
-def test_transactions_checked_ahead_are_skipped_wherever_they_lie():
+def test_transactions_checked_ahead_are_skipped_wherever_they_lie(monkeypatch):
     """Part of the block checked ahead (a scattered subset, as ``precheck`` leaves when it was
     cut short, and never a badly signed one): the batches hold only the others, and each
     transaction still gets exactly its own verdict."""
@@ -171,7 +235,7 @@ def test_transactions_checked_ahead_are_skipped_wherever_they_lie():
     verified = frozenset(good[::3] + good[100:400])
     executor = ParallelExecutor(2)
     try:
-        stream, prepared, full = stream_through(txs, tc, executor, verified=verified)
+        stream, prepared, full = stream_through(txs, tc, executor, monkeypatch, verified=verified)
         assert stream.unchecked == sum(raw not in verified for raw in txs) >= vs.MIN_TXS // 2
         assert_each_checked_once(stream, txs, prepared, full, runtime, verified)
         assert sum(stream.assigned) >= 2  # the helpers had batches

@@ -12,13 +12,13 @@ from __future__ import annotations
 import threading
 import time
 
-import httpx2
-
 from paraexec.client import Client, Wallet
 
 from .nodeproc import CHAIN_ID, NodeProcess, cli, init_chain
 
 ROUNDS = 10
+#: Upper bound of each wait below: the waits end as soon as what they wait for holds.
+DEADLINE = 120.0
 
 
 class Submitter(threading.Thread):
@@ -28,6 +28,8 @@ class Submitter(threading.Thread):
         self.wallets = wallets
         self.stop = threading.Event()
         self.submitted = 0
+        #: what ended the thread other than ``stop``: expected once the node is killed, a failure before
+        self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
@@ -37,8 +39,10 @@ class Submitter(threading.Thread):
                     w.sync_nonce(self.client)
                     raws += [w.transfer(self.wallets[0].address, 1) for _ in range(4)]
                 self.submitted += sum("error" not in r for r in self.client.submit_many(raws))
-        except (httpx2.HTTPError, OSError):
-            pass  # the node was killed under us: that is the point
+        except Exception as exc:
+            # httpx2.HTTPError or OSError once the node is killed under us (that is the point);
+            # anything before the kill fails the test (``is_alive``), which then shows it
+            self.error = exc
         finally:
             self.client.close()
 
@@ -74,10 +78,15 @@ def test_kill_9_under_load_ten_times(tmp_path):
                 before = len(receipts)
                 submitter = Submitter(node.url, wallets)
                 submitter.start()
-                deadline = time.monotonic() + 30
-                while len(receipts) < before + 30 + 5 * round_ and time.monotonic() < deadline:
+                deadline = time.monotonic() + DEADLINE
+                while (
+                    len(receipts) < before + 30 + 5 * round_ or not submitter.submitted
+                ) and time.monotonic() < deadline:
+                    assert submitter.is_alive(), f"the submitter died before the kill: {submitter.error!r}"
                     observe(client, seen, receipts, client.height())
                     time.sleep(0.02)
+                assert submitter.is_alive(), f"the submitter died before the kill: {submitter.error!r}"
+                assert submitter.submitted > 0, "the node admitted nothing"
                 assert len(receipts) >= before + 30, "the node committed nothing under load"
                 time.sleep(0.013 * round_)  # vary where in the block loop the kill lands
         finally:
@@ -93,7 +102,7 @@ def test_kill_9_under_load_ten_times(tmp_path):
         assert height >= max(seen)
         for h in (max(seen), *(h for h in seen if h % 5 == 0)):
             assert client.block(h)["hash"] == seen[h]
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + DEADLINE
         while client.height() <= height and time.monotonic() < deadline:
             time.sleep(0.05)
         assert client.height() > height
