@@ -61,14 +61,15 @@ def test_remembered_accounts_equal_a_fresh_decode(blocks_and_workload):
 
 def test_remembered_margin_inputs_equal_a_recomputation(blocks_and_workload):
     """Each ``inputs`` entry holds the decoded state it was computed from and that state's
-    market inputs: price from the state, effective IMF from the market's OI-scaled formula."""
+    market inputs: price and its time from the state, effective IMF from the market's OI-scaled
+    formula."""
     workload, blocks = blocks_and_workload
     chain, _ = run(workload, blocks)
     memo = chain.runtime.app.memo
     assert len(memo.inputs) >= 3
-    for key, (state, (market, price, imf)) in memo.inputs.items():
+    for key, (state, (market, price, imf, oracle_time)) in memo.inputs.items():
         assert key == id(state)
-        assert price == state.oracle.price
+        assert (price, oracle_time) == (state.oracle.price, state.oracle.time)
         if market.oi_upper_cap <= market.oi_lower_cap:
             assert imf == market.imf_ppm
         else:

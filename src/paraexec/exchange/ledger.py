@@ -57,7 +57,7 @@ Parts = tuple[int, int, int]
 #: (market id, size, oracle price, effective IMF ppm): every input of ``Parts``.
 MarginKey = tuple[int, int, int, int]
 #: (market, oracle price, effective IMF ppm): a market's margin inputs in one transaction.
-Inputs = tuple[Market, int, int]
+Inputs = tuple[Market, int, int, int]  # market, oracle price, effective IMF, oracle time
 #: Entries of a memo table before it is emptied (a bound on memory: ~15 MB for ``parts``;
 #: prices move every block and written accounts get new bytes, so old keys go stale).
 MEMO_LIMIT = 1 << 15
@@ -318,15 +318,18 @@ class Ledger:
             raise StaleOracle(f"{market.ticker}: oracle price is {age}s old (limit {market.staleness_s}s)")
 
     def stale_holding(self, acc: Account) -> Market | None:
-        """A market the account holds a position in whose oracle price is stale, if any: its
-        margin would value that position at an old price, so no collateral may leave it (by a
-        withdrawal, a transfer or a trade in another market) and it is not liquidated until
-        every price it holds is fresh again."""
-        for market_id in sorted(acc.positions):
-            market = self.market(market_id)
-            if self.time - self.oracle(market_id).time > market.staleness_s:
-                return market
-        return None
+        """The first (by id) market the account holds a position in whose oracle price is
+        stale, if any: its margin would value that position at an old price, so no collateral
+        may leave it (by a withdrawal, a transfer or a trade in another market) and it is not
+        liquidated until every price it holds is fresh again. From the margin inputs (read once
+        per transaction): checked for every maker a taker reaches, so it must stay cheap."""
+        time, inputs_of = self.time, self._margin_inputs
+        stale: Market | None = None
+        for market_id in acc.positions:
+            market, _, _, oracle_time = inputs_of.get(market_id) or self._inputs(market_id)
+            if time - oracle_time > market.staleness_s and (stale is None or market_id < stale.id):
+                stale = market
+        return stale
 
     def must_hold_fresh(self, acc: Account) -> None:
         """Raise ``StaleOracle`` if ``stale_holding(acc)``."""
@@ -449,7 +452,7 @@ class Ledger:
             inputs = hit[1]
         else:
             market = self.market(market_id)
-            inputs = (market, state.oracle.price, self.imf(market))
+            inputs = (market, state.oracle.price, self.imf(market), state.oracle.time)
             remember(self.memo.inputs, id(state), (state, inputs))
         self._margin_inputs[market_id] = inputs
         return inputs
@@ -462,7 +465,7 @@ class Ledger:
         and the OI snapshot itself (``_inputs``), so its read set is the same with or without
         a memo hit.
         """
-        market, price, imf = self._margin_inputs.get(market_id) or self._inputs(market_id)
+        market, price, imf, _ = self._margin_inputs.get(market_id) or self._inputs(market_id)
         key = (market_id, size, price, imf)
         memo = self.memo.parts
         parts = memo.get(key)
