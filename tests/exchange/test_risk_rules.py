@@ -411,3 +411,12 @@ def test_the_premium_samples_the_impact_bid_not_the_best_bid(bids, premium):
     h.block(*(h.tx(CAROL, PlaceOrder(0, 0, i, BUY, q, px)) for i, (q, px) in enumerate(bids)), time=1)
     [funding] = events(h.block(h.tx(ORACLE, OracleUpdate(0, P50)), time=3600)[-1], "funding_rate")
     assert (funding["samples"], funding["rate_8h_ppm"]) == (2, premium)
+
+
+def test_a_zero_impact_notional_samples_the_best_bid():
+    """A market configured with ``impact_notional`` 0 samples the best live price (dYdX's rule
+    for a zero impact notional): the dust bid that the default BTC market ignores counts."""
+    h = Harness(config({CAROL: 100_000 * USDC}, markets=[btc_market(impact_notional=0)]))
+    h.block(h.tx(CAROL, PlaceOrder(0, 0, 1, BUY, 1_000_000, P50 + 25_000_000)), time=1)
+    [funding] = events(h.block(h.tx(ORACLE, OracleUpdate(0, P50)), time=3600)[-1], "funding_rate")
+    assert (funding["samples"], funding["rate_8h_ppm"]) == (2, 5_000)

@@ -464,8 +464,8 @@ def run_point(
         "txs_per_block": [len(b) for b in blocks],
         # a recording-driven workload (replay) that ran out of data: its last blocks are short or empty
         "data_exhausted": bool(getattr(workload, "exhausted", False)),
-        # diffs of a recording's depth stream that did not follow on from the previous one
-        "data_gaps": getattr(getattr(workload, "flow", None), "diff_gaps", 0),
+        # diffs of a recording's depth stream that did not follow on from the previous one (replay)
+        "data_gaps": getattr(workload, "data_gaps", 0),
         "reference_roots": ref_roots,
         "outcomes": outcomes,
         "analysis": bounds.to_json(analysed),

@@ -68,12 +68,13 @@ def premium_ppm(book: Book, market: Market, oracle_subticks: int, height: int) -
         return 0
     bid, ask = book.best_live(BUY, height), book.best_live(SELL, height)
     if bid is not None and bid > oracle_subticks:
-        side = BUY
+        side, best = BUY, bid
     elif ask is not None and ask < oracle_subticks:
-        side = SELL
+        side, best = SELL, ask
     else:
         return 0
-    impact = impact_price(book, market, side, height)
+    # dYdX: a zero impact notional samples the best price
+    impact = Fraction(best) if market.impact_notional == 0 else impact_price(book, market, side, height)
     if impact is None or (impact <= oracle_subticks if side == BUY else impact >= oracle_subticks):
         return 0
     premium = impact * PPM / oracle_subticks - PPM
@@ -81,12 +82,9 @@ def premium_ppm(book: Book, market: Market, oracle_subticks: int, height: int) -
 
 
 def impact_price(book: Book, market: Market, side: int, height: int) -> Fraction | None:
-    """The average price (subticks, exact) at which ``market.impact_notional`` quote quantums
-    would fill against ``side``'s live orders, best first; None when they cannot absorb it (dYdX
-    getImpactPriceSubticks: the last order is filled by the fraction needed)."""
-    if market.impact_notional == 0:
-        best = book.best_live(side, height)
-        return None if best is None else Fraction(best)
+    """The average price (subticks, exact) at which ``market.impact_notional`` (> 0) quote
+    quantums would fill against ``side``'s live orders, best first; None when they cannot absorb
+    it (dYdX getImpactPriceSubticks: the last order is filled by the fraction needed)."""
     remaining = market.impact_notional
     base = Fraction(0)
     for price in book.prices_best_first(side):

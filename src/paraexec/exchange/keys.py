@@ -22,8 +22,9 @@
 
 Orders in different markets share no key (except their subaccounts when the same trader trades
 both). Conditional orders are split over ``CONDITIONAL_SHARDS`` lists by owner, so that traders
-placing stop-losses in one market rarely write the same key; the market tick reads every shard. Within a market, the level index of a side is the hot key: placing at a new price level
-or emptying one writes it; fills inside existing levels write only those levels.
+placing stop-losses in one market rarely write the same key; the market tick reads every shard.
+Within a market, the level index of a side is the hot key: placing at a new price level or
+emptying one writes it; fills inside existing levels write only those levels.
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ Wire rules (https://www.jsonrpc.org/specification):
 - a request is ``{"jsonrpc": "2.0", "method": str, "params"?: object | array, "id"?: str | int | null}``;
   without ``id`` it is a notification (no response); a batch is a non-empty array of requests;
 - errors: -32700 parse error, -32600 invalid request, -32601 method not found, -32602 invalid
-  params, -32603 internal error, -32001 ``STORE_CORRUPT`` (a stored block or its receipts cannot be
-  read: the store is damaged, the node keeps serving what it can). A refused transaction answers with its stable
-  ``InvalidTransaction`` code (``errors.ERROR_CODES``; the mempool adds 20 ``MEMPOOL_FULL`` and
+  params, -32603 internal error, -32001 ``STORE_CORRUPT`` (a stored block or its receipts cannot
+  be read: the store is damaged, the node keeps serving what it can). A refused transaction
+  answers with its stable ``InvalidTransaction`` code (``errors.ERROR_CODES``; the mempool adds 20 ``MEMPOOL_FULL`` and
   21 ``SENDER_QUOTA``) and ``data.name``; a full mempool also sets HTTP 429.
 
 Each method declares its parameters as a msgspec struct: ``params`` by name (object) or by

@@ -82,6 +82,12 @@ class ReplayWorkload:
     def genesis_config(self) -> dict[str, Any]:
         return self.setup.config
 
+    @property
+    def data_gaps(self) -> int:
+        """Depth diffs of the recording read so far that did not follow on from the previous one
+        (``OrderFlow.diff_gaps``): the replayed book may differ from the real one after each."""
+        return self.flow.diff_gaps
+
     # -- units --------------------------------------------------------------------------------
 
     def price_of_cents(self, cents: int) -> int:
