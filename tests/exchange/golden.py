@@ -509,7 +509,8 @@ def bad_input() -> dict[str, Any]:
             },
             201,
         ),  # unknown market
-        (order("bob", 6, BUY, BTC // 100, 50_000, reduce_only=True), 206),  # reduce-only, no position
+        (order("bob", 6, BUY, BTC // 100, 50_000, time_in_force=IOC, reduce_only=True), 206),  # no position
+        (order("bob", 8, BUY, BTC // 100, 50_000, reduce_only=True), 219),  # reduce-only must be IOC / FOK
         (order("bob", 7, BUY, BTC // 100, 50_100, time_in_force=POST_ONLY), 205),  # post-only crossing the ask
         ({"signer": "mallory", "type": "OracleUpdate", "args": {"market_id": 0, "price": px(50_001)}}, 210),
         ({"signer": "bob", "type": "CancelOrder", "args": {"market_id": 0, "subaccount": 0, "client_id": 99}}, 208),
@@ -558,14 +559,14 @@ def open_interest_scaled_margin() -> dict[str, Any]:
 
 def oracle_quorum_median() -> dict[str, Any]:
     # Three oracles, quorum 2. The first report (51,000) is only stored; the second (53,000) makes
-    # two fresh reports: the lower median 51,000 becomes the price. The third (52,000): median of
-    # 51,000 / 52,000 / 53,000 = 52,000. A report by a non-oracle key is refused (210).
+    # two fresh reports: their mean 52,000 (rounded up, as dYdX) becomes the price. The third
+    # (52,500): median of 51,000 / 52,500 / 53,000 = 52,500. A non-oracle key is refused (210).
     config = cfg({})
     config["oracles"] = ["oracle", "dave", "carol"]
     config["oracle_quorum"] = 2
     report = [
         {"signer": s, "type": "OracleUpdate", "args": {"market_id": 0, "price": px(p)}}
-        for s, p in (("oracle", 51_000), ("dave", 53_000), ("carol", 52_000), ("bob", 52_000))
+        for s, p in (("oracle", 51_000), ("dave", 53_000), ("carol", 52_500), ("bob", 52_000))
     ]
     return vector(
         "oracle_quorum_median",
@@ -577,8 +578,8 @@ def oracle_quorum_median() -> dict[str, Any]:
                 "txs": report,
                 "expect": [
                     {"code": 0, "events": [{"name": "oracle_report", "attrs": {"reports": 1}}]},
-                    {"code": 0, "events": [{"name": "oracle_price", "attrs": {"price": px(51_000)}}]},
                     {"code": 0, "events": [{"name": "oracle_price", "attrs": {"price": px(52_000)}}]},
+                    {"code": 0, "events": [{"name": "oracle_price", "attrs": {"price": px(52_500)}}]},
                     {"code": 210},
                 ],
             }

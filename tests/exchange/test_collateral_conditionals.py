@@ -64,7 +64,6 @@ def test_take_profit_buy_triggers_when_price_falls_and_rests_as_limit():
             BUY,
             BTC // 10,
             4_910_000_000,
-            reduce_only=True,
             condition=TAKE_PROFIT,
             trigger_subticks=4_900_000_000,
         ),

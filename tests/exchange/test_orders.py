@@ -88,6 +88,26 @@ def test_good_til_block_expiry_is_dropped_by_takers():
     assert h.run(BOB, order(2, BUY, BTC // 10, P50, good_til_block=3)).code == 217
 
 
+def test_reduce_only_must_be_immediate():
+    """dYdX allows reduce-only on IOC and FOK orders only: a resting one could outlive the
+    position it reduces. GTC, post-only and conditional GTC ones are refused, changing nothing."""
+    from paraexec.exchange.payloads import STOP_LOSS
+    from paraexec.execution.runtime import nonce_key
+
+    h = make()
+    h.run(ALICE, order(1, SELL, BTC, P50))
+    h.run(BOB, order(1, BUY, BTC // 10, P50, time_in_force=IOC))  # bob is long 0.1 BTC
+    before = h.reader.book(0)
+    for cid, extra in enumerate(
+        ({}, {"time_in_force": POST_ONLY}, {"condition": STOP_LOSS, "trigger_subticks": P50 - 10 * TICK}), start=2
+    ):
+        r = h.run(BOB, order(cid, SELL, BTC // 10, P50 + TICK, reduce_only=True, **extra))
+        assert r.code == 219 and "IOC or FOK" in r.error, extra
+        assert set(h.last_output.write_set) <= {nonce_key(BOB.public_key), keys.funding_samples(0)}
+    assert h.reader.book(0) == before
+    assert h.run(BOB, order(5, SELL, BTC // 10, P50 - TICK, reduce_only=True, time_in_force=FOK)).code in (0, 207)
+
+
 def test_reduce_only_clips_to_position():
     h = make()
     h.run(ALICE, order(1, SELL, BTC, P50))
@@ -128,10 +148,11 @@ def test_oracle_update_needs_oracle_key_and_quorum_median():
     r = h.run(ORACLE, OracleUpdate(0, 5_100_000_000))
     assert r.ok and events(r, "oracle_report")[0]["reports"] == 1
     assert h.reader.market(0)["oracle_price"] == P50
-    r = h.run(DAVE, OracleUpdate(0, 5_200_000_000))
-    assert events(r, "oracle_price")[0]["price"] == 5_100_000_000  # lower median of two
+    r = h.run(DAVE, OracleUpdate(0, 5_200_000_001))
+    # two reports: their mean, rounded up (dYdX), not the lower one: one reporter cannot set it
+    assert events(r, "oracle_price")[0]["price"] == 5_150_000_001
     h.run(CAROL, OracleUpdate(0, 5_300_000_000))
-    assert h.reader.market(0)["oracle_price"] == 5_200_000_000
+    assert h.reader.market(0)["oracle_price"] == 5_200_000_001
 
 
 def test_open_interest_and_fee_pool_use_deltas_without_reads():
@@ -167,7 +188,7 @@ def test_refused_transactions_change_nothing_but_their_nonce():
         (BOB, order(2, BUY, -BTC, P50)),
         (BOB, order(3, BUY, BTC // 100, P50 + 1)),
         (BOB, PlaceOrder(7, 0, 4, BUY, BTC // 100, P50)),
-        (BOB, order(5, BUY, BTC // 100, P50, reduce_only=True)),
+        (BOB, order(5, BUY, BTC // 100, P50, reduce_only=True, time_in_force=IOC)),
         (BOB, order(6, BUY, BTC // 100, P50 + TICK, time_in_force=POST_ONLY)),
         (BOB, order(7, BUY, BTC // 100 * 60, P50)),  # 30,000 USDC notional on 100,000: fine; see below
         (CAROL, OracleUpdate(0, P50)),

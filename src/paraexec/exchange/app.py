@@ -54,13 +54,15 @@ class ExchangeApp:
     """See module docstring."""
 
     name = "exchange"
+    #: 5: resting orders carry no reduce-only flag (reduce-only orders are IOC or FOK), and an
+    #: even count of oracle reports takes the mean of the middle two, rounded up.
     #: 4: a market's conditional orders in ``keys.CONDITIONAL_SHARDS`` lists, not one.
     #: 3: the keys of 2 under changed rules (conditional-order expiry and caps, whole-position
     #: deleveraging, funding samples and catch-up, per-fill order margin): a chain of layout 2
     #: would not replay under them, so it is refused at open rather than failing replay at its
     #: first differing block. 2: one ``MarketState`` key per market (1, unrecorded: oracle
     #: price, funding index and OI snapshot in three keys)
-    state_layout = 4
+    state_layout = 5
     payload_types: Mapping[str, type] = PAYLOAD_TYPES
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:

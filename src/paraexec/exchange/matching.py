@@ -10,14 +10,15 @@ place_order(order):
               longer holds it: it is removed and the id reused)
     post-only that would cross a live order of another subaccount -> POST_ONLY_WOULD_CROSS
               (rejected; the owner's own crossing orders are removed as self-trades, as dYdX)
+    reduce-only that is not IOC or FOK -> INVALID_ORDER (dYdX: a resting reduce-only order
+              could outlive the position it reduces, or come to grow the opposite one)
     reduce-only that would not reduce the position -> REDUCE_ONLY_WOULD_INCREASE
     walk the opposite side best price first while it crosses the limit (the taker is checked
     fill by fill at the fill's price, as dYdX; the limit only bounds the price):
         each resting order FIFO:
             expired (good_til_block < height)        -> removed
             same subaccount (self-trade prevention)  -> the resting (maker) order is removed
-            q = min(taker left, maker left), capped by reduce-only flags (a reduce-only maker
-            whose position the fill closes loses its rest: it could only cross later)
+            q = min(taker left, maker left), capped by a reduce-only taker's position
             maker after the fill not collateralised  -> maker order removed, continue
             taker after the fill not collateralised  -> stop (status UNDERCOLLATERALIZED; a
                                                         limit order that filled nothing is
@@ -132,6 +133,10 @@ def validate(lg: Ledger, market: Market, p: PlaceOrder) -> None:
         raise InvalidPrice(f"{p.subticks} subticks (tick {market.subticks_per_tick})")
     if p.order_type == MARKET and p.time_in_force in (GTC, POST_ONLY):
         raise InvalidOrder("market orders are IOC or FOK")
+    if p.reduce_only and p.time_in_force not in (IOC, FOK):
+        # dYdX allows reduce-only on IOC/FOK orders only: one that rests could outlive the
+        # position it was to reduce, or, when that position flips, grow the new one
+        raise InvalidOrder("reduce-only orders are IOC or FOK")
     if expired(p.good_til_block, lg.height):
         raise OrderExpired(f"good til block {p.good_til_block} < height {lg.height}")
     if market.status == STATUS_FINAL_SETTLEMENT:
@@ -197,14 +202,14 @@ def place_order(lg: Ledger, fees: Fees, owner: bytes, p: PlaceOrder, triggered: 
         status = OrderStatus.FILLED
     elif p.time_in_force == FOK:
         raise FokNotFilled(f"filled {filled} of {p.quantums}")
-    elif p.time_in_force == IOC or p.order_type == MARKET or (p.reduce_only and taker_cap(remaining) == 0):
+    elif p.time_in_force == IOC or p.order_type == MARKET:
         status = OrderStatus.CANCELED
-    elif not p.reduce_only and not _rest_fits(lg, fees, market, sub_id, p.side, remaining, p.subticks, funding_index):
+    elif not _rest_fits(lg, fees, market, sub_id, p.side, remaining, p.subticks, funding_index):
         if not filled:  # nothing happened: refuse the order (its transaction changes nothing)
             raise Undercollateralized(f"order of {p.quantums} at {p.subticks} needs more collateral")
         status = OrderStatus.UNDERCOLLATERALIZED  # the fills stand; the rest does not rest
     else:
-        book.append(p.side, limit or 0, RestingOrder(sub_id, p.client_id, remaining, p.reduce_only, p.good_til_block))
+        book.append(p.side, limit or 0, RestingOrder(sub_id, p.client_id, remaining, p.good_til_block))
         lg.ctx.put(order_key, encode(OrderRef(p.side, limit or 0, p.good_til_block)))
         status = OrderStatus.RESTING
     book.flush()
@@ -288,11 +293,6 @@ def match(
             if lg.stale_holding(maker_acc) is not None:  # as a taker would be refused (STALE_ORACLE)
                 _drop(lg, market, maker_side, price, maker, "stale_oracle")
                 continue
-            if maker.reduce_only:
-                q = min(q, _reducible(maker_acc.size(market.id), maker_side))
-                if q == 0:
-                    _drop(lg, market, maker_side, price, maker, "reduce_only")
-                    continue
             quote = market.fill_quote(q, price)
             # a liquidation pays no taker fee, so it pays no maker rebate either (dYdX clamps
             # the maker rate at 0): the fee pool never pays out what it did not take in
@@ -317,12 +317,9 @@ def match(
             lg.fees += maker_fee + (0 if liquidation else taker_fee)
             remaining -= q
             left = maker.remaining - q
-            # a reduce-only maker whose position this fill closed can trade no further: its rest
-            # goes (kept, it would sit at a price the taker's own rest may then cross)
-            spent = maker.reduce_only and _reducible(maker_after.size(market.id), maker_side) == 0
-            if left and not spent:
-                kept.append(RestingOrder(maker.sub_id, maker.client_id, left, maker.reduce_only, maker.good_til_block))
-            elif not left:
+            if left:
+                kept.append(RestingOrder(maker.sub_id, maker.client_id, left, maker.good_til_block))
+            else:
                 lg.ctx.delete(keys.order(market.id, maker.sub_id, maker.client_id))
             lg.ctx.emit(
                 "fill",
@@ -339,20 +336,11 @@ def match(
                 maker_fee=maker_fee,
                 liquidation=liquidation,
             )
-            if left and spent:
-                _drop(lg, market, maker_side, price, maker, "reduce_only")
         if kept != orders:
             book.set_level(maker_side, price, kept)
         if halt:
             return quantums - remaining, halt == "margin"
     return quantums - remaining, False
-
-
-def _reducible(size: int, side: int) -> int:
-    """How much a reduce-only order on ``side`` may trade without growing the position."""
-    if side == SELL:
-        return max(size, 0)
-    return max(-size, 0)
 
 
 def _drop(lg: Ledger, market: Market, side: int, price: int, order: RestingOrder, reason: str) -> None:

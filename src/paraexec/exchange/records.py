@@ -42,7 +42,6 @@ class RestingOrder(msgspec.Struct, array_like=True, frozen=True):
     sub_id: bytes
     client_id: int
     remaining: int
-    reduce_only: bool
     good_til_block: int
 
 

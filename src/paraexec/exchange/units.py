@@ -56,6 +56,11 @@ def ppm_floor(value: int, ppm: int) -> int:
 
 
 def median(values: list[int]) -> int:
-    """The median; for an even count the lower middle value (no division, deterministic)."""
+    """The median; for an even count the mean of the two middle values rounded up, as dYdX's
+    ``MedianUint64`` (taking the lower middle instead would let one of two reporters set the
+    price by reporting low)."""
     ordered = sorted(values)
-    return ordered[(len(ordered) - 1) // 2]
+    mid = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[mid]
+    return ceil_div(ordered[mid - 1] + ordered[mid], 2)
