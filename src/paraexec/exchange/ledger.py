@@ -135,10 +135,18 @@ class Account:
         self.sub_id = sub_id
         self.balance = balance
         self.positions = positions
-        #: sizes as stored (read by ``Ledger.flush``; never changed, so it may be shared)
+        #: sizes as last written (read by ``Ledger.flush``; replaced, never mutated, so it may be shared)
         self.original_sizes = (
             {mid: p.size for mid, p in positions.items()} if original_sizes is None else original_sizes
         )
+        self.funding_received = 0
+        self.funding_dust = 0
+
+    def written(self) -> None:
+        """What was just flushed is the new baseline: a later flush of this (cached) account
+        counts only what changed since, so OI, holders and funding dust are not added twice."""
+        if self.original_sizes or self.positions:
+            self.original_sizes = {mid: p.size for mid, p in self.positions.items()}
         self.funding_received = 0
         self.funding_dust = 0
 
@@ -246,7 +254,8 @@ def transition_allowed(before: Risk, after: Risk) -> bool:
 
 
 class Ledger:
-    """See module docstring. One per transaction; call ``flush()`` once at the end."""
+    """See module docstring. One per transaction; ``flush()`` at the end (a step that flushes
+    earlier, as a liquidation does, leaves nothing for a later flush to count again)."""
 
     def __init__(self, ctx: TxContext, markets: Mapping[int, Market], memo: LedgerMemo | None = None) -> None:
         self.ctx = ctx
@@ -513,6 +522,7 @@ class Ledger:
                 oi[mid] = oi.get(mid, 0) + max(new, 0) - max(old, 0)
                 if (old == 0) != (new == 0):
                     holder_changes.setdefault(mid, []).append((sub_id, new != 0))
+            acc.written()
         for mid, delta in sorted(oi.items()):
             if delta:
                 ctx.add(keys.open_interest(mid), delta)

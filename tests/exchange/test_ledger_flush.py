@@ -1,0 +1,37 @@
+"""``Ledger.flush`` twice in one transaction counts each change once.
+
+A liquidation flushes its ledger and the transaction flushes again at its end; an account the
+ledger still caches must not bring its first change (OI, holders, funding dust) to the second
+flush."""
+
+from __future__ import annotations
+
+from paraexec.exchange import keys
+from paraexec.exchange.app import ExchangeApp
+from paraexec.exchange.ledger import Ledger
+
+from .harness import ALICE, BTC, USDC, config
+from .test_liquidation_pins import _GenesisContext
+
+
+def test_a_second_flush_counts_only_what_changed_since_the_first():
+    cfg = config({})
+    app = ExchangeApp(cfg)
+    ctx = _GenesisContext(app.genesis(cfg))
+    lg = Ledger(ctx, app.markets)
+    sub_id = keys.subaccount_id(ALICE.public_key, 0)
+    acc = lg.account(sub_id)
+    acc.trade(0, BTC, -50_000 * USDC, 0)
+    acc.funding_dust = 7
+    lg.touch(acc)
+    lg.flush()
+    assert ctx.deltas[keys.open_interest(0)] == BTC
+    acc = lg.account(sub_id)  # the cached account, as a later step of the transaction sees it
+    acc.trade(0, BTC // 2, -25_000 * USDC, 0)
+    lg.touch(acc)
+    lg.flush()
+    assert ctx.deltas[keys.open_interest(0)] == BTC + BTC // 2  # not BTC + (BTC + BTC // 2)
+    assert ctx.deltas[keys.FUNDING_DUST] == 7
+    assert ctx.get(keys.holders(0)) is not None
+    lg.flush()  # nothing dirty: nothing more
+    assert ctx.deltas[keys.open_interest(0)] == BTC + BTC // 2
