@@ -79,6 +79,9 @@ class Chain:
         self.store = store
         self.config = config
         self.runtime: ChainRuntime = config.runtime_spec(verify_signatures).build()
+        #: the hashes of every transaction of the block ``produce_block`` committed last (system
+        #: ones included), so its caller need not hash them again
+        self.last_tx_hashes: list[bytes] = []
 
     @classmethod
     def create(cls, store: StateStore, config: ChainConfig) -> Chain:
@@ -180,6 +183,7 @@ class Chain:
                 # same market tick), so an index entry would point at its first block forever
                 tx_hashes=hashes[: len(user_txs)],
             )
+        self.last_tx_hashes = hashes
         return built[0], output
 
     def find_tx(self, hash_: bytes) -> tuple[int, int] | None:

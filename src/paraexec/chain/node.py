@@ -265,7 +265,7 @@ class Node:
         busy = sum(stats.worker_busy) if stats.worker_busy else stats.seconds
         speedup = busy / stats.seconds if stats.seconds > 0 else 1.0
         return BlockInfo(
-            **_chain_facts(block, output.receipts),
+            **_chain_facts(block, output.receipts, self.chain.last_tx_hashes),
             seconds=stats.seconds,
             commit_seconds=max(0.0, total_seconds - stats.seconds),
             speedup=speedup,
@@ -277,8 +277,9 @@ class Node:
         )
 
 
-def _chain_facts(block: Block, receipts: list[Receipt]) -> dict[str, Any]:
-    """The ``BlockInfo`` fields that follow from the block and its receipts alone."""
+def _chain_facts(block: Block, receipts: list[Receipt], tx_hashes: list[bytes] | None = None) -> dict[str, Any]:
+    """The ``BlockInfo`` fields that follow from the block and its receipts alone (``tx_hashes``:
+    its transactions' hashes where the caller has them, else they are computed)."""
     return {
         "height": block.header.height,
         "hash": block.hash,
@@ -286,7 +287,7 @@ def _chain_facts(block: Block, receipts: list[Receipt]) -> dict[str, Any]:
         "txs": len(block.txs),
         "ok": sum(r.ok for r in receipts),
         "user_txs": sum(raw[:1] != SYSTEM_TAG for raw in block.txs),
-        "tx_hashes": [tx_hash(raw) for raw in block.txs],
+        "tx_hashes": [tx_hash(raw) for raw in block.txs] if tx_hashes is None else tx_hashes,
         "failed": [i for i, r in enumerate(receipts) if not r.ok],
         "events": [(i, e.name, e.attrs) for i, r in enumerate(receipts) for e in r.events],
     }
