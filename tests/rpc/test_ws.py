@@ -1,6 +1,8 @@
 """WebSocket subscriptions (``rpc/hub.py`` and the ``/ws`` endpoint of ``rpc/server.py``): the
-bounded per-connection queue, the ``lagged`` notice a slow reader gets, cleanup when a client goes
-away, unsubscribe and topic filtering, and the SDK's view of ``lagged`` (``Subscription.dropped``).
+bounded per-connection queue, the ``lagged`` notice a slow reader gets, answers to calls made over
+the socket (never dropped, sent first, bounded), cleanup when a client goes away or a send fails,
+unsubscribe and topic filtering, and the SDK's view of ``lagged`` (``Subscription.dropped``) and
+its ``close``.
 
 No assertion here depends on timing:
 
@@ -8,11 +10,16 @@ No assertion here depends on timing:
   run (the TestClient's transport never blocks a send). So every burst is fanned out inside one
   synchronous call on the hub's event loop (``burst``): nothing can be sent in between, and
   exactly what the queue has no room for is dropped.
+- Where a test needs a connection's sender stuck mid-send (messages queueing behind it), a
+  ``SendGate`` holds that connection's sends until the test opens the gate (or makes them fail).
 - "Y was not delivered" is shown by order, not by waiting: the hub fans out in the order of
   ``publish`` calls (``call_soon_threadsafe`` runs callbacks in the order they were scheduled) and
   each connection's queue is FIFO, so when the next message is a later-published X, the earlier Y
   was never queued.
 - What must happen eventually (a subscriber leaving the hub) is polled with a generous deadline.
+
+One test asserts a duration: closing an SDK ``Subscription`` over a backlog must not hang (it used
+to wait out the ``websockets`` close timeout, 10 s); its bound, 3 s, is generous.
 """
 
 from __future__ import annotations
@@ -29,13 +36,14 @@ import anyio
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
+from starlette.websockets import WebSocket
 
 from paraexec.chain import Chain, ChainConfig
 from paraexec.chain.node import Node, NodeConfig
 from paraexec.client import Client
 from paraexec.client.client import Subscription
 from paraexec.crypto import SigningKey
-from paraexec.rpc.hub import QUEUE_SIZE, Hub, Subscriber
+from paraexec.rpc.hub import ANSWERS_SIZE, QUEUE_SIZE, Hub, Subscriber
 from paraexec.rpc.server import create_app
 from paraexec.state import LmdbStore
 
@@ -96,22 +104,32 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.01)
 
 
-def receive(ws) -> dict[str, Any]:
-    """The next message the server sent, failing after ``DEADLINE`` instead of hanging (the
-    TestClient's own ``receive`` waits forever, so a server that sends nothing would stall the
-    suite rather than fail the test)."""
+def next_frame(ws) -> dict[str, Any]:
+    """The next ASGI message the server sent (``websocket.send`` or ``websocket.close``), failing
+    after ``DEADLINE`` instead of hanging (the TestClient's own ``receive`` waits forever, so a
+    server that sends nothing would stall the suite rather than fail the test)."""
 
-    async def next_frame() -> dict[str, Any]:
+    async def next_one() -> dict[str, Any]:
         with anyio.fail_after(DEADLINE):
             return await ws._send_rx.receive()
 
-    frame = ws.portal.call(next_frame)
+    return ws.portal.call(next_one)
+
+
+def receive(ws) -> dict[str, Any]:
+    """The next message the server sent, decoded."""
+    frame = next_frame(ws)
     assert frame["type"] == "websocket.send", frame
     return json.loads(frame["text"])
 
 
-def request(ws, method: str, req_id: int = 1, **params: Any) -> Any:
+def call(ws, method: str, req_id: int, **params: Any) -> None:
+    """Send a call without reading its answer."""
     ws.send_text(json.dumps({"jsonrpc": "2.0", "id": req_id, "method": method, "params": params}))
+
+
+def request(ws, method: str, req_id: int = 1, **params: Any) -> Any:
+    call(ws, method, req_id, **params)
     answer = receive(ws)
     assert answer["id"] == req_id, answer
     return answer["result"]
@@ -158,6 +176,29 @@ def test_a_full_queue_keeps_the_oldest_and_counts_what_it_drops():
     while not sub.queue.empty():
         sub.queue.get_nowait()
     assert sub.gap_notice() == lagged(11) and sub.gap_notice() is None
+
+
+def test_the_sender_takes_answers_first_then_subscribed_notifications_then_the_owed_notice():
+    """What the connection's sender sends next (``next_nowait``): any answer before any queued
+    notification (a client behind on notifications still gets the answers to its calls at once),
+    then the notifications in order, skipping those of a topic unsubscribed since they were queued,
+    then the ``lagged`` notice still owed; None when nothing is left."""
+    sub = Subscriber()
+    sub.topics.update({"blocks", "fills"})
+    for seq in range(QUEUE_SIZE + 1):  # one too many: lost, a notice is owed
+        sub.offer(note("blocks", {"seq": seq}))
+    sub.offer(note("fills", {"seq": "lost"}))  # no room for the notice and it: lost too
+
+    async def answer_two() -> None:
+        await sub.answer({"id": 1})
+        await sub.answer({"id": 2})
+
+    asyncio.run(answer_two())
+    assert [sub.next_nowait(), sub.next_nowait()] == [{"id": 1}, {"id": 2}]
+    assert [sub.next_nowait() for _ in range(3)] == [note("blocks", {"seq": n}) for n in range(3)]
+    sub.topics.discard("blocks")  # unsubscribed: the rest of the blocks backlog is not sent
+    assert sub.next_nowait() == lagged(2)
+    assert sub.next_nowait() is None and sub.dropped == 2
 
 
 def test_a_lagging_subscriber_is_told_the_running_total_where_the_gap_is(api):
@@ -237,6 +278,183 @@ def test_a_subscriber_gets_nothing_from_another_topic(api):
         assert receive(blocks) == note("blocks", {"seq": 4})
 
 
+class SendGate:
+    """Patched in as the server's ``WebSocket.send_text`` (fixture ``gate``). While closed, it
+    holds the sends of one connection, the first to send after ``close`` (its sender is then stuck
+    mid-send, everything else queueing behind), and lets other connections' sends through.
+    ``fail`` makes that connection's sends raise, as for a client that is gone (all connections'
+    if none is held yet). Its state is the loop's: change it through ``on_loop``."""
+
+    def __init__(self, api: TestClient) -> None:
+        self.api = api
+        self.opened = asyncio.Event()
+        self.opened.set()
+        self.holding: WebSocket | None = None
+        self.waiting = 0  # sends held now
+        self.failing = False
+
+    async def send_text(self, real: Callable[..., Any], socket: WebSocket, data: str) -> None:
+        if self.holding in (None, socket):
+            if not self.opened.is_set():
+                self.holding = socket
+                self.waiting += 1
+                try:
+                    await self.opened.wait()
+                finally:
+                    self.waiting -= 1
+            if self.failing:
+                raise OSError("the client is gone")
+        await real(socket, data)
+
+    def close(self) -> None:
+        on_loop(self.api, self.opened.clear)
+
+    def open(self) -> None:
+        on_loop(self.api, self.opened.set)
+
+    def fail(self) -> None:
+        def fail_and_open() -> None:
+            self.failing = True
+            self.opened.set()
+
+        on_loop(self.api, fail_and_open)
+
+    def wait_held(self) -> None:
+        """Return once a send is held: the sender sends nothing more until the gate opens."""
+        wait_until(lambda: on_loop(self.api, lambda: self.waiting) == 1, "a send is held at the gate")
+
+
+@pytest.fixture
+def gate(api, monkeypatch) -> SendGate:
+    gate = SendGate(api)
+    real = WebSocket.send_text
+
+    async def send_text(socket: WebSocket, data: str) -> None:
+        await gate.send_text(real, socket, data)
+
+    monkeypatch.setattr(WebSocket, "send_text", send_text)
+    return gate
+
+
+def only_subscriber(client: TestClient) -> Subscriber:
+    subscribers = on_loop(client, lambda: list(hub_of(client).subscribers))
+    assert len(subscribers) == 1
+    return subscribers[0]
+
+
+def buffered_calls(ws) -> int:
+    """How many of the client's frames the server has not read yet (the TestClient's buffer)."""
+    return on_loop(ws, lambda: ws._receive_tx.statistics().current_buffer_used)
+
+
+def test_an_answer_is_never_dropped_and_goes_ahead_of_the_backlog(api, gate):
+    """A call made while the connection's notification queue is full (266 behind: 10 lost) is
+    still answered, and its answer is the next thing sent, ahead of the 256 queued notifications;
+    the notifications keep their order and the ``lagged`` notice its place and count (answers are
+    not counted as lost). It used to share the notification queue and be dropped with them."""
+    hub = hub_of(api)
+    with api.websocket_connect("/ws") as ws:
+        assert subscribe(ws, "blocks") == ["blocks"]
+        sub = only_subscriber(api)
+        gate.close()
+        hub.publish("blocks", {"seq": "held"})
+        gate.wait_held()
+        on_loop(api, burst, hub, "blocks", range(QUEUE_SIZE + 10))
+        call(ws, "subscribe", 2, topics=["fills"])
+        # the topic is added and the answer queued in one step on the loop (no await between)
+        wait_until(lambda: on_loop(api, lambda: "fills" in sub.topics), "the call is answered")
+        gate.open()
+        assert receive(ws) == note("blocks", {"seq": "held"})  # in flight before the call
+        assert receive(ws) == {"jsonrpc": "2.0", "id": 2, "result": {"topics": ["blocks", "fills"]}}
+        assert [receive(ws) for _ in range(QUEUE_SIZE)] == [note("blocks", {"seq": n}) for n in range(QUEUE_SIZE)]
+        assert receive(ws) == lagged(10)
+
+
+def test_a_client_that_calls_without_reading_stalls_only_itself(api, gate):
+    """A connection whose sender is stuck gets ``ANSWERS_SIZE + 5`` calls: the server queues
+    ``ANSWERS_SIZE`` answers, waits to queue the next and reads no further call (memory stays
+    bounded), while another connection is served as usual and publishing does not wait. Once the
+    sender moves again every call is answered, in order, none lost."""
+    hub = hub_of(api)
+    calls = ANSWERS_SIZE + 5
+    with api.websocket_connect("/ws") as stalled:
+        assert subscribe(stalled, "fills") == ["fills"]
+        sub = only_subscriber(api)
+        with api.websocket_connect("/ws") as other:
+            assert subscribe(other, "blocks") == ["blocks"]
+            gate.close()
+            hub.publish("fills", {"seq": "held"})  # only ``stalled`` listens: its sender is held
+            gate.wait_held()
+            for n in range(calls):
+                call(stalled, "subscribe", 10 + n, topics=["fills"])
+            # read: ANSWERS_SIZE answered and queued, one more answered and waiting for room
+            unread = calls - ANSWERS_SIZE - 1
+            wait_until(lambda: buffered_calls(stalled) == unread, "the server stops reading calls")
+            hub.publish("blocks", {"seq": 1})
+            hub.publish("fills", {"seq": 2})
+            assert receive(other) == note("blocks", {"seq": 1})  # served meanwhile
+            assert buffered_calls(stalled) == unread and on_loop(api, sub.answers.qsize) == ANSWERS_SIZE
+
+            gate.open()
+            assert receive(stalled) == note("fills", {"seq": "held"})
+            answers = [receive(stalled) for _ in range(calls)]
+            assert [a["id"] for a in answers] == [10 + n for n in range(calls)]
+            assert all(a["result"] == {"topics": ["fills"]} for a in answers)
+            assert receive(stalled) == note("fills", {"seq": 2})
+            assert sub.dropped == 0
+
+
+def test_once_unsubscribe_is_answered_no_queued_notification_of_the_topic_follows(api, gate):
+    """Answers go ahead of queued notifications, so notifications of a topic queued before its
+    ``unsubscribe`` was answered would otherwise follow the answer: they are not sent. Other
+    topics' queued notifications still are."""
+    hub = hub_of(api)
+    with api.websocket_connect("/ws") as ws:
+        assert subscribe(ws, "blocks", "fills") == ["blocks", "fills"]
+        sub = only_subscriber(api)
+        gate.close()
+        hub.publish("blocks", {"seq": "held"})
+        gate.wait_held()
+        hub.publish("blocks", {"seq": 1})
+        hub.publish("fills", {"seq": 2})
+        call(ws, "unsubscribe", 2, topics=["blocks"])
+        wait_until(lambda: on_loop(api, lambda: sub.topics == {"fills"}), "the unsubscribe is answered")
+        gate.open()
+        assert receive(ws) == note("blocks", {"seq": "held"})  # in flight before the call
+        assert receive(ws) == {"jsonrpc": "2.0", "id": 2, "result": {"topics": ["fills"]}}
+        assert receive(ws) == note("fills", {"seq": 2})
+
+
+def test_a_send_that_fails_closes_the_connection_and_removes_the_subscriber(api, gate):
+    """A failed send (the client is gone) closes the socket and takes the subscriber out of the
+    hub at once, without waiting for the client to answer the close (this client never does)."""
+    hub = hub_of(api)
+    with api.websocket_connect("/ws") as ws:
+        assert subscribe(ws, "blocks") == ["blocks"]
+        gate.fail()
+        hub.publish("blocks", {"seq": 1})
+        assert next_frame(ws)["type"] == "websocket.close"
+        wait_until(lambda: on_loop(api, lambda: len(hub.subscribers)) == 0, "the subscriber leaves the hub")
+
+
+def test_a_send_that_fails_ends_a_connection_whose_reader_waits_for_room(api, gate):
+    """The sender fails while the reader waits for room among the answers (which only the sender
+    makes): the connection still ends, the reader does not wait forever, the subscriber leaves."""
+    hub = hub_of(api)
+    with api.websocket_connect("/ws") as ws:
+        assert subscribe(ws, "blocks") == ["blocks"]
+        sub = only_subscriber(api)
+        gate.close()
+        hub.publish("blocks", {"seq": "held"})
+        gate.wait_held()
+        for n in range(ANSWERS_SIZE + 3):
+            call(ws, "subscribe", 10 + n, topics=["blocks"])
+        wait_until(lambda: buffered_calls(ws) == 2 and on_loop(api, sub.answers.full), "the reader waits for room")
+        gate.fail()
+        assert next_frame(ws)["type"] == "websocket.close"
+        wait_until(lambda: on_loop(api, lambda: len(hub.subscribers)) == 0, "the subscriber leaves the hub")
+
+
 class ScriptedSocket:
     """Stands in for the ``websockets`` connection: ``recv`` returns the given frames in order."""
 
@@ -303,16 +521,22 @@ def served(tmp_path) -> Iterator[tuple[str, Hub]]:
         sock.close()
 
 
+def on_served_loop(hub: Hub, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` on the served app's event loop; its result."""
+
+    async def run() -> Any:
+        return fn(*args)
+
+    return asyncio.run_coroutine_threadsafe(run(), hub.loop).result(DEADLINE)
+
+
 def test_sdk_subscription_counts_what_a_real_node_dropped(served):
     """End to end through the SDK: after a burst 10 past the node's queue, the next notification
     comes with ``dropped == 10``; after a second burst, 54 (the running total)."""
     url, hub = served
 
     def burst_on_loop(seqs: range) -> None:
-        async def run() -> None:
-            burst(hub, "blocks", seqs)
-
-        asyncio.run_coroutine_threadsafe(run(), hub.loop).result(DEADLINE)
+        on_served_loop(hub, burst, hub, "blocks", seqs)
 
     with Client(url) as client, client.subscribe("blocks") as sub:
         assert sub.dropped == 0
@@ -323,11 +547,27 @@ def test_sdk_subscription_counts_what_a_real_node_dropped(served):
         assert sub.next_message(timeout=DEADLINE) == ("blocks", {"seq": 100}) and sub.dropped == 10  # past the gap
 
         burst_on_loop(range(1000, 1000 + QUEUE_SIZE + 44))
-        # read the backlog out: closing over unread messages stalls for the client's close timeout
         rest = [sub.next_message(timeout=DEADLINE) for _ in range(QUEUE_SIZE)]
         assert rest == [("blocks", {"seq": n}) for n in range(1000, 1000 + QUEUE_SIZE)] and sub.dropped == 10
         burst_on_loop(range(2000, 2001))
         assert sub.next_message(timeout=DEADLINE) == ("blocks", {"seq": 2000}) and sub.dropped == 54
+
+
+def test_closing_an_sdk_subscription_over_an_unread_backlog_is_prompt(served):
+    """``Subscription.close`` with 255 notifications unread returns at once (well within 3 s),
+    and the node drops the connection. The ``websockets`` client stops reading its socket while
+    more than ``max_queue`` (16) messages are unread, so the node's reply to the close used to
+    sit unread behind the backlog, and ``close`` waited out its 10 s close timeout."""
+    url, hub = served
+    with Client(url) as client:
+        sub = client.subscribe("blocks")
+        on_served_loop(hub, burst, hub, "blocks", range(QUEUE_SIZE - 1))
+        node_side = on_served_loop(hub, lambda: next(iter(hub.subscribers)))
+        wait_until(lambda: on_served_loop(hub, node_side.queue.empty), "the node has sent the backlog")
+        started = time.monotonic()
+        sub.close()
+        assert time.monotonic() - started < 3.0
+        wait_until(lambda: on_served_loop(hub, lambda: len(hub.subscribers)) == 0, "the node drops the connection")
 
 
 def test_a_lazy_message_that_fails_to_build_is_logged_and_delivers_nothing(api, caplog):

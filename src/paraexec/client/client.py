@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -193,7 +194,30 @@ class Subscription:
             yield self.next_message()
 
     def close(self) -> None:
+        """Close the connection, discarding the notifications not read yet.
+
+        The ``websockets`` connection stops reading its socket while more than ``max_queue``
+        received messages are unread (its flow control), so the node's reply to our close frame
+        would wait, unread, behind them and ``close`` would only return after its
+        ``close_timeout`` (10 s), having given up on the handshake. So a helper thread reads
+        and discards the backlog while the handshake runs, which then ends as soon as the node
+        replies.
+        """
+        discarder = threading.Thread(target=self._discard_until_closed, name="subscription-close", daemon=True)
+        discarder.start()
         self._ws.close()
+        discarder.join()
+
+    def _discard_until_closed(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            while True:
+                self._ws.recv()
+        except ConnectionClosed:
+            return
+        except RuntimeError:  # another thread is reading (``ConcurrencyError``): it drains instead
+            return
 
     def __enter__(self) -> Subscription:
         return self

@@ -1,12 +1,17 @@
 """Publish/subscribe from the producer thread to WebSocket connections on the event loop.
 
 The producer must never wait for a client, so ``publish`` only schedules work on the loop
-(``call_soon_threadsafe``) and returns. Each connection has a bounded queue; a connection that
-falls ``QUEUE_SIZE`` messages behind loses the overflow (notifications and answers alike) and is
-told so where the gap is, after the messages it kept (``{"method": "lagged", "params":
-{"dropped": n}}``, n counting every loss so far), rather than growing memory or slowing anyone
-else. ``publish_lazy`` defers building a message (a book
-snapshot, say) until the loop sees there is a subscriber, and builds it off the loop's thread.
+(``call_soon_threadsafe``) and returns. Each connection has a bounded queue of notifications; a
+connection that falls ``QUEUE_SIZE`` notifications behind loses the overflow and is told so where
+the gap is, after the messages it kept (``{"method": "lagged", "params": {"dropped": n}}``, n
+counting every loss so far), rather than growing memory or slowing anyone else. ``publish_lazy``
+defers building a message (a book snapshot, say) until the loop sees there is a subscriber, and
+builds it off the loop's thread.
+
+Answers to the calls a client makes over its socket are never dropped: they have their own small
+queue (``ANSWERS_SIZE``), which the connection's reader waits on when it is full, so a client that
+calls without reading only stops its own calls being read; and they are sent before any queued
+notification, so a client lagging on notifications still gets its answers promptly.
 """
 
 from __future__ import annotations
@@ -19,23 +24,27 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 256
+ANSWERS_SIZE = 16
 TOPICS = ("blocks", "fills", "book")
 
 
 class Subscriber:
-    """One connection's outgoing queue. Used on the event loop's thread only (``offer`` from
-    the hub's fan-out and the connection's answers, ``gap_notice`` from its sender)."""
+    """One connection's outgoing messages: notifications (``queue``, bounded, lossy) and answers
+    to its calls (``answers``, bounded, lossless). Used on the event loop's thread only (``offer``
+    from the hub's fan-out, ``answer`` from the connection's reader, ``next`` from its sender)."""
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
+        self.answers: asyncio.Queue[Any] = asyncio.Queue(ANSWERS_SIZE)
         self.topics: set[str] = set()
         self.dropped = 0
         self._gap = False  # messages were lost after the last one queued: a notice is owed
+        self._ready = asyncio.Event()  # set whenever something was queued for ``next``
 
     def offer(self, message: dict[str, Any]) -> None:
-        """Queue ``message`` without waiting: when the queue is full it is lost and counted.
-        The first message queued after a loss is preceded by the ``lagged`` notice, so the
-        notice marks the gap; it needs room for both, else this message is lost too."""
+        """Queue the notification ``message`` without waiting: when the queue is full it is lost
+        and counted. The first message queued after a loss is preceded by the ``lagged`` notice,
+        so the notice marks the gap; it needs room for both, else this message is lost too."""
         free = QUEUE_SIZE - self.queue.qsize()
         if free < (2 if self._gap else 1):
             self.dropped += 1
@@ -44,11 +53,46 @@ class Subscriber:
         if self._gap:
             self.queue.put_nowait(self._notice())
         self.queue.put_nowait(message)
+        self._ready.set()
+
+    async def answer(self, message: Any) -> None:
+        """Queue the answer to one of the client's calls, waiting while ``ANSWERS_SIZE`` answers
+        are unsent: the caller (the connection's reader) then stops reading calls, so a client
+        that calls without reading stalls itself, never the hub, and costs bounded memory."""
+        await self.answers.put(message)
+        self._ready.set()
+
+    async def next(self) -> Any:
+        """The next message to send, waiting for one (see ``next_nowait``)."""
+        while (message := self.next_nowait()) is None:
+            self._ready.clear()  # nothing is queued: no await since looking, so no wake-up is missed
+            await self._ready.wait()
+        return message
+
+    def next_nowait(self) -> Any:
+        """The next message to send, or None: an answer first (a lagging reader must not wait
+        behind its backlog for the answer to its own call), else the oldest notification for a
+        topic still subscribed (once ``unsubscribe`` is answered, none of that topic follows),
+        else the ``lagged`` notice still owed."""
+        if not self.answers.empty():
+            return self.answers.get_nowait()
+        while not self.queue.empty():
+            message = self.queue.get_nowait()
+            if self._wanted(message):
+                return message
+        return self.gap_notice()
 
     def gap_notice(self) -> dict[str, Any] | None:
         """The ``lagged`` notice still owed once the queue has drained (no message was offered
         after the loss to carry it), or None."""
         return self._notice() if self._gap and self.queue.empty() else None
+
+    def _wanted(self, message: dict[str, Any]) -> bool:
+        """False only for a notification of a topic unsubscribed since it was queued."""
+        params = message.get("params")
+        if message.get("method") != "subscription" or not isinstance(params, dict):
+            return True
+        return params.get("topic") in self.topics
 
     def _notice(self) -> dict[str, Any]:
         self._gap = False

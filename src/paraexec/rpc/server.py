@@ -8,7 +8,8 @@ Routes:
   with the GIL released), so the event loop only parses and routes.
 - ``GET /ws``: WebSocket. Send ``{"method": "subscribe", "params": {"topics": [...]}}`` (topics:
   ``blocks``, ``fills``, ``book``) and receive ``{"method": "subscription", "params": {"topic",
-  "result"}}`` notifications; any other JSON-RPC method may be called over the socket as well.
+  "result"}}`` notifications; any other JSON-RPC method may be called over the socket as well
+  (its answer is never dropped, and goes ahead of the notifications queued for the client).
 - ``GET /metrics``: Prometheus text. ``GET /``: the dashboard. ``GET /health``: liveness.
 - ``GET /openapi.json``: OpenAPI 3 description, with every method's params schema.
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
@@ -51,6 +52,7 @@ MAX_BODY_BYTES = 1 << 20
 MAX_BATCH = 100
 log = logging.getLogger("paraexec.rpc")
 _json = msgspec.json.Encoder()
+Answerer = Callable[[str | bytes], Awaitable[Any]]  # a WebSocket call's text -> its reply (None: none owed)
 
 
 def _parse(data: str | bytes) -> Any:
@@ -186,41 +188,10 @@ def create_app(node: Node, manage_node: bool = True) -> FastAPI:
         await socket.accept()
         sub = Subscriber()
         hub.subscribers.add(sub)
-
-        async def pump() -> None:
-            """Send the queue (where messages were lost it holds the ``lagged`` notice; one still
-            owed when it drains goes last). A send that fails (the client is gone) closes the
-            connection, which ends the receive loop below: a dead client never keeps its
-            subscription."""
-            try:
-                while True:
-                    message = await sub.queue.get()
-                    await socket.send_text(_json.encode(message).decode())
-                    notice = sub.gap_notice()
-                    if notice is not None:
-                        await socket.send_text(_json.encode(notice).decode())
-            except Exception:  # noqa: BLE001 - any failure to send: the connection is over
-                with suppress(Exception):
-                    await socket.close()
-
-        sender = asyncio.create_task(pump())
         try:
-            while True:
-                message = await socket.receive()
-                if message["type"] == "websocket.disconnect":
-                    break
-                # a text frame, or a binary one holding the same JSON (never a crash on either)
-                data = message.get("text")
-                if data is None:
-                    data = message.get("bytes") or b""
-                answer = await ws_request(data, sub)
-                if answer is not None:  # never waits: a client that reads nothing stalls nothing
-                    sub.offer(answer)
-        except (WebSocketDisconnect, RuntimeError):  # RuntimeError: receive after the pump closed it
-            pass
+            await serve_connection(socket, sub, lambda data: ws_request(data, sub))
         finally:
             hub.subscribers.discard(sub)
-            sender.cancel()
 
     async def ws_request(data: str | bytes, sub: Subscriber) -> Any:
         req = _parse(data)
@@ -256,6 +227,58 @@ def create_app(node: Node, manage_node: bool = True) -> FastAPI:
 
     app.openapi = custom_openapi  # type: ignore[method-assign]
     return app
+
+
+async def serve_connection(socket: WebSocket, sub: Subscriber, answer: Answerer) -> None:
+    """Run one WebSocket connection: read its calls (``answer`` gives each one's reply, None for
+    a notification) and send ``sub``'s answers and notifications, until the client disconnects
+    or a send fails. Either way the other half is cancelled, so the connection ends at once: the
+    reader may be waiting for room among ``sub``'s answers, which a dead sender would never
+    make, and a dead client must not keep its subscription."""
+    tasks = [asyncio.create_task(read_calls(socket, sub, answer)), asyncio.create_task(send_messages(socket, sub))]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        # wait for both to finish; not ``gather``: were this task cancelled meanwhile (the server
+        # shutting down), gather would raise its children's CancelledError in place of this
+        # task's own, which the canceller (an anyio cancel scope) then fails to recognise
+        await asyncio.wait(tasks)
+    for task in done:
+        task.result()  # an unexpected failure surfaces to the server's log, not lost in the task
+
+
+async def read_calls(socket: WebSocket, sub: Subscriber, answer: Answerer) -> None:
+    """Answer the client's calls until it disconnects. Each answer waits for room in ``sub``'s
+    answers queue: a client that calls without reading stops being read, stalling only itself."""
+    try:
+        while True:
+            message = await socket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            # a text frame, or a binary one holding the same JSON (never a crash on either)
+            data = message.get("text")
+            if data is None:
+                data = message.get("bytes") or b""
+            reply = await answer(data)
+            if reply is not None:
+                await sub.answer(reply)
+    except (WebSocketDisconnect, RuntimeError):  # RuntimeError: receive on a socket already closed
+        return
+
+
+async def send_messages(socket: WebSocket, sub: Subscriber) -> None:
+    """Send ``sub``'s messages (answers first, then notifications, the ``lagged`` notice where
+    some were lost) as they come. A send that fails (the client is gone) closes the socket and
+    returns, which ends the connection (``serve_connection``)."""
+    try:
+        while True:
+            message = await sub.next()
+            await socket.send_text(_json.encode(message).decode())
+    except Exception:  # noqa: BLE001 - any failure to send: the connection is over
+        with suppress(Exception):
+            await socket.close()
 
 
 def subscription_topics(params: Any) -> list[str]:
