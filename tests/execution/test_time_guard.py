@@ -42,11 +42,47 @@ def test_plan_clock_measures_the_baseline_first_and_backs_off_a_losing_plan():
     assert counted.seconds_per_tx == {"plan": pytest.approx(0.1)}
 
 
+def test_a_deferred_plan_is_first_measured_at_the_first_re_measurement():
+    clock = PlanClock("base", min_block=10, probe_every=3, defer_plan=True)
+    assert clock.choose("plan", "why")[0] == "base"
+    clock.record("base", 10, 1.0)
+    picks = [clock.choose("plan", "why") for _ in range(3)]
+    assert picks[0] == ("base", "plan expected to lose here, first measured in 2 block(s)")
+    assert [plan for plan, _ in picks] == ["base", "base", "plan"] and picks[2][1] == "why; measuring it"
+    clock.record("plan", 10, 0.2)  # measured: it wins, and is kept like any winning plan
+    clock.record("plan", 10, 0.2)
+    assert clock.choose("plan", "why") == ("plan", "why; measured 5.00x of base")
+
+
+@pytest.mark.parametrize("cores", (2, 3))
+def test_parallel_defers_its_worker_plan_where_cores_are_fewer_than_its_processes(cores):
+    """2 workers and the coordinator are 3 processes: on 2 cores they share them (the worker
+    plan measured slower than in-process in every workload on the 2-core box), so the worker
+    plan waits for the first re-measurement; on 3 cores it is measured on the second block."""
+    txs = independent(600)
+    state = MemoryStore()
+    expected = SequentialExecutor().execute_block(RUNTIME, txs, state, ENV)
+    executor = ParallelExecutor(2, cores=cores)
+    try:
+        notes = []
+        for _ in range(3):
+            got = executor.execute_block(RUNTIME, txs, state, ENV)
+            assert got.same_result(expected) and got.accumulator == expected.accumulator
+            notes.append(got.stats.note)
+        on_workers = ["ran in-process" not in note for note in notes]
+        # the third block follows the measurements (on 3 cores) or waits for the probe (on 2)
+        assert on_workers[:2] == [False, cores == 3] and (cores == 3 or not on_workers[2]), notes
+        if cores == 2:
+            assert "workers expected to lose here, first measured in 15 block(s)" in notes[1]
+    finally:
+        executor.close()
+
+
 def test_a_worker_plan_measured_slower_runs_the_block_in_process():
     txs = independent(600)
     state = MemoryStore()
     expected = SequentialExecutor().execute_block(RUNTIME, txs, state, ENV)
-    executor = ParallelExecutor(2)
+    executor = ParallelExecutor(2, cores=16)
     try:
         notes = []
         for _ in range(2):
@@ -77,7 +113,7 @@ def test_without_the_guard_every_large_block_goes_to_the_workers(how):
     txs = independent(600)
     state = MemoryStore()
     expected = SequentialExecutor().execute_block(RUNTIME, txs, state, ENV)
-    executor = make_executor("parallel-workers", 2) if how == "parallel-workers" else ParallelExecutor(2)
+    executor = make_executor("parallel-workers", 2) if how == "parallel-workers" else ParallelExecutor(2, cores=16)
     if how == "no contention fallback":
         executor.contention_fallback = False  # as the differential tests set it
     executor.clocks[False].seconds_per_tx = {IN_PROCESS: 1e-9, WORKER_PLAN: 1.0}  # no checks ahead here

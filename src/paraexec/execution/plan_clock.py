@@ -16,6 +16,12 @@ quieter is followed; while re-measurements keep confirming that the plan loses, 
 between them doubles (up to ``max_probe_factor * probe_every``), so a losing plan costs one
 block in many. Blocks under ``min_block`` transactions are neither measured nor decided: fixed
 costs dominate them.
+
+``defer_plan``: the plan is expected to lose here (``parallel``'s worker plan on a machine with
+fewer cores than its processes), so it is first measured only at the first re-measurement,
+``probe_every`` comparisons after the baseline, rather than on the block after it. Measuring a
+losing plan costs a whole block at its speed; a long-running node still measures it (and keeps
+it if it wins), a short run may never try it.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ class PlanClock:
     min_gain: float = MIN_GAIN
     max_probe_factor: int = MAX_PROBE_FACTOR
     count_first: bool = False
+    defer_plan: bool = False
     #: recent average per plan (each new block counts half), blocks of ``min_block`` or more
     seconds_per_tx: dict[str, float] = field(default_factory=dict)
     #: blocks run per plan, measured or not
@@ -57,11 +64,16 @@ class PlanClock:
             self._since_probe = 0
         theirs = self.seconds_per_tx.get(base)
         mine = self.seconds_per_tx.get(plan)
-        if theirs is None or mine is None:
+        if theirs is None or (mine is None and not self.defer_plan):
             self._since_probe = 0  # the next re-measurement counts from the first comparison
         if theirs is None:
             return base, f"measuring the {base} baseline before {plan} ({reason})"
         if mine is None:
+            if self.defer_plan and not refresh:
+                return (
+                    base,
+                    f"{plan} expected to lose here, first measured in {self._probe_interval - self._since_probe} block(s)",
+                )
             return plan, f"{reason}; measuring it"
         gain = theirs / mine
         if gain >= self.min_gain:

@@ -20,7 +20,7 @@ from ..sequential import execute_prepared, finalize
 from . import messages as m
 from .old_hashes import OldHashes
 from .pipeline import Pipeline
-from .precheck import Prechecks, checked_flags, helper_count
+from .precheck import Prechecks, checked_flags, helper_count, usable_cores
 from .transport import WorkerLost, WorkerPool, WorkerStalled
 from .verify_stream import RATIO_START, VerifyStream
 
@@ -150,9 +150,10 @@ class ParallelExecutor:
     ``STALL_TIMEOUT``. ``follow_hints``: under key affinity, a chunk waits for the transactions
     on other workers it shares a hint key with (``hinted_needs``). ``time_guard``: large blocks
     go to the workers only while they are measured faster than in-process (``WORKER_PLAN``); off
-    with ``contention_fallback=False`` too (every block on the workers). ``before_round`` is a
-    test hook called with the number of messages sent so far before each ``Round`` (the kill
-    test uses it).
+    with ``contention_fallback=False`` too (every block on the workers). ``cores``: the usable
+    cores (default: this process's CPU affinity); with fewer than ``workers + 1`` the worker plan
+    is measured late (see ``clocks``). ``before_round`` is a test hook called with the number of
+    messages sent so far before each ``Round`` (the kill test uses it).
     """
 
     name = "parallel"
@@ -173,6 +174,7 @@ class ParallelExecutor:
         stall_timeout: float = STALL_TIMEOUT,
         follow_hints: bool = True,
         time_guard: bool = True,
+        cores: int | None = None,
     ) -> None:
         if wave < 1:
             raise ValueError("wave must be positive")
@@ -210,7 +212,14 @@ class ParallelExecutor:
         #: Recent seconds per transaction of the worker plan and of in-process blocks, by whether
         #: the block had signatures checked ahead (``_clock``). The workers are up before the
         #: first worker-plan block is timed (the in-process baseline boots them), so it counts.
-        self.clocks = {ahead: PlanClock(IN_PROCESS, count_first=True) for ahead in (True, False)}
+        #: With fewer usable ``cores`` than the worker plan's processes (the workers and this
+        #: one), its first measurement is deferred (``PlanClock.defer_plan``): they would share
+        #: cores, and on the 2-core box it measured slower than in-process in every workload.
+        self.cores = usable_cores() if cores is None else cores
+        oversubscribed = self.cores < self.workers + 1
+        self.clocks = {
+            ahead: PlanClock(IN_PROCESS, count_first=True, defer_plan=oversubscribed) for ahead in (True, False)
+        }
         #: Checks signatures for blocks (or block tails) run in-process: the worker processes
         #: are idle then, and signature checks release the GIL, so they still use every core.
         self._signatures = SignatureThreads(self.workers)
