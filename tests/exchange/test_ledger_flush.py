@@ -9,6 +9,7 @@ from __future__ import annotations
 from paraexec.exchange import keys
 from paraexec.exchange.app import ExchangeApp
 from paraexec.exchange.ledger import Ledger
+from paraexec.exchange.records import HOLDERS_DECODER
 
 from .harness import ALICE, BTC, USDC, config
 from .test_liquidation_pins import _GenesisContext
@@ -32,6 +33,12 @@ def test_a_second_flush_counts_only_what_changed_since_the_first():
     lg.flush()
     assert ctx.deltas[keys.open_interest(0)] == BTC + BTC // 2  # not BTC + (BTC + BTC // 2)
     assert ctx.deltas[keys.FUNDING_DUST] == 7
-    assert ctx.get(keys.holders(0)) is not None
+    assert HOLDERS_DECODER.decode(ctx.get(keys.holders(0))) == [sub_id]
     lg.flush()  # nothing dirty: nothing more
     assert ctx.deltas[keys.open_interest(0)] == BTC + BTC // 2
+    acc = lg.account(sub_id)  # closing the position after two flushes: OI back to 0, no holder
+    acc.trade(0, -(BTC + BTC // 2), 75_000 * USDC, 0)
+    lg.touch(acc)
+    lg.flush()
+    assert ctx.deltas[keys.open_interest(0)] == 0
+    assert HOLDERS_DECODER.decode(ctx.get(keys.holders(0))) == []

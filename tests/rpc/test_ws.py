@@ -181,8 +181,9 @@ def test_a_full_queue_keeps_the_oldest_and_counts_what_it_drops():
 def test_the_sender_takes_answers_first_then_subscribed_notifications_then_the_owed_notice():
     """What the connection's sender sends next (``next_nowait``): any answer before any queued
     notification (a client behind on notifications still gets the answers to its calls at once),
-    then the notifications in order, skipping those of a topic unsubscribed since they were queued,
-    then the ``lagged`` notice still owed; None when nothing is left."""
+    then the notifications in order (unsubscribing drops the topic's queued ones, and they do not
+    come back with a new subscription), then the ``lagged`` notice still owed; None when nothing
+    is left."""
     sub = Subscriber()
     sub.topics.update({"blocks", "fills"})
     for seq in range(QUEUE_SIZE + 1):  # one too many: lost, a notice is owed
@@ -196,9 +197,24 @@ def test_the_sender_takes_answers_first_then_subscribed_notifications_then_the_o
     asyncio.run(answer_two())
     assert [sub.next_nowait(), sub.next_nowait()] == [{"id": 1}, {"id": 2}]
     assert [sub.next_nowait() for _ in range(3)] == [note("blocks", {"seq": n}) for n in range(3)]
-    sub.topics.discard("blocks")  # unsubscribed: the rest of the blocks backlog is not sent
+    sub.unsubscribe(["blocks"])  # the rest of the blocks backlog is not sent
+    assert sub.queue.empty()
+    sub.topics.add("blocks")  # subscribed again: only what is published from now on
     assert sub.next_nowait() == lagged(2)
     assert sub.next_nowait() is None and sub.dropped == 2
+
+
+def test_unsubscribing_drops_only_that_topics_queued_notifications():
+    """Another topic's notifications keep their place and order, and the room the dropped ones
+    took is free for them again."""
+    sub = Subscriber()
+    sub.topics.update({"blocks", "fills"})
+    for seq in range(3):
+        sub.offer(note("blocks", {"seq": seq}))
+        sub.offer(note("fills", {"seq": seq}))
+    sub.unsubscribe(["blocks"])
+    assert sub.topics == {"fills"} and sub.queue.qsize() == 3
+    assert [sub.next_nowait() for _ in range(4)] == [*(note("fills", {"seq": n}) for n in range(3)), None]
 
 
 def test_a_lagging_subscriber_is_told_the_running_total_where_the_gap_is(api):

@@ -79,9 +79,9 @@ class Chain:
         self.store = store
         self.config = config
         self.runtime: ChainRuntime = config.runtime_spec(verify_signatures).build()
-        #: the hashes of every transaction of the block ``produce_block`` committed last (system
-        #: ones included), so its caller need not hash them again
-        self.last_tx_hashes: list[bytes] = []
+        #: (height, hashes of its transactions, system ones included) of the block
+        #: ``produce_block`` committed last, so its caller need not hash them again (``tx_hashes``)
+        self._last_tx_hashes: tuple[int, list[bytes]] = (-1, [])
 
     @classmethod
     def create(cls, store: StateStore, config: ChainConfig) -> Chain:
@@ -183,8 +183,16 @@ class Chain:
                 # same market tick), so an index entry would point at its first block forever
                 tx_hashes=hashes[: len(user_txs)],
             )
-        self.last_tx_hashes = hashes
+        self._last_tx_hashes = (env.height, hashes)
         return built[0], output
+
+    def tx_hashes(self, block: Block) -> list[bytes]:
+        """The hashes of ``block``'s transactions: those ``produce_block`` computed when it is the
+        block it committed last, else computed now."""
+        height, hashes = self._last_tx_hashes
+        if height == block.header.height and len(hashes) == len(block.txs):
+            return hashes
+        return _tx_hashes(block.txs)
 
     def find_tx(self, hash_: bytes) -> tuple[int, int] | None:
         """(height, index) of the block position where the transaction with this hash was included."""

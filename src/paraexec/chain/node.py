@@ -265,7 +265,7 @@ class Node:
         busy = sum(stats.worker_busy) if stats.worker_busy else stats.seconds
         speedup = busy / stats.seconds if stats.seconds > 0 else 1.0
         return BlockInfo(
-            **_chain_facts(block, output.receipts, self.chain.last_tx_hashes),
+            **_chain_facts(block, output.receipts, self.chain.tx_hashes(block)),
             seconds=stats.seconds,
             commit_seconds=max(0.0, total_seconds - stats.seconds),
             speedup=speedup,

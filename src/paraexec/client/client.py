@@ -172,6 +172,9 @@ class Subscription:
             raise RpcClientError(err["code"], err["message"], err.get("data"))
         self.topics = answer["result"]["topics"]
         self.dropped = 0
+        #: held while a thread reads the socket: ``close`` drains the backlog only when no other
+        #: thread is reading (that one then meets the closed connection, not a concurrent reader)
+        self._reading = threading.Lock()
 
     def next_message(self, timeout: float | None = None) -> tuple[str, Any]:
         """The next notification as (topic, result); raises ``TimeoutError`` after ``timeout``.
@@ -181,7 +184,13 @@ class Subscription:
         after it is returned as usual.
         """
         while True:
-            message = json.loads(self._ws.recv(timeout=timeout))
+            if not self._reading.acquire(timeout=-1 if timeout is None else timeout):
+                raise TimeoutError("another thread is reading this subscription")
+            try:
+                raw = self._ws.recv(timeout=timeout)
+            finally:
+                self._reading.release()
+            message = json.loads(raw)
             method = message.get("method")
             if method == "subscription":
                 params = message["params"]
@@ -201,7 +210,8 @@ class Subscription:
         would wait, unread, behind them and ``close`` would only return after its
         ``close_timeout`` (10 s), having given up on the handshake. So a helper thread reads
         and discards the backlog while the handshake runs, which then ends as soon as the node
-        replies.
+        replies. A thread reading the subscription meanwhile waits for it and then meets the
+        closed connection (``ConnectionClosed``); one already blocked reading drains it instead.
         """
         discarder = threading.Thread(target=self._discard_until_closed, name="subscription-close", daemon=True)
         discarder.start()
@@ -211,13 +221,15 @@ class Subscription:
     def _discard_until_closed(self) -> None:
         from websockets.exceptions import ConnectionClosed
 
+        if not self._reading.acquire(blocking=False):  # another thread is reading: it drains
+            return
         try:
             while True:
                 self._ws.recv()
         except ConnectionClosed:
             return
-        except RuntimeError:  # another thread is reading (``ConcurrencyError``): it drains instead
-            return
+        finally:
+            self._reading.release()
 
     def __enter__(self) -> Subscription:
         return self

@@ -137,8 +137,9 @@ class Wallet:
         client_id: int = 0,
         **options: Any,
     ) -> bytes:
-        """A limit order by default; ``options``: order_type, time_in_force, reduce_only,
-        good_til_block, condition, trigger_subticks (see ``exchange.payloads.PlaceOrder``)."""
+        """A limit order by default; ``options``: order_type, time_in_force, reduce_only (with
+        time_in_force IOC or FOK), good_til_block, condition, trigger_subticks (see
+        ``exchange.payloads.PlaceOrder``)."""
         from ..exchange.payloads import PlaceOrder
 
         return self.sign_payload(PlaceOrder(market_id, subaccount, client_id, side, quantums, subticks, **options))

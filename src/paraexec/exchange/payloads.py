@@ -65,7 +65,8 @@ class PlaceOrder(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fi
     (market_id, owner, subaccount, client_id). ``subticks`` is the limit price (ignored for
     MARKET orders, which are IOC with no price limit). ``good_til_block`` 0 means no expiry;
     otherwise the order is dropped once the height exceeds it. ``trigger_subticks`` is the
-    oracle price (converted to subticks) at which a conditional order is placed.
+    oracle price (converted to subticks) at which a conditional order is placed. ``reduce_only``
+    needs ``time_in_force`` IOC or FOK (as dYdX; otherwise the order is refused, INVALID_ORDER).
     """
 
     market_id: int

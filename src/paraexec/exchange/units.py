@@ -57,8 +57,8 @@ def ppm_floor(value: int, ppm: int) -> int:
 
 def median(values: list[int]) -> int:
     """The median; for an even count the mean of the two middle values rounded up, as dYdX's
-    ``MedianUint64`` (taking the lower middle instead would let one of two reporters set the
-    price by reporting low)."""
+    ``MedianUint64`` (with the lower middle, one of two reporters could set the price by
+    reporting low; with the mean, each moves it by half its own deviation, within the band)."""
     ordered = sorted(values)
     mid = len(ordered) // 2
     if len(ordered) % 2:

@@ -71,32 +71,37 @@ class Subscriber:
 
     def next_nowait(self) -> Any:
         """The next message to send, or None: an answer first (a lagging reader must not wait
-        behind its backlog for the answer to its own call), else the oldest notification for a
-        topic still subscribed (once ``unsubscribe`` is answered, none of that topic follows),
-        else the ``lagged`` notice still owed."""
+        behind its backlog for the answer to its own call), else the oldest notification, else
+        the ``lagged`` notice still owed."""
         if not self.answers.empty():
             return self.answers.get_nowait()
-        while not self.queue.empty():
-            message = self.queue.get_nowait()
-            if self._wanted(message):
-                return message
+        if not self.queue.empty():
+            return self.queue.get_nowait()
         return self.gap_notice()
+
+    def unsubscribe(self, topics: list[str]) -> None:
+        """Stop ``topics`` and drop their notifications still queued: the answer to
+        ``unsubscribe`` goes ahead of the queue, so none of them may follow it (nor come after a
+        later ``subscribe`` to the same topic), and they no longer take room from other topics."""
+        self.topics.difference_update(topics)
+        queued = [self.queue.get_nowait() for _ in range(self.queue.qsize())]
+        for message in queued:
+            if not _notification_of(message, topics):
+                self.queue.put_nowait(message)
 
     def gap_notice(self) -> dict[str, Any] | None:
         """The ``lagged`` notice still owed once the queue has drained (no message was offered
         after the loss to carry it), or None."""
         return self._notice() if self._gap and self.queue.empty() else None
 
-    def _wanted(self, message: dict[str, Any]) -> bool:
-        """False only for a notification of a topic unsubscribed since it was queued."""
-        params = message.get("params")
-        if message.get("method") != "subscription" or not isinstance(params, dict):
-            return True
-        return params.get("topic") in self.topics
-
     def _notice(self) -> dict[str, Any]:
         self._gap = False
         return {"jsonrpc": "2.0", "method": "lagged", "params": {"dropped": self.dropped}}
+
+
+def _notification_of(message: dict[str, Any], topics: list[str]) -> bool:
+    params = message.get("params")
+    return message.get("method") == "subscription" and isinstance(params, dict) and params.get("topic") in topics
 
 
 class Hub:

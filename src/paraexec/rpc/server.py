@@ -205,7 +205,7 @@ def create_app(node: Node, manage_node: bool = True) -> FastAPI:
             if req["method"] == "subscribe":
                 sub.topics.update(topics)
             else:
-                sub.topics.difference_update(topics)
+                sub.unsubscribe(topics)
             return response(req.get("id"), {"topics": sorted(sub.topics)})
         answer, _status = await run_in_threadpool(handle_payload, registry, req)
         return answer
