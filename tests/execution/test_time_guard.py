@@ -22,6 +22,16 @@ def independent(n: int) -> list[bytes]:
     return [encode_tx([(READ, 2 * i, 0), (WRITE, 2 * i + 1, i)]) for i in range(n)]
 
 
+def run_blocks(executor: ParallelExecutor, txs: list[bytes], state: MemoryStore, expected, blocks: int) -> list[str]:
+    """Run ``txs`` as ``blocks`` blocks, each checked against ``expected``; their notes."""
+    notes = []
+    for _ in range(blocks):
+        got = executor.execute_block(RUNTIME, txs, state, ENV)
+        assert got.same_result(expected) and got.accumulator == expected.accumulator
+        notes.append(got.stats.note)
+    return notes
+
+
 def test_plan_clock_measures_the_baseline_first_and_backs_off_a_losing_plan():
     clock = PlanClock("base", min_block=10, probe_every=3)
     assert clock.choose("plan", "why")[0] == "base"
@@ -64,11 +74,7 @@ def test_parallel_defers_its_worker_plan_where_cores_are_fewer_than_its_processe
     expected = SequentialExecutor().execute_block(RUNTIME, txs, state, ENV)
     executor = ParallelExecutor(2, cores=cores)
     try:
-        notes = []
-        for _ in range(3):
-            got = executor.execute_block(RUNTIME, txs, state, ENV)
-            assert got.same_result(expected) and got.accumulator == expected.accumulator
-            notes.append(got.stats.note)
+        notes = run_blocks(executor, txs, state, expected, 3)
         on_workers = ["ran in-process" not in note for note in notes]
         # the third block follows the measurements (on 3 cores) or waits for the probe (on 2)
         assert on_workers[:2] == [False, cores == 3] and (cores == 3 or not on_workers[2]), notes
@@ -84,11 +90,7 @@ def test_a_worker_plan_measured_slower_runs_the_block_in_process():
     expected = SequentialExecutor().execute_block(RUNTIME, txs, state, ENV)
     executor = ParallelExecutor(2, cores=16)
     try:
-        notes = []
-        for _ in range(2):
-            got = executor.execute_block(RUNTIME, txs, state, ENV)
-            assert got.same_result(expected) and got.accumulator == expected.accumulator
-            notes.append(got.stats.note)
+        notes = run_blocks(executor, txs, state, expected, 2)
         assert notes[0].startswith("measuring the in-process baseline") and "ran in-process" in notes[0]
         assert "time guard; measuring it" in notes[1] and "ran in-process" not in notes[1]
         # the baseline booted the workers: their first block is a measurement already

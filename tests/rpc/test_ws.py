@@ -339,6 +339,13 @@ class SendGate:
         """Return once a send is held: the sender sends nothing more until the gate opens."""
         wait_until(lambda: on_loop(self.api, lambda: self.waiting) == 1, "a send is held at the gate")
 
+    def hold(self, hub: Hub, topic: str) -> None:
+        """Close the gate and publish to ``topic``: the one connection listening to it has its
+        sender held mid-send (returns once it is)."""
+        self.close()
+        hub.publish(topic, {"seq": "held"})
+        self.wait_held()
+
 
 @pytest.fixture
 def gate(api, monkeypatch) -> SendGate:
@@ -372,9 +379,7 @@ def test_an_answer_is_never_dropped_and_goes_ahead_of_the_backlog(api, gate):
     with api.websocket_connect("/ws") as ws:
         assert subscribe(ws, "blocks") == ["blocks"]
         sub = only_subscriber(api)
-        gate.close()
-        hub.publish("blocks", {"seq": "held"})
-        gate.wait_held()
+        gate.hold(hub, "blocks")
         on_loop(api, burst, hub, "blocks", range(QUEUE_SIZE + 10))
         call(ws, "subscribe", 2, topics=["fills"])
         # the topic is added and the answer queued in one step on the loop (no await between)
@@ -398,9 +403,7 @@ def test_a_client_that_calls_without_reading_stalls_only_itself(api, gate):
         sub = only_subscriber(api)
         with api.websocket_connect("/ws") as other:
             assert subscribe(other, "blocks") == ["blocks"]
-            gate.close()
-            hub.publish("fills", {"seq": "held"})  # only ``stalled`` listens: its sender is held
-            gate.wait_held()
+            gate.hold(hub, "fills")  # only ``stalled`` listens: its sender is held
             for n in range(calls):
                 call(stalled, "subscribe", 10 + n, topics=["fills"])
             # read: ANSWERS_SIZE answered and queued, one more answered and waiting for room
@@ -428,9 +431,7 @@ def test_once_unsubscribe_is_answered_no_queued_notification_of_the_topic_follow
     with api.websocket_connect("/ws") as ws:
         assert subscribe(ws, "blocks", "fills") == ["blocks", "fills"]
         sub = only_subscriber(api)
-        gate.close()
-        hub.publish("blocks", {"seq": "held"})
-        gate.wait_held()
+        gate.hold(hub, "blocks")
         hub.publish("blocks", {"seq": 1})
         hub.publish("fills", {"seq": 2})
         call(ws, "unsubscribe", 2, topics=["blocks"])
@@ -460,9 +461,7 @@ def test_a_send_that_fails_ends_a_connection_whose_reader_waits_for_room(api, ga
     with api.websocket_connect("/ws") as ws:
         assert subscribe(ws, "blocks") == ["blocks"]
         sub = only_subscriber(api)
-        gate.close()
-        hub.publish("blocks", {"seq": "held"})
-        gate.wait_held()
+        gate.hold(hub, "blocks")
         for n in range(ANSWERS_SIZE + 3):
             call(ws, "subscribe", 10 + n, topics=["blocks"])
         wait_until(lambda: buffered_calls(ws) == 2 and on_loop(api, sub.answers.full), "the reader waits for room")
