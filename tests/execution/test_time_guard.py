@@ -67,7 +67,7 @@ def test_a_deferred_plan_is_first_measured_at_the_first_re_measurement():
 @pytest.mark.parametrize("cores", (2, 3))
 def test_parallel_defers_its_worker_plan_where_cores_are_fewer_than_its_processes(cores):
     """2 workers and the coordinator are 3 processes: on 2 cores they share them (the worker
-    plan measured slower than in-process in every workload on the 2-core box), so the worker
+    plan measured slower than in-process wherever it ran on the 2-core box), so the worker
     plan waits for the first re-measurement; on 3 cores it is measured on the second block."""
     txs = independent(600)
     state = MemoryStore()
