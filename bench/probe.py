@@ -8,7 +8,8 @@ blocks and fresh LMDB stores as `paraexec bench`), so slow drifts of a noisy mac
 Printed per workload: the median of the per-pair speedups (and each of them), the median parallel
 pass, the seconds the coordinator spent blocked in `WorkerPool.recv` (waiting for verdicts, the
 root's hash or a round), how many transactions the coordinator prepared with the full signature
-check (`ChainRuntime.prepare`), and the CPU seconds of the coordinator and of each worker process. It
+check (`ChainRuntime.prepare`) and with a worker's verdict (`prepare_checked`; the two add up to the
+pass's transactions when no signature is checked twice), and the CPU seconds of the coordinator and of each worker process. It
 is a diagnostic, not a benchmark: `paraexec bench` is where speedups are reported.
 """
 
@@ -43,6 +44,7 @@ class Counters:
     on = False
     blocked = 0.0
     full_prepares = 0
+    checked_prepares = 0
 
     @classmethod
     def install(cls) -> None:
@@ -65,6 +67,14 @@ class Counters:
             return prepare(self, raw)
 
         runtime_module.ChainRuntime.prepare = counted_prepare  # type: ignore[method-assign]
+        prepare_checked = runtime_module.ChainRuntime.prepare_checked
+
+        def counted_prepare_checked(self: Any, raw: bytes) -> Any:
+            if cls.on:
+                cls.checked_prepares += 1
+            return prepare_checked(self, raw)
+
+        runtime_module.ChainRuntime.prepare_checked = counted_prepare_checked  # type: ignore[method-assign]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -102,13 +112,13 @@ def main(name: str, pairs: int) -> None:
         return sum(b.seconds for b in result.blocks)
 
     run(parallel, blocks[:1])  # boots the workers
-    ratios, passes, blocked, full, cpus = [], [], [], [], []
+    ratios, passes, blocked, full, checked, cpus = [], [], [], [], [], []
     try:
         for _ in range(pairs):
             reference = run(sequential, blocks)
             pids = [os.getpid(), *parallel.worker_pids()]
             before = [cpu_seconds(pid) for pid in pids]
-            Counters.on, Counters.blocked, Counters.full_prepares = True, 0.0, 0
+            Counters.on, Counters.blocked, Counters.full_prepares, Counters.checked_prepares = True, 0.0, 0, 0
             took = run(parallel, blocks)
             Counters.on = False
             cpus.append([cpu_seconds(pid) - b for pid, b in zip(pids, before, strict=True)])
@@ -116,13 +126,15 @@ def main(name: str, pairs: int) -> None:
             passes.append(took)
             blocked.append(Counters.blocked)
             full.append(Counters.full_prepares)
+            checked.append(Counters.checked_prepares)
     finally:
         parallel.close()
     cpu = [round(statistics.median(c[i] for c in cpus), 3) for i in range(len(cpus[0]))]
     print(
         f"{name}: speedup median {statistics.median(ratios):.2f}x (pairs {' '.join(f'{r:.2f}' for r in ratios)}); "
         f"parallel pass {statistics.median(passes):.3f} s, coordinator blocked {statistics.median(blocked):.3f} s, "
-        f"full prepares {statistics.median(full):.0f}, CPU s coordinator/workers {cpu}"
+        f"prepares full / with a verdict {statistics.median(full):.0f} / {statistics.median(checked):.0f}, "
+        f"CPU s coordinator/workers {cpu}"
     )
 
 
