@@ -59,22 +59,20 @@ class Counters:
                     cls.blocked += time.perf_counter() - started
 
         transport.WorkerPool.recv = timed_recv  # type: ignore[method-assign]
-        prepare = runtime_module.ChainRuntime.prepare
+        cls.count_calls("prepare", "full_prepares")
+        cls.count_calls("prepare_checked", "checked_prepares")
 
-        def counted_prepare(self: Any, raw: bytes) -> Any:
+    @classmethod
+    def count_calls(cls, method: str, counter: str) -> None:
+        """Count the calls of ``ChainRuntime.<method>`` in ``<counter>`` while ``on``."""
+        original = getattr(runtime_module.ChainRuntime, method)
+
+        def counted(self: Any, raw: bytes) -> Any:
             if cls.on:
-                cls.full_prepares += 1
-            return prepare(self, raw)
+                setattr(cls, counter, getattr(cls, counter) + 1)
+            return original(self, raw)
 
-        runtime_module.ChainRuntime.prepare = counted_prepare  # type: ignore[method-assign]
-        prepare_checked = runtime_module.ChainRuntime.prepare_checked
-
-        def counted_prepare_checked(self: Any, raw: bytes) -> Any:
-            if cls.on:
-                cls.checked_prepares += 1
-            return prepare_checked(self, raw)
-
-        runtime_module.ChainRuntime.prepare_checked = counted_prepare_checked  # type: ignore[method-assign]
+        setattr(runtime_module.ChainRuntime, method, counted)
 
 
 def cpu_seconds(pid: int) -> float:
