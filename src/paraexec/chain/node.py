@@ -41,7 +41,6 @@ from ..execution.contract import BlockOutput, Receipt
 from ..execution.registry import make_executor
 from ..execution.runtime import SYSTEM_TAG, nonce_key
 from ..state.lmdb_store import LmdbStore
-from ..transaction import tx_hash
 from .block import Block
 from .chain import Chain, ChainConfig, read_block, read_receipts
 from .mempool import Mempool, MempoolConfig
@@ -277,9 +276,9 @@ class Node:
         )
 
 
-def _chain_facts(block: Block, receipts: list[Receipt], tx_hashes: list[bytes] | None = None) -> dict[str, Any]:
-    """The ``BlockInfo`` fields that follow from the block and its receipts alone (``tx_hashes``:
-    its transactions' hashes where the caller has them, else they are computed)."""
+def _chain_facts(block: Block, receipts: list[Receipt], tx_hashes: list[bytes]) -> dict[str, Any]:
+    """The ``BlockInfo`` fields that follow from the block, its receipts and its transactions'
+    hashes (``Chain.tx_hashes``)."""
     return {
         "height": block.header.height,
         "hash": block.hash,
@@ -287,7 +286,7 @@ def _chain_facts(block: Block, receipts: list[Receipt], tx_hashes: list[bytes] |
         "txs": len(block.txs),
         "ok": sum(r.ok for r in receipts),
         "user_txs": sum(raw[:1] != SYSTEM_TAG for raw in block.txs),
-        "tx_hashes": [tx_hash(raw) for raw in block.txs] if tx_hashes is None else tx_hashes,
+        "tx_hashes": tx_hashes,
         "failed": [i for i, r in enumerate(receipts) if not r.ok],
         "events": [(i, e.name, e.attrs) for i, r in enumerate(receipts) for e in r.events],
     }
@@ -301,4 +300,8 @@ def stored_infos(chain: Chain, count: int) -> list[BlockInfo]:
     statistics are ``None``: they belong to the process that produced the block.
     """
     heights = range(max(1, chain.height - count + 1), chain.height + 1)
-    return [BlockInfo(**_chain_facts(chain.block(h), chain.receipts(h))) for h in heights]
+    infos = []
+    for height in heights:  # one decoded block at a time
+        block = chain.block(height)
+        infos.append(BlockInfo(**_chain_facts(block, chain.receipts(height), chain.tx_hashes(block))))
+    return infos
