@@ -277,6 +277,30 @@ def test_oracle_updates_in_one_block_cannot_compound_past_the_band():
     assert h.run(ORACLE, OracleUpdate(0, second)).ok  # next block: 9% from the first
 
 
+def test_the_band_widens_with_the_price_age_so_an_outage_cannot_pause_a_market_for_good():
+    """A feed that comes back after an outage during which the price fell 25% (a 10% band, a
+    one-hour staleness limit): two hours on, the band is 30% and the update is accepted, trading
+    resumes. An hour on it would be 20%: refused, and the old price stays. The same move with a
+    fresh anchor is refused, so a fresh market keeps its 10% band."""
+    h = Harness(config({ALICE: 100_000 * USDC, BOB: 100_000 * USDC}))
+    assert h.run(ORACLE, OracleUpdate(0, P50), time=10).ok  # the anchor: 50,000 at t=10
+    fallen = P50 * 75 // 100
+    assert h.run(ORACLE, OracleUpdate(0, fallen), time=20).code == 211  # fresh: 10%
+    assert h.run(ORACLE, OracleUpdate(0, fallen), time=10 + 3600).code == 211  # 1 h: 20%
+    assert h.reader.market(0)["oracle_price"] == P50
+    assert h.run(ALICE, PlaceOrder(0, 0, 1, SELL, BTC, fallen)).code == 212  # stale: paused
+    receipts = h.block(
+        h.tx(ORACLE, OracleUpdate(0, fallen)),  # 2 h: 30%
+        h.tx(ORACLE, OracleUpdate(0, P50 * 71 // 100)),  # same block: the same anchor, the same 30%
+        h.tx(ORACLE, OracleUpdate(0, P50 * 69 // 100)),  # 31%: beyond it
+        time=10 + 7200,
+    )
+    assert [r.code for r in receipts[:3]] == [0, 0, 211]
+    assert h.reader.market(0)["oracle_price"] == P50 * 71 // 100
+    assert h.run(ALICE, PlaceOrder(0, 0, 2, SELL, BTC, fallen)).ok  # fresh again: trading resumes
+    assert h.run(ORACLE, OracleUpdate(0, P50 * 71 * 85 // 10_000)).code == 211  # and the band is 10% again
+
+
 def test_a_whole_deleverage_at_an_inexact_price_leaves_exactly_zero():
     """The bankruptcy price uses the change of the position's (floored) value, value(size + delta)
     - value(size), as dYdX's DNNV, not the floored value of delta: closing a bankrupt position

@@ -54,6 +54,9 @@ class ExchangeApp:
     """See module docstring."""
 
     name = "exchange"
+    #: 6: ``MarketState`` records the time of its band's anchor price (``band_time``): the
+    #: oracle band widens with the anchor's age, so a market whose price moved beyond the band
+    #: during an oracle outage is not paused for good.
     #: 5: resting orders carry no reduce-only flag (reduce-only orders are IOC or FOK), and an
     #: even count of oracle reports takes the mean of the middle two, rounded up.
     #: 4: a market's conditional orders in ``keys.CONDITIONAL_SHARDS`` lists, not one.
@@ -62,7 +65,7 @@ class ExchangeApp:
     #: would not replay under them, so it is refused at open rather than failing replay at its
     #: first differing block. 2: one ``MarketState`` key per market (1, unrecorded: oracle
     #: price, funding index and OI snapshot in three keys)
-    state_layout = 5
+    state_layout = 6
     payload_types: Mapping[str, type] = PAYLOAD_TYPES
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:

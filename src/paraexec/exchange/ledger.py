@@ -296,7 +296,7 @@ class Ledger:
         oracle: OraclePrice | None = None,
         funding: FundingIndex | None = None,
         oi_snapshot: int | None = None,
-        band: tuple[int, int] | None = None,
+        band: tuple[int, int, int] | None = None,
     ) -> MarketState:
         """Write the market's state with the given fields changed, over its current value in
         this transaction (read again: this ledger's copy may be older than a write made
@@ -308,7 +308,7 @@ class Ledger:
             old.oracle if oracle is None else oracle,
             old.funding if funding is None else funding,
             old.oi_snapshot if oi_snapshot is None else oi_snapshot,
-            *((old.band_price, old.band_height) if band is None else band),
+            *((old.band_price, old.band_height, old.band_time) if band is None else band),
         )
         self.ctx.put(keys.market_state(market_id), encode(state))
         self._states[market_id] = state

@@ -6,15 +6,20 @@
         quorum == 1: candidate = price
         quorum  > 1: store k's report (price, time); candidate = median of the reports no
                      older than the market's staleness limit; fewer than quorum -> only stored
-        |candidate - anchor| * 1e6 > max_price_move_ppm * anchor   -> PRICE_BAND_EXCEEDED
+        band = max_price_move_ppm * (1 + (block time - anchor time) // staleness_s)
+        |candidate - anchor| * 1e6 > band * anchor                  -> PRICE_BAND_EXCEEDED
               (anchor: the price at the start of this block, so several updates in one block
               cannot compound past the band: three moves of 9% would pass a 10% band)
         write OraclePrice(candidate, block time)   (the market's ``MarketState``)
 
 The band is measured against the last accepted price even when that price is stale, so a
-long outage cannot be ended by an arbitrary jump (a governance action would reset it). While a
-price is older than ``staleness_s``, trading and liquidation in the market pause
-(``Ledger.must_be_fresh``).
+long outage cannot be ended by an arbitrary jump; but it widens by ``max_price_move_ppm`` for
+each whole ``staleness_s`` the anchor has aged, so a feed that returns after an outage during
+which the market really moved more than the band brings the market back (after a 30-minute
+outage, with a 10-minute staleness limit and a 10% band, up to 40% from the old price) instead
+of pausing it for good: there is no governance transaction to reset a price. While a fresh
+price arrives every block, the band is ``max_price_move_ppm`` as before. While a price is older
+than ``staleness_s``, trading and liquidation in the market pause (``Ledger.must_be_fresh``).
 """
 
 from __future__ import annotations
@@ -47,10 +52,12 @@ def oracle_update(lg: Ledger, oracles: list[bytes], quorum: int, sender: bytes, 
             return
         price = median(fresh)
     state = lg.market_state(market_id)
-    anchor = state.band_price if state.band_height == lg.height else state.oracle.price
-    if abs(price - anchor) * PPM > market.max_price_move_ppm * anchor:
-        raise PriceBandExceeded(
-            f"{anchor} (this block's start) -> {price} moves more than {market.max_price_move_ppm} ppm"
-        )
-    lg.set_market_state(market_id, oracle=OraclePrice(price, lg.time), band=(anchor, lg.height))
+    if state.band_height == lg.height:
+        anchor, anchor_time = state.band_price, state.band_time
+    else:
+        anchor, anchor_time = state.oracle.price, state.oracle.time
+    band_ppm = market.max_price_move_ppm * (1 + max(0, lg.time - anchor_time) // market.staleness_s)
+    if abs(price - anchor) * PPM > band_ppm * anchor:
+        raise PriceBandExceeded(f"{anchor} (this block's start) -> {price} moves more than {band_ppm} ppm")
+    lg.set_market_state(market_id, oracle=OraclePrice(price, lg.time), band=(anchor, lg.height, anchor_time))
     ctx.emit("oracle_price", market=market_id, price=price, time=lg.time)

@@ -88,14 +88,16 @@ class MarketState(msgspec.Struct, array_like=True, frozen=True):
     """A market's margin inputs (``keys.market_state``): the oracle price (written by oracle
     updates), the cumulative funding index and the end-of-block open-interest snapshot that
     scales the IMF (both written by the market tick). ``band_price`` is the oracle price at the
-    start of block ``band_height``, the last block with an accepted update: every update of a
-    block is held to the price band around it (``oracle``)."""
+    start of block ``band_height``, the last block with an accepted update, and ``band_time`` the
+    time it was set: every update of a block is held to the price band around it, a band that
+    widens with the price's age (``oracle``)."""
 
     oracle: OraclePrice
     funding: FundingIndex
     oi_snapshot: int = 0
     band_price: int = 0
     band_height: int = 0
+    band_time: int = 0
 
 
 class FundingSamples(msgspec.Struct, array_like=True, frozen=True):
