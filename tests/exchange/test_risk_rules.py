@@ -183,6 +183,14 @@ def test_genesis_refuses_a_market_whose_prices_are_fractions_of_a_subtick():
         Market.from_config(btc_market(price_exponent=-8, initial_price=500))
 
 
+@pytest.mark.parametrize("field", ["staleness_s", "max_price_move_ppm"])
+def test_genesis_refuses_a_market_without_a_staleness_limit_or_a_price_band(field):
+    """The oracle band divides the anchor's age by ``staleness_s``: a zero would fail every
+    oracle update of the market with a ZeroDivisionError instead of a receipt."""
+    with pytest.raises(ValueError, match="must be positive"):
+        Market.from_config(btc_market(**{field: 0}))
+
+
 def test_an_untriggered_conditional_order_expires_at_its_good_til_block():
     """dYdX's EndBlocker removes expired stateful orders before it triggers conditional ones: an
     order good until block 3 is gone in block 4's tick (oracle fresh or not) and never fires."""

@@ -76,6 +76,8 @@ class Market:
             raise ValueError(f"{self.ticker}: margin fractions out of range")
         if self.impact_notional < 0:
             raise ValueError(f"{self.ticker}: impact_notional must not be negative")
+        if self.staleness_s <= 0 or self.max_price_move_ppm <= 0:  # the band divides by staleness_s
+            raise ValueError(f"{self.ticker}: staleness_s and max_price_move_ppm must be positive")
         if self.status not in STATUSES:
             raise ValueError(f"{self.ticker}: unknown status {self.status!r}")
         if self._value_exponent < self.quantum_conversion_exponent:  # see price_to_subticks
