@@ -115,3 +115,38 @@ def test_reads_during_production_see_whole_blocks_and_stop_is_clean(tmp_path):
     assert chain.height == node.final_height >= 12
     assert sum(1 for _ in chain.replay(make_executor("sequential"))) == chain.height  # roots and receipts match
     store.close()
+
+
+def test_start_up_reads_back_recent_blocks_up_to_a_transaction_budget(tmp_path, monkeypatch):
+    """A restarted node reads its recent blocks back newest first and stops once they hold
+    ``STARTUP_TXS`` transactions (the newest block always), so a chain of large blocks does not
+    hold the start for seconds; the blocks it reads come oldest first, as produced."""
+    import paraexec.chain.node as node_module
+
+    make_chain(tmp_path)
+    store = LmdbStore(tmp_path)
+    chain = Chain.open(store)
+    executor = make_executor("sequential", 1)
+    sizes = [3, 1, 2, 2, 4]
+    nonce = 0
+    for height, size in enumerate(sizes, start=1):
+        txs = [transfer(KEYS[0], nonce + i, 1) for i in range(size)]
+        nonce += size
+        chain.produce_block(txs, height, executor)
+    store.close()
+
+    reader = LmdbStore(tmp_path, readonly=True)
+    assert [i.height for i in node_module.stored_infos(Chain.open(reader), 3)] == [3, 4, 5]  # no budget
+    reader.close()
+    monkeypatch.setattr(node_module, "STARTUP_TXS", 6)  # blocks 5 (4 txs) and 4 (2): the budget is met
+    node = Node(NodeConfig(tmp_path))
+    try:
+        assert [(i.height, i.txs) for i in node.recent] == [(4, 2), (5, 4)]
+    finally:
+        node.stop()
+    monkeypatch.setattr(node_module, "STARTUP_TXS", 1)  # the newest block, even past the budget
+    node = Node(NodeConfig(tmp_path))
+    try:
+        assert [(i.height, i.txs) for i in node.recent] == [(5, 4)]
+    finally:
+        node.stop()
