@@ -138,15 +138,11 @@ def test_start_up_reads_back_recent_blocks_up_to_a_transaction_budget(tmp_path, 
     reader = LmdbStore(tmp_path, readonly=True)
     assert [i.height for i in node_module.stored_infos(Chain.open(reader), 3)] == [3, 4, 5]  # no budget
     reader.close()
-    monkeypatch.setattr(node_module, "STARTUP_TXS", 6)  # blocks 5 (4 txs) and 4 (2): the budget is met
-    node = Node(NodeConfig(tmp_path))
-    try:
-        assert [(i.height, i.txs) for i in node.recent] == [(4, 2), (5, 4)]
-    finally:
-        node.stop()
-    monkeypatch.setattr(node_module, "STARTUP_TXS", 1)  # the newest block, even past the budget
-    node = Node(NodeConfig(tmp_path))
-    try:
-        assert [(i.height, i.txs) for i in node.recent] == [(5, 4)]
-    finally:
-        node.stop()
+    # 6: blocks 5 (4 txs) and 4 (2) meet the budget; 1: the newest block, even past the budget
+    for budget, expected in ((6, [(4, 2), (5, 4)]), (1, [(5, 4)])):
+        monkeypatch.setattr(node_module, "STARTUP_TXS", budget)
+        node = Node(NodeConfig(tmp_path))
+        try:
+            assert [(i.height, i.txs) for i in node.recent] == expected
+        finally:
+            node.stop()

@@ -52,7 +52,7 @@ RECENT_BLOCKS = 256
 #: At start-up, the stored blocks read back stop once they hold this many transactions: reading
 #: one back (decoding its receipts, hashing its transactions) costs ~9 us per transaction, so 256
 #: blocks of 5,000 perps transactions took ~12 s before the node served anything (measured: 45 ms
-#: a block on the 2-core dev box). 20,000 keeps start-up near 0.2 s and still holds hundreds of
+#: a block on the 2-core dev box). 20,000 keeps start-up near 0.25 s and still holds hundreds of
 #: trades for ``get_trades``; blocks produced after the start fill the rest as before.
 STARTUP_TXS = 20_000
 
