@@ -6,6 +6,8 @@ flush."""
 
 from __future__ import annotations
 
+import pytest
+
 from paraexec.exchange import keys
 from paraexec.exchange.app import ExchangeApp
 from paraexec.exchange.ledger import Ledger
@@ -42,3 +44,26 @@ def test_a_second_flush_counts_only_what_changed_since_the_first():
     lg.flush()
     assert ctx.deltas[keys.open_interest(0)] == 0
     assert HOLDERS_DECODER.decode(ctx.get(keys.holders(0))) == []
+
+
+def test_a_copy_taken_before_a_flush_is_refused_not_counted_twice():
+    """A copy carries the stored sizes of when it was taken; adopted after a flush it would add
+    its open interest again, so ``replace`` refuses it and the aggregates stay as flushed."""
+    cfg = config({})
+    app = ExchangeApp(cfg)
+    ctx = _GenesisContext(app.genesis(cfg))
+    lg = Ledger(ctx, app.markets)
+    sub_id = keys.subaccount_id(ALICE.public_key, 0)
+    acc = lg.account(sub_id)
+    acc.trade(0, BTC, -50_000 * USDC, 0)
+    lg.touch(acc)
+    early = acc.copy()  # taken before the flush
+    lg.flush()
+    fresh = lg.account(sub_id).copy()  # taken after: adopting it is the normal path
+    fresh.trade(0, BTC, -50_000 * USDC, 0)
+    lg.replace(fresh)
+    early.trade(0, BTC, -50_000 * USDC, 0)
+    with pytest.raises(RuntimeError, match="predates the last flush"):
+        lg.replace(early)
+    lg.flush()
+    assert ctx.deltas[keys.open_interest(0)] == 2 * BTC  # the fresh copy's change, once

@@ -392,7 +392,15 @@ class Ledger:
         return acc
 
     def replace(self, acc: Account) -> None:
-        """Adopt a modified copy of an account (after a hypothetical check passed)."""
+        """Adopt a modified copy of an account (after a hypothetical check passed).
+
+        The copy must have been taken since the last ``flush``: it carries the stored sizes and
+        the settled funding of when it was taken, so one taken before a flush would count its
+        open interest, holders and funding a second time. Such a copy is refused loudly (a bug
+        in the caller, not a business rejection) instead of corrupting the aggregates."""
+        current = self.accounts.get(acc.sub_id)
+        if current is not None and current.original_sizes is not acc.original_sizes:
+            raise RuntimeError(f"account {acc.sub_id.hex()} copy predates the last flush; take it again")
         self.accounts[acc.sub_id] = acc
         self.dirty[acc.sub_id] = acc
 
