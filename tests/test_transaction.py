@@ -65,6 +65,12 @@ def chain_id_not_utf8() -> bytes:
     return codec.encode(SignedTransaction(bytes(body), bytes(64)))
 
 
+def deep_payload(depth: int) -> bytes:
+    """A payload envelope whose body nests ``depth`` arrays: 1,500 levels fit the payload limit
+    and make msgspec's recursive skip of the ``Raw`` body raise ``RecursionError``."""
+    return codec.encode(Payload("Transfer", msgspec.Raw(b"\x91" * depth + b"\x00")))
+
+
 STATELESS_CASES = {
     "chain id not UTF-8": (chain_id_not_utf8(), errors.MalformedTransaction),
     "malformed": (b"\x92\xc4\x01", errors.MalformedTransaction),
@@ -81,6 +87,7 @@ STATELESS_CASES = {
         errors.MalformedTransaction,
     ),
     "payload not an envelope": (unsigned_with_payload(b"\x01"), errors.MalformedTransaction),
+    "deeply nested payload": (unsigned_with_payload(deep_payload(1500)), errors.MalformedTransaction),
     "oversize payload": (unsigned_with_payload(b"\x00" * 3500), errors.OversizeTransaction),
     "padded body": (padded_body(), errors.MalformedTransaction),
     "padded payload": (
@@ -241,3 +248,33 @@ def test_user_bytes_with_the_system_tag_never_enter_a_block():
         [SYSTEM_TAG + b"anything", transfer(ALICE, 0, BOB.public_key, 1)], 1, SequentialExecutor()
     )
     assert len(block.txs) == 1 and output.receipts[0].ok
+
+
+@pytest.mark.parametrize("depth", [40, 900, 1500])
+def test_a_deeply_nested_payload_fails_alike_at_any_stack_depth(depth):
+    """Where msgspec gives up on deep nesting depends on the caller's stack, and a receipt
+    carries the failure's message: a value nested beyond ``codec.MAX_NESTING`` must fail with
+    one message wherever it runs (a worker, a thread, a deeper call), or roots would differ."""
+    from paraexec.apps.transfers import TransfersApp
+    from paraexec.execution.runtime import ChainRuntime
+
+    runtime = ChainRuntime(TransfersApp(), CHAIN_ID)
+    raw = unsigned_with_payload(deep_payload(depth))
+
+    def at_depth(frames: int):
+        return runtime.prepare(raw) if frames == 0 else at_depth(frames - 1)
+
+    shallow, deep = runtime.prepare(raw), at_depth(800)
+    assert type(shallow.error) is type(deep.error) is errors.MalformedTransaction
+    assert str(shallow.error) == str(deep.error)
+    assert f"nested deeper than {codec.MAX_NESTING}" in str(shallow.error)
+
+
+def test_nesting_depth_reads_messagepack_structure_not_bytes():
+    """Array headers inside strings and binaries are not nesting; maps count; scans stop early."""
+    assert codec.nesting_depth(codec.encode(0)) == 0
+    assert codec.nesting_depth(codec.encode([b"\x91" * 100, "\x91" * 40])) == 1
+    assert codec.nesting_depth(codec.encode({"a": [[1], {"b": []}]})) == 3
+    assert codec.nesting_depth(codec.encode([[0] * 70_000, [[1]]])) == 3  # a wide (array32) list
+    assert codec.nesting_depth(b"\x91" * 10_000, limit=5) == 6
+    assert codec.nesting_depth(b"\x92\x91") == 2  # ends early: the depth seen so far

@@ -25,9 +25,83 @@ _int_decoder = msgspec.msgpack.Decoder(int)
 _ext_decoder = msgspec.msgpack.Decoder(msgspec.msgpack.Ext)
 
 #: What decoding untrusted bytes can raise: msgspec's errors (``ValidationError`` is a
-#: ``DecodeError``), and ``UnicodeDecodeError`` for a string that is not UTF-8, which msgspec
-#: raises as it is rather than as a ``DecodeError``.
-DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
+#: ``DecodeError``), ``UnicodeDecodeError`` for a string that is not UTF-8, which msgspec
+#: raises as it is rather than as a ``DecodeError``, and ``RecursionError`` for arrays or maps
+#: nested about a thousand deep (msgspec skips an unread value such as a ``Raw`` field
+#: recursively). Describe such a failure with ``decode_failure``, never with ``str(exc)``.
+DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+#: Nesting of arrays and maps beyond which a failed decode is reported as too deep (see
+#: ``decode_failure``); no consensus struct nests more than a few levels.
+MAX_NESTING = 32
+TOO_DEEP = f"arrays or maps nested deeper than {MAX_NESTING}"
+
+#: Bytes after a MessagePack scalar's first byte: the whole rest of the fixed-size forms (nil,
+#: booleans, floats, ints, fixext) and, for the variable ones (str, bin, ext), the length field
+#: (ext: and its type byte), after which ``nesting_depth`` skips the announced length.
+_FIXED_TAIL = {
+    0xC0: 0, 0xC2: 0, 0xC3: 0, 0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8,
+    0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8, 0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9, 0xD8: 17,
+}  # fmt: skip
+_LENGTH_PREFIX = {0xC4: 1, 0xC5: 2, 0xC6: 4, 0xC7: 2, 0xC8: 3, 0xC9: 5, 0xD9: 1, 0xDA: 2, 0xDB: 4}
+_WIDE_CONTAINERS = {0xDC: (2, 1), 0xDD: (4, 1), 0xDE: (2, 2), 0xDF: (4, 2)}  # prefix bytes, items per entry
+
+
+def nesting_depth(data: bytes, limit: int = MAX_NESTING) -> int:
+    """How deep arrays and maps nest in the first MessagePack object of ``data``, counted up to
+    ``limit + 1`` (the scan stops there); bytes that end early or are not MessagePack end the
+    scan with the depth seen so far. An iterative scan: it cannot itself run out of stack."""
+    open_items: list[int] = []  # items still to come in each open container
+    deepest = 0
+    at, size = 0, len(data)
+    while at < size:
+        first = data[at]
+        at += 1
+        if first <= 0x7F or first >= 0xE0:  # fixint
+            items = 0
+        elif first <= 0x9F:  # fixmap (0x80-0x8f) or fixarray (0x90-0x9f)
+            items = (first & 0x0F) * (2 if first <= 0x8F else 1)
+        elif first <= 0xBF:  # fixstr
+            at += first & 0x1F
+            items = 0
+        elif first in _WIDE_CONTAINERS:
+            width, per_entry = _WIDE_CONTAINERS[first]
+            items = int.from_bytes(data[at : at + width], "big") * per_entry
+            at += width
+        elif first in _FIXED_TAIL:
+            at += _FIXED_TAIL[first]
+            items = 0
+        elif first in _LENGTH_PREFIX:
+            width = _LENGTH_PREFIX[first]
+            length_width = width - 1 if first in (0xC7, 0xC8, 0xC9) else width  # ext: a type byte follows
+            at += width + int.from_bytes(data[at : at + length_width], "big")
+            items = 0
+        else:  # 0xc1: never used
+            return deepest
+        if items:
+            open_items.append(items)
+            deepest = max(deepest, len(open_items))
+            if deepest > limit:
+                return deepest
+            continue
+        while open_items:  # a complete item: count it in its container, closing the finished ones
+            open_items[-1] -= 1
+            if open_items[-1]:
+                break
+            open_items.pop()
+        if not open_items:
+            return deepest
+    return deepest
+
+
+def decode_failure(data: bytes | msgspec.Raw, exc: BaseException) -> str:
+    """The reason to report for bytes that failed to decode with ``exc``. A receipt carries it,
+    so it must not depend on where the decode ran: ``RecursionError`` comes at a depth that
+    depends on the caller's stack (a worker process, a thread, a deeper call), and a value
+    nested just below that depth fails elsewhere with a schema error instead. Every failure
+    of a value nested beyond ``MAX_NESTING`` is therefore reported the same way."""
+    return TOO_DEEP if nesting_depth(bytes(data)) > MAX_NESTING else str(exc)
+
 
 #: MessagePack extension type of an integer state value outside MessagePack's integer range.
 BIG_INT_EXT = 1

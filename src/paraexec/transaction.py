@@ -83,7 +83,16 @@ def decode_payload_envelope(data: bytes) -> Payload:
     try:
         return _payload_decoder.decode(data)
     except codec.DECODE_ERRORS as exc:
-        raise MalformedTransaction(f"payload: {exc}") from None
+        raise malformed_payload(data, exc) from None
+
+
+def malformed_payload(data: bytes, exc: BaseException, part: str = "payload") -> MalformedTransaction:
+    """The error for a payload (envelope bytes ``data``) whose envelope or body (``part``: its
+    type name) did not decode. A body nested too deep fails as the same error at either stage:
+    whether the envelope's skip over the body or the body's own decoding gives up first depends
+    on the caller's stack (``codec.decode_failure``)."""
+    reason = codec.decode_failure(data, exc)
+    return MalformedTransaction(f"{'payload' if reason == codec.TOO_DEEP else part}: {reason}")
 
 
 def encode_body(tx: Transaction) -> bytes:
@@ -117,7 +126,7 @@ def decode_signed(raw: bytes, chain_id: str, verify_signature: bool = True) -> T
         signed = _signed_decoder.decode(raw)
         tx = _tx_decoder.decode(signed.body)
     except codec.DECODE_ERRORS as exc:
-        raise MalformedTransaction(str(exc)) from None
+        raise MalformedTransaction(codec.decode_failure(raw, exc)) from None
     if codec.encode(signed) != raw:
         raise MalformedTransaction("envelope not in canonical form (re-encoded or padded)")
     if len(tx.payload) > MAX_PAYLOAD_BYTES:

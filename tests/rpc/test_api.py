@@ -153,8 +153,12 @@ def test_flood_beyond_capacity_gets_429(api):
 
 
 def test_a_malformed_item_of_a_batch_gets_its_own_error(tmp_path):
-    """Bad hex or an oversize item in ``submit_txs`` is answered per item; the others are admitted."""
-    from paraexec.transaction import MAX_TX_BYTES
+    """Bad hex, an oversize item or a payload nested too deep to decode (msgspec's
+    ``RecursionError``) in ``submit_txs`` is answered per item; the others are admitted."""
+    import msgspec
+
+    from paraexec import codec
+    from paraexec.transaction import MAX_TX_BYTES, Payload
 
     store = LmdbStore(tmp_path)
     Chain.create(store, ChainConfig(CHAIN, "transfers", {"accounts": {k.public_key.hex(): 1000 for k in KEYS}}))
@@ -162,12 +166,16 @@ def test_a_malformed_item_of_a_batch_gets_its_own_error(tmp_path):
     node = Node(NodeConfig(tmp_path))
     with TestClient(create_app(node, manage_node=False)) as client:
         good = transfer(KEYS[1], 0)
-        txs = ["zz", good.hex(), "00" * (MAX_TX_BYTES + 2)]  # too long to be read at all
-        results = rpc(client, "submit_txs", {"txs": txs}).json()["result"]["results"]
+        deep = sign(KEYS[2], CHAIN, 0, codec.encode(Payload("Transfer", msgspec.Raw(b"\x91" * 1500 + b"\x00"))))
+        txs = ["zz", good.hex(), "00" * (MAX_TX_BYTES + 2), deep.hex()]  # too long to be read at all
+        answer = rpc(client, "submit_txs", {"txs": txs})
+        assert answer.status_code == 200
+        results = answer.json()["result"]["results"]
         assert [(r["hash"], r.get("error", {}).get("name")) for r in results] == [
             (None, "MALFORMED"),
             (tx_hash(good).hex(), None),
             (None, "OVERSIZE"),
+            (tx_hash(deep).hex(), "MALFORMED"),
         ]
         assert [r["error"]["code"] for r in (results[0], results[2])] == [2, 3] and len(node.mempool) == 1
     node.stop()

@@ -34,7 +34,6 @@ from .. import codec
 from .. import transaction as txmod
 from ..errors import (
     InvalidTransaction,
-    MalformedTransaction,
     NonceGap,
     OversizeTransaction,
     ReplayedNonce,
@@ -198,7 +197,7 @@ class ChainRuntime:
         try:
             return decoder.decode(envelope.body)
         except codec.DECODE_ERRORS as exc:
-            raise MalformedTransaction(f"{envelope.type}: {exc}") from None
+            raise txmod.malformed_payload(data, exc, envelope.type) from None
 
     def prepare(self, raw: bytes) -> Prepared:
         return self._prepare(raw, self.verify_signatures)

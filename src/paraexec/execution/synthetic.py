@@ -93,7 +93,7 @@ class SyntheticRuntime:
         try:
             return _decoder.decode(raw)
         except codec.DECODE_ERRORS as exc:
-            return MalformedTransaction(str(exc))
+            return MalformedTransaction(codec.decode_failure(raw, exc))
 
     def execute(self, prepared: SynthTx | MalformedTransaction, ctx: TxContext) -> Receipt:
         if isinstance(prepared, MalformedTransaction):
