@@ -9,8 +9,12 @@ replace this module without touching it.
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 import socket
 import struct
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection, wait
 
 #: Socket buffer size asked for on each end of a worker's pipe (the kernel caps it at its
@@ -85,17 +89,27 @@ class WorkerPool:
         return [p.pid for p in self.procs if p.pid is not None]
 
     def start(self) -> None:
+        """Start the workers with SIGINT ignored in them. Ctrl-C reaches a terminal's whole
+        process group, and stopping the workers is the coordinator's job (``stop``, or the EOF
+        its exit leaves on their pipes); a worker interrupted while it starts or mid-message
+        would only print a ``KeyboardInterrupt`` traceback. An ignored signal stays ignored
+        across the spawn's exec (a handler would not), and Python leaves an ignored SIGINT
+        alone at start-up, so this covers the new interpreter's imports too; ``worker.main``
+        ignores it again for pools started off the main thread (the node's producer), where
+        only the main thread may change handlers. Here SIGINT is also blocked meanwhile, so
+        a Ctrl-C during the spawn stays pending and reaches the coordinator afterwards."""
         from . import worker  # here: ``worker`` imports this module
 
         ctx = mp.get_context("spawn")
-        for index in range(self.size):
-            parent, child = ctx.Pipe(duplex=True)
-            widen(parent)
-            proc = ctx.Process(target=worker.main, args=(child,), name=f"paraexec-worker-{index}", daemon=True)
-            proc.start()
-            child.close()  # only the worker holds its end: a dead worker reads as EOF here
-            self.procs.append(proc)
-            self.conns.append(parent)
+        with _sigint_ignored_for_children():
+            for index in range(self.size):
+                parent, child = ctx.Pipe(duplex=True)
+                widen(parent)
+                proc = ctx.Process(target=worker.main, args=(child,), name=f"paraexec-worker-{index}", daemon=True)
+                proc.start()
+                child.close()  # only the worker holds its end: a dead worker reads as EOF here
+                self.procs.append(proc)
+                self.conns.append(parent)
 
     def send(self, index: int, data: bytes) -> None:
         try:
@@ -145,3 +159,21 @@ class WorkerPool:
             conn.close()
         self.procs.clear()
         self.conns.clear()
+
+
+@contextmanager
+def _sigint_ignored_for_children() -> Iterator[None]:
+    """SIGINT ignored (so inherited as ignored by processes spawned meanwhile) and blocked (so
+    a Ctrl-C meanwhile is held, not dropped: Linux keeps a blocked signal pending even while
+    it is ignored); both restored after. Off the main thread, where handlers cannot change,
+    nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if handler is None else handler)  # None: not set from Python
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import gc
 import os
 import pickle
+import signal
 import time
 import traceback
 from bisect import bisect_left, bisect_right
@@ -561,6 +562,7 @@ class WorkerState:
 def main(conn: Connection) -> None:
     """Worker process entry point: serve messages until ``Shutdown`` or the pipe closes."""
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's (``transport.WorkerPool.start``)
     widen(conn)
     lower_priority()
     state = WorkerState(conn)
