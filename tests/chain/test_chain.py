@@ -113,6 +113,50 @@ def test_damaged_bytes_are_a_typed_error_not_a_decoder_crash():
             Chain.open(store)
 
 
+def test_a_store_this_version_cannot_run_or_whose_blocks_do_not_add_up_is_refused_at_open():
+    """Each way a store can be damaged or foreign is a typed error at ``Chain.open`` (the CLI
+    and the node print it), never a traceback from deeper in: an application this version
+    lacks, a layout record that is not text, a head block missing (the height record ahead
+    of the blocks), a state whose root is not the last block's. Nothing is written."""
+    import json
+
+    from paraexec.errors import CorruptStore, IncompatibleStore
+
+    def damaged(change) -> MemoryStore:
+        chain = transfers_chain()
+        chain.produce_block([transfer(ALICE, 0, BOB.public_key, 5)], 1, SequentialExecutor())
+        Chain.open(chain.store)  # undamaged: opens
+        change(chain.store)
+        return chain.store
+
+    def foreign_app(store):
+        config = json.loads(store._meta["chain"])
+        store._meta["chain"] = json.dumps({**config, "app": "nope"}).encode()
+
+    def binary_layout(store):
+        config = json.loads(store._meta["chain"])
+        store._meta["chain"] = json.dumps({**config, "app": "exchange", "app_config": {}}).encode()
+        store._meta["state_layout"] = b"\xff\xfe"
+
+    def height_ahead(store):
+        store._height = 5
+
+    def state_changed(store):
+        store._accumulator += 1
+
+    cases = [
+        (foreign_app, IncompatibleStore, "cannot run the stored chain: unknown application 'nope'"),
+        (binary_layout, IncompatibleStore, "written with layout \ufffd"),
+        (height_ahead, CorruptStore, "block 5 is missing from the store"),
+        (state_changed, CorruptStore, "is not the root of the last block"),
+    ]
+    for change, error, message in cases:
+        with pytest.raises(error, match=message):
+            Chain.open(damaged(change))
+    with pytest.raises(KeyError):  # above the chain's height: the caller's mistake, not damage
+        transfers_chain().block(1)
+
+
 def test_transactions_are_indexed_by_hash():
     from paraexec.transaction import tx_hash
 

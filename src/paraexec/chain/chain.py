@@ -107,14 +107,23 @@ class Chain:
             config = ChainConfig.from_json(raw)
         except (ValueError, TypeError) as exc:  # JSON, UTF-8 or missing/unknown fields
             raise CorruptStore(f"the chain's metadata cannot be read ({type(exc).__name__}: {exc})") from None
-        chain = cls(store, config, verify_signatures)
+        try:
+            chain = cls(store, config, verify_signatures)
+        except (ValueError, TypeError) as exc:  # an application this version lacks, or its config refused
+            raise IncompatibleStore(f"this version cannot run the stored chain: {exc}") from None
         layout = chain._state_layout()
         stored = store.get_meta("state_layout")
         if layout is not None and stored != layout:
-            written = "an unrecorded (older)" if stored is None else f"layout {stored.decode()}"
+            written = "an unrecorded (older)" if stored is None else f"layout {stored.decode(errors='replace')}"
             raise IncompatibleStore(
                 f"this {chain.config.app} chain was written with {written} state layout; this version"
                 f" uses layout {layout.decode()}: start a new chain (fresh --data), or use the version that wrote it"
+            )
+        head = chain.block(store.height)
+        if head.header.state_root != store.root:
+            raise CorruptStore(
+                f"the stored state's root {store.root.hex()[:16]} is not the root of the last block"
+                f" ({store.height}: {head.header.state_root.hex()[:16]}): the state was changed outside paraexec"
             )
         return chain
 
@@ -129,8 +138,12 @@ class Chain:
         return self.store.height
 
     def block(self, height: int) -> Block:
+        """The block at ``height``: ``KeyError`` above the chain's height, ``CorruptStore`` for
+        one at or below it that the store lacks or cannot decode (damaged outside paraexec)."""
         block = read_block(self.store, height)
         if block is None:
+            if 0 <= height <= self.height:
+                raise CorruptStore(f"block {height} is missing from the store (the chain's height is {self.height})")
             raise KeyError(height)
         return block
 
