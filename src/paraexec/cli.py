@@ -25,7 +25,7 @@ from .chain import Chain, ChainConfig, ReplayMismatch
 from .chain.node import NodeAlreadyRunning, lock_data_dir
 from .cli_errors import err_console, fail, must_hold_chain
 from .errors import CorruptStore, IncompatibleStore
-from .execution.registry import executor_names, make_executor
+from .execution.registry import MAX_WORKERS, executor_names, make_executor
 from .execution.runtime import SYSTEM_TAG, nonce_key
 from .state import LmdbStore, MemoryStore
 from .workloads import make_workload, workload_names
@@ -46,7 +46,7 @@ COMMAND_MODULES = (
 
 DataOpt = Annotated[Path, typer.Option("--data", help="chain store directory (LMDB)")]
 ExecutorOpt = Annotated[str, typer.Option("--executor", help=", ".join(executor_names()))]
-WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="worker threads/processes")]
+WorkersOpt = Annotated[int, typer.Option("--workers", min=1, max=MAX_WORKERS, help="worker threads/processes")]
 
 
 def default_genesis() -> ChainConfig:

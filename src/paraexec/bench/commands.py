@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..cli_errors import fail
-from ..execution.registry import executor_names
+from ..execution.registry import MAX_WORKERS, executor_names
 from ..workloads import make_workload, workload_names, workload_params
 from ..workloads.binance import MarketDataError
 from .harness import AA, BenchConfig, parallel_share, quartile_range, run_bench, steady_cell
@@ -177,8 +177,8 @@ def bench(
             "shock_ppm": [shock_ppm] if shock_at else [],
         }
         worker_counts = list(dict.fromkeys(split_list(workers, int, "--workers")))
-        if not worker_counts or min(worker_counts) < 1:
-            raise ValueError(f"--workers must list counts >= 1, got {workers!r}")
+        if not worker_counts or min(worker_counts) < 1 or max(worker_counts) > MAX_WORKERS:
+            raise ValueError(f"--workers must list counts 1..{MAX_WORKERS}, got {workers!r}")
         points = sweep_points(workload, options)
         ignored = [name for name, values in options.items() if values and name not in workload_params(workload)]
         if ignored:

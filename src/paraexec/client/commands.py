@@ -15,13 +15,13 @@ def register(app: typer.Typer) -> None:
             str, typer.Option("--rpc", help="node URL (or HOST:PORT, as `node --rpc`)")
         ] = "http://127.0.0.1:8545",
         workload: Annotated[str, typer.Option(help="perps or transfers")] = "perps",
-        rate: Annotated[float, typer.Option(min=1, help="target transactions per second")] = 200,
-        duration: Annotated[float, typer.Option(min=0.1, help="seconds of load")] = 10,
+        rate: Annotated[float, typer.Option(min=1, max=1_000_000, help="target transactions per second")] = 200,
+        duration: Annotated[float, typer.Option(min=0.1, max=86_400, help="seconds of load")] = 10,
         accounts: Annotated[
-            int | None, typer.Option(help="accounts to use (default: perps 100, transfers 1000)")
+            int | None, typer.Option(min=1, help="accounts to use (default: perps 100, transfers 1000)")
         ] = None,
         seed: Annotated[str, typer.Option(help="genesis seed (perps: dev seed text; transfers: workload seed)")] = "",
-        drain: Annotated[float, typer.Option(help="seconds to wait for the last inclusions")] = 15,
+        drain: Annotated[float, typer.Option(min=0, max=3_600, help="seconds to wait for the last inclusions")] = 15,
         as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     ) -> None:
         """Submit --rate tx/s of --workload for --duration s; report tx/s and p50/p99 inclusion latency.

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from ..execution.registry import MAX_WORKERS
+
 
 def parse_listen(text: str) -> tuple[str, int]:
     """``HOST:PORT`` (IPv6 as ``[::1]:PORT``) -> (host, port)."""
@@ -69,8 +71,8 @@ def register(app: typer.Typer) -> None:
         data: Annotated[Path, typer.Option("--data", help="chain store directory (run `paraexec init` first)")],
         rpc: Annotated[str, typer.Option("--rpc", help="HOST:PORT for the JSON-RPC/WebSocket API")] = "127.0.0.1:8545",
         executor: Annotated[str, typer.Option(help="block executor (see `paraexec executors`)")] = "sequential",
-        workers: Annotated[int, typer.Option(min=1, help="executor workers")] = 1,
-        block_time: Annotated[float, typer.Option(min=0.01, help="seconds between blocks")] = 1.0,
+        workers: Annotated[int, typer.Option(min=1, max=MAX_WORKERS, help="executor workers")] = 1,
+        block_time: Annotated[float, typer.Option(min=0.01, max=86_400, help="seconds between blocks")] = 1.0,
         max_block_txs: Annotated[int, typer.Option(min=1, help="user transactions per block")] = 1000,
         mempool_size: Annotated[int, typer.Option(min=1, help="mempool capacity (transactions)")] = 20_000,
         sender_quota: Annotated[int, typer.Option(min=1, help="pending transactions per sender")] = 256,
