@@ -280,6 +280,70 @@ def test_websocket_subscriptions(api):
         assert hot["height"] == info.height
 
 
+def test_websocket_subscribe_is_checked_as_every_request_is(api):
+    """``subscribe``/``unsubscribe`` are the connection's own methods, but their requests are
+    checked like the registry's: an id that is not a string, integer or null, or a missing
+    ``"jsonrpc": "2.0"``, is -32600; a notification (no id) subscribes without an answer."""
+    with api.websocket_connect("/ws") as ws:
+        for bad in (
+            {"jsonrpc": "2.0", "id": {"x": [1]}, "method": "subscribe", "params": ["blocks"]},
+            {"id": 1, "method": "subscribe", "params": ["blocks"]},
+        ):
+            ws.send_text(json.dumps(bad))
+            answer = json.loads(ws.receive_text())
+            assert answer["error"]["code"] == -32600 and answer["id"] in (None, 1), answer
+        ws.send_text(json.dumps({"jsonrpc": "2.0", "method": "subscribe", "params": ["blocks"]}))  # no answer
+        ws.send_text(json.dumps({"jsonrpc": "2.0", "id": 7, "method": "unsubscribe", "params": ["fills"]}))
+        assert json.loads(ws.receive_text()) == {"jsonrpc": "2.0", "id": 7, "result": {"topics": ["blocks"]}}
+
+
+def test_get_tx_answers_the_canonical_hash_however_it_was_asked(api):
+    """``0x``-prefixed or upper-case hex finds the same transaction and is answered in the one
+    form the node uses everywhere (lower-case, no prefix)."""
+    raw = transfer(KEYS[4], api.node.reader.nonce_of(KEYS[4].public_key))
+    rpc(api, "submit_tx", {"tx": raw.hex()})
+    txh = tx_hash(raw).hex()
+    for asked in ("0x" + txh, txh.upper(), "0X" + txh.upper()):
+        assert rpc(api, "get_tx", {"hash": asked}).json()["result"] == {"hash": txh, "status": "pending"}
+
+
+def test_a_client_gone_before_its_body_arrived_is_no_error(api, caplog):
+    """A client that disconnects mid-body has nobody to answer: the endpoint returns quietly,
+    without the ASGI error traceback that anyone could otherwise flood the log with."""
+    import asyncio
+
+    messages = [
+        {"type": "http.request", "body": b'{"jsonrpc"', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict] = []
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-length", b"100"), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    with caplog.at_level("ERROR"):
+        asyncio.run(api.app(scope, receive, send))
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert sent[0]["status"] == 400
+
+
 def test_tx_rate_counts_user_transactions_only():
     """An idle exchange node commits only its market ticks: its tx/s gauge reads 0, as its
     ``txs_committed_total`` counter does."""

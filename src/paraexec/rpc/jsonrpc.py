@@ -104,20 +104,29 @@ def response(req_id: Any, result: Any = None, error: RpcError | None = None) -> 
     return {"jsonrpc": "2.0", "id": req_id, "result": result}
 
 
+def envelope_error(req: Any) -> dict[str, Any] | None:
+    """The -32600 answer for a request that is not a JSON-RPC 2.0 request object (with an id
+    that is a string, an integer or null, and a string method); None for one that is."""
+    if not isinstance(req, dict):
+        return response(None, error=RpcError(INVALID_REQUEST, "request must be an object"))
+    req_id = req.get("id")
+    if not (req_id is None or isinstance(req_id, str) or (isinstance(req_id, int) and not isinstance(req_id, bool))):
+        return response(None, error=RpcError(INVALID_REQUEST, "id must be a string, an integer or null"))
+    if req.get("jsonrpc") != "2.0" or not isinstance(req.get("method"), str):
+        return response(req_id, error=RpcError(INVALID_REQUEST, 'need "jsonrpc": "2.0" and a string "method"'))
+    return None
+
+
 def handle_one(
     registry: Registry, req: Any, on_internal: Callable[[BaseException], None] | None = None
 ) -> tuple[dict[str, Any] | None, int]:
     """Answer one decoded request: (response or None for a notification, HTTP status)."""
-    if not isinstance(req, dict):
-        return response(None, error=RpcError(INVALID_REQUEST, "request must be an object")), 200
+    invalid = envelope_error(req)
+    if invalid is not None:
+        return invalid, 200
     req_id = req.get("id")
-    if not (req_id is None or isinstance(req_id, str) or (isinstance(req_id, int) and not isinstance(req_id, bool))):
-        return response(None, error=RpcError(INVALID_REQUEST, "id must be a string, an integer or null")), 200
-    method = req.get("method")
-    if req.get("jsonrpc") != "2.0" or not isinstance(method, str):
-        return response(req_id, error=RpcError(INVALID_REQUEST, 'need "jsonrpc": "2.0" and a string "method"')), 200
     try:
-        result = registry.call(method, req.get("params"))
+        result = registry.call(req["method"], req.get("params"))
     except RpcError as exc:
         answer, status = response(req_id, error=exc), exc.http_status
     except InvalidTransaction as exc:

@@ -238,15 +238,15 @@ class Methods:
             receipts = self.reader.receipts(height) or []
             receipt = receipts[index] if index < len(receipts) else None
             return {
-                "hash": p.hash.lower(),
+                "hash": txh.hex(),
                 "status": "committed",
                 "height": height,
                 "index": index,
                 "receipt": receipt_json(receipt) if receipt is not None else None,
             }
         if self.node.mempool.get(txh) is not None:
-            return {"hash": p.hash.lower(), "status": "pending"}
-        return {"hash": p.hash.lower(), "status": "unknown"}
+            return {"hash": txh.hex(), "status": "pending"}
+        return {"hash": txh.hex(), "status": "unknown"}
 
     # -- state -----------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from ..chain.node import BlockInfo, Node
 from . import dashboard, metrics
@@ -41,6 +42,7 @@ from .jsonrpc import (
     PARSE_ERROR,
     Registry,
     RpcError,
+    envelope_error,
     handle_one,
     invalid_params,
     jsonable,
@@ -153,11 +155,16 @@ def create_app(node: Node, manage_node: bool = True) -> FastAPI:
         if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
             return _json_response(response(None, error=RpcError(INVALID_REQUEST, "request body too large")), 413)
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                return _json_response(response(None, error=RpcError(INVALID_REQUEST, "request body too large")), 413)
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    return _json_response(
+                        response(None, error=RpcError(INVALID_REQUEST, "request body too large")), 413
+                    )
+                chunks.append(chunk)
+        except ClientDisconnect:  # gone before its body arrived: nobody to answer, nothing to log
+            return Response(status_code=400)
         payload = _parse(b"".join(chunks))
         if isinstance(payload, RpcError):
             return _json_response(response(None, error=payload))
@@ -198,15 +205,21 @@ def create_app(node: Node, manage_node: bool = True) -> FastAPI:
         if isinstance(req, RpcError):
             return response(None, error=req)
         if isinstance(req, dict) and req.get("method") in ("subscribe", "unsubscribe"):
+            # the connection's own methods, checked as the registry's are (``handle_one``)
+            invalid = envelope_error(req)
+            if invalid is not None:
+                return invalid
             try:
                 topics = subscription_topics(req.get("params"))
             except RpcError as exc:
-                return response(req.get("id"), error=exc)
-            if req["method"] == "subscribe":
-                sub.topics.update(topics)
+                answer = response(req.get("id"), error=exc)
             else:
-                sub.unsubscribe(topics)
-            return response(req.get("id"), {"topics": sorted(sub.topics)})
+                if req["method"] == "subscribe":
+                    sub.topics.update(topics)
+                else:
+                    sub.unsubscribe(topics)
+                answer = response(req.get("id"), {"topics": sorted(sub.topics)})
+            return answer if "id" in req else None  # a notification is not answered
         answer, _status = await run_in_threadpool(handle_payload, registry, req)
         return answer
 
