@@ -201,3 +201,16 @@ def test_bench_commit_writes_its_measurement_as_json(tmp_path):
     assert record["commit_us_per_key"] > 0 and record["total_us_per_key_np"] > 0 and record["machine"]["cpu_count"]
     refused = runner.invoke(app, [*args[:-1], str(tmp_path)])  # a directory: refused before measuring
     assert refused.exit_code == 2 and "cannot write" in error_text(refused)
+
+
+def test_run_on_a_broken_recording_says_what_it_committed(tmp_path):
+    """The replay workload reads its recording as blocks need it: a file that is not one stops
+    the run with a message naming the file and what this run committed before it."""
+    recording = tmp_path / "broken.gz"
+    recording.write_bytes(bytes(range(256)) * 20)
+    data = str(tmp_path / "chain")
+    args = ["run", "--data", data, "--workload", "replay", "--data-file", str(recording)]
+    result = runner.invoke(app, [*args, "--accounts", "10", "--block-size", "20", "--blocks", "3"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    text = error_text(result)
+    assert "broken.gz" in text and "0 blocks of this run committed before it; the chain is at height 0" in text

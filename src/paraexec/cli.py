@@ -189,7 +189,7 @@ def run(
     chain = Chain(store, config, verify_signatures)
     engine = make_executor(executor, workers)
     console.print("height  txs  ok  system  seconds  tx/s  re-exec  root")  # txs, ok: user transactions
-    total_txs, total_s = 0, 0.0
+    total_txs, total_s, produced = 0, 0.0, 0
     try:
         nonce_of = nonce_reader(store.get)
         upcoming: list[bytes] | None = gen.block(chain.height + 1, block_size, nonce_of)
@@ -201,6 +201,7 @@ def run(
             started = time.perf_counter()
             block, output = chain.produce_block(txs, when, engine, upcoming)
             seconds = time.perf_counter() - started
+            produced += 1
             ok = sum(r.ok for r in output.receipts[: len(txs)])  # the application's system txs follow them
             total_txs += len(txs)
             total_s += seconds
@@ -216,7 +217,9 @@ def run(
             )
             console.print("  ".join(row))
     except MarketDataError as exc:  # the replay workload reads its recording as it goes
-        fail(f"{workload}: {exc} (blocks before it are committed)")
+        fail(
+            f"{workload}: {exc} ({produced} blocks of this run committed before it; the chain is at height {chain.height})"
+        )
     finally:
         engine.close()
         store.close()
