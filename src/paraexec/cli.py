@@ -235,7 +235,7 @@ def run(
 
 @app.command()
 def replay(data: DataOpt, executor: ExecutorOpt = "sequential", workers: WorkersOpt = 2) -> None:
-    """Re-execute every stored block from genesis and check each root and receipt list."""
+    """Re-execute every stored block from genesis and check each root and receipt list, then the stored state."""
     must_know_executor(executor)
     store = open_store(data, readonly=True)
     chain = open_chain(store)
@@ -259,7 +259,7 @@ def replay(data: DataOpt, executor: ExecutorOpt = "sequential", workers: Workers
     seconds = time.perf_counter() - started
     console.print(
         f"[green]replayed {count} blocks ({txs} user txs, {re_executions} re-executions) with {executor} in {seconds:.2f}s: "
-        "every root and receipt matches[/]"
+        "every root and receipt matches, and the stored state is the replayed one[/]"
     )
 
 

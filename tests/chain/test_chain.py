@@ -12,6 +12,7 @@ from itertools import pairwise
 import lmdb
 import pytest
 
+from paraexec import codec
 from paraexec.chain import Chain, ReplayMismatch
 from paraexec.execution import SequentialExecutor
 from paraexec.state import LmdbStore, MemoryStore
@@ -45,6 +46,25 @@ def test_same_seed_gives_same_chain_in_two_processes(tmp_path):
     other = paraexec(*args[:-1], "8", "--data", str(tmp_path / "c"))
     assert other.wait(120) == 0
     assert stored_chain(tmp_path / "c")[1] != chain_a[1]
+
+
+def test_replay_detects_state_values_changed_outside_paraexec():
+    """The roots vouch for the stored accumulator, not for the values beside it: a value changed
+    (or a key added or removed) without the accumulator is found by comparing the stored state
+    with the replayed one after the last block."""
+    from paraexec.apps.transfers import balance_key
+
+    for change in (
+        lambda state: state.__setitem__(balance_key(ALICE.public_key), codec.encode_int(10**9)),
+        lambda state: state.__setitem__(b"\xff stray", b"\x00"),
+        lambda state: state.pop(balance_key(BOB.public_key)),
+    ):
+        chain = transfers_chain()
+        chain.produce_block([transfer(ALICE, 0, BOB.public_key, 5)], 1, SequentialExecutor())
+        assert len(list(chain.replay(SequentialExecutor(), scratch=MemoryStore()))) == 1
+        change(chain.store._state)
+        with pytest.raises(ReplayMismatch, match="stored state differs from the replayed one"):
+            list(chain.replay(SequentialExecutor(), scratch=MemoryStore()))
 
 
 def test_replay_detects_a_tampered_block():

@@ -26,6 +26,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import zip_longest
 from typing import Any
 
 from .. import codec
@@ -213,7 +214,8 @@ class Chain:
 
     def replay(self, executor: Executor, scratch: StateStore | None = None) -> Iterator[tuple[Block, BlockOutput]]:
         """Re-execute the chain from genesis; raise ``ReplayMismatch`` on any root or receipt
-        difference, or a header that does not follow its parent (``must_link``).
+        difference, a header that does not follow its parent (``must_link``), or, after the last
+        block, a stored state that is not the replayed one (``must_hold_state``).
 
         Blocks are re-executed on ``scratch`` (a fresh store; by default a temporary LMDB directory,
         so process-based executors read it directly), never on this chain's own store.
@@ -239,6 +241,27 @@ class Chain:
                     raise ReplayMismatch(f"block {height}: receipts differ from stored")
                 fresh.store.commit_block(height, output.write_set, output.accumulator, codec.encode(block), b"")
                 yield block, output
+            self.must_hold_state(fresh.store, parent.header.height)
+
+    def must_hold_state(self, replayed: StateStore, height: int) -> None:
+        """``ReplayMismatch`` unless this chain's stored state is, key for key and value for
+        value, ``replayed`` (the state its blocks up to ``height`` produce). The roots vouch
+        only for the stored accumulator, which values changed outside paraexec leave as it was,
+        so only this finds them. Skipped when the chain moved past ``height`` meanwhile (a
+        node appending to it as it was replayed): ``items`` reads the latest commit, so a
+        difference counts only while the store, refreshed, is still at ``height``."""
+        if self.store.height != height:
+            return
+        pairs = zip_longest(self.store.items(), replayed.items(), fillvalue=(None, None))
+        for (key, value), (expected_key, expected) in pairs:
+            if key != expected_key or value != expected:
+                refresh = getattr(self.store, "refresh", None)
+                if refresh is not None:
+                    refresh()
+                    if self.store.height != height:
+                        return
+                where = min(k for k in (key, expected_key) if k is not None)
+                raise ReplayMismatch(f"the stored state differs from the replayed one at key {where.hex()[:64]}")
 
 
 def must_link(parent: Block, block: Block) -> None:
