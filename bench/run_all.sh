@@ -28,6 +28,10 @@ $PX bench --workload transfers --accounts 10000,2 --declare-access --block-size 
 # perps market simulation, 8 markets, price shock
 $PX bench --workload perps --accounts 1000 --markets 8 --shock-at 2 --block-size 3000 --blocks 3 \
   --executors $EXE --workers 2 --repeat 11 --aa --json $OUT/perps.json --report $OUT/perps.html
+# the same perps blocks with signatures already verified: what is left is execution, commit and root,
+# so this shows how much of the perps speedup is parallel execution rather than parallel signature checks
+$PX bench --workload perps --accounts 1000 --markets 8 --shock-at 2 --block-size 3000 --blocks 3 \
+  --executors $EXE,parallel-workers --workers 2 --repeat 7 --aa --no-verify-signatures --json $OUT/perps-noverify.json
 # real Binance BTCUSDT replay (one hot market)
 $PX bench --workload replay --accounts 200 --block-size 3000 --blocks 3 \
   --executors $EXE --workers 2 --repeat 11 --aa --json $OUT/replay.json --report $OUT/replay.html

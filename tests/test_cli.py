@@ -69,7 +69,6 @@ def test_bad_files_stores_and_arguments_get_a_message_not_a_traceback(tmp_path):
         (["run", "--workload", "replay", "--data-file", str(tmp_path)], 2, "not found"),
         # counts and times a command would spend minutes on, or overflow a timer with
         (["run", "--executor", "parallel", "--workers", "100000"], 2, "'--workers'"),
-        (["bench", "--workers", "1,300"], 2, "counts 1..256"),
         (["node", "--block-time", "1e12"], 2, "'--block-time'"),
         (["load", "--rpc", "127.0.0.1:9", "--accounts", "-3"], 2, "'--accounts'"),
         (["load", "--rpc", "127.0.0.1:9", "--rate", "inf"], 2, "'--rate'"),

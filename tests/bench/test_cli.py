@@ -38,7 +38,7 @@ def test_an_output_path_that_cannot_be_made_exits_2_before_running(tmp_path):
 
 
 def test_bad_outputs_workers_and_data_are_refused_before_running(tmp_path, monkeypatch):
-    """A directory as --json/--report, --workers below 1 and a --data in use are refused in a
+    """A directory as --json/--report, --workers outside 1..256 and a --data in use are refused in a
     second, nothing run (``run_bench`` would fail the test); nothing is left behind."""
     import paraexec.bench.commands as commands
 
@@ -49,8 +49,9 @@ def test_bad_outputs_workers_and_data_are_refused_before_running(tmp_path, monke
     cases = [
         (["--json", str(tmp_path / "adir")], "cannot write"),
         (["--report", str(tmp_path / "adir")], "cannot write"),
-        (["--workers", "0"], "--workers must list counts >= 1"),
-        (["--workers", "1,-1"], "--workers must list counts >= 1"),
+        (["--workers", "0"], "--workers must list counts 1..256"),
+        (["--workers", "1,-1"], "--workers must list counts 1..256"),
+        (["--workers", "2,257"], "--workers must list counts 1..256"),
         (["--data", str(tmp_path / "used")], "is not empty"),
         (["--executors", ""], "--executors names none"),
         (["--store", "memory", "--data", str(tmp_path / "kept")], "--store memory has none"),

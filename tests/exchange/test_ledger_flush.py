@@ -17,7 +17,8 @@ from .harness import ALICE, BTC, USDC, config
 from .test_liquidation_pins import _GenesisContext
 
 
-def test_a_second_flush_counts_only_what_changed_since_the_first():
+def alice_long_one_btc():
+    """A genesis context, a ledger on it and Alice's account, long one BTC in memory (not flushed)."""
     cfg = config({})
     app = ExchangeApp(cfg)
     ctx = _GenesisContext(app.genesis(cfg))
@@ -25,6 +26,11 @@ def test_a_second_flush_counts_only_what_changed_since_the_first():
     sub_id = keys.subaccount_id(ALICE.public_key, 0)
     acc = lg.account(sub_id)
     acc.trade(0, BTC, -50_000 * USDC, 0)
+    return ctx, lg, sub_id, acc
+
+
+def test_a_second_flush_counts_only_what_changed_since_the_first():
+    ctx, lg, sub_id, acc = alice_long_one_btc()
     acc.funding_dust = 7
     lg.touch(acc)
     lg.flush()
@@ -49,13 +55,7 @@ def test_a_second_flush_counts_only_what_changed_since_the_first():
 def test_a_copy_taken_before_a_flush_is_refused_not_counted_twice():
     """A copy carries the stored sizes of when it was taken; adopted after a flush it would add
     its open interest again, so ``replace`` refuses it and the aggregates stay as flushed."""
-    cfg = config({})
-    app = ExchangeApp(cfg)
-    ctx = _GenesisContext(app.genesis(cfg))
-    lg = Ledger(ctx, app.markets)
-    sub_id = keys.subaccount_id(ALICE.public_key, 0)
-    acc = lg.account(sub_id)
-    acc.trade(0, BTC, -50_000 * USDC, 0)
+    ctx, lg, sub_id, acc = alice_long_one_btc()
     lg.touch(acc)
     early = acc.copy()  # taken before the flush
     lg.flush()
