@@ -202,14 +202,29 @@ def test_bench_commit_writes_its_measurement_as_json(tmp_path):
     assert refused.exit_code == 2 and "cannot write" in error_text(refused)
 
 
-def test_run_on_a_broken_recording_says_what_it_committed(tmp_path):
-    """The replay workload reads its recording as blocks need it: a file that is not one stops
-    the run with a message naming the file and what this run committed before it."""
-    recording = tmp_path / "broken.gz"
-    recording.write_bytes(bytes(range(256)) * 20)
-    data = str(tmp_path / "chain")
-    args = ["run", "--data", data, "--workload", "replay", "--data-file", str(recording)]
-    result = runner.invoke(app, [*args, "--accounts", "10", "--block-size", "20", "--blocks", "3"])
+def test_run_on_a_broken_recording_fails_before_the_store_or_says_what_it_committed(tmp_path):
+    """A file that is not a recording is refused before anything is created (its first event is
+    read up front); one cut short mid-run stops the run with a message naming the file and what
+    this run committed before the break."""
+    import gzip
+
+    garbage = tmp_path / "garbage.gz"
+    garbage.write_bytes(bytes(range(256)) * 20)
+    empty = tmp_path / "empty.gz"
+    empty.write_bytes(gzip.compress(b""))
+    for recording, message in ((garbage, "not a complete gzip recording"), (empty, "holds no events")):
+        data = tmp_path / f"chain-{recording.stem}"
+        args = ["run", "--data", str(data), "--workload", "replay", "--data-file", str(recording), "--blocks", "1"]
+        result = runner.invoke(app, [*args, "--accounts", "10", "--block-size", "5"])  # deposits only
+        assert result.exit_code == 2 and message in error_text(result), result.output
+        assert not data.exists()
+    trade = '1 {"stream": "x", "data": {"e": "trade", "p": "100.5", "q": "0.002", "m": true}}\n'
+    cut = tmp_path / "cut.gz"
+    cut.write_bytes(gzip.compress(trade.encode() * 20_000)[:400])  # a few hundred trades, then cut
+    args = ["run", "--data", str(tmp_path / "chain"), "--workload", "replay", "--data-file", str(cut)]
+    result = runner.invoke(app, [*args, "--accounts", "10", "--block-size", "100", "--blocks", "50"])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     text = error_text(result)
-    assert "broken.gz" in text and "0 blocks of this run committed before it; the chain is at height 0" in text
+    assert "cut.gz: not a complete gzip recording" in text and "blocks of this run committed before it" in text
+    committed = int(text.split("(")[-1].split(" blocks of this run")[0])
+    assert committed >= 1 and f"the chain is at height {committed}" in text

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,13 @@ class ReplayWorkload:
         self.market = self.setup.market_params[MARKET_ID]
         self.signer = Signer(self.chain_id)
         self.flow = binance.OrderFlow(self.band_bps, self.max_level_qty)
-        self._actions: Iterator[binance.Action] = self.flow.actions(binance.read_events(self.path))
+        # the first event is read now, so a file that is not a recording fails before anything is
+        # created from it (a store, a genesis block), whether or not the first blocks need events
+        events = binance.read_events(self.path)
+        first = next(events, None)
+        if first is None:
+            raise binance.MarketDataError(f"{self.path}: the recording holds no events")
+        self._actions: Iterator[binance.Action] = self.flow.actions(chain([first], events))
         self.oracle_price = self.market.initial_price
         self.pending_mid: int | None = None
         self.orders: dict[tuple[int, int, int], deque[tuple[int, int]]] = {}  # (maker, side, px) -> (client_id, q)
