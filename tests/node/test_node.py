@@ -146,3 +146,14 @@ def test_start_up_reads_back_recent_blocks_up_to_a_transaction_budget(tmp_path, 
             assert [(i.height, i.txs) for i in node.recent] == expected
         finally:
             node.stop()
+
+
+def test_a_directory_lmdb_cannot_open_is_refused_and_released(tmp_path):
+    """A ``data.mdb`` that is not an LMDB database: ``IncompatibleStore`` naming the store (the
+    CLI prints it), and the directory's lock is released, so a later node can take it."""
+    from paraexec.errors import IncompatibleStore
+
+    (tmp_path / "data.mdb").write_bytes(b"not lmdb" * 1000)
+    for _ in range(2):  # the second try would raise NodeAlreadyRunning were the lock kept
+        with pytest.raises(IncompatibleStore, match="cannot open the chain store"):
+            Node(NodeConfig(tmp_path))

@@ -35,8 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import lmdb
+
 from .. import codec
-from ..errors import CorruptStore
+from ..errors import CorruptStore, IncompatibleStore
 from ..execution.contract import BlockOutput, Receipt
 from ..execution.registry import make_executor
 from ..execution.runtime import SYSTEM_TAG, nonce_key
@@ -167,7 +169,11 @@ class Node:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
         self._lock_file = lock_data_dir(config.data)
-        self.store = LmdbStore(config.data)
+        try:
+            self.store = LmdbStore(config.data)
+        except (lmdb.Error, OSError) as exc:  # a file, a corrupt or foreign database
+            self._lock_file.close()
+            raise IncompatibleStore(f"cannot open the chain store at {config.data}: {exc}") from None
         try:
             self.chain = Chain.open(self.store, verify_signatures=False)
         except BaseException:  # e.g. IncompatibleStore: nothing was started, release what was taken
