@@ -7,7 +7,7 @@ import typer
 from typer.testing import CliRunner
 
 from paraexec.cli import app
-from paraexec.rpc.commands import parse_listen
+from paraexec.rpc.commands import parse_listen, url_host
 
 
 def test_parse_listen():
@@ -16,6 +16,12 @@ def test_parse_listen():
     for bad in ("8545", "host:", "host:0", "host:70000", "host:x"):
         with pytest.raises(typer.BadParameter):
             parse_listen(bad)
+    # the address the node prints back: IPv6 in brackets, as a URL needs it
+    assert [url_host(parse_listen(t)[0]) for t in ("[::1]:1", "127.0.0.1:1", "localhost:1")] == [
+        "[::1]",
+        "127.0.0.1",
+        "localhost",
+    ]
 
 
 def test_node_refuses_a_directory_without_a_chain(tmp_path):

@@ -20,6 +20,11 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def url_host(host: str) -> str:
+    """``host`` as a URL writes it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
 def listen(host: str, port: int) -> list[socket.socket]:
     """Sockets bound to every address ``host`` resolves to (``localhost``: ::1 and 127.0.0.1), for
     uvicorn to serve on. Bound before the node starts: uvicorn runs the app's lifespan (which
@@ -118,7 +123,7 @@ def register(app: typer.Typer) -> None:
         cfg = node_.chain_config
         console.print(
             f"node [bold]{cfg.chain_id}[/] ({cfg.app}) at height {node_.chain.height}, "
-            f"{executor} x{workers}, block time {block_time}s; API http://{host}:{port}/ (dashboard), ws /ws",
+            f"{executor} x{workers}, block time {block_time}s; API http://{url_host(host)}:{port}/ (dashboard), ws /ws",
             highlight=False,
         )
         serve(node_, sockets, log_level)
