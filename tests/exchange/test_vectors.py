@@ -50,3 +50,23 @@ def test_cli_runs_vectors_and_exits_nonzero_on_failure(tmp_path):
     bad = runner.invoke(app, ["vectors", "run", str(path), str(VECTOR_DIR / "fill_with_fees.json")])
     assert bad.exit_code == 1
     assert "FAIL" in bad.output and "1 passed, 1 failed" in bad.output
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[]", "Expected `object`, got `array`"),
+        ('{"name": "x", "steps": "zz"}', "missing required field `config`"),
+        ('{"config": {}, "blocks": [{"time": "x"}]}', "at `$.blocks[0].time`"),
+        ('{"config": {}, "blocks": [{"time": 1, "txs": [{"signer": "bob", "type": "Nope"}]}]}', "['bob']"),
+        ("{bad", "not a vector"),
+    ],
+)
+def test_a_malformed_vector_is_reported_with_the_place_that_is_wrong(tmp_path, text, message):
+    from paraexec.exchange.vectors import MalformedVector
+
+    path = tmp_path / "v.json"
+    path.write_text(text)
+    with pytest.raises(MalformedVector, match="not a vector") as raised:
+        load_vector(path)
+    assert message in str(raised.value)

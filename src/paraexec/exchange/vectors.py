@@ -27,6 +27,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from .. import codec
 from ..chain import Chain, ChainConfig
 from ..crypto import SigningKey
@@ -150,6 +152,43 @@ def vector_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
+class _Tx(msgspec.Struct):
+    signer: str
+    type: str
+    args: dict[str, Any] = {}
+
+
+class _Block(msgspec.Struct):
+    time: int
+    txs: list[_Tx] = []
+    expect: list[dict[str, Any]] = []
+    expect_ticks: list[dict[str, Any]] = []
+
+
+class _Vector(msgspec.Struct):
+    """The shape of a vector (module docstring), checked on load so a malformed file is
+    reported with the place that is wrong, not as whatever the runner tripped over."""
+
+    config: dict[str, Any]
+    name: str = ""
+    description: str = ""
+    keys: dict[str, str] = {}
+    blocks: list[_Block] = []
+    post: dict[str, Any] = {}
+
+
+class MalformedVector(ValueError):
+    """A vector file that is not JSON or not a vector's shape."""
+
+
 def load_vector(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(path.read_text())
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+        vector = msgspec.convert(data, _Vector)
+    except (OSError, ValueError) as exc:  # unreadable, not JSON, or msgspec.ValidationError
+        raise MalformedVector(f"not a vector: {exc}") from None
+    unknown = sorted({tx.signer for block in vector.blocks for tx in block.txs} - vector.keys.keys())
+    unknown_types = sorted({tx.type for block in vector.blocks for tx in block.txs} - PAYLOAD_TYPES.keys())
+    if unknown or unknown_types:
+        raise MalformedVector(f"not a vector: unknown signers {unknown} or payload types {unknown_types}")
     return data
