@@ -295,6 +295,20 @@ def test_websocket_subscribe_is_checked_as_every_request_is(api):
         ws.send_text(json.dumps({"jsonrpc": "2.0", "method": "subscribe", "params": ["blocks"]}))  # no answer
         ws.send_text(json.dumps({"jsonrpc": "2.0", "id": 7, "method": "unsubscribe", "params": ["fills"]}))
         assert json.loads(ws.receive_text()) == {"jsonrpc": "2.0", "id": 7, "result": {"topics": ["blocks"]}}
+        batch = [  # subscriptions inside a batch, answered in order beside the registry's methods
+            {"jsonrpc": "2.0", "id": 8, "method": "subscribe", "params": ["fills"]},
+            {"jsonrpc": "2.0", "id": 9, "method": "status"},
+            {"jsonrpc": "2.0", "method": "unsubscribe", "params": ["blocks"]},
+            [1],
+            {"jsonrpc": "2.0", "id": 10, "method": "unsubscribe", "params": ["nope"]},
+        ]
+        ws.send_text(json.dumps(batch))
+        answers = json.loads(ws.receive_text())
+        assert answers[0] == {"jsonrpc": "2.0", "id": 8, "result": {"topics": ["blocks", "fills"]}}
+        assert answers[1]["id"] == 9 and answers[1]["result"]["chain_id"] == CHAIN
+        assert [a["error"]["code"] for a in answers[2:]] == [-32600, -32602] and len(answers) == 4
+        ws.send_text(json.dumps({"jsonrpc": "2.0", "id": 11, "method": "subscribe", "params": ["book"]}))
+        assert json.loads(ws.receive_text())["result"] == {"topics": ["book", "fills"]}  # blocks left in the batch
 
 
 def test_get_tx_answers_the_canonical_hash_however_it_was_asked(api):

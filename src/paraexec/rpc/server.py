@@ -201,25 +201,24 @@ def create_app(node: Node, manage_node: bool = True) -> FastAPI:
             hub.subscribers.discard(sub)
 
     async def ws_request(data: str | bytes, sub: Subscriber) -> Any:
+        """One WebSocket call's answer (None: none owed). ``subscribe`` and ``unsubscribe`` are
+        the connection's own methods, answered here, alone or as items of a batch; everything
+        else goes to the registry as over HTTP."""
         req = _parse(data)
         if isinstance(req, RpcError):
             return response(None, error=req)
-        if isinstance(req, dict) and req.get("method") in ("subscribe", "unsubscribe"):
-            # the connection's own methods, checked as the registry's are (``handle_one``)
-            invalid = envelope_error(req)
-            if invalid is not None:
-                return invalid
-            try:
-                topics = subscription_topics(req.get("params"))
-            except RpcError as exc:
-                answer = response(req.get("id"), error=exc)
-            else:
-                if req["method"] == "subscribe":
-                    sub.topics.update(topics)
+        if is_subscription(req):
+            return subscription_answer(req, sub)
+        if isinstance(req, list) and 0 < len(req) <= MAX_BATCH and any(is_subscription(r) for r in req):
+            answers = []
+            for item in req:  # in order: a subscription takes effect before the items after it
+                if is_subscription(item):
+                    answers.append(subscription_answer(item, sub))
+                elif not isinstance(item, dict):  # no batch inside a batch
+                    answers.append(envelope_error(item))
                 else:
-                    sub.unsubscribe(topics)
-                answer = response(req.get("id"), {"topics": sorted(sub.topics)})
-            return answer if "id" in req else None  # a notification is not answered
+                    answers.append((await run_in_threadpool(handle_payload, registry, item))[0])
+            return [a for a in answers if a is not None] or None
         answer, _status = await run_in_threadpool(handle_payload, registry, req)
         return answer
 
@@ -292,6 +291,29 @@ async def send_messages(socket: WebSocket, sub: Subscriber) -> None:
     except Exception:  # noqa: BLE001 - any failure to send: the connection is over
         with suppress(Exception):
             await socket.close()
+
+
+def is_subscription(req: Any) -> bool:
+    return isinstance(req, dict) and req.get("method") in ("subscribe", "unsubscribe")
+
+
+def subscription_answer(req: dict[str, Any], sub: Subscriber) -> dict[str, Any] | None:
+    """Subscribe or unsubscribe ``sub``, the request checked as the registry's are
+    (``envelope_error``); the answer, or None for a notification."""
+    invalid = envelope_error(req)
+    if invalid is not None:
+        return invalid
+    try:
+        topics = subscription_topics(req.get("params"))
+    except RpcError as exc:
+        answer = response(req.get("id"), error=exc)
+    else:
+        if req["method"] == "subscribe":
+            sub.topics.update(topics)
+        else:
+            sub.unsubscribe(topics)
+        answer = response(req.get("id"), {"topics": sorted(sub.topics)})
+    return answer if "id" in req else None
 
 
 def subscription_topics(params: Any) -> list[str]:
