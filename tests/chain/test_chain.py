@@ -62,6 +62,7 @@ def test_replay_detects_state_values_changed_outside_paraexec():
         chain = transfers_chain()
         chain.produce_block([transfer(ALICE, 0, BOB.public_key, 5)], 1, SequentialExecutor())
         assert len(list(chain.replay(SequentialExecutor(), scratch=MemoryStore()))) == 1
+        assert chain.state_checked
         change(chain.store._state)
         with pytest.raises(ReplayMismatch, match="stored state differs from the replayed one"):
             list(chain.replay(SequentialExecutor(), scratch=MemoryStore()))

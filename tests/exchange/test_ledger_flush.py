@@ -67,3 +67,17 @@ def test_a_copy_taken_before_a_flush_is_refused_not_counted_twice():
         lg.replace(early)
     lg.flush()
     assert ctx.deltas[keys.open_interest(0)] == 2 * BTC  # the fresh copy's change, once
+
+
+def test_a_stale_copy_of_an_account_without_positions_is_refused_too():
+    """No positions, so no open interest to count twice; but adopting a copy taken before the
+    flush would drop the balance the flush wrote (a lost update)."""
+    ctx, lg, _, _ = alice_long_one_btc()
+    idle = lg.account(keys.subaccount_id(ALICE.public_key, 1))
+    early = idle.copy()
+    idle.balance += 100
+    lg.touch(idle)
+    lg.flush()
+    early.balance -= 1
+    with pytest.raises(RuntimeError, match="predates the last flush"):
+        lg.replace(early)

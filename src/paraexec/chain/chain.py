@@ -83,6 +83,9 @@ class Chain:
         #: (height, hashes of its transactions, system ones included) of the block
         #: ``produce_block`` committed last, so its caller need not hash them again (``tx_hashes``)
         self._last_tx_hashes: tuple[int, list[bytes]] = (-1, [])
+        #: whether the last complete ``replay`` compared the stored state with the replayed one
+        #: (False: the chain moved on meanwhile, or no replay ran to its end)
+        self.state_checked = False
 
     @classmethod
     def create(cls, store: StateStore, config: ChainConfig) -> Chain:
@@ -241,17 +244,18 @@ class Chain:
                     raise ReplayMismatch(f"block {height}: receipts differ from stored")
                 fresh.store.commit_block(height, output.write_set, output.accumulator, codec.encode(block), b"")
                 yield block, output
-            self.must_hold_state(fresh.store, parent.header.height)
+            self.state_checked = self.must_hold_state(fresh.store, parent.header.height)
 
-    def must_hold_state(self, replayed: StateStore, height: int) -> None:
+    def must_hold_state(self, replayed: StateStore, height: int) -> bool:
         """``ReplayMismatch`` unless this chain's stored state is, key for key and value for
         value, ``replayed`` (the state its blocks up to ``height`` produce). The roots vouch
         only for the stored accumulator, which values changed outside paraexec leave as it was,
         so only this finds them. Skipped when the chain moved past ``height`` meanwhile (a
         node appending to it as it was replayed): ``items`` reads the latest commit, so a
-        difference counts only while the store, refreshed, is still at ``height``."""
+        difference counts only while the store, refreshed, is still at ``height``. Returns
+        whether the states were compared."""
         if self.store.height != height:
-            return
+            return False
         pairs = zip_longest(self.store.items(), replayed.items(), fillvalue=(None, None))
         for (key, value), (expected_key, expected) in pairs:
             if key != expected_key or value != expected:
@@ -259,9 +263,10 @@ class Chain:
                 if refresh is not None:
                     refresh()
                     if self.store.height != height:
-                        return
+                        return False
                 where = min(k for k in (key, expected_key) if k is not None)
                 raise ReplayMismatch(f"the stored state differs from the replayed one at key {where.hex()[:64]}")
+        return True
 
 
 def must_link(parent: Block, block: Block) -> None:

@@ -144,9 +144,10 @@ class Account:
 
     def written(self) -> None:
         """What was just flushed is the new baseline: a later flush of this (cached) account
-        counts only what changed since, so OI, holders and funding dust are not added twice."""
-        if self.original_sizes or self.positions:
-            self.original_sizes = {mid: p.size for mid, p in self.positions.items()}
+        counts only what changed since, so OI, holders and funding dust are not added twice.
+        Always a new dict, even an empty one: ``Ledger.replace`` tells a copy taken before this
+        flush by it."""
+        self.original_sizes = {mid: p.size for mid, p in self.positions.items()}
         self.funding_received = 0
         self.funding_dust = 0
 
@@ -394,10 +395,12 @@ class Ledger:
     def replace(self, acc: Account) -> None:
         """Adopt a modified copy of an account (after a hypothetical check passed).
 
-        The copy must have been taken since the last ``flush``: it carries the stored sizes and
-        the settled funding of when it was taken, so one taken before a flush would count its
-        open interest, holders and funding a second time. Such a copy is refused loudly (a bug
-        in the caller, not a business rejection) instead of corrupting the aggregates."""
+        The copy must have been taken since the last ``flush``: it carries the stored sizes, the
+        settled funding and the balance of when it was taken, so one taken before a flush would
+        count its open interest, holders and funding a second time and drop what the flush
+        wrote. Such a copy is refused loudly (a bug in the caller, not a business rejection)
+        instead of corrupting the aggregates; ``Account.written`` gives every flushed account a
+        new ``original_sizes``, which is what tells it."""
         current = self.accounts.get(acc.sub_id)
         if current is not None and current.original_sizes is not acc.original_sizes:
             raise RuntimeError(f"account {acc.sub_id.hex()} copy predates the last flush; take it again")

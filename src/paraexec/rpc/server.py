@@ -6,8 +6,9 @@ Routes:
   ``MAX_BODY_BYTES`` get HTTP 413 with a -32600 error; a full mempool gets HTTP 429.
   Handlers run on the thread pool (reads are LMDB snapshots, admission verifies signatures
   with the GIL released), so the event loop only parses and routes.
-- ``GET /ws``: WebSocket. Send ``{"method": "subscribe", "params": {"topics": [...]}}`` (topics:
-  ``blocks``, ``fills``, ``book``) and receive ``{"method": "subscription", "params": {"topic",
+- ``GET /ws``: WebSocket. Send ``{"jsonrpc": "2.0", "id": 1, "method": "subscribe", "params":
+  {"topics": [...]}}`` (topics: ``blocks``, ``fills``, ``book``; a JSON-RPC request like any other,
+  so without an ``id`` it subscribes unanswered; also as an item of a batch) and receive ``{"method": "subscription", "params": {"topic",
   "result"}}`` notifications; any other JSON-RPC method may be called over the socket as well
   (its answer is never dropped, and goes ahead of the notifications queued for the client).
 - ``GET /metrics``: Prometheus text. ``GET /``: the dashboard. ``GET /health``: liveness.

@@ -95,9 +95,7 @@ class WorkerPool:
         would only print a ``KeyboardInterrupt`` traceback. An ignored signal stays ignored
         across the spawn's exec (a handler would not), and Python leaves an ignored SIGINT
         alone at start-up, so this covers the new interpreter's imports too; ``worker.main``
-        ignores it again for pools started off the main thread (the node's producer), where
-        only the main thread may change handlers. Here SIGINT is also blocked meanwhile, so
-        a Ctrl-C during the spawn stays pending and reaches the coordinator afterwards."""
+        ignores it again for pools started otherwise (``_sigint_ignored_for_children``)."""
         from . import worker  # here: ``worker`` imports this module
 
         ctx = mp.get_context("spawn")
@@ -163,10 +161,14 @@ class WorkerPool:
 
 @contextmanager
 def _sigint_ignored_for_children() -> Iterator[None]:
-    """SIGINT ignored (so inherited as ignored by processes spawned meanwhile) and blocked (so
-    a Ctrl-C meanwhile is held, not dropped: Linux keeps a blocked signal pending even while
-    it is ignored); both restored after. Off the main thread, where handlers cannot change,
-    nothing."""
+    """SIGINT ignored, so inherited as ignored by processes spawned meanwhile, and blocked in
+    this thread, so a Ctrl-C meanwhile is held for the coordinator (Linux keeps a blocked
+    signal pending even while it is ignored); both restored after. Blocking is per thread and
+    ignoring per process: where other threads are alive, a Ctrl-C that the kernel hands to one
+    of them during the few milliseconds of the spawn is dropped (pressed again, it stops the
+    run). The alternative, leaving SIGINT alone then, let a Ctrl-C in a worker's first fraction
+    of a second (its imports, before ``worker.main``) print a traceback, a far wider window at
+    every pool start. Off the main thread, where handlers cannot change, nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
