@@ -70,6 +70,7 @@ def test_bad_files_stores_and_arguments_get_a_message_not_a_traceback(tmp_path):
         # counts and times a command would spend minutes on, or overflow a timer with
         (["run", "--executor", "parallel", "--workers", "100000"], 2, "'--workers'"),
         (["node", "--block-time", "1e12"], 2, "'--block-time'"),
+        (["run", "--workload", "perps", "--shock-at", "-3"], 2, "'--shock-at'"),
         (["node", "--block-time", "nan"], 2, "'--block-time'"),  # nan fails the bounds' check too
         (["load", "--rpc", "127.0.0.1:9", "--duration", "nan"], 2, "'--duration'"),
         (["load", "--rpc", "127.0.0.1:9", "--accounts", "-3"], 2, "'--accounts'"),

@@ -138,7 +138,7 @@ def run(
     accounts: Annotated[int, typer.Option(min=2)] = 1000,
     hot_ratio: Annotated[float, typer.Option(help="hotspot: probability an access hits a hot account")] = 0.5,
     markets: Annotated[int, typer.Option(min=1, help="perps: number of markets")] = 8,
-    shock_at: Annotated[int, typer.Option(help="perps: first block of a price shock (0: none)")] = 0,
+    shock_at: Annotated[int, typer.Option(min=0, help="perps: first block of a price shock (0: none)")] = 0,
     data_file: Annotated[Path | None, typer.Option(help="replay: Binance data file")] = None,
     declare_access: Annotated[
         bool, typer.Option(help="transfers/hotspot: declare access lists (for access-list)")

@@ -129,7 +129,7 @@ def bench(
     hot_accounts: Annotated[int, typer.Option(min=0, help="hotspot: number of hot accounts (0: 1% of accounts)")] = 0,
     markets: Annotated[str, typer.Option(help="perps: number of markets (comma list)")] = "",
     data_file: Annotated[Path | None, typer.Option(help="replay: Binance data file (default: ../shared/data)")] = None,
-    shock_at: Annotated[int, typer.Option(help="perps: first block of the price shock (0: none)")] = 0,
+    shock_at: Annotated[int, typer.Option(min=0, help="perps: first block of the price shock (0: none)")] = 0,
     shock_ppm: Annotated[int, typer.Option(help="perps: oracle move per shock block, ppm")] = -60_000,
     declare_access: Annotated[bool, typer.Option(help="transfers/hotspot: declare access lists (access-list)")] = False,
     block_size: Annotated[int, typer.Option(min=1)] = 1000,
