@@ -71,6 +71,7 @@ def test_bad_files_stores_and_arguments_get_a_message_not_a_traceback(tmp_path):
         (["run", "--executor", "parallel", "--workers", "100000"], 2, "'--workers'"),
         (["node", "--block-time", "1e12"], 2, "'--block-time'"),
         (["run", "--workload", "perps", "--shock-at", "-3"], 2, "'--shock-at'"),
+        (["run", "--accounts", "1000000000"], 2, "'--accounts'"),
         (["node", "--block-time", "nan"], 2, "'--block-time'"),  # nan fails the bounds' check too
         (["load", "--rpc", "127.0.0.1:9", "--duration", "nan"], 2, "'--duration'"),
         (["load", "--rpc", "127.0.0.1:9", "--accounts", "-3"], 2, "'--accounts'"),

@@ -28,7 +28,7 @@ from .errors import CorruptStore, IncompatibleStore
 from .execution.registry import MAX_WORKERS, executor_names, make_executor
 from .execution.runtime import SYSTEM_TAG, nonce_key
 from .state import LmdbStore, MemoryStore
-from .workloads import make_workload, workload_names
+from .workloads import MAX_ACCOUNTS, make_workload, workload_names
 from .workloads.binance import MarketDataError
 from .workloads.transfers import nonce_reader
 
@@ -135,7 +135,9 @@ def init(
 def run(
     data: DataOpt,
     workload: Annotated[str, typer.Option(help="transfers, hotspot, perps or replay")] = "transfers",
-    accounts: Annotated[int, typer.Option(min=2)] = 1000,
+    accounts: Annotated[
+        int, typer.Option(min=2, max=MAX_ACCOUNTS, help="accounts the workload derives and funds at genesis")
+    ] = 1000,
     hot_ratio: Annotated[float, typer.Option(help="hotspot: probability an access hits a hot account")] = 0.5,
     markets: Annotated[int, typer.Option(min=1, help="perps: number of markets")] = 8,
     shock_at: Annotated[int, typer.Option(min=0, help="perps: first block of a price shock (0: none)")] = 0,

@@ -52,6 +52,7 @@ def test_bad_outputs_workers_and_data_are_refused_before_running(tmp_path, monke
         (["--workers", "0"], "--workers must list counts 1..256"),
         (["--workers", "1,-1"], "--workers must list counts 1..256"),
         (["--workers", "2,257"], "--workers must list counts 1..256"),
+        (["--accounts", "10,2000000"], "--accounts must list counts up to 1,000,000"),
         (["--data", str(tmp_path / "used")], "is not empty"),
         (["--executors", ""], "--executors names none"),
         (["--store", "memory", "--data", str(tmp_path / "kept")], "--store memory has none"),

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from ..cli_errors import fail
 from ..execution.registry import MAX_WORKERS, executor_names
-from ..workloads import make_workload, workload_names, workload_params
+from ..workloads import MAX_ACCOUNTS, make_workload, workload_names, workload_params
 from ..workloads.binance import MarketDataError
 from .harness import AA, BenchConfig, parallel_share, quartile_range, run_bench, steady_cell
 
@@ -176,6 +176,8 @@ def bench(
             "shock_at": [shock_at] if shock_at else [],
             "shock_ppm": [shock_ppm] if shock_at else [],
         }
+        if any(n > MAX_ACCOUNTS for n in options["accounts"]):
+            raise ValueError(f"--accounts must list counts up to {MAX_ACCOUNTS:,}, got {accounts!r}")
         worker_counts = list(dict.fromkeys(split_list(workers, int, "--workers")))
         if not worker_counts or min(worker_counts) < 1 or max(worker_counts) > MAX_WORKERS:
             raise ValueError(f"--workers must list counts 1..{MAX_WORKERS}, got {workers!r}")

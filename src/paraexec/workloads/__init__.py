@@ -21,6 +21,10 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Protocol
 
+#: The most accounts a workload is built with from the command line: every account's key is
+#: derived and funded at genesis (a mistyped 1e9 spent minutes and gigabytes before a block).
+MAX_ACCOUNTS = 1_000_000
+
 
 class Workload(Protocol):
     app_name: str
