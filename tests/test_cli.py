@@ -52,12 +52,16 @@ def test_bad_files_stores_and_arguments_get_a_message_not_a_traceback(tmp_path):
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
     (corrupt / "data.mdb").write_text("not lmdb")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "data.mdb").write_bytes(b"")
     chain = str(tmp_path / "chain")
     assert runner.invoke(app, ["init", "--data", chain]).exit_code == 0
     cases = [
         *[(["init", "--genesis", str(tmp_path / name)], 2, "genesis") for name in [*genesis, "missing.json"]],
         (["init", "--data", str(tmp_path / "a-file")], 1, "cannot open the chain store"),
         (["inspect", "--data", str(tmp_path / "nowhere")], 1, "holds no chain"),
+        (["replay", "--data", str(empty)], 1, "holds no chain"),
         (["replay", "--data", str(corrupt)], 1, "cannot open the chain store"),
         (["inspect", "--data", chain, "--height", "99"], 1, "no block at height 99"),
         (["inspect", "--data", chain, "--height", "-1"], 1, "no block at height -1"),

@@ -24,6 +24,8 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def must_hold_chain(data: Path) -> None:
-    """Refuse (exit 1) a ``--data`` directory in which ``paraexec init`` or ``run`` made no chain."""
-    if not (data / "data.mdb").is_file():
+    """Refuse (exit 1) a ``--data`` directory in which ``paraexec init`` or ``run`` made no chain
+    (no ``data.mdb``, or an empty one: LMDB would answer it with "Bad file descriptor")."""
+    database = data / "data.mdb"
+    if not database.is_file() or database.stat().st_size == 0:
         fail(f"{data} holds no chain: run `paraexec init --data {data}` first")
