@@ -8,9 +8,10 @@ Routes:
   with the GIL released), so the event loop only parses and routes.
 - ``GET /ws``: WebSocket. Send ``{"jsonrpc": "2.0", "id": 1, "method": "subscribe", "params":
   {"topics": [...]}}`` (topics: ``blocks``, ``fills``, ``book``; a JSON-RPC request like any other,
-  so without an ``id`` it subscribes unanswered; also as an item of a batch) and receive ``{"method": "subscription", "params": {"topic",
-  "result"}}`` notifications; any other JSON-RPC method may be called over the socket as well
-  (its answer is never dropped, and goes ahead of the notifications queued for the client).
+  so without an ``id`` it subscribes unanswered; also as an item of a batch) and receive
+  ``{"method": "subscription", "params": {"topic", "result"}}`` notifications; any other JSON-RPC
+  method may be called over the socket as well (its answer is never dropped, and goes ahead of
+  the notifications queued for the client).
 - ``GET /metrics``: Prometheus text. ``GET /``: the dashboard. ``GET /health``: liveness.
 - ``GET /openapi.json``: OpenAPI 3 description, with every method's params schema.
 
