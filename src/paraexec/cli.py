@@ -28,6 +28,7 @@ from .errors import CorruptStore, IncompatibleStore
 from .execution.registry import MAX_WORKERS, executor_names, make_executor
 from .execution.runtime import SYSTEM_TAG, nonce_key
 from .state import LmdbStore, MemoryStore
+from .state.lmdb_store import open_chain_store
 from .workloads import MAX_ACCOUNTS, make_workload, workload_names
 from .workloads.binance import MarketDataError
 from .workloads.transfers import nonce_reader
@@ -73,9 +74,9 @@ def open_store(data: Path, readonly: bool = False) -> LmdbStore:
     if readonly:
         must_hold_chain(data)
     try:
-        return LmdbStore(data, readonly=readonly)
-    except (lmdb.Error, OSError) as exc:
-        fail(f"cannot open the chain store at {data}: {exc}")
+        return open_chain_store(data, readonly=readonly)
+    except IncompatibleStore as exc:
+        fail(str(exc))
 
 
 def load_genesis(path: Path) -> ChainConfig:

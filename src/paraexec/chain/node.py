@@ -35,14 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import lmdb
-
 from .. import codec
 from ..errors import CorruptStore, IncompatibleStore
 from ..execution.contract import BlockOutput, Receipt
 from ..execution.registry import make_executor
 from ..execution.runtime import SYSTEM_TAG, nonce_key
-from ..state.lmdb_store import LmdbStore
+from ..state.lmdb_store import LmdbStore, open_chain_store
 from .block import Block
 from .chain import Chain, ChainConfig, read_block, read_receipts
 from .mempool import Mempool, MempoolConfig
@@ -170,10 +168,10 @@ class Node:
         self.config = config
         self._lock_file = lock_data_dir(config.data)
         try:
-            self.store = LmdbStore(config.data)
-        except (lmdb.Error, OSError) as exc:  # a file, a corrupt or foreign database
+            self.store = open_chain_store(config.data)
+        except IncompatibleStore:
             self._lock_file.close()
-            raise IncompatibleStore(f"cannot open the chain store at {config.data}: {exc}") from None
+            raise
         try:
             self.chain = Chain.open(self.store, verify_signatures=False)
         except BaseException:  # e.g. IncompatibleStore: nothing was started, release what was taken

@@ -27,7 +27,7 @@ from typing import Any
 
 import lmdb
 
-from ..errors import ConcurrentWriter, InvariantViolation
+from ..errors import ConcurrentWriter, IncompatibleStore, InvariantViolation
 from ..types import Key, Value
 from . import commitment
 from .store import must_follow
@@ -237,3 +237,13 @@ class LmdbStore:
             self._read = None
         if self._owns_env:
             self.env.close()
+
+
+def open_chain_store(path: str | os.PathLike[str], readonly: bool = False) -> LmdbStore:
+    """The ``LmdbStore`` at ``path``; ``IncompatibleStore`` naming it for a directory LMDB
+    cannot open (a file, a corrupt or foreign database), where LMDB's own error would say
+    little ("Invalid argument", ``MDB_INVALID``)."""
+    try:
+        return LmdbStore(path, readonly=readonly)
+    except (lmdb.Error, OSError) as exc:
+        raise IncompatibleStore(f"cannot open the chain store at {path}: {exc}") from None
