@@ -5,6 +5,8 @@ python bench/to_markdown.py bench/out/*.json
 "cores" is what the row's executor may keep busy (the coordinator of `parallel`/`adaptive` executes
 too, so `parallel x1` uses 2) and "bound" is taken at that many cores. Files written before rows
 carried "cores" took the bound at "workers", so they show "cores" = "workers".
+Below each table, per point: the bound on unlimited workers and the key classes whose edges limit
+it most (the bound without each), from the dependency analysis.
 "blocks 2+" is the steady state of a pass (blocks 2..K, after block 1's cold start): its speedup
 and the share of its own bound ("-" in files written before rows carried it).
 """
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import json
 import sys
+
+from paraexec.bench.commands import bound_limits_line
 
 
 def table(path: str) -> str:
@@ -49,6 +53,9 @@ def table(path: str) -> str:
                 f" {'-' if cpu is None else format(cpu, '.3f')} | {'-' if ceiling is None else format(ceiling, '.2f') + 'x'} |"
                 f" {r['re_executions_per_tx']:.3f} | {r.get('parallel_blocks', '-')}/{r.get('blocks_timed', '-')} |"
             )
+    limits = [line for line in map(bound_limits_line, data["points"]) if line]
+    if limits:  # files written before the analysis carried "unlimited" have none
+        lines += ["", *(f"- {line}" for line in limits)]
     return "\n".join(lines)
 
 

@@ -151,7 +151,11 @@ def test_exchange_workloads_end_to_end(tmp_path, workload_args):
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["ok"] and len(data["points"][0]["results"]) == len(names)
-    assert data["points"][0]["analysis"]["available"] in (True, False)
+    analysis = data["points"][0]["analysis"]
+    assert analysis["available"] in (True, False)
+    if analysis["available"]:  # the bound on unlimited workers and what limits it, on the terminal too
+        assert f"bound on unlimited workers {analysis['unlimited']:.2f}x" in result.output
+        assert {r["keys"] for r in analysis["limits"]} & {"x/m/*/bk/*", "x/m/*/st", "n/*", "x/sa/*"}
     assert "<img" in html.read_text()
     assert data["points"][0]["outcomes"]["events"].get("order", 0) > 0  # the exchange really traded
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from paraexec.bench.bound import Bounds, key_label
+from paraexec.bench.bound import Bounds, class_limits, key_class, key_label
 from paraexec.bench.harness import (
     AA,
     BenchConfig,
@@ -27,6 +27,7 @@ from paraexec.bench.harness import (
 from paraexec.bench.machine import process_tree_cpu
 from paraexec.execution import SequentialExecutor, registry
 from paraexec.execution.contract import BlockOutput
+from paraexec.execution.dependency import DependencyReport
 
 TINY = dict(workload="transfers", points=[{"accounts": 8}], block_size=20, blocks=2, workers=[1, 2], repeat=2)
 
@@ -257,6 +258,43 @@ def test_bound_is_time_weighted_over_blocks():
     out = bounds.to_json([1, 2])
     assert out["hot_keys"][0] == ["b/<01>", 5]
     assert out["edges"] == 2
+
+
+def hand_built_report(costs, edge_keys):
+    """A ``DependencyReport`` of ``len(costs)`` transactions whose edges are ``edge_keys``."""
+    deps = [sorted(i for (i, j) in edge_keys if j == t) for t in range(len(costs))]
+    finish = [0.0] * len(costs)
+    for j, preds in enumerate(deps):
+        finish[j] = costs[j] + max((finish[i] for i in preds), default=0.0)
+    empty = [frozenset()] * len(costs)
+    return DependencyReport(empty, empty, empty, costs, deps, edge_keys, finish, None, [0.0] * len(costs))
+
+
+def test_what_limits_the_bound_is_the_bound_without_each_class_of_keys():
+    # block 1: 0 -> 1 (a market's book), 1 -> 2 (another book and a nonce), 2 -> 3 (a nonce)
+    one = hand_built_report(
+        [1.0, 2.0, 3.0, 4.0],
+        {(0, 1): [b"m/\x01/bk"], (1, 2): [b"m/\x02/bk", b"n/\x05"], (2, 3): [b"n/\x06"]},
+    )
+    assert one.critical_path == 10.0
+    assert class_limits(one) == {"m/*/bk": (2, 9.0), "n/*": (2, 6.0)}  # 1 -> 2 stays for either
+    # block 2: 0 -> 1 through a nonce only
+    two = hand_built_report([4.0, 4.0], {(0, 1): [b"n/\x07"]})
+    bounds = Bounds()
+    bounds.add(1, 4, one, [1, 2])
+    bounds.add(2, 2, two, [1, 2])
+    assert bounds.unlimited() == pytest.approx(18 / 18)
+    limits = bounds.limits([2])
+    assert [r["keys"] for r in limits] == ["n/*", "m/*/bk"]  # the larger gain first
+    nonce, book = limits
+    assert nonce["edges"] == 3 and book["edges"] == 2
+    assert nonce["bound_without"]["unlimited"] == pytest.approx(18 / (6 + 4))
+    assert nonce["bound_without"]["2"] == pytest.approx(18 / (max(5, 6) + max(4, 4)))
+    assert book["bound_without"]["unlimited"] == pytest.approx(18 / (9 + 8))  # block 2 has no book edge
+    out = bounds.to_json([2])
+    assert out["limits"] == limits and out["unlimited"] == pytest.approx(1.0)
+    assert key_class(b"x/m/\x00\x02/lv/\x01xy") == "x/m/*/lv/*"
+    assert key_class(b"b/" + bytes(range(10))) == "b/*" and key_class(b"x/insurance") == "x/insurance"
 
 
 def test_bound_unavailable_without_analysis():

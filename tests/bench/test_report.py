@@ -37,8 +37,12 @@ def test_report_is_self_contained_with_every_section(sweep_result):
         "re-executions per transaction",
         "per-worker timeline",
     ]
-    if sweep_result["points"][0]["analysis"]["available"]:
+    analysis = sweep_result["points"][0]["analysis"]
+    if analysis["available"]:
         wanted.append("hottest conflict keys")
+        assert analysis["limits"] and analysis["unlimited"] > 0
+        assert "<h2>What limits the bound</h2>" in page
+        assert f"<code>{analysis['limits'][0]['keys']}</code>" in page
     for title in wanted:
         assert title in titles
     assert 'id="results"' in page

@@ -60,6 +60,25 @@ def test_critical_path_is_cost_weighted():
     assert report.finish == [1.0, 6.0, 2.0, 7.0]
 
 
+def test_critical_path_without_a_class_of_keys_drops_only_the_edges_it_alone_causes():
+    # 0 -> 1 through key 0; 1 -> 2 through keys 1 and 2; 2 -> 3 through key 1; 4 alone
+    txs = [
+        encode_tx([(WRITE, 0, 1)]),
+        encode_tx([(READ, 0, 0), (WRITE, 1, 1), (WRITE, 2, 1)]),
+        encode_tx([(READ, 1, 0), (READ, 2, 0), (WRITE, 1, 2)]),
+        encode_tx([(READ, 1, 0)]),
+        encode_tx([(WRITE, 9, 1)]),
+    ]
+    report = analyze(txs, cost=[1.0, 2.0, 3.0, 4.0, 5.0])
+    assert report.critical_path == 10.0
+    assert report.critical_path_without(lambda key: False) == 10.0
+    assert report.critical_path_without(lambda key: key == key_of(0)) == 9.0  # 1 -> 2 -> 3
+    assert report.critical_path_without(lambda key: key == key_of(2)) == 10.0  # key 1 keeps 1 -> 2
+    assert report.critical_path_without(lambda key: key in (key_of(1), key_of(2))) == 5.0  # 0 -> 1; 3; 4
+    assert report.critical_path_without(lambda key: True) == 5.0  # the costliest transaction alone
+    assert report.critical_path == 10.0 and report.finish[3] == 10.0  # the report is unchanged
+
+
 def test_only_the_latest_writer_is_a_dependency():
     txs = [encode_tx([(WRITE, 0, 1)]), encode_tx([(WRITE, 0, 2)]), encode_tx([(READ, 0, 0)])]
     report = analyze(txs, cost=[1.0] * 3)

@@ -10,6 +10,16 @@ another, so the bound of the whole run is the time-weighted one:
 (each block b would take at least ``total_cost_b / bound_b(P)`` cost units on P workers). Hot keys
 (the keys that create the most dependency edges) are summed over blocks for the report.
 
+What limits the bound: keys are grouped into classes (``key_class``: ``x/m/*/bk/*`` is every
+market's level index), and for the classes behind the most edges of a block the critical path is
+recomputed as if their edges did not exist (``DependencyReport.critical_path_without``). The
+report shows, per class, the bound that would give, on the analysed core counts and on
+unlimited workers (``unlimited``: total cost / critical path, which no worker count beats). It
+says which keys an application change (a delta instead of a read-modify-write, one key split
+per trader or market) would have to remove for more cores to help, and that more cores cannot
+help past the unlimited bound. A class outside a block's top ``LIMIT_CLASSES`` counts no gain
+in that block.
+
 The analysis module is written by another part of the project; when it is missing, ``Bounds``
 stays empty and the harness reports the bound as unavailable rather than inventing one.
 """
@@ -74,6 +84,39 @@ def key_label(key: Any, max_hex: int = 6) -> str:
     return "".join(parts)
 
 
+_BINARY_PART = re.compile(r"<[0-9a-f]+(?:\.\.)?>")
+
+#: Key classes whose what-if critical path is computed per block (the most edges first).
+LIMIT_CLASSES = 8
+
+
+def key_class(key: Any) -> str:
+    """A key's class: its label with every binary part as ``*``, e.g. ``x/m/*/bk/*`` for every
+    market's level index of either side, ``n/*`` for every sender's nonce."""
+    return _BINARY_PART.sub("*", key_label(key))
+
+
+def class_limits(report: Any, n: int = LIMIT_CLASSES) -> dict[str, tuple[int, float]]:
+    """Per key class: the dependency edges it takes part in, and the block's critical path if
+    the edges caused by that class alone did not exist (``critical_path_without``), for the
+    ``n`` classes behind the most edges. Empty for a report without that method."""
+    what_if = getattr(report, "critical_path_without", None)
+    edge_keys = getattr(report, "edge_keys", None)
+    if what_if is None or not edge_keys:
+        return {}
+    classes: dict[Any, str] = {}
+    counts: Counter[str] = Counter()
+    for keys in edge_keys.values():
+        for key in keys:
+            if key not in classes:
+                classes[key] = key_class(key)
+        counts.update({classes[key] for key in keys})
+    return {
+        cls: (edges, float(what_if(lambda key, cls=cls: classes[key] == cls)))  # type: ignore[misc]
+        for cls, edges in counts.most_common(n)
+    }
+
+
 @dataclass
 class BlockBound:
     """What one block's dependency report says, reduced to plain numbers."""
@@ -85,6 +128,8 @@ class BlockBound:
     conflict_rate: float
     edges: int
     bounds: dict[int, float]
+    #: key class -> (edges it takes part in, critical path without its edges): ``class_limits``
+    limits: dict[str, tuple[int, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -110,6 +155,7 @@ class Bounds:
                 conflict_rate=float(report.conflict_rate),
                 edges=n_edges,
                 bounds={w: float(report.speedup_bound(w)) for w in workers},
+                limits=class_limits(report),
             )
         )
         for item in report.hot_keys(hot_n):
@@ -131,6 +177,32 @@ class Bounds:
             return None
         return total / lower
 
+    def unlimited(self) -> float | None:
+        """The time-weighted bound on unlimited workers: total cost / critical path, summed
+        over blocks. No worker count beats it: the depth of the blocks' dependency graphs."""
+        total = sum(b.total_cost for b in self.blocks)
+        depth = sum(b.critical_path for b in self.blocks)
+        return total / depth if self.available and depth > 0 else None
+
+    def limits(self, workers: Sequence[int]) -> list[dict[str, Any]]:
+        """What limits the bound: per key class, its edges and the bound (on each of ``workers``
+        and on unlimited workers) if the edges caused by that class alone did not exist. Sorted
+        by the unlimited bound that removing the class would give, largest first."""
+        classes = {cls for b in self.blocks for cls in b.limits}
+        rows: list[tuple[float, int, str, dict[str, float | None]]] = []
+        for cls in classes:
+            paths = [b.limits[cls][1] if cls in b.limits else b.critical_path for b in self.blocks]
+            total = sum(b.total_cost for b in self.blocks)
+            without: dict[str, float | None] = {}
+            for w in workers:
+                lower = sum(max(b.total_cost / w, cp) for b, cp in zip(self.blocks, paths, strict=True))
+                without[str(w)] = total / lower if lower > 0 else None
+            depth = sum(paths)
+            without["unlimited"] = total / depth if depth > 0 else None
+            edges = sum(b.limits[cls][0] for b in self.blocks if cls in b.limits)
+            rows.append((-(without["unlimited"] or 0.0), -edges, cls, without))
+        return [{"keys": cls, "edges": -edges, "bound_without": without} for _, edges, cls, without in sorted(rows)]
+
     def to_json(self, workers: Sequence[int], hot_n: int = 10) -> dict[str, Any]:
         if not self.available:
             return {"available": False, "error": self.error}
@@ -143,6 +215,8 @@ class Bounds:
             "conflict_rate": sum(b.conflict_rate for b in self.blocks) / max(1, len(self.blocks)),
             "edges": sum(b.edges for b in self.blocks),
             "hot_keys": [[k, c] for k, c in self.hot_keys.most_common(hot_n)],
+            "unlimited": self.unlimited(),
+            "limits": self.limits(workers),
             "blocks": [
                 {
                     "height": b.height,

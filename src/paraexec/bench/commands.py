@@ -117,6 +117,21 @@ def results_table(result: dict[str, Any]) -> Table:
     return table
 
 
+def bound_limits_line(point: dict[str, Any], n: int = 3) -> str:
+    """One line per point: the bound on unlimited workers and the key classes that limit it most
+    (the bound without each), from the dependency analysis; empty when there was none."""
+    a = point.get("analysis") or {}
+    if not a.get("available") or a.get("unlimited") is None:
+        return ""
+    label = ",".join(f"{k}={v}" for k, v in point["params"].items()) or "-"
+    line = f"{label}: bound on unlimited workers {a['unlimited']:.2f}x"
+    gains = [r for r in a.get("limits") or [] if (r["bound_without"].get("unlimited") or 0) > a["unlimited"] * 1.01]
+    if gains:
+        parts = ", ".join(f"{r['keys']} ({r['bound_without']['unlimited']:.2f}x)" for r in gains[:n])
+        line += f"; without the edges of {parts}"
+    return line
+
+
 def bench(
     workload: Annotated[str, typer.Option(help=f"one of {', '.join(workload_names())}")] = "transfers",
     accounts: Annotated[
@@ -229,6 +244,9 @@ def bench(
             fail(f"{workload}: {exc}", 2)
     out.print(results_table(result))
     for point in result["points"]:
+        limits_line = bound_limits_line(point)
+        if limits_line:
+            out.print(limits_line, highlight=False, soft_wrap=True)
         if point.get("data_gaps"):
             console.print(
                 f"[yellow]note: the {workload} recording's depth stream has {point['data_gaps']} gap(s) "

@@ -334,17 +334,57 @@ def _analysis_table(points: list[dict[str, Any]]) -> str:
         if not a.get("available"):
             rows.append(
                 f"<tr><td>{html.escape(_label(p['params']))}</td>"
-                f"<td colspan=5>unavailable: {html.escape(a.get('error', ''))}</td></tr>"
+                f"<td colspan=6>unavailable: {html.escape(a.get('error', ''))}</td></tr>"
             )
             continue
         bounds = ", ".join(f"{w}: {_fmt(b, '.2f')}" for w, b in a["bound"].items())
         rows.append(
             f"<tr><td>{html.escape(_label(p['params']))}</td><td>{a['edges']}</td><td>{a['conflict_rate']:.1%}</td>"
             f"<td>{a['critical_path'] * 1000:.2f} ms</td><td>{a['total_cost'] * 1000:.2f} ms</td>"
-            f"<td>{html.escape(bounds)}</td></tr>"
+            f"<td>{html.escape(bounds)}</td><td>{_fmt(a.get('unlimited'), '.2f')}</td></tr>"
         )
     head = "".join(
-        f"<th>{h}</th>" for h in ("point", "edges", "conflict rate", "critical path", "total cost", "bound by cores")
+        f"<th>{h}</th>"
+        for h in (
+            "point",
+            "edges",
+            "conflict rate",
+            "critical path",
+            "total cost",
+            "bound by cores",
+            "bound, unlimited workers",
+        )
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+_LIMITS_TEXT = (
+    "Keys grouped by class (binary parts as *: x/m/*/bk/* is every market's price-level index). For the "
+    "classes behind the most dependency edges, the bound if the edges they alone cause did not exist, "
+    "i.e. what an application change that removed them (a delta instead of a read-modify-write, one key "
+    "split per trader or market) would allow at most. On unlimited workers the bound is total cost / "
+    "critical path: more cores cannot go past it."
+)
+
+
+def _limits_table(points: list[dict[str, Any]]) -> str:
+    """Per key class: the bound if that class's edges did not exist (``bound.Bounds.limits``)."""
+    rows = []
+    for p in points:
+        a = p.get("analysis", {})
+        for r in (a.get("limits") or [])[:6] if a.get("available") else []:
+            without = r["bound_without"]
+            by_cores = ", ".join(f"{w}: {_fmt(b, '.2f')}" for w, b in without.items() if w != "unlimited")
+            rows.append(
+                f"<tr><td>{html.escape(_label(p['params']))}</td><td><code>{html.escape(r['keys'])}</code></td>"
+                f"<td>{r['edges']}</td><td>{html.escape(by_cores)}</td>"
+                f"<td>{_fmt(without.get('unlimited'), '.2f')} (now {_fmt(a.get('unlimited'), '.2f')})</td></tr>"
+            )
+    if not rows:
+        return "<p>none</p>"
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("point", "keys", "edges", "bound without them, by cores", "without them, unlimited workers")
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
@@ -451,6 +491,8 @@ def render_report(result: dict[str, Any]) -> str:
 <h2>Results</h2>{_results_table(points)}
 <h2>Executor notes</h2>{_notes_list(points)}
 <h2>Inherent bound (dependency analysis)</h2>{_analysis_table(points)}
+<h2>What limits the bound</h2>
+<p>{html.escape(_LIMITS_TEXT)}</p>{_limits_table(points)}
 <h2>What the workload did (sequential receipts)</h2>{_outcomes_table(points)}
 <h2>Plots</h2>{"".join(figures)}
 <h2>Machine</h2><table>{machine_rows}</table>

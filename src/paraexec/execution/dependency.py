@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .. import codec
@@ -121,6 +121,25 @@ class DependencyReport:
         if self.total_cost <= 0:
             return 1.0
         return self.total_cost / max(self.total_cost / workers, self.critical_path)
+
+    def critical_path_without(self, ignored: Callable[[Key], bool]) -> float:
+        """The critical path if every edge caused only by ``ignored`` keys did not exist.
+
+        What-if analysis: an edge (i, j) stays when at least one of the keys behind it is not
+        ignored. Made commutative (a delta), split (one key per trader or per market) or
+        declared away, a class of keys could raise the bound at most to
+        ``total_cost / critical_path_without(...)``; the schedule an executor achieves is a
+        separate question.
+        """
+        prepare = self.prepare_costs or [0.0] * len(self.costs)
+        finish = [0.0] * len(self.costs)
+        for j, preds in enumerate(self.deps):
+            longest = 0.0
+            for i in preds:
+                if finish[i] > longest and not all(ignored(k) for k in self.edge_keys[(i, j)]):
+                    longest = finish[i]
+            finish[j] = self.costs[j] - prepare[j] + longest
+        return max(finish, default=0.0)
 
     def hot_keys(self, n: int = 10) -> list[tuple[Key, int]]:
         """The ``n`` keys that cause the most edges, most first (ties by key, for stable output)."""
