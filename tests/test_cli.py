@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+
+import lmdb
 from typer.testing import CliRunner
 
 from paraexec.cli import app
@@ -55,6 +58,12 @@ def test_bad_files_stores_and_arguments_get_a_message_not_a_traceback(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "data.mdb").write_bytes(b"")
+    foreign = tmp_path / "foreign"  # another program's LMDB, copied without its lock file
+    env = lmdb.open(str(foreign), max_dbs=2)
+    with env.begin(write=True, db=env.open_db(b"theirs")) as txn:
+        txn.put(b"k", b"v")
+    env.close()
+    (foreign / "lock.mdb").unlink()
     chain = str(tmp_path / "chain")
     assert runner.invoke(app, ["init", "--data", chain]).exit_code == 0
     cases = [
@@ -63,6 +72,8 @@ def test_bad_files_stores_and_arguments_get_a_message_not_a_traceback(tmp_path):
         (["inspect", "--data", str(tmp_path / "nowhere")], 1, "holds no chain"),
         (["replay", "--data", str(empty)], 1, "holds no chain"),
         (["replay", "--data", str(corrupt)], 1, "cannot open the chain store"),
+        (["inspect", "--data", str(foreign)], 1, "cannot open the chain store"),
+        (["replay", "--data", str(foreign)], 1, "cannot open the chain store"),
         (["inspect", "--data", chain, "--height", "99"], 1, "no block at height 99"),
         (["inspect", "--data", chain, "--height", "-1"], 1, "no block at height -1"),
         (["inspect", "--data", chain, "--account", "zz"], 2, "not hex"),
@@ -88,6 +99,7 @@ def test_bad_files_stores_and_arguments_get_a_message_not_a_traceback(tmp_path):
         assert result.exit_code == code and message in error_text(result), (args, result.output, result.exception)
         assert isinstance(result.exception, SystemExit), (args, result.exception)
     assert not (tmp_path / "refused").exists()
+    assert sorted(os.listdir(foreign)) == ["data.mdb"]  # a read-only command wrote nothing there
 
 
 def test_inspect_shows_a_dev_traders_bank_and_subaccount(tmp_path):

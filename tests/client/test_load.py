@@ -83,15 +83,21 @@ def test_load_works_against_a_default_dev_chain(tmp_path):
     assert summary["failed_receipts"] < summary["included"] // 4
 
 
-def test_load_fails_when_every_transaction_fails_and_takes_host_port(tmp_path):
-    """Accounts not funded on the node's chain: every receipt fails, and `load` says so with a
-    non-zero exit instead of reporting the failures as sustained throughput."""
+def test_load_refuses_accounts_the_chain_did_not_fund_and_takes_host_port(tmp_path):
+    """More --accounts than the chain's genesis funded (or another seed): the last one holds
+    nothing, so `load` says so before it submits anything, instead of measuring transactions
+    that fail (it used to run the whole load and exit 0 unless every receipt failed)."""
     data = tmp_path / "chain"
-    init_chain(data, accounts=4)  # not the accounts of TransferWorkload(20, 0)
+    init_chain(data, keys=TransferWorkload(20, 0).keys[:10])  # the first 10 of `load --accounts 20`
     with NodeProcess(data, block_time=0.1) as node:
         host_port = node.url.removeprefix("http://")
-        summary = load(host_port, "transfers", 20, 1, "--accounts", "20", expect_rc=1)
-    assert summary["included"] > 0 and summary["failed_receipts"] == summary["included"]
+        base = [sys.executable, "-m", "paraexec", "load", "--rpc", host_port, "--workload", "transfers", "--json"]
+        for extra in (["--accounts", "20"], ["--accounts", "10", "--seed", "7"]):
+            out = subprocess.run([*base, *extra], capture_output=True, text=True, timeout=60)
+            assert out.returncode == 2 and "holds nothing on this chain" in " ".join(out.stderr.split()), out.stderr
+            assert out.stdout == ""
+        with Client(node.url) as client:  # nothing was sent: no funded account's nonce moved
+            assert all(client.nonce(k.public_key) == 0 for k in TransferWorkload(20, 0).keys[:10])
     unreachable = subprocess.run(
         [sys.executable, "-m", "paraexec", "load", "--rpc", "127.0.0.1:1", "--duration", "1"],
         capture_output=True,

@@ -57,13 +57,28 @@ def register(app: typer.Typer) -> None:
             if workload == "perps":
                 if status["app"] != "exchange":
                     fail(f"perps needs an exchange chain; this node runs {status['app']!r}", 2)
-                source = PerpsSource(client, chain_id, accounts or 100, seed or "paraexec-dev")
+                accounts, seed = accounts or 100, seed or "paraexec-dev"
+                source = PerpsSource(client, chain_id, accounts, seed)
             elif workload == "transfers":
                 if status["app"] != "transfers":
                     fail(f"transfers needs a transfers chain; this node runs {status['app']!r}", 2)
-                source = TransfersSource(client, chain_id, accounts or 1000, int(seed or 0))
+                accounts, seed = accounts or 1000, seed or "0"
+                source = TransfersSource(client, chain_id, accounts, int(seed))
             else:
                 fail(f"unknown workload {workload!r} (perps, transfers)", 2)
+            # the last account of the workload: with too many --accounts or another seed than the
+            # chain's genesis, it holds nothing and every one of its transactions would fail
+            last = source.wallets[-1]
+            try:
+                funded = source.holds_funds(client.account(last.address))
+            except unreachable as exc:
+                fail(f"no node answers at {rpc}: {exc}")
+            if not funded:
+                fail(
+                    f"account {accounts} of {accounts} (seed {seed!r}, address {last.address.hex()[:16]}..) holds "
+                    f"nothing on this chain: pass the --accounts and --seed its genesis funded for {workload}",
+                    2,
+                )
         try:
             report = LoadRunner(rpc, source, rate, duration, drain_s=drain, workload=workload).run()
         except unreachable as exc:

@@ -52,11 +52,18 @@ class TxSource(Protocol):
         """The next transaction to send: (signer, wire bytes); consumes the signer's nonce."""
         ...
 
+    def holds_funds(self, account: dict[str, Any]) -> bool:
+        """Whether ``get_account``'s answer shows money the workload can spend."""
+        ...
+
 
 class TransfersSource:
     def __init__(self, client: Client, chain_id: str, accounts: int = 1000, seed: int = 0, rng_seed: int = 1) -> None:
         self.wallets = [wallet_of(SigningKey.from_seed_text(f"{seed}/account/{i}"), chain_id) for i in range(accounts)]
         self.rng = random.Random(rng_seed)
+
+    def holds_funds(self, account: dict[str, Any]) -> bool:
+        return int(account.get("balance") or 0) > 0
 
     def next_tx(self, now: float) -> tuple[Wallet, bytes]:
         src = self.rng.choice(self.wallets)
@@ -89,6 +96,11 @@ class PerpsSource:
         self.client_ids = int(time.time()) % 100_000 * 10_000  # fresh ids per run: old orders may still rest
         self.next_oracle = 0.0
         self.pending_oracle: deque[int] = deque()
+
+    def holds_funds(self, account: dict[str, Any]) -> bool:
+        """Bank money to deposit, or collateral already in subaccount 0."""
+        sub = account.get("subaccount_0") or {}
+        return int(account.get("bank") or 0) > 0 or int(sub.get("balance") or 0) > 0
 
     def next_tx(self, now: float) -> tuple[Wallet, bytes]:
         from ..exchange.payloads import BUY, IOC, SELL

@@ -21,6 +21,7 @@ own ``snapshot()`` (the node's RPC does), or serialise access (Block-STM's share
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -70,11 +71,15 @@ class LmdbStore:
             metasync=durable,
         )
         self._must_be_whole()
-        self._state = self.env.open_db(b"state", create=not readonly)
-        self._blocks = self.env.open_db(b"blocks", create=not readonly)
-        self._receipts = self.env.open_db(b"receipts", create=not readonly)
-        self._meta = self.env.open_db(b"meta", create=not readonly)
-        self._txindex = self.env.open_db(b"txindex", create=not readonly)
+        try:
+            self._state = self.env.open_db(b"state", create=not readonly)
+            self._blocks = self.env.open_db(b"blocks", create=not readonly)
+            self._receipts = self.env.open_db(b"receipts", create=not readonly)
+            self._meta = self.env.open_db(b"meta", create=not readonly)
+            self._txindex = self.env.open_db(b"txindex", create=not readonly)
+        except lmdb.Error:  # a foreign database: release its files now, not at garbage collection
+            self.env.close()
+            raise
         self._read: lmdb.Transaction | None = None
         self._owns_env = True
         self.refresh()
@@ -242,8 +247,15 @@ class LmdbStore:
 def open_chain_store(path: str | os.PathLike[str], readonly: bool = False) -> LmdbStore:
     """The ``LmdbStore`` at ``path``; ``IncompatibleStore`` naming it for a directory LMDB
     cannot open (a file, a corrupt or foreign database), where LMDB's own error would say
-    little ("Invalid argument", ``MDB_INVALID``)."""
+    little ("Invalid argument", ``MDB_INVALID``). A read-only open that is refused leaves the
+    directory as it found it: LMDB creates ``lock.mdb`` on open, and a directory that had none
+    (a copied database) gets none from a command that only meant to read it."""
+    lock_file = os.path.join(os.fspath(path), "lock.mdb")
+    had_lock = os.path.exists(lock_file)
     try:
         return LmdbStore(path, readonly=readonly)
     except (lmdb.Error, OSError) as exc:
+        if readonly and not had_lock:
+            with contextlib.suppress(OSError):
+                os.remove(lock_file)
         raise IncompatibleStore(f"cannot open the chain store at {path}: {exc}") from None
