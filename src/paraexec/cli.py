@@ -68,6 +68,10 @@ def must_know_executor(name: str) -> None:
         fail(f"unknown executor {name!r} (available: {', '.join(executor_names())})", 2)
 
 
+#: ``run --accounts`` from which the key derivation before the first block is announced.
+SLOW_ACCOUNTS = 50_000
+
+
 def open_store(data: Path, readonly: bool = False) -> LmdbStore:
     """The LMDB store at ``data`` (created unless ``readonly``); a directory without a chain, or
     one LMDB cannot open (a file, a corrupt or foreign database), is refused with its reason."""
@@ -162,6 +166,8 @@ def run(
     must_know_executor(executor)
     if workload not in workload_names():
         fail(f"unknown workload {workload!r} (available: {', '.join(workload_names())})", 2)
+    if accounts >= SLOW_ACCOUNTS:  # each key is derived (~60 us) and funded at genesis: say why nothing shows
+        console.print(f"deriving {accounts:,} account keys and the genesis state first...", highlight=False)
     try:
         gen = make_workload(
             workload,
