@@ -189,10 +189,10 @@ class Bounds:
         and on unlimited workers) if the edges caused by that class alone did not exist. Sorted
         by the unlimited bound that removing the class would give, largest first."""
         classes = {cls for b in self.blocks for cls in b.limits}
-        rows: list[tuple[float, int, str, dict[str, float | None]]] = []
+        total = sum(b.total_cost for b in self.blocks)
+        rows: list[tuple[float, int, str, dict[str, float | None]]] = []  # sort key first
         for cls in classes:
             paths = [b.limits[cls][1] if cls in b.limits else b.critical_path for b in self.blocks]
-            total = sum(b.total_cost for b in self.blocks)
             without: dict[str, float | None] = {}
             for w in workers:
                 lower = sum(max(b.total_cost / w, cp) for b, cp in zip(self.blocks, paths, strict=True))
@@ -201,7 +201,9 @@ class Bounds:
             without["unlimited"] = total / depth if depth > 0 else None
             edges = sum(b.limits[cls][0] for b in self.blocks if cls in b.limits)
             rows.append((-(without["unlimited"] or 0.0), -edges, cls, without))
-        return [{"keys": cls, "edges": -edges, "bound_without": without} for _, edges, cls, without in sorted(rows)]
+        return [
+            {"keys": cls, "edges": -neg_edges, "bound_without": without} for _, neg_edges, cls, without in sorted(rows)
+        ]
 
     def to_json(self, workers: Sequence[int], hot_n: int = 10) -> dict[str, Any]:
         if not self.available:
