@@ -260,6 +260,82 @@ def test_deleveraging_does_not_wait_for_the_liquidation_cap():
     assert usage.notional == 0
 
 
+QUARTER = {"max_position_portion_ppm": 250_000, "min_position_notional": 1_000 * USDC}
+
+
+def test_a_position_is_liquidated_at_most_once_a_block():
+    """The position portion (25% here) is a per-block limit, as dYdX's PositionBlockLimits: four
+    ``Liquidate`` transactions for Bob in one block, then the sweep, close 25% of his position,
+    not 25% of what each found left (76% with the fund paying each time); the next block may
+    take the next portion."""
+    cfg = config(
+        {ALICE: 100_000 * USDC, BOB: 3_000 * USDC, CAROL: 200_000 * USDC},
+        liquidation=QUARTER,
+        insurance_fund=1_000_000 * USDC,
+    )
+    h = Harness(cfg)
+    long_bob_short_alice(h)
+    receipts = h.block(
+        h.tx(ORACLE, OracleUpdate(0, 4_780_000_000)),  # 47,800: TNC ~775 < MMR ~1,434, solvent
+        h.tx(CAROL, PlaceOrder(0, 0, 1, BUY, BTC, 4_681_200_000)),  # a bid for all of it, at the fillable price
+        *(h.tx(DAVE, Liquidate(BOB.public_key, 0, 0)) for _ in range(4)),
+    )
+    assert receipts[2].ok and events(receipts[2], "liquidation")[0]["filled"] == BTC // 4
+    assert [r.code for r in receipts[3:6]] == [220, 220, 220]  # LIQUIDATION_LIMIT, nothing changed
+    assert [e["code"] for e in events(receipts[-1], "liquidation_skipped")] == [220]  # the sweep too
+    assert h.size(BOB) == 3 * BTC // 4
+    tick = h.block()[-1]  # a new block: the sweep takes the next portion
+    assert events(tick, "liquidation")[0]["filled"] == 3 * BTC // 16 and h.size(BOB) == 9 * BTC // 16
+
+
+def test_a_partly_filled_liquidation_is_not_deleveraged():
+    """Bob is bankrupt (TNC < 0) but the book bids for his whole position and the fund can pay:
+    his liquidation fills the position portion (25%) and stops there. dYdX deleverages only a
+    liquidation that filled nothing, so the rest waits for the next blocks' liquidations instead
+    of closing Alice, a profitable trader, at Bob's bankruptcy price."""
+    cfg = config(
+        {ALICE: 100_000 * USDC, BOB: 3_000 * USDC, CAROL: 200_000 * USDC},
+        liquidation=QUARTER,
+        insurance_fund=1_000_000 * USDC,
+    )
+    h = Harness(cfg)
+    long_bob_short_alice(h)
+    h.block(h.tx(CAROL, PlaceOrder(0, 0, 1, BUY, BTC, 4_640_000_000)))  # 46,400
+    tick = h.block(h.tx(ORACLE, OracleUpdate(0, 4_650_000_000)))[-1]  # 46,500: Bob's TNC -525 USDC
+    liquidation = events(tick, "liquidation")[0]
+    assert (liquidation["filled"], liquidation["deleveraged"]) == (BTC // 4, 0)
+    assert liquidation["tnc_after"] < 0 and not events(tick, "deleveraged")
+    assert h.size(ALICE) == -BTC and h.size(BOB) == 3 * BTC // 4  # Alice keeps her position
+    h.block()  # the next portions go to Carol's bid, block by block
+    assert h.size(BOB) < 3 * BTC // 4 and h.size(ALICE) == -BTC
+
+
+def test_the_sweep_liquidates_the_most_underwater_holder_first():
+    """With room for one liquidation a block (``sweep_limit`` 1) and two liquidatable longs, the
+    sweep takes Bob, whose TNC is the smaller share of his MMR, although Dave comes first in the
+    holder list (sorted by subaccount id), as dYdX sorts its liquidation orders; Dave follows in
+    the next block."""
+    cfg = config(
+        {ALICE: 100_000 * USDC, BOB: 2_900 * USDC, CAROL: 200_000 * USDC, DAVE: 3_100 * USDC},
+        liquidation={"sweep_limit": 1},
+        insurance_fund=1_000_000 * USDC,
+    )
+    h = Harness(cfg)
+    bob, dave = (keys.subaccount_id(k.public_key, 0) for k in (BOB, DAVE))
+    assert dave < bob  # the holder list would take Dave first
+    h.block(
+        h.tx(ALICE, PlaceOrder(0, 0, 1, SELL, 2 * BTC, P50)),
+        h.tx(BOB, PlaceOrder(0, 0, 1, BUY, BTC, P50, time_in_force=IOC)),
+        h.tx(DAVE, PlaceOrder(0, 0, 1, BUY, BTC, P50, time_in_force=IOC)),
+    )
+    h.block(h.tx(CAROL, PlaceOrder(0, 0, 1, BUY, 2 * BTC, 4_700_000_000)))  # 47,000 for both
+    tick = h.block(h.tx(ORACLE, OracleUpdate(0, 4_780_000_000)))[-1]  # TNC 700 and 900 < MMR ~1,434
+    assert [e["subaccount"] for e in events(tick, "liquidation")] == [bob.hex()]
+    assert h.size(BOB) == 0 and h.size(DAVE) == BTC
+    tick = h.block()[-1]
+    assert [e["subaccount"] for e in events(tick, "liquidation")] == [dave.hex()] and h.size(DAVE) == 0
+
+
 def test_the_sweep_gates_withdrawals_for_a_bankrupt_holder_it_does_not_liquidate():
     """The gate must stay up while a negative-TNC account exists, as dYdX re-arms it every block
     one is seen - also when the sweep's budget (here 0: liquidation by transaction only) leaves

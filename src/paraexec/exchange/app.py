@@ -20,6 +20,7 @@ app config and are immutable; see ``genesis`` for the config format.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from fractions import Fraction
 from typing import Any
 
 from .. import codec
@@ -54,6 +55,9 @@ class ExchangeApp:
     """See module docstring."""
 
     name = "exchange"
+    #: 7: a position is liquidated at most once a block (``LiquidationUsage.markets``), a
+    #: liquidation deleverages only when its order filled nothing, and the sweep takes the most
+    #: underwater holders first (all three as dYdX v4).
     #: 6: ``MarketState`` records the time of its band's anchor price (``band_time``): the
     #: oracle band widens with the anchor's age, so a market whose price moved beyond the band
     #: during an oracle outage is not paused for good.
@@ -65,7 +69,7 @@ class ExchangeApp:
     #: would not replay under them, so it is refused at open rather than failing replay at its
     #: first differing block. 2: one ``MarketState`` key per market (1, unrecorded: oracle
     #: price, funding index and OI snapshot in three keys)
-    state_layout = 6
+    state_layout = 7
     payload_types: Mapping[str, type] = PAYLOAD_TYPES
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
@@ -329,19 +333,27 @@ class ExchangeApp:
         return fired
 
     def _sweep(self, ctx: TxContext, market: Market) -> None:
-        """Liquidate the market's liquidatable holders, at most ``sweep_limit`` per block, and arm
-        the withdrawal gate if any of them is bankrupt (``arm_withdraw_gate``). Only
-        a liquidation that closed something counts: accounts that cannot be filled (no bid above
-        their fillable price, an exhausted fund) must not use up the budget every block and
-        leave a bankrupt account later in the list unswept."""
+        """Liquidate the market's liquidatable holders, most underwater first, at most
+        ``sweep_limit`` per block, and arm the withdrawal gate if any of them is bankrupt
+        (``arm_withdraw_gate``). Only a liquidation that closed something counts: accounts that
+        cannot be filled (no bid above their fillable price, an exhausted fund) must not use up
+        the budget every block and leave a bankrupt account later in the list unswept.
+
+        Order (dYdX ``SortLiquidationOrders``: the fillable price furthest from the oracle
+        first, then the larger position): TNC / MMR ascending, which orders the fillable prices
+        of one market the same way (its distance from the oracle grows as TNC / MMR falls, and
+        is the same for every TNC <= 0), then the larger notional, then the subaccount id. In a
+        crash with more liquidatable holders than the budget, the deepest go first, whatever
+        their place in the holder list (which is sorted by id)."""
         raw = ctx.get(keys.holders(market.id))
         if raw is None or ctx.env.time - self.ledger(ctx).oracle(market.id).time > market.staleness_s:
             return
         from .records import HOLDERS_DECODER
 
-        done = 0
+        scan = self.ledger(ctx)
+        price = scan.price(market.id)
         bankrupt_seen = False
-        scan = self.ledger(ctx)  # read-only view for the scan; renewed after each liquidation
+        queue: list[tuple[Fraction, int, bytes]] = []
         for sub_id in HOLDERS_DECODER.decode(raw):
             acc = scan.account(sub_id)
             if market.id not in acc.positions:
@@ -350,8 +362,16 @@ class ExchangeApp:
             if not risk.liquidatable:
                 continue
             bankrupt_seen = bankrupt_seen or risk.tnc < 0
+            depth = Fraction(max(risk.tnc, 0), risk.mmr) if risk.mmr > 0 else Fraction(0)
+            queue.append((depth, -market.notional_ceil(abs(acc.size(market.id)), price), sub_id))
+        done = 0
+        for _, _, sub_id in sorted(queue):
             if done >= self.liquidation.sweep_limit:
-                continue  # over budget: still looking for a bankrupt holder, for the gate
+                break
+            scan = self.ledger(ctx)  # an earlier liquidation may have changed this account
+            acc = scan.account(sub_id)
+            if market.id not in acc.positions or not scan.risk(acc).liquidatable:
+                continue
             mark = ctx.checkpoint()
             try:
                 if liquidate(self.ledger(ctx), self.fees, self.liquidation, sub_id, market.id):
@@ -359,7 +379,6 @@ class ExchangeApp:
             except (BusinessError, OverflowError) as exc:  # this account is skipped; the tick goes on
                 ctx.rollback(mark)
                 ctx.emit("liquidation_skipped", market=market.id, subaccount=sub_id.hex(), code=_step_failure(exc).code)
-            scan = self.ledger(ctx)
         if bankrupt_seen:
             arm_withdraw_gate(ctx, self.ledger(ctx).height + self.liquidation.withdraw_gate_blocks)
 

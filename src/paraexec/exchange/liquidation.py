@@ -1,14 +1,19 @@
 """Liquidations, the insurance fund and deleveraging (dYdX x/clob liquidations, v4 formulas).
 
 A subaccount is liquidatable when TNC < total MMR. ``liquidate(sub, market)`` (the permissionless
-``Liquidate`` transaction, or the end-of-block sweep over the market's holders):
+``Liquidate`` transaction, or the end-of-block sweep over the market's holders, most underwater
+first: ``app``):
 
     size to close   whole position if its notional <= min_position_notional, else
                     max(min_position_notional, notional * max_position_portion), further capped
                     by the subaccount's per-block max_notional_per_block, which counts the
                     notional of liquidation *fills* only (dYdX UpdateSubaccountLiquidationInfo).
                     With the cap used up, a solvent account gets LIQUIDATION_LIMIT and a
-                    bankrupt one goes straight to deleveraging
+                    bankrupt one goes straight to deleveraging. One liquidation per position
+                    and block (dYdX ErrSubaccountHasLiquidatedPerpetual): a second one in the
+                    same block, by transaction or by the sweep, gets LIQUIDATION_LIMIT, so the
+                    position portion really is a per-block limit (several ``Liquidate``
+                    transactions would otherwise each close the portion of what was left)
     fillable price  (PNNV - ABR * SMMR * PMMR) / PS, ABR = clamp(BA * (1 - TNC / TMMR), 0, 1)
                     (PNNV position value, PS its size, PMMR its MMR, SMMR the spread-to-MMR
                     ratio, BA the bankruptcy adjustment), computed exactly and rounded once, to
@@ -24,9 +29,14 @@ A subaccount is liquidatable when TNC < total MMR. ``liquidate(sub, market)`` (t
                         surplus <  0: the fund pays -surplus (the account ends at bankruptcy);
                                       if the fund (or the per-block insurance cap) cannot, the
                                       matching stops
-    deleverage      only when the account is bankrupt (TNC < 0) with a position left (dYdX
-                    CanDeleverageSubaccount; a solvent account whose fills the fund cannot cover
-                    keeps the rest of its position until a better bid comes): offset the *whole*
+    deleverage      only when the liquidation order filled nothing and the account is bankrupt
+                    (TNC < 0) with a position left (dYdX LiquidateSubaccountsAgainstOrderbook
+                    deleverages only orders with nothing filled, then CanDeleverageSubaccount; a
+                    partly filled position, stopped by the position portion or the book's depth,
+                    is liquidated further next block while the fund and the book can take it,
+                    instead of closing profitable traders at once; a solvent account whose fills
+                    the fund cannot cover keeps the rest of its position until a better bid
+                    comes): offset the *whole*
                     remaining position (dYdX: delta = -position, whatever the liquidation cap)
                     against opposite positions at the bankruptcy price, ranked by profit ratio x
                     leverage (highest first, ties by subaccount id) - Hyperliquid/Binance-style
@@ -138,6 +148,8 @@ def liquidate(lg: Ledger, fees: Fees, cfg: LiquidationConfig, sub_id: bytes, mar
     usage = USAGE_DECODER.decode(raw) if raw else LiquidationUsage(lg.height, 0, 0)
     if usage.height != lg.height:
         usage = LiquidationUsage(lg.height, 0, 0)
+    if market.id in usage.markets:
+        raise LiquidationLimit(f"position in market {market.id} already liquidated in this block")
     price = lg.price(market.id)
     notional = market.notional_ceil(size, price)
     if notional <= cfg.min_position_notional:
@@ -157,7 +169,7 @@ def liquidate(lg: Ledger, fees: Fees, cfg: LiquidationConfig, sub_id: bytes, mar
         filled = _match_liquidation(lg, fees, cfg, market, sub_id, side, quantums, limit, usage, fund)
     deleveraged = 0
     now = lg.account(sub_id)
-    if now.size(market.id) and lg.risk(now).tnc < 0:
+    if not filled and now.size(market.id) and lg.risk(now).tnc < 0:
         deleveraged = deleverage(lg, market, sub_id, side, abs(now.size(market.id)))
     if fund.delta:
         ctx.add(keys.INSURANCE, fund.delta)
@@ -165,7 +177,10 @@ def liquidate(lg: Ledger, fees: Fees, cfg: LiquidationConfig, sub_id: bytes, mar
         usage_key,
         encode(
             LiquidationUsage(
-                lg.height, usage.notional + market.notional_ceil(filled, price), usage.insurance_lost + fund.lost
+                lg.height,
+                usage.notional + market.notional_ceil(filled, price),
+                usage.insurance_lost + fund.lost,
+                (*usage.markets, market.id),
             )
         ),
     )

@@ -106,11 +106,14 @@ class FundingSamples(msgspec.Struct, array_like=True, frozen=True):
 
 
 class LiquidationUsage(msgspec.Struct, array_like=True, frozen=True):
-    """Per-block liquidation usage of a subaccount (reset when ``height`` changes)."""
+    """Per-block liquidation usage of a subaccount (reset when ``height`` changes): the notional
+    of its liquidation fills, the insurance fund's payouts, and the markets whose position was
+    liquidated (each at most once a block, as dYdX ``SubaccountLiquidationInfo``)."""
 
     height: int
     notional: int
     insurance_lost: int
+    markets: tuple[int, ...] = ()
 
 
 SUBACCOUNT_DECODER = msgspec.msgpack.Decoder(SubaccountRecord)
