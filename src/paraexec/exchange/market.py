@@ -10,6 +10,14 @@ Margin follows dYdX's liquidity tiers: ``imf_ppm`` is the initial margin fractio
 The open-interest scaled IMF (OIMF): between ``oi_lower_cap`` and ``oi_upper_cap`` (quote
 quantums of open interest notional) the IMF for the initial margin rises linearly from
 ``imf_ppm`` to 100%; the maintenance margin keeps the base ``imf_ppm`` (dYdX).
+
+The open interest it scales with is the snapshot of the last block's end (``MarketState``), not
+the live aggregate: dYdX updates open interest on every fill and checks each fill's end state,
+so within a block the caps bind at once; here open interest opened during a block trades at the
+IMF of the block's start, and the caps bind from the next block. Deliberate: every margin check
+of a cross-margined account reads the IMF of each market it holds, so reading the live
+aggregate would make every fill depend on every earlier fill in those markets, the conflict the
+snapshot keeps out of the blocks.
 """
 
 from __future__ import annotations
