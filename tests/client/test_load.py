@@ -109,6 +109,36 @@ def test_load_refuses_accounts_the_chain_did_not_fund_and_takes_host_port(tmp_pa
     assert unreachable.stdout == ""
 
 
+def test_a_load_whose_every_receipt_failed_exits_1(tmp_path, monkeypatch):
+    """The second line of defence behind the funding check: a load that was measured but whose
+    every included transaction failed is not reported as sustained throughput (the runner is
+    replaced by one that reports that outcome; the node and the funding check are real)."""
+    from typer.testing import CliRunner
+
+    import paraexec.client.load as loadmod
+    from paraexec.cli import app
+
+    class AllFailed:
+        def __init__(self, url, source, rate, duration, drain_s, workload):
+            self.report = LoadReport(workload, rate, duration, submitted=5, accepted=5, included=5, failed_receipts=5)
+
+        def run(self):
+            return self.report
+
+    monkeypatch.setattr(loadmod, "LoadRunner", AllFailed)
+    data = tmp_path / "chain"
+    init_chain(data, keys=TransferWorkload(20, 0).keys)
+    with NodeProcess(data, block_time=0.1) as node:
+        for extra in ([], ["--json"]):
+            args = ["load", "--rpc", node.url, "--workload", "transfers", "--accounts", "20", *extra]
+            result = CliRunner().invoke(app, args)
+            assert result.exit_code == 1, result.output
+            if extra:
+                assert json.loads(result.output.strip().splitlines()[-1])["failed_receipts"] == 5
+            else:
+                assert "every included transaction failed" in " ".join(result.output.split())
+
+
 def test_the_sdk_docstring_example_runs_against_the_dev_chain(tmp_path):
     """The worked example in ``paraexec.client``'s docstring, as written, against `paraexec init`."""
     import textwrap
