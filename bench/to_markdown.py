@@ -1,6 +1,6 @@
 """Render `paraexec bench --json` outputs as the markdown tables of bench/RESULTS.md.
 
-python bench/to_markdown.py bench/out/*.json
+python bench/to_markdown.py bench/out/*.json    (the project's .venv/bin/python: it imports paraexec)
 
 "cores" is what the row's executor may keep busy (the coordinator of `parallel`/`adaptive` executes
 too, so `parallel x1` uses 2) and "bound" is taken at that many cores. Files written before rows

@@ -310,6 +310,44 @@ def test_a_partly_filled_liquidation_is_not_deleveraged():
     assert h.size(BOB) < 3 * BTC // 4 and h.size(ALICE) == -BTC
 
 
+def test_a_bankrupt_position_the_book_takes_one_step_of_is_deleveraged_in_that_block():
+    """Where this differs from dYdX on purpose: Carol bids one step (0.0001 BTC) a block just
+    above bankrupt Bob's fillable price. An order that fills less than its size means the book
+    (or the fund) cannot take the position, so the rest is deleveraged against Alice at once;
+    under dYdX's rule (deleverage only when nothing filled) Bob would stay open, the fund paying
+    each fill and withdrawals gated, for as long as Carol kept bidding."""
+    h = Harness(
+        config({ALICE: 100_000 * USDC, BOB: 3_000 * USDC, CAROL: 200_000 * USDC}, insurance_fund=1_000_000 * USDC)
+    )
+    long_bob_short_alice(h)
+    step = 1_000_000
+    tick = h.block(
+        h.tx(ORACLE, OracleUpdate(0, 4_650_000_000)),  # 46,500: Bob's TNC about -525 USDC
+        h.tx(CAROL, PlaceOrder(0, 0, 100, BUY, step, 4_450_000_000)),  # 44,500, above his fillable price
+    )[-1]
+    liquidation = events(tick, "liquidation")[0]
+    assert (liquidation["filled"], liquidation["deleveraged"]) == (step, BTC - step)
+    assert h.size(BOB) == 0 and h.size(ALICE) == -step and h.size(CAROL) == step
+
+
+def test_the_sweep_order_follows_the_adjusted_bankruptcy_ratio_exactly():
+    """The sweep's key is dYdX's ABR = clamp(BA * (1 - TNC / TMMR), 0, 1), not TNC / MMR: with a
+    bankruptcy adjustment BA below 1 a deeper bankrupt account still ranks first, and with BA
+    above 1 every account past 1 - 1/BA ties (then the larger position goes first)."""
+    from fractions import Fraction
+
+    from paraexec.exchange.ledger import Risk
+    from paraexec.exchange.liquidation import LiquidationConfig, adjusted_bankruptcy_ratio
+
+    def abr(ba_ppm, tnc, mmr=100):
+        return adjusted_bankruptcy_ratio(LiquidationConfig(bankruptcy_adjustment_ppm=ba_ppm), Risk(tnc, 0, mmr))
+
+    assert [abr(1_000_000, t) for t in (-200, -1, 0, 50, 99)] == [1, 1, 1, Fraction(1, 2), Fraction(1, 100)]
+    assert [abr(500_000, t) for t in (-200, -50, 0, 50)] == [1, Fraction(3, 4), Fraction(1, 2), Fraction(1, 4)]
+    assert [abr(2_000_000, t) for t in (-50, 0, 50, 60)] == [1, 1, 1, Fraction(4, 5)]
+    assert abr(1_000_000, -5, mmr=0) == 0  # no margin requirement: no adjustment (the fillable price's rule)
+
+
 def test_the_sweep_liquidates_the_most_underwater_holder_first():
     """With room for one liquidation a block (``sweep_limit`` 1) and two liquidatable longs, the
     sweep takes Bob, whose TNC is the smaller share of his MMR, although Dave comes first in the

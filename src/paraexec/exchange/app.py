@@ -32,7 +32,7 @@ from . import keys
 from .errors import LiquidationNotFilled, Undercollateralized, WithdrawalsGated
 from .funding import FundingConfig, funding_tick
 from .ledger import Ledger, LedgerMemo
-from .liquidation import LiquidationConfig, arm_withdraw_gate, liquidate
+from .liquidation import LiquidationConfig, adjusted_bankruptcy_ratio, arm_withdraw_gate, liquidate
 from .market import Market
 from .matching import Fees, cancel_order, is_triggered, must_be_subaccount, place_order
 from .oracle import oracle_update
@@ -56,8 +56,9 @@ class ExchangeApp:
 
     name = "exchange"
     #: 7: a position is liquidated at most once a block (``LiquidationUsage.markets``), a
-    #: liquidation deleverages only when its order filled nothing, and the sweep takes the most
-    #: underwater holders first (all three as dYdX v4).
+    #: liquidation deleverages only when its order did not fill whole, and the sweep takes the
+    #: most underwater holders first (as dYdX v4 but for the second: dYdX waits until an order
+    #: fills nothing, see ``liquidation``).
     #: 6: ``MarketState`` records the time of its band's anchor price (``band_time``): the
     #: oracle band widens with the anchor's age, so a market whose price moved beyond the band
     #: during an oracle outage is not paused for good.
@@ -340,11 +341,12 @@ class ExchangeApp:
         the budget every block and leave a bankrupt account later in the list unswept.
 
         Order (dYdX ``SortLiquidationOrders``: the fillable price furthest from the oracle
-        first, then the larger position): TNC / MMR ascending, which orders the fillable prices
-        of one market the same way (its distance from the oracle grows as TNC / MMR falls, and
-        is the same for every TNC <= 0), then the larger notional, then the subaccount id. In a
-        crash with more liquidatable holders than the budget, the deepest go first, whatever
-        their place in the holder list (which is sorted by id)."""
+        first, then the larger order): the adjusted bankruptcy ratio descending, which orders
+        the fillable prices of one market the same way (``adjusted_bankruptcy_ratio``), then the
+        larger position notional (dYdX: the order's, capped by the position portion; the same
+        order but for rare ties), then the subaccount id. In a crash with more liquidatable
+        holders than the budget, the deepest go first, whatever their place in the holder list
+        (which is sorted by id)."""
         raw = ctx.get(keys.holders(market.id))
         if raw is None or ctx.env.time - self.ledger(ctx).oracle(market.id).time > market.staleness_s:
             return
@@ -362,8 +364,8 @@ class ExchangeApp:
             if not risk.liquidatable:
                 continue
             bankrupt_seen = bankrupt_seen or risk.tnc < 0
-            depth = Fraction(max(risk.tnc, 0), risk.mmr) if risk.mmr > 0 else Fraction(0)
-            queue.append((depth, -market.notional_ceil(abs(acc.size(market.id)), price), sub_id))
+            urgency = adjusted_bankruptcy_ratio(self.liquidation, risk)
+            queue.append((-urgency, -market.notional_ceil(abs(acc.size(market.id)), price), sub_id))
         done = 0
         for _, _, sub_id in sorted(queue):
             if done >= self.liquidation.sweep_limit:

@@ -29,14 +29,17 @@ first: ``app``):
                         surplus <  0: the fund pays -surplus (the account ends at bankruptcy);
                                       if the fund (or the per-block insurance cap) cannot, the
                                       matching stops
-    deleverage      only when the liquidation order filled nothing and the account is bankrupt
-                    (TNC < 0) with a position left (dYdX LiquidateSubaccountsAgainstOrderbook
-                    deleverages only orders with nothing filled, then CanDeleverageSubaccount; a
-                    partly filled position, stopped by the position portion or the book's depth,
-                    is liquidated further next block while the fund and the book can take it,
-                    instead of closing profitable traders at once; a solvent account whose fills
-                    the fund cannot cover keeps the rest of its position until a better bid
-                    comes): offset the *whole*
+    deleverage      only when the liquidation order did not fill whole (nothing, or less than
+                    its size: the book or the fund could not take it) and the account is
+                    bankrupt (TNC < 0) with a position left. An order that filled whole was
+                    stopped only by the position portion: the rest is liquidated in the next
+                    blocks while the book and the fund can take it, instead of closing
+                    profitable traders at once. dYdX (LiquidateSubaccountsAgainstOrderbook, then
+                    CanDeleverageSubaccount) deleverages only orders that filled nothing, which
+                    lets a bid of one step a block keep a bankrupt account open, the fund paying
+                    and withdrawals gated, for as long as the bidder likes; here that block
+                    deleverages the rest. A solvent account whose fills the fund cannot cover
+                    keeps the rest of its position until a better bid comes. Offset the *whole*
                     remaining position (dYdX: delta = -position, whatever the liquidation cap)
                     against opposite positions at the bankruptcy price, ranked by profit ratio x
                     leverage (highest first, ties by subaccount id) - Hyperliquid/Binance-style
@@ -104,17 +107,25 @@ def bankruptcy_quote(lg: Ledger, market: Market, acc: Account, risk: Risk, delta
     return ceil_div(-dnnv * risk.mmr - risk.tnc * dmmr, risk.mmr)
 
 
+def adjusted_bankruptcy_ratio(cfg: LiquidationConfig, risk: Risk) -> Fraction:
+    """ABR = clamp(BA * (1 - TNC / TMMR), 0, 1), exact (0 without a margin requirement): how far
+    towards the bankruptcy price the fillable price goes. Within one market the fillable price's
+    distance from the oracle grows with it, so the sweep takes the largest first (dYdX
+    ``SortLiquidationOrders``)."""
+    if risk.mmr <= 0:
+        return Fraction(0)
+    return min(
+        Fraction(1), max(Fraction(0), Fraction(cfg.bankruptcy_adjustment_ppm * (risk.mmr - risk.tnc), PPM * risk.mmr))
+    )
+
+
 def fillable_subticks(lg: Ledger, cfg: LiquidationConfig, market: Market, acc: Account, risk: Risk) -> int:
     """The liquidation order's limit in subticks (see module docstring): exact rational
     arithmetic, one rounding at the end, as dYdX's big.Rat computation."""
     size = acc.size(market.id)
     pnnv = market.value_floor(size, lg.price(market.id))
     pmmr = position_mmr(lg, market, size)
-    abr = Fraction(0)
-    if risk.mmr > 0:
-        abr = min(
-            Fraction(1), max(abr, Fraction(cfg.bankruptcy_adjustment_ppm * (risk.mmr - risk.tnc), PPM * risk.mmr))
-        )
+    abr = adjusted_bankruptcy_ratio(cfg, risk)
     numerator = pnnv - abr * Fraction(cfg.spread_to_mmr_ppm, PPM) * pmmr  # quote quantums
     subticks = numerator / (size * Fraction(10) ** market.quantum_conversion_exponent)
     raw = math.ceil(subticks) if size > 0 else math.floor(subticks)
@@ -169,8 +180,9 @@ def liquidate(lg: Ledger, fees: Fees, cfg: LiquidationConfig, sub_id: bytes, mar
         filled = _match_liquidation(lg, fees, cfg, market, sub_id, side, quantums, limit, usage, fund)
     deleveraged = 0
     now = lg.account(sub_id)
-    if not filled and now.size(market.id) and lg.risk(now).tnc < 0:
-        deleveraged = deleverage(lg, market, sub_id, side, abs(now.size(market.id)))
+    if filled < quantums or not filled:  # not filled whole: the book or the fund ran out (module doc)
+        if now.size(market.id) and lg.risk(now).tnc < 0:
+            deleveraged = deleverage(lg, market, sub_id, side, abs(now.size(market.id)))
     if fund.delta:
         ctx.add(keys.INSURANCE, fund.delta)
     ctx.put(

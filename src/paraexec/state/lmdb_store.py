@@ -70,19 +70,19 @@ class LmdbStore:
             sync=durable,
             metasync=durable,
         )
-        self._must_be_whole()
         try:
+            self._must_be_whole()
             self._state = self.env.open_db(b"state", create=not readonly)
             self._blocks = self.env.open_db(b"blocks", create=not readonly)
             self._receipts = self.env.open_db(b"receipts", create=not readonly)
             self._meta = self.env.open_db(b"meta", create=not readonly)
             self._txindex = self.env.open_db(b"txindex", create=not readonly)
-        except lmdb.Error:  # a foreign database: release its files now, not at garbage collection
+            self._read: lmdb.Transaction | None = None
+            self._owns_env = True
+            self.refresh()
+        except Exception:  # a foreign or damaged database: release its files now, not at garbage collection
             self.env.close()
             raise
-        self._read: lmdb.Transaction | None = None
-        self._owns_env = True
-        self.refresh()
 
     def _must_be_whole(self) -> None:
         """Refuse a data file shorter than the pages its last commit uses: it was cut outside
