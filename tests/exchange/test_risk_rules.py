@@ -260,7 +260,17 @@ def test_deleveraging_does_not_wait_for_the_liquidation_cap():
     assert usage.notional == 0
 
 
-QUARTER = {"max_position_portion_ppm": 250_000, "min_position_notional": 1_000 * USDC}
+def bob_long_under_a_quarter_portion() -> Harness:
+    """Bob long 1 BTC from Alice; a liquidation closes at most 25% of a position (at least 1,000
+    USDC of it); Carol has the money to bid for all of it; the fund holds 1M USDC."""
+    cfg = config(
+        {ALICE: 100_000 * USDC, BOB: 3_000 * USDC, CAROL: 200_000 * USDC},
+        liquidation={"max_position_portion_ppm": 250_000, "min_position_notional": 1_000 * USDC},
+        insurance_fund=1_000_000 * USDC,
+    )
+    h = Harness(cfg)
+    long_bob_short_alice(h)
+    return h
 
 
 def test_a_position_is_liquidated_at_most_once_a_block():
@@ -268,13 +278,7 @@ def test_a_position_is_liquidated_at_most_once_a_block():
     ``Liquidate`` transactions for Bob in one block, then the sweep, close 25% of his position,
     not 25% of what each found left (76% with the fund paying each time); the next block may
     take the next portion."""
-    cfg = config(
-        {ALICE: 100_000 * USDC, BOB: 3_000 * USDC, CAROL: 200_000 * USDC},
-        liquidation=QUARTER,
-        insurance_fund=1_000_000 * USDC,
-    )
-    h = Harness(cfg)
-    long_bob_short_alice(h)
+    h = bob_long_under_a_quarter_portion()
     receipts = h.block(
         h.tx(ORACLE, OracleUpdate(0, 4_780_000_000)),  # 47,800: TNC ~775 < MMR ~1,434, solvent
         h.tx(CAROL, PlaceOrder(0, 0, 1, BUY, BTC, 4_681_200_000)),  # a bid for all of it, at the fillable price
@@ -290,16 +294,10 @@ def test_a_position_is_liquidated_at_most_once_a_block():
 
 def test_a_partly_filled_liquidation_is_not_deleveraged():
     """Bob is bankrupt (TNC < 0) but the book bids for his whole position and the fund can pay:
-    his liquidation fills the position portion (25%) and stops there. dYdX deleverages only a
-    liquidation that filled nothing, so the rest waits for the next blocks' liquidations instead
-    of closing Alice, a profitable trader, at Bob's bankruptcy price."""
-    cfg = config(
-        {ALICE: 100_000 * USDC, BOB: 3_000 * USDC, CAROL: 200_000 * USDC},
-        liquidation=QUARTER,
-        insurance_fund=1_000_000 * USDC,
-    )
-    h = Harness(cfg)
-    long_bob_short_alice(h)
+    his liquidation order fills whole, the position portion (25%), and stops only there. So the
+    rest waits for the next blocks' liquidations (as dYdX) instead of being deleveraged against
+    Alice, a profitable trader, at Bob's bankruptcy price."""
+    h = bob_long_under_a_quarter_portion()
     h.block(h.tx(CAROL, PlaceOrder(0, 0, 1, BUY, BTC, 4_640_000_000)))  # 46,400
     tick = h.block(h.tx(ORACLE, OracleUpdate(0, 4_650_000_000)))[-1]  # 46,500: Bob's TNC -525 USDC
     liquidation = events(tick, "liquidation")[0]
