@@ -5,6 +5,7 @@ python bench/to_markdown.py bench/out/*.json    (the project's .venv/bin/python:
 "cores" is what the row's executor may keep busy (the coordinator of `parallel`/`adaptive` executes
 too, so `parallel x1` uses 2) and "bound" is taken at that many cores. Files written before rows
 carried "cores" took the bound at "workers", so they show "cores" = "workers".
+"p25-p50-p75": quartiles and median of the per-repeat (paired) ratios; "speedup" is the ratio of medians.
 Below each table, per point: the bound on unlimited workers and the key classes whose edges limit
 it most (the bound without each), from the dependency analysis.
 "blocks 2+" is the steady state of a pass (blocks 2..K, after block 1's cold start): its speedup
@@ -14,9 +15,17 @@ and the share of its own bound ("-" in files written before rows carried it).
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 
 from paraexec.bench.commands import bound_limits_line
+from paraexec.bench.harness import quartile_range
+
+
+def paired_median(r: dict) -> float | None:
+    """The median of the per-repeat ratios (files written before rows carried it: from the ratios)."""
+    runs = r.get("speedup_runs") or []
+    return r.get("speedup_paired_median") or (statistics.median(runs) if runs else None)
 
 
 def table(path: str) -> str:
@@ -28,7 +37,7 @@ def table(path: str) -> str:
         f"machine: {m.get('cpu_model')} x{m.get('cpu_count')}, Python {m.get('python')}, GIL {m.get('gil_enabled')};"
         f" elapsed {data['elapsed_s']:.0f} s; roots and receipts equal sequential's: {data['ok']}",
         "",
-        "| point | executor | workers | cores | median s | tx/s | speedup | p25-p75 | bound | of bound | blocks 2+ | CPU s | CPU ceiling | re-exec/tx | par. blocks |",
+        "| point | executor | workers | cores | median s | tx/s | speedup | p25-p50-p75 | bound | of bound | blocks 2+ | CPU s | CPU ceiling | re-exec/tx | par. blocks |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for point in data["points"]:
@@ -49,7 +58,7 @@ def table(path: str) -> str:
             )
             lines.append(
                 f"| {label} | {r['executor']} | {r['workers']} | {cores} | {r['seconds_median']:.3f} | {r['tx_per_s']:,.0f} |"
-                f" {r['speedup']:.2f}x | {'-' if not q else f'{q[0]:.2f}-{q[1]:.2f}'} | {bound_cells} | {steady_cell} |"
+                f" {r['speedup']:.2f}x | {quartile_range(q, paired_median(r))} | {bound_cells} | {steady_cell} |"
                 f" {'-' if cpu is None else format(cpu, '.3f')} | {'-' if ceiling is None else format(ceiling, '.2f') + 'x'} |"
                 f" {r['re_executions_per_tx']:.3f} | {r.get('parallel_blocks', '-')}/{r.get('blocks_timed', '-')} |"
             )

@@ -134,6 +134,24 @@ def test_speedup_quartiles_pair_the_repeats_of_one_round():
     assert quartile_range([1.0, 3.0]) == "1.00-3.00" and quartile_range(None) == "-"
     assert paired_speedups(ref, {"seconds_runs": [1.0, 2.0]}) == []  # a run that failed part way
     assert paired_speedups(None, run) == [] and quartiles([]) is None and quartiles([1.5]) == [1.5, 1.5]
+    assert quartile_range([1.0, 3.0], 2.0) == "1.00-2.00-3.00"
+
+
+def test_the_paired_median_is_shown_beside_the_ratio_of_medians():
+    """Three rounds where the machine drifted: sequential 0.926 / 0.679 / 1.003 s, the other
+    executor 0.810 / 0.479 / 0.569 s. The ratio of medians pairs sequential's middle pass with
+    another round's (1.63x); the rounds' own ratios are 1.14 / 1.42 / 1.76, median 1.42x.
+    Both are reported (``speedup``, ``speedup_paired_median``)."""
+    from paraexec.bench.bound import Bounds
+
+    rows = [
+        {"executor": "sequential", "workers": 1, "seconds_median": 0.926, "seconds_runs": [0.926, 0.679, 1.003]},
+        {"executor": "parallel", "workers": 2, "seconds_median": 0.569, "seconds_runs": [0.810, 0.479, 0.569]},
+    ]
+    add_ratios(rows, Bounds(), usable=2)
+    assert rows[1]["speedup"] == pytest.approx(0.926 / 0.569)
+    assert rows[1]["speedup_paired_median"] == pytest.approx(0.679 / 0.479)
+    assert rows[0]["speedup_paired_median"] == 1.0
 
 
 def _burn(seconds: float, ready) -> None:

@@ -19,8 +19,11 @@
 Only the run of ``produce_block`` calls is timed: block generation, store creation and genesis are not. Speedups
 are ratios of medians measured in the same process run, so machine load hits both sides alike.
 Each result also carries the per-repeat ratios (sequential's pass of a round over this pass of the
-same round) and their quartiles (``speedup_quartiles``, the tables' p25-p75): on a noisy machine
-the ratio of medians alone hides how far a speedup moved between repeats.
+same round), their quartiles (``speedup_quartiles``) and median (``speedup_paired_median``), the
+tables' p25-p50-p75: on a noisy machine the ratio of medians alone hides how far a speedup moved
+between repeats, and with few repeats it can pair passes of different rounds (a slow sequential
+pass with a fast one of the other executor), where the paired median cannot; both are shown, the
+ratio of medians stays the headline.
 Each result records ``workers`` (the ``--workers`` value it was made with) and ``cores`` (the
 cores that executor may keep busy, ``cores_used``): ``parallel`` and ``adaptive`` run a
 coordinator that executes transactions itself beside their ``workers`` processes, so ``parallel
@@ -30,10 +33,13 @@ would credit such executors with a free core and could read above 100%.
 A pass of K >= 2 blocks also reports its *steady state*, blocks 2..K (``steady_speedup``, its
 ``steady_bound`` and ``steady_bound_efficiency``), beside the whole pass, which stays the
 headline: block 1 of a pass starts cold (nothing of it was announced ahead, so no signature was
-checked before it) and a node pays that once, while every later block was announced while the one
-before it ran. Reporting both shows how much of a gap to the bound is that start.
+checked before it), while every later block was announced while the one before it ran, as in
+``paraexec run``. Reporting both shows how much of a gap to the bound is that start.
 Signature checks run inside execution unless ``verify_signatures`` is off ("already verified at
-mempool admission"), so both the end-to-end and the execution-only numbers can be produced.
+mempool admission"), so both the end-to-end and the execution-only numbers can be produced. The
+node is the second case: it checks signatures at mempool admission (on threads, whatever the
+executor) and produces blocks with ``verify_signatures=False``, announcing nothing ahead, so what
+an executor gains in a node's block production is the execution-only number.
 
 With ``aa`` a second sequential executor (``AA``) is timed like the others: an A/A test whose
 ratio shows the machine's noise in that run, next to the speedups it must not be mistaken for.
@@ -513,6 +519,8 @@ def add_ratios(results: list[dict[str, Any]], bounds: boundmod.Bounds, usable: i
         r["speedup"] = ref["seconds_median"] / r["seconds_median"] if ref and r["seconds_median"] > 0 else None
         r["speedup_runs"] = paired_speedups(ref, r)
         r["speedup_quartiles"] = quartiles(r["speedup_runs"])
+        # the other estimator: drift between rounds cancels in each pair, not in a ratio of medians
+        r["speedup_paired_median"] = statistics.median(r["speedup_runs"]) if r["speedup_runs"] else None
         b = bounds.bound(r["cores"])
         r["bound"] = b
         r["bound_efficiency"] = r["speedup"] / b if b and r["speedup"] is not None else None
@@ -547,9 +555,13 @@ def quartiles(values: list[float]) -> list[float] | None:
     return [q1, q3]
 
 
-def quartile_range(values: list[float] | None) -> str:
-    """``[q1, q3]`` of the paired speedups as ``q1-q3`` for tables (``-`` when there are none)."""
-    return "-" if not values else f"{values[0]:.2f}-{values[1]:.2f}"
+def quartile_range(values: list[float] | None, median: float | None = None) -> str:
+    """``[q1, q3]`` of the paired speedups as ``q1-q3`` for tables, ``q1-median-q3`` when the
+    paired median is known (``-`` when there are none)."""
+    if not values:
+        return "-"
+    middle = "" if median is None else f"-{median:.2f}"
+    return f"{values[0]:.2f}{middle}-{values[1]:.2f}"
 
 
 def failures(result: dict[str, Any]) -> list[str]:

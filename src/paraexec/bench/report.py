@@ -265,7 +265,7 @@ def _results_table(points: list[dict[str, Any]]) -> str:
         "median s",
         "tx/s",
         "speedup",
-        "p25-p75",
+        "p25-p50-p75",
         "bound",
         "of bound",
         "blocks 2+",
@@ -295,7 +295,7 @@ def _results_table(points: list[dict[str, Any]]) -> str:
                 _fmt(r["seconds_median"], ".4f"),
                 _fmt(r["tx_per_s"], ",.0f"),
                 _fmt(r.get("speedup"), ".2f"),
-                quartile_range(r.get("speedup_quartiles")),
+                quartile_range(r.get("speedup_quartiles"), r.get("speedup_paired_median")),
                 _fmt(r.get("bound"), ".2f"),
                 _fmt(r.get("bound_efficiency"), ".0%"),
                 steady_cell(r),
@@ -471,8 +471,13 @@ def render_report(result: dict[str, Any]) -> str:
         f"Signatures {signatures}; store {config.get('store')}; medians of {config.get('repeat')} repeat(s); "
         "speedups are ratios to the sequential run of the same invocation; cores: the cores a row's executor may "
         "keep busy (parallel and adaptive: workers + 1, their coordinator executes transactions too), capped at "
-        "the usable cores; bound: the inherent speedup bound on that many cores, of bound: speedup / bound; blocks 2+: the same for blocks 2..K of each pass (the steady state after block 1's cold start, whose signatures nothing checked ahead); p25-p75: quartiles of the per-repeat "
-        "ratios (each pass over the sequential pass of the same round), i.e. how much it moved between repeats. "
+        "the usable cores; bound: the inherent speedup bound on that many cores, of bound: speedup / bound; blocks 2+: the same for blocks 2..K of each pass (the steady state after block 1's cold start, whose signatures nothing checked ahead); p25-p50-p75: quartiles and median of the per-repeat "
+        "ratios (each pass over the sequential pass of the same round), i.e. how much it moved between repeats; "
+        "the speedup column is the ratio of the medians, the p50 the median of the paired ratios (drift between "
+        "rounds cancels in each pair). The bound's costs are each transaction's execution (signature checks off "
+        "the critical path), without the block's commit, encoding and root, which every row's time includes: "
+        "where those are a large share of a pass (signatures already verified) the bound is optimistic and "
+        "'of bound' reads low; work an executor moves to idle cores (root hashing) can take it past 100%. "
         "CPU s: CPU seconds of the whole pass on every core (coordinator, threads, worker processes); "
         f"CPU ceiling: the speedup that much CPU allows with all {machine.get('cpu_usable')} usable cores busy "
         "(sequential's seconds x cores / CPU s): a speedup close to it means the engine's own CPU cost is the "
