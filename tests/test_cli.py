@@ -113,17 +113,22 @@ def test_inspect_shows_a_dev_traders_bank_and_subaccount(tmp_path):
     assert '"positions": []' in result.output
 
 
-def test_run_replay_inspect_round_trip(tmp_path):
+def test_run_replay_inspect_round_trip(tmp_path, monkeypatch):
+    import paraexec.cli as climod
+
     data = str(tmp_path / "chain")
+    monkeypatch.setattr(climod, "SLOW_ACCOUNTS", 10)  # as --accounts 50,000 would: the wait is announced
     result = runner.invoke(app, ["run", "--data", data, "--accounts", "10", "--block-size", "20", "--blocks", "2"])
     assert result.exit_code == 0, result.output
+    assert "deriving 10 account keys" in text(result)
+    monkeypatch.setattr(climod, "SLOW_ACCOUNTS", 12)  # below it, nothing is said
     result = runner.invoke(app, ["replay", "--data", data])
     assert result.exit_code == 0 and "every root and receipt matches" in text(result)
     result = runner.invoke(app, ["inspect", "--data", data, "--height", "2"])
     assert result.exit_code == 0 and "txs=20" in text(result)
     # a different workload on the same store is refused, not mixed in
     result = runner.invoke(app, ["run", "--data", data, "--accounts", "11", "--blocks", "1"])
-    assert result.exit_code == 1 and "different chain" in text(result)
+    assert result.exit_code == 1 and "different chain" in text(result) and "deriving" not in text(result)
 
 
 def test_replay_reports_a_chain_that_does_not_verify(tmp_path, monkeypatch):
