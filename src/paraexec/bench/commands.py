@@ -62,6 +62,11 @@ def must_be_writable(path: Path) -> None:
         path.unlink()
 
 
+def point_label(point: dict[str, Any]) -> str:
+    """A point's parameters as the terminal shows them: ``accounts=1000,markets=8``."""
+    return ",".join(f"{k}={v}" for k, v in point["params"].items()) or "-"
+
+
 def results_table(result: dict[str, Any]) -> Table:
     table = Table(
         "point",
@@ -84,7 +89,7 @@ def results_table(result: dict[str, Any]) -> Table:
         title=f"paraexec bench: {result['config']['workload']}",
     )
     for point in result["points"]:
-        label = ",".join(f"{k}={v}" for k, v in point["params"].items()) or "-"
+        label = point_label(point)
         for r in point["results"]:
             if r.get("error"):
                 table.add_row(
@@ -123,7 +128,7 @@ def bound_limits_line(point: dict[str, Any], n: int = 3) -> str:
     a = point.get("analysis") or {}
     if not a.get("available") or a.get("unlimited") is None:
         return ""
-    label = ",".join(f"{k}={v}" for k, v in point["params"].items()) or "-"
+    label = point_label(point)
     line = f"{label}: bound on unlimited workers {a['unlimited']:.2f}x"
     gains = [r for r in a.get("limits") or [] if (r["bound_without"].get("unlimited") or 0) > a["unlimited"] * 1.01]
     if gains:
