@@ -132,13 +132,8 @@ class DependencyReport:
         separate question.
         """
         prepare = self.prepare_costs or [0.0] * len(self.costs)
-        finish = [0.0] * len(self.costs)
-        for j, preds in enumerate(self.deps):
-            longest = 0.0
-            for i in preds:
-                if finish[i] > longest and not all(ignored(k) for k in self.edge_keys[(i, j)]):
-                    longest = finish[i]
-            finish[j] = self.costs[j] - prepare[j] + longest
+        execution = [c - p for c, p in zip(self.costs, prepare, strict=True)]
+        finish = finish_times(execution, self.deps, lambda i, j: not all(map(ignored, self.edge_keys[(i, j)])))
         return max(finish, default=0.0)
 
     def hot_keys(self, n: int = 10) -> list[tuple[Key, int]]:
@@ -216,10 +211,23 @@ def analyze_block(
     costs = list(cost) if cost is not None else measured
     prepare_costs = [0.0] * len(txs) if cost is not None else measured_prepare
     deps, edge_keys = _build_graph(read_sets, write_sets, delta_sets)
-    finish = [0.0] * len(txs)
-    for j, preds in enumerate(deps):
-        finish[j] = costs[j] - prepare_costs[j] + max((finish[i] for i in preds), default=0.0)
+    finish = finish_times([c - p for c, p in zip(costs, prepare_costs, strict=True)], deps)
     return DependencyReport(read_sets, write_sets, delta_sets, costs, deps, edge_keys, finish, output, prepare_costs)
+
+
+def finish_times(
+    execution: list[float], deps: list[list[int]], kept: Callable[[int, int], bool] | None = None
+) -> list[float]:
+    """``finish[j] = execution[j] + max(finish[i] for i in deps[j])`` (module docstring), over
+    the edges ``kept(i, j)`` allows (all without it)."""
+    finish = [0.0] * len(execution)
+    for j, preds in enumerate(deps):
+        longest = 0.0
+        for i in preds:
+            if finish[i] > longest and (kept is None or kept(i, j)):
+                longest = finish[i]
+        finish[j] = execution[j] + longest
+    return finish
 
 
 def _apply(ctx: RecordingContext, overlay: WriteSet, state: StateView) -> None:
