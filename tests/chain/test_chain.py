@@ -282,7 +282,7 @@ def test_a_store_written_with_another_state_layout_is_refused(tmp_path):
     from paraexec.errors import IncompatibleStore
 
     store = _exchange_store(tmp_path / "db")
-    assert store.get_meta("state_layout") == b"7"
+    assert store.get_meta("state_layout") == b"8"
     Chain.open(store)  # the layout it was written with: fine
     with store.env.begin(write=True) as txn:  # as a store written before layouts were recorded
         txn.delete(b"state_layout", db=store._meta)

@@ -127,26 +127,28 @@ def fill_with_fees() -> dict[str, Any]:
 def funding_over_hours() -> dict[str, Any]:
     # After the 0.1 BTC fill, carol bids 0.2 BTC at 50,050 (10,010 USDC: deep enough for the
     # market's 10,000 USDC impact notional, so the impact bid is 50,050): premium = 50/50,000 =
-    # 1,000 ppm per sample (far inside the clamps: premium 60 x (5% - 3%) = 120%, rate 6 x 2% = 12%).
-    # Each hour: rate_8h = 1,000 ppm; d_index = 1,000 * value_nano_per_quantum / 8e6, with
-    # value_nano_per_quantum = 5e9 (5 quote quantums per base quantum) -> 625,000 per hour.
-    # Three hours (t = 3600, 7200, 10800): index 1,875,000. bob (long 1e9) pays
-    # 1e9 * 1,875,000 / 1e9 = 1,875,000 = 1.875 USDC (= 5,000 USDC * 0.1% * 3 / 8); alice receives it.
-    # bob then withdraws 1 USDC: 4,997.5 - 1.875 - 1 = 4,994.625 USDC; alice deposits 1 USDC:
-    # 14,999.5 + 1.875 + 1 = 15,002.375 USDC.
+    # 1,000 ppm from t = 1 on (far inside the clamps: premium 60 x (5% - 3%) = 120%, rate
+    # 6 x 2% = 12%). Samples are weighted by the time they stand: the first hour saw premium 0 for
+    # its first second (before any block) and 1,000 ppm for 3,599 s: floor(3,599,000 / 3,600) = 999
+    # ppm; the next two 1,000 ppm (the bid stands all hour). d_index = rate * value_nano_per_quantum
+    # / 8e6, with value_nano_per_quantum = 5e9 (5 quote quantums per base quantum): 624,375, then
+    # 625,000 per hour: index 624,375 (t = 3600), 1,249,375 (7200), 1,874,375 (10800). bob (long
+    # 1e9) pays 1e9 * 1,874,375 / 1e9 = 1,874,375 quote quantums (~ 5,000 USDC * 0.1% * 3 / 8);
+    # alice receives it. bob then withdraws 1 USDC: 4,997,500,000 - 1,874,375 - 1,000,000 =
+    # 4,994,625,625; alice deposits 1 USDC: 14,999,500,000 + 1,874,375 + 1,000,000 = 15,002,374,375.
     hourly = [
         {
             "time": t,
             "txs": [oracle(50_000)],
             "expect_ticks": [
-                {"code": 0, "events": [{"name": "funding_rate", "attrs": {"rate_8h_ppm": 1_000, "index": idx}}]}
+                {"code": 0, "events": [{"name": "funding_rate", "attrs": {"rate_8h_ppm": rate, "index": idx}}]}
             ],
         }
-        for t, idx in ((3600, 625_000), (7200, 1_250_000), (10800, 1_875_000))
+        for t, rate, idx in ((3600, 999, 624_375), (7200, 1_000, 1_249_375), (10800, 1_000, 1_874_375))
     ]
     return vector(
         "funding_over_hours",
-        "Premium samples from a bid above the oracle; three hourly fundings settle lazily.",
+        "Premium samples from a bid above the oracle, weighted by time; three hourly fundings settle lazily.",
         cfg({"alice": 10_000 * USDC, "bob": 10_000 * USDC, "carol": 1_000 * USDC}),
         [
             {
@@ -167,19 +169,19 @@ def funding_over_hours() -> dict[str, Any]:
                 "expect": [
                     {
                         "code": 0,
-                        "events": [{"name": "withdraw"}, {"name": "funding_settled", "attrs": {"amount": -1_875_000}}],
+                        "events": [{"name": "withdraw"}, {"name": "funding_settled", "attrs": {"amount": -1_874_375}}],
                     },
                     {
                         "code": 0,
-                        "events": [{"name": "deposit"}, {"name": "funding_settled", "attrs": {"amount": 1_875_000}}],
+                        "events": [{"name": "deposit"}, {"name": "funding_settled", "attrs": {"amount": 1_874_375}}],
                     },
                 ],
             },
         ],
         {
             "subaccounts": [
-                {"owner": "alice", "balance": 15_002_375_000, "positions": {"0": -BTC // 10}},
-                {"owner": "bob", "balance": 4_994_625_000, "positions": {"0": BTC // 10}},
+                {"owner": "alice", "balance": 15_002_374_375, "positions": {"0": -BTC // 10}},
+                {"owner": "bob", "balance": 4_994_625_625, "positions": {"0": BTC // 10}},
             ],
             "banks": {"alice": 999_999 * USDC, "bob": 1_000_001 * USDC},
         },

@@ -14,6 +14,7 @@ from paraexec.exchange.payloads import (
     BUY,
     IOC,
     SELL,
+    CancelOrder,
     Liquidate,
     OracleUpdate,
     PlaceOrder,
@@ -149,7 +150,8 @@ def test_collateral_transfers_are_gated_like_withdrawals():
 
 def test_an_expired_bid_does_not_set_the_funding_rate():
     """A good-til-block bid 0.5% (5,000 ppm) over the oracle, live in block 2 only, stays on the
-    book until a taker walks over it: only block 2's sample may count it (one of nine)."""
+    book until a taker walks over it: only block 2's sample may count it, for the one second
+    block 2's book stood (as a live bid it would have counted for 3,598 s: 4,997 ppm)."""
     h = Harness(config({ALICE: 100_000 * USDC, BOB: 100_000 * USDC, CAROL: 100_000 * USDC}))
     long_bob_short_alice(h)
     assert h.run(CAROL, PlaceOrder(0, 0, 7, BUY, BTC // 4, P50 + 25_000_000, good_til_block=2)).ok
@@ -157,7 +159,7 @@ def test_an_expired_bid_does_not_set_the_funding_rate():
         h.block(time=t)
     tick = h.block(h.tx(ORACLE, OracleUpdate(0, P50)), time=3600)[-1]
     [funding] = events(tick, "funding_rate")
-    assert funding["samples"] == 9 and funding["rate_8h_ppm"] == 5_000 // 9  # was 8 * 5,000 // 9
+    assert funding["samples"] == 8 and funding["rate_8h_ppm"] == 5_000 * 1 // 3_600  # blocks at 1, 2, 3, 603, ...
     # still stored until a taker walks over it (only its effect is gone; book queries hide it)
     assert h.chain.store.get(keys.level(0, BUY, P50 + 25_000_000)) is not None and not h.reader.book(0)["bids"]
 
@@ -439,9 +441,8 @@ def test_a_whole_deleverage_at_an_inexact_price_leaves_exactly_zero():
 
 def test_stale_blocks_sample_a_zero_premium():
     """dYdX counts a market without a valid price as a zero premium vote: a bid 0.5% over the
-    oracle, seen by the two fresh blocks after it is placed in an hour whose other blocks had a
-    stale oracle, does not set the whole hour's rate (eight samples, not only the three fresh
-    ones, the first of which saw no bid)."""
+    oracle, placed at t = 2 in an hour whose later blocks (from t = 600) had a stale oracle,
+    counts for the 598 s until the first stale block, not for the rest of the hour."""
     h = Harness(
         config(
             {ALICE: 100_000 * USDC, BOB: 100_000 * USDC, CAROL: 100_000 * USDC}, markets=[btc_market(staleness_s=60)]
@@ -453,13 +454,45 @@ def test_stale_blocks_sample_a_zero_premium():
         h.block(time=t)
     tick = h.block(h.tx(ORACLE, OracleUpdate(0, P50)), time=3600)[-1]
     [funding] = events(tick, "funding_rate")
-    assert funding["samples"] == 8 and funding["rate_8h_ppm"] == 10_000 // 8
+    assert funding["samples"] == 7 and funding["rate_8h_ppm"] == 5_000 * 598 // 3_600
+
+
+def test_a_burst_of_blocks_weighs_the_time_its_book_stood_not_its_block_count():
+    """A bid 0.5% over the oracle stands from t = 2 to t = 10, seen by 49 of the hour's 51
+    samples (49 blocks in the second it is placed, as a node that produces blocks on demand
+    can): it sets the premium for those 8 s, 5,000 x 8 / 3,600 = 11 ppm, not the 4,711 ppm that
+    counting every block once gave (layout 7, which counted the closing block too: 49 x 5,000 /
+    52). A book that stands no time counts nothing: the 48 blocks at t = 2 after the first add no
+    weight of their own."""
+    h = Harness(config({ALICE: 100_000 * USDC, BOB: 100_000 * USDC, CAROL: 100_000 * USDC}))
+    long_bob_short_alice(h)  # t = 1: premium 0
+    assert h.run(CAROL, PlaceOrder(0, 0, 7, BUY, BTC // 4, P50 + 25_000_000), time=2).ok
+    for _ in range(48):
+        h.block(time=2)
+    assert h.run(CAROL, CancelOrder(0, 0, 7), time=10).ok
+    [funding] = events(h.block(h.tx(ORACLE, OracleUpdate(0, P50)), time=3600)[-1], "funding_rate")
+    assert funding["samples"] == 51 and funding["rate_8h_ppm"] == 5_000 * 8 // 3_600
+
+
+def test_the_block_that_closes_an_interval_samples_the_next():
+    """The closing block's book stands from its own time on: a bid placed in the block at t =
+    3,600 leaves the first hour at premium 0 and sets the second (one sample each, apart from
+    the blocks between)."""
+    h = Harness(config({CAROL: 100_000 * USDC}))
+    h.block(time=1)
+    bid = h.tx(CAROL, PlaceOrder(0, 0, 1, BUY, BTC // 4, P50 + 25_000_000))
+    [first] = events(h.block(h.tx(ORACLE, OracleUpdate(0, P50)), bid, time=3600)[-1], "funding_rate")
+    assert (first["samples"], first["rate_8h_ppm"]) == (1, 0)
+    [second] = events(h.block(h.tx(ORACLE, OracleUpdate(0, P50)), time=7200)[-1], "funding_rate")
+    assert (second["samples"], second["rate_8h_ppm"]) == (1, 5_000)
 
 
 def test_after_a_gap_the_premium_counts_for_one_interval_and_the_default_for_the_rest():
     """A chain silent for five hours: dYdX's catch-up ticks charge the premium once, then the
-    default rate (their samples were cleared by the first). Index step, in nano quote quantums per
-    base quantum at 50,000 USD (5e9): (4,333 + 4 x 1,000) ppm x 1 h / 8 h x 5e9 / 1e6."""
+    default rate (their samples were cleared by the first). The first hour's premium: the bid
+    placed at t = 2 held to its end, 5,000 ppm x 3,598 s / 3,600 s = 4,997 ppm. Index step, in nano
+    quote quantums per base quantum at 50,000 USD (5e9): (5,997 + 4 x 1,000) ppm x 1 h / 8 h x
+    5e9 / 1e6."""
     cfg = config(
         {ALICE: 100_000 * USDC, BOB: 100_000 * USDC, CAROL: 100_000 * USDC},
         markets=[btc_market(default_funding_ppm=1_000, staleness_s=10**9)],
@@ -468,8 +501,8 @@ def test_after_a_gap_the_premium_counts_for_one_interval_and_the_default_for_the
     long_bob_short_alice(h)
     assert h.run(CAROL, PlaceOrder(0, 0, 7, BUY, BTC // 4, P50 + 25_000_000), time=2).ok
     [funding] = events(h.block(time=5 * 3600)[-1], "funding_rate")
-    assert (funding["periods"], funding["rate_8h_ppm"]) == (5, 10_000 // 3 + 1_000)
-    assert funding["index"] == (4_333 + 4 * 1_000) * 5_000_000_000 // 8_000_000
+    assert (funding["periods"], funding["rate_8h_ppm"]) == (5, 5_000 * 3_598 // 3_600 + 1_000)
+    assert funding["index"] == (5_997 + 4 * 1_000) * 5_000_000_000 // 8_000_000
 
 
 def test_no_collateral_leaves_through_a_trade_while_a_held_market_is_stale():
@@ -550,17 +583,18 @@ def test_a_triggered_order_that_overflows_a_record_fails_alone_not_the_market_ti
 def test_the_premium_samples_the_impact_bid_not_the_best_bid(bids, premium):
     """dYdX samples the average price of filling the market's impact notional (10,000 USDC for
     BTC), so a dust order far from the oracle does not move the funding rate, and a thin best
-    level counts only for its share of the impact order."""
+    level counts only for its share of the impact order. (The bids stand the whole hour: placed
+    at t = 0, the genesis time.)"""
     h = Harness(config({CAROL: 100_000 * USDC}))
-    h.block(*(h.tx(CAROL, PlaceOrder(0, 0, i, BUY, q, px)) for i, (q, px) in enumerate(bids)), time=1)
+    h.block(*(h.tx(CAROL, PlaceOrder(0, 0, i, BUY, q, px)) for i, (q, px) in enumerate(bids)), time=0)
     [funding] = events(h.block(h.tx(ORACLE, OracleUpdate(0, P50)), time=3600)[-1], "funding_rate")
-    assert (funding["samples"], funding["rate_8h_ppm"]) == (2, premium)
+    assert (funding["samples"], funding["rate_8h_ppm"]) == (1, premium)
 
 
 def test_a_zero_impact_notional_samples_the_best_bid():
     """A market configured with ``impact_notional`` 0 samples the best live price (dYdX's rule
     for a zero impact notional): the dust bid that the default BTC market ignores counts."""
     h = Harness(config({CAROL: 100_000 * USDC}, markets=[btc_market(impact_notional=0)]))
-    h.block(h.tx(CAROL, PlaceOrder(0, 0, 1, BUY, 1_000_000, P50 + 25_000_000)), time=1)
+    h.block(h.tx(CAROL, PlaceOrder(0, 0, 1, BUY, 1_000_000, P50 + 25_000_000)), time=0)
     [funding] = events(h.block(h.tx(ORACLE, OracleUpdate(0, P50)), time=3600)[-1], "funding_rate")
-    assert (funding["samples"], funding["rate_8h_ppm"]) == (2, 5_000)
+    assert (funding["samples"], funding["rate_8h_ppm"]) == (1, 5_000)

@@ -55,6 +55,8 @@ class ExchangeApp:
     """See module docstring."""
 
     name = "exchange"
+    #: 8: funding premium samples weighted by the time each block's book stood
+    #: (``FundingSamples`` holds their integral and the last sample; see ``funding``).
     #: 7: a position is liquidated at most once a block (``LiquidationUsage.markets``), a
     #: liquidation deleverages only when its order did not fill whole, and the sweep takes the
     #: most underwater holders first (as dYdX v4 but for the second: dYdX waits until an order
@@ -70,7 +72,7 @@ class ExchangeApp:
     #: would not replay under them, so it is refused at open rather than failing replay at its
     #: first differing block. 2: one ``MarketState`` key per market (1, unrecorded: oracle
     #: price, funding index and OI snapshot in three keys)
-    state_layout = 7
+    state_layout = 8
     payload_types: Mapping[str, type] = PAYLOAD_TYPES
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:

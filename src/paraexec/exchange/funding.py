@@ -1,4 +1,5 @@
-"""Funding: premium samples every block, an hourly (block time) rate, a lazy cumulative index.
+"""Funding: a premium sample every block, weighted by time, an hourly (block time) rate, a lazy
+cumulative index.
 
 At the end of every block (``MarketTick``) one premium sample is taken:
 
@@ -15,17 +16,28 @@ At the end of every block (``MarketTick``) one premium sample is taken:
     0 while the oracle is stale (dYdX: a market without a valid price votes 0), so a few
     fresh blocks in an otherwise stale interval do not set the whole interval's rate
 
-The samples accumulate (sum, count). Once block time reaches ``last_time + interval_s``
-(``periods`` whole intervals):
+A sample holds from its block until the next one: the book it describes is the market's until
+then. The interval's premium is the time-weighted average of the samples (``FundingSamples``
+keeps its integral in ppm x seconds, the last sample and its time; before a market's first block
+the premium is 0). Once block time reaches ``last_time + interval_s`` (``periods`` whole
+intervals):
 
-    rate_8h_ppm = clamp(floor(sum / count) + default_funding_ppm, +-rate_clamp_factor * (IMF - MMF))
+    premium     = floor(integral of the held samples over the interval / interval_s)
+    rate_8h_ppm = clamp(premium + default_funding_ppm, +-rate_clamp_factor * (IMF - MMF))
     default     = clamp(default_funding_ppm, same bound)
     index += (rate_8h_ppm + default * (periods - 1)) * interval_s * value_nano(oracle) / (8 h * 1e6)
              (one rounding, toward -inf; value_nano: nano quote quantums per base quantum)
 
-The samples describe one interval: after a gap of several (a halted chain), the premium is
-charged once and the other intervals carry the default rate only, as dYdX's catch-up ticks do
-(their samples are cleared by the first). A positive rate makes longs pay shorts (``ledger``
+The block that closes the interval samples the next one: its sample holds from its own time, the
+one before it up to then. Time weighting is the continuous form of dYdX's samples, taken on a
+clock (one a minute) rather than per block: with regular block times it is the average of the
+blocks' samples, one block late; with irregular ones (a node that produces blocks only when
+transactions arrive, blocks within the same second) a burst of blocks no longer outweighs the
+quiet hours around it, and a block weighs the time its book stood. Until state layout 8 every
+block's sample counted once, however long its book stood. After a gap of several intervals (a
+halted chain), the premium is charged once (the held sample filling the first interval) and the
+other intervals carry the default rate only, as dYdX's catch-up ticks do (their samples are
+cleared by the first). A positive rate makes longs pay shorts (``ledger``
 settles ``-size * d_index``). The index moves at the stored oracle price even while it is stale,
 as dYdX's (which has no staleness). The book is walked only when its best price is beyond the
 oracle (a premium is possible), so a quiet market's tick reads one level per side. No account is
@@ -104,28 +116,33 @@ def funding_tick(lg: Ledger, cfg: FundingConfig, market: Market) -> None:
     ctx = lg.ctx
     oracle = lg.oracle(market.id)
     fresh = lg.time - oracle.time <= market.staleness_s
-    raw = ctx.get(keys.funding_samples(market.id))
-    samples = SAMPLES_DECODER.decode(raw) if raw else FundingSamples(0, 0)
     sample = 0
     if fresh:
         sample = premium_ppm(Book(ctx, market.id), market, market.price_to_subticks(oracle.price), lg.height)
         sample = _clamp(sample, cfg.premium_clamp_factor_ppm * margin_gap_ppm(market) // PPM)
-    samples = FundingSamples(samples.premium_sum_ppm + sample, samples.count + 1)
     index = lg.funding(market.id)
-    periods = (lg.time - index.last_time) // cfg.interval_s
-    if periods <= 0:
-        ctx.put(keys.funding_samples(market.id), encode(samples))
+    start, interval = index.last_time, cfg.interval_s
+    end = start + interval
+    raw = ctx.get(keys.funding_samples(market.id))
+    held = SAMPLES_DECODER.decode(raw) if raw else FundingSamples(0, 0, start, 0)
+    # the premium sampled last held from its block until this one (or the interval's end)
+    integral = held.premium_ppm_seconds + held.last_premium_ppm * max(0, min(lg.time, end) - held.last_time)
+    if lg.time < end:
+        ctx.put(keys.funding_samples(market.id), encode(FundingSamples(integral, sample, lg.time, held.count + 1)))
         return
-    average = samples.premium_sum_ppm // samples.count
+    periods = (lg.time - start) // interval
+    average = integral // interval
     bound = cfg.rate_clamp_factor_ppm * margin_gap_ppm(market) // PPM
     rate = _clamp(average + market.default_funding_ppm, bound)
     default = _clamp(market.default_funding_ppm, bound)
     # rates are per 8 hours; each period is interval_s long; the premium counts for one period
-    rate_seconds = (rate + default * (periods - 1)) * cfg.interval_s
+    rate_seconds = (rate + default * (periods - 1)) * interval
     delta = market.value_nano_per_quantum(oracle.price * rate_seconds) // (8 * 3600 * PPM)
-    updated = FundingIndex(index.index + delta, index.last_time + periods * cfg.interval_s, rate)
+    updated = FundingIndex(index.index + delta, start + periods * interval, rate)
     lg.set_market_state(market.id, funding=updated)
-    ctx.delete(keys.funding_samples(market.id))
+    # this block's sample opens the next interval, after the held premium's share of it
+    carried = held.last_premium_ppm * (lg.time - updated.last_time)
+    ctx.put(keys.funding_samples(market.id), encode(FundingSamples(carried, sample, lg.time, 1)))
     ctx.emit(
-        "funding_rate", market=market.id, rate_8h_ppm=rate, periods=periods, index=updated.index, samples=samples.count
+        "funding_rate", market=market.id, rate_8h_ppm=rate, periods=periods, index=updated.index, samples=held.count
     )

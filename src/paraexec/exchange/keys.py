@@ -8,7 +8,7 @@
                                         index, last funding time: settlements) and the open interest at
                                         the last end of block (OIMF) - every margin input of the market
     x/m/<mid>/or/<oracle_idx>           OracleReport (quorum median of several oracles)
-    x/m/<mid>/fs                        FundingSamples (premium samples since the last funding)
+    x/m/<mid>/fs                        FundingSamples (time-weighted premium since the last funding)
     x/m/<mid>/oi                        long open interest, base quantums (int, ctx.add deltas only)
     x/m/<mid>/bk/<side>                 sorted price-level index of one side (list of subticks)
     x/m/<mid>/lv/<side><subticks>       one price level: FIFO list of RestingOrder
