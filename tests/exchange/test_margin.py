@@ -83,10 +83,12 @@ def test_negative_premium_makes_shorts_pay():
         h.tx(CAROL, PlaceOrder(0, 0, 1, SELL, BTC // 4, P50 - 50 * 100_000)),
     )  # ask 49,950, deeper than the 10,000 USDC impact notional: -1,000 ppm
     tick = h.block(h.tx(ORACLE, OracleUpdate(0, P50)), time=3600)[-1]
-    assert events(tick, "funding_rate")[0]["index"] == -625_000
+    # held from t = 1, so 3,599 s of the hour: -999.7 ppm, rounded toward zero (as dYdX) to -999;
+    # -999 x 5e9 / 8e6 = -624,375
+    assert events(tick, "funding_rate")[0]["index"] == -624_375
     view = h.reader.subaccount(BOB.public_key)
-    assert view["funding_pending"] == 625_000  # the long receives 0.625 USDC
-    assert h.reader.subaccount(ALICE.public_key)["funding_pending"] == -625_000
+    assert view["funding_pending"] == 624_375  # the long receives ~0.624 USDC
+    assert h.reader.subaccount(ALICE.public_key)["funding_pending"] == -624_375
 
 
 def test_bankrupt_position_is_deleveraged_whole_and_gates_withdrawals():

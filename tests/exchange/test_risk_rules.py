@@ -441,8 +441,9 @@ def test_a_whole_deleverage_at_an_inexact_price_leaves_exactly_zero():
 
 def test_stale_blocks_sample_a_zero_premium():
     """dYdX counts a market without a valid price as a zero premium vote: a bid 0.5% over the
-    oracle, placed at t = 2 in an hour whose later blocks (from t = 600) had a stale oracle,
-    counts for the 598 s until the first stale block, not for the rest of the hour."""
+    oracle, placed at t = 2 in an hour whose oracle price (of t = 0, staleness 60 s) goes stale
+    at t = 60, counts for the 58 s its price was fresh, not until the next block (t = 600) nor
+    for the rest of the hour."""
     h = Harness(
         config(
             {ALICE: 100_000 * USDC, BOB: 100_000 * USDC, CAROL: 100_000 * USDC}, markets=[btc_market(staleness_s=60)]
@@ -454,7 +455,7 @@ def test_stale_blocks_sample_a_zero_premium():
         h.block(time=t)
     tick = h.block(h.tx(ORACLE, OracleUpdate(0, P50)), time=3600)[-1]
     [funding] = events(tick, "funding_rate")
-    assert funding["samples"] == 7 and funding["rate_8h_ppm"] == 5_000 * 598 // 3_600
+    assert funding["samples"] == 7 and funding["rate_8h_ppm"] == 5_000 * 58 // 3_600
 
 
 def test_a_burst_of_blocks_weighs_the_time_its_book_stood_not_its_block_count():
@@ -472,6 +473,42 @@ def test_a_burst_of_blocks_weighs_the_time_its_book_stood_not_its_block_count():
     assert h.run(CAROL, CancelOrder(0, 0, 7), time=10).ok
     [funding] = events(h.block(h.tx(ORACLE, OracleUpdate(0, P50)), time=3600)[-1], "funding_rate")
     assert funding["samples"] == 51 and funding["rate_8h_ppm"] == 5_000 * 8 // 3_600
+
+
+def test_a_sample_stops_counting_when_its_price_goes_stale():
+    """A node that produces blocks only when transactions arrive may have none for an hour, and
+    then no oracle update either: the last sample holds while its oracle price is fresh (here
+    59 s: placed at t = 1, price of t = 0, staleness 60 s), and the silent rest of the hour
+    counts as a zero premium, as dYdX pads its missed samples with zeros."""
+    h = Harness(config({CAROL: 100_000 * USDC}, markets=[btc_market(staleness_s=60)]))
+    assert h.run(CAROL, PlaceOrder(0, 0, 7, BUY, BTC // 4, P50 + 25_000_000), time=1).ok
+    [funding] = events(h.block(h.tx(ORACLE, OracleUpdate(0, P50)), time=3600)[-1], "funding_rate")
+    assert funding["samples"] == 1 and funding["rate_8h_ppm"] == 5_000 * 59 // 3_600
+
+
+def test_blocks_before_the_first_interval_count_nothing():
+    """Funding starts at the exchange's ``genesis_time``; a chain whose blocks begin earlier
+    (its own genesis time is 0) samples those blocks, but only the time from the interval's
+    start counts: a bid standing from t = 1 gives the first hour (10,000 to 13,600) 5,000 ppm,
+    not its 13,599 s over the hour's 3,600."""
+    h = Harness(config({CAROL: 100_000 * USDC}, genesis_time=10_000, markets=[btc_market(staleness_s=10**9)]))
+    assert h.run(CAROL, PlaceOrder(0, 0, 1, BUY, BTC // 4, P50 + 25_000_000), time=1).ok
+    h.block(time=2)
+    [funding] = events(h.block(h.tx(ORACLE, OracleUpdate(0, P50)), time=13_600)[-1], "funding_rate")
+    assert funding["rate_8h_ppm"] == 5_000
+
+
+@pytest.mark.parametrize(
+    ("funding", "error"),
+    [
+        ({"interval_s": 0}, "interval"),
+        ({"premium_clamp_factor_ppm": -1}, "clamps"),
+        ({"interval_s": 2**60}, "2\\*\\*63"),
+    ],
+)
+def test_a_genesis_with_funding_that_cannot_run_is_refused(funding, error):
+    with pytest.raises(ValueError, match=error):
+        Harness(config({CAROL: USDC}, funding=funding))
 
 
 def test_the_block_that_closes_an_interval_samples_the_next():

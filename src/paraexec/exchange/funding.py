@@ -16,13 +16,16 @@ At the end of every block (``MarketTick``) one premium sample is taken:
     0 while the oracle is stale (dYdX: a market without a valid price votes 0), so a few
     fresh blocks in an otherwise stale interval do not set the whole interval's rate
 
-A sample holds from its block until the next one: the book it describes is the market's until
-then. The interval's premium is the time-weighted average of the samples (``FundingSamples``
-keeps its integral in ppm x seconds, the last sample and its time; before a market's first block
-the premium is 0). Once block time reaches ``last_time + interval_s`` (``periods`` whole
-intervals):
+A sample holds from its block until the next one (the book it describes is the market's until
+then), but not past the moment the oracle price it was taken at goes stale: a market whose
+blocks stop (a node that produces blocks only when transactions arrive, a halt) has no fresh
+price either, and that time counts as a zero premium, as dYdX pads the samples it missed with
+zeros. The interval's premium is the time-weighted average (``FundingSamples`` keeps the integral
+in ppm x seconds and the last sample with its time and end; before a market's first block the
+premium is 0). Once block time reaches ``last_time + interval_s`` (``periods`` whole intervals):
 
-    premium     = floor(integral of the held samples over the interval / interval_s)
+    premium     = integral of the held samples over the interval / interval_s
+                  (rounded toward zero, as dYdX's average of its samples)
     rate_8h_ppm = clamp(premium + default_funding_ppm, +-rate_clamp_factor * (IMF - MMF))
     default     = clamp(default_funding_ppm, same bound)
     index += (rate_8h_ppm + default * (periods - 1)) * interval_s * value_nano(oracle) / (8 h * 1e6)
@@ -35,8 +38,8 @@ blocks' samples, one block late; with irregular ones (a node that produces block
 transactions arrive, blocks within the same second) a burst of blocks no longer outweighs the
 quiet hours around it, and a block weighs the time its book stood. Until state layout 8 every
 block's sample counted once, however long its book stood. After a gap of several intervals (a
-halted chain), the premium is charged once (the held sample filling the first interval) and the
-other intervals carry the default rate only, as dYdX's catch-up ticks do (their samples are
+halted chain), the premium is charged once (for the first interval, the held sample counting
+while its price was fresh) and the other intervals carry the default rate only, as dYdX's catch-up ticks do (their samples are
 cleared by the first). A positive rate makes longs pay shorts (``ledger``
 settles ``-size * d_index``). The index moves at the stored oracle price even while it is stale,
 as dYdX's (which has no staleness). The book is walked only when its best price is beyond the
@@ -64,6 +67,20 @@ class FundingConfig:
     interval_s: int = 3600
     rate_clamp_factor_ppm: int = 6_000_000
     premium_clamp_factor_ppm: int = 60_000_000
+
+    def __post_init__(self) -> None:
+        """Refuse a genesis whose funding could not run: an interval of no time, negative
+        clamps, or a premium integral (at most the clamp, 1e6 ppm of IMF - MMF at most, times
+        the interval) beyond the 64 bits ``FundingSamples`` is stored in."""
+        for name in ("interval_s", "rate_clamp_factor_ppm", "premium_clamp_factor_ppm"):
+            if type(getattr(self, name)) is not int:
+                raise ValueError(f"funding {name} must be an integer")
+        if self.interval_s <= 0 or self.rate_clamp_factor_ppm < 0 or self.premium_clamp_factor_ppm < 0:
+            raise ValueError(f"funding interval must be > 0 and clamps >= 0: {self}")
+        if self.premium_clamp_factor_ppm * self.interval_s >= 2**63:
+            raise ValueError(
+                f"funding premium clamp x interval {self.premium_clamp_factor_ppm * self.interval_s} >= 2**63"
+            )
 
 
 def _clamp(value: int, bound: int) -> int:
@@ -112,26 +129,32 @@ def impact_price(book: Book, market: Market, side: int, height: int) -> Fraction
     return None
 
 
+def _held(samples: FundingSamples, since: int, until: int) -> int:
+    """The last sample's premium integrated over the part of [since, until) it holds."""
+    seconds = min(until, samples.last_until) - max(since, samples.last_time)
+    return samples.last_premium_ppm * seconds if seconds > 0 else 0
+
+
 def funding_tick(lg: Ledger, cfg: FundingConfig, market: Market) -> None:
     ctx = lg.ctx
     oracle = lg.oracle(market.id)
-    fresh = lg.time - oracle.time <= market.staleness_s
+    fresh_until = oracle.time + market.staleness_s
     sample = 0
-    if fresh:
+    if lg.time <= fresh_until:
         sample = premium_ppm(Book(ctx, market.id), market, market.price_to_subticks(oracle.price), lg.height)
         sample = _clamp(sample, cfg.premium_clamp_factor_ppm * margin_gap_ppm(market) // PPM)
     index = lg.funding(market.id)
     start, interval = index.last_time, cfg.interval_s
     end = start + interval
     raw = ctx.get(keys.funding_samples(market.id))
-    held = SAMPLES_DECODER.decode(raw) if raw else FundingSamples(0, 0, start, 0)
-    # the premium sampled last held from its block until this one (or the interval's end)
-    integral = held.premium_ppm_seconds + held.last_premium_ppm * max(0, min(lg.time, end) - held.last_time)
+    held = SAMPLES_DECODER.decode(raw) if raw else FundingSamples(0, 0, start, start, 0)
+    integral = held.premium_ppm_seconds + _held(held, start, min(lg.time, end))
     if lg.time < end:
-        ctx.put(keys.funding_samples(market.id), encode(FundingSamples(integral, sample, lg.time, held.count + 1)))
+        sampled = FundingSamples(integral, sample, lg.time, fresh_until, held.count + 1)
+        ctx.put(keys.funding_samples(market.id), encode(sampled))
         return
     periods = (lg.time - start) // interval
-    average = integral // interval
+    average = abs(integral) // interval * (1 if integral >= 0 else -1)  # toward zero, as dYdX
     bound = cfg.rate_clamp_factor_ppm * margin_gap_ppm(market) // PPM
     rate = _clamp(average + market.default_funding_ppm, bound)
     default = _clamp(market.default_funding_ppm, bound)
@@ -141,8 +164,8 @@ def funding_tick(lg: Ledger, cfg: FundingConfig, market: Market) -> None:
     updated = FundingIndex(index.index + delta, start + periods * interval, rate)
     lg.set_market_state(market.id, funding=updated)
     # this block's sample opens the next interval, after the held premium's share of it
-    carried = held.last_premium_ppm * (lg.time - updated.last_time)
-    ctx.put(keys.funding_samples(market.id), encode(FundingSamples(carried, sample, lg.time, 1)))
+    carried = _held(held, updated.last_time, lg.time)
+    ctx.put(keys.funding_samples(market.id), encode(FundingSamples(carried, sample, lg.time, fresh_until, 1)))
     ctx.emit(
         "funding_rate", market=market.id, rate_8h_ppm=rate, periods=periods, index=updated.index, samples=held.count
     )

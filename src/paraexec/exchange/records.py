@@ -103,11 +103,13 @@ class MarketState(msgspec.Struct, array_like=True, frozen=True):
 class FundingSamples(msgspec.Struct, array_like=True, frozen=True):
     """The premium of the funding interval so far, weighted by time (``funding`` docstring): its
     integral since the interval began up to ``last_time`` (ppm x seconds), the premium sampled
-    at ``last_time`` (which holds until the next sample) and the samples taken in the interval."""
+    at ``last_time``, which holds until the next sample but not past ``last_until`` (when the
+    oracle price it was taken at goes stale), and the samples taken in the interval."""
 
     premium_ppm_seconds: int
     last_premium_ppm: int
     last_time: int
+    last_until: int
     count: int
 
 
