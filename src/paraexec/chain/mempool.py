@@ -3,8 +3,11 @@
 Admission (``admit_many``), in two phases so the expensive part runs outside the lock:
 
 1. *stateless*, in parallel: size, decode, chain id, payload type (``decode_payload``), then
-   the ed25519 signatures of the whole batch at once with ``crypto.verify_many`` (PyNaCl
-   releases the GIL, so ``verify_threads`` threads really do run side by side);
+   the ed25519 signatures of the whole batch at once: by ``checker`` where one is given (a
+   node's ``verifier.SignatureChecker``: helper processes, which keep checking while the
+   producer thread executes a block), else with ``crypto.verify_many`` on ``verify_threads``
+   threads (PyNaCl releases the GIL, so they run side by side while this process is otherwise
+   idle);
 2. *stateful*, under the pool lock, in arrival order:
    - a transaction already in the pool is accepted again idempotently (same hash back);
    - ``nonce < committed nonce`` of the sender -> ``REPLAYED_NONCE`` (already used on chain);
@@ -90,11 +93,13 @@ class Mempool:
         config: MempoolConfig | None = None,
         decode_payload: Callable[[bytes], Any] | None = None,
         height: int = 0,
+        checker: Callable[[Sequence[tuple[bytes, bytes, bytes]]], list[bool]] | None = None,
     ) -> None:
         self.chain_id = chain_id
         self.nonce_of = nonce_of
         self.config = config or MempoolConfig()
         self.decode_payload = decode_payload
+        self.checker = checker
         self._lock = threading.Lock()
         self._by_hash: dict[bytes, Entry] = {}  # insertion order == admission order (expiry scan)
         self._by_sender: dict[bytes, dict[int, Entry]] = {}
@@ -150,7 +155,10 @@ class Mempool:
             assert triple is not None  # decode_signed succeeded on the same bytes
             decoded.append((i, txh, tx))
             triples.append(triple)
-        verified = crypto.verify_many(triples, self.config.verify_threads)
+        if self.checker is not None:
+            verified = self.checker(triples)
+        else:
+            verified = crypto.verify_many(triples, self.config.verify_threads)
         with self._lock:
             for (i, txh, tx), ok in zip(decoded, verified, strict=True):
                 if not ok:

@@ -44,6 +44,7 @@ from ..state.lmdb_store import LmdbStore, open_chain_store
 from .block import Block
 from .chain import Chain, ChainConfig, read_block, read_receipts
 from .mempool import Mempool, MempoolConfig
+from .verifier import SignatureChecker
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,9 @@ class NodeConfig:
     max_block_txs: int = 1000
     empty_blocks: bool = True
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
+    #: helper processes that check admitted signatures (``verifier``); 0: threads of this
+    #: process, which all but stop while the producer executes a block
+    verify_processes: int = 0
 
 
 @dataclass(frozen=True)
@@ -179,12 +183,15 @@ class Node:
             self._lock_file.close()
             raise
         self.reader = ChainReader(self.store, self.chain.config)
+        #: started by ``start`` (no process runs before), stopped by ``stop``
+        self.signatures = SignatureChecker(config.verify_processes) if config.verify_processes > 0 else None
         self.mempool = Mempool(
             self.chain.config.chain_id,
             self.reader.nonce_of,
             config.mempool,
             decode_payload=self.chain.runtime.decode_payload,
             height=self.chain.height,
+            checker=None if self.signatures is None else self.signatures.verify_many,
         )
         self.executor = make_executor(config.executor, config.workers)
         self.listeners: list[Callable[[BlockInfo], None]] = []
@@ -211,6 +218,8 @@ class Node:
         return self.chain.config
 
     def start(self) -> None:
+        if self.signatures is not None:
+            self.signatures.start()
         self._thread = threading.Thread(target=self._loop, name="block-producer", daemon=True)
         self._thread.start()
 
@@ -222,6 +231,8 @@ class Node:
             self._thread = None
         self.final_height = self.chain.height
         self.executor.close()
+        if self.signatures is not None:
+            self.signatures.close()
         self.store.close()
         self._lock_file.close()  # releases the flock
 

@@ -83,6 +83,14 @@ def register(app: typer.Typer) -> None:
         sender_quota: Annotated[int, typer.Option(min=1, help="pending transactions per sender")] = 256,
         mempool_ttl: Annotated[int, typer.Option(min=1, help="blocks before a pending entry expires")] = 120,
         empty_blocks: Annotated[bool, typer.Option(help="produce blocks when the mempool is empty")] = True,
+        verify_processes: Annotated[
+            int,
+            typer.Option(
+                min=0,
+                max=MAX_WORKERS,
+                help="helper processes that check submitted signatures (0: threads of the node, slowed by block execution)",
+            ),
+        ] = 1,
         log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
     ) -> None:
         """Run a node: mempool, block production every --block-time, API on --rpc (SIGINT/SIGTERM stop it)."""
@@ -113,7 +121,9 @@ def register(app: typer.Typer) -> None:
             ttl_blocks=mempool_ttl,
             verify_threads=2,
         )
-        config = NodeConfig(data, executor, workers, block_time, max_block_txs, empty_blocks, mempool)
+        config = NodeConfig(
+            data, executor, workers, block_time, max_block_txs, empty_blocks, mempool, verify_processes=verify_processes
+        )
         try:
             node_ = Node(config)
         except (NodeAlreadyRunning, IncompatibleStore) as exc:

@@ -13,7 +13,7 @@ import signal
 import socket
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection, wait
 
@@ -73,11 +73,15 @@ class WorkerPool:
     """``size`` long-lived worker processes, each with a duplex pipe to the coordinator.
 
     Every wait for a reply is bounded by ``stall_timeout`` seconds (``None``: unbounded): past
-    it, ``ready`` and ``recv`` raise ``WorkerStalled``."""
+    it, ``ready`` and ``recv`` raise ``WorkerStalled``. ``target`` is the processes' entry point,
+    called with the worker's end of the pipe (``None``: the parallel executor's ``worker.main``)."""
 
-    def __init__(self, size: int, stall_timeout: float | None = None) -> None:
+    def __init__(
+        self, size: int, stall_timeout: float | None = None, target: Callable[[Connection], None] | None = None
+    ) -> None:
         self.size = size
         self.stall_timeout = stall_timeout
+        self.target = target
         self.procs: list[mp.process.BaseProcess] = []
         self.conns: list[Connection] = []
 
@@ -98,12 +102,13 @@ class WorkerPool:
         ignores it again for pools started otherwise (``_sigint_ignored_for_children``)."""
         from . import worker  # here: ``worker`` imports this module
 
+        target = worker.main if self.target is None else self.target
         ctx = mp.get_context("spawn")
         with _sigint_ignored_for_children():
             for index in range(self.size):
                 parent, child = ctx.Pipe(duplex=True)
                 widen(parent)
-                proc = ctx.Process(target=worker.main, args=(child,), name=f"paraexec-worker-{index}", daemon=True)
+                proc = ctx.Process(target=target, args=(child,), name=f"paraexec-worker-{index}", daemon=True)
                 proc.start()
                 child.close()  # only the worker holds its end: a dead worker reads as EOF here
                 self.procs.append(proc)
