@@ -37,7 +37,9 @@ def api(tmp_path_factory):
     Chain.create(store, ChainConfig(CHAIN, "transfers", {"accounts": {k.public_key.hex(): 1000 for k in KEYS}}))
     store.close()
     mempool = MempoolConfig(max_txs=12, max_per_sender=5, max_nonce_ahead=8)
-    node = Node(NodeConfig(data, block_time=3600, max_block_txs=100, mempool=mempool))
+    # signatures checked in a helper process, as ``paraexec node`` does by default (started by
+    # the first admission: ``manage_node=False`` never calls ``Node.start``)
+    node = Node(NodeConfig(data, block_time=3600, max_block_txs=100, mempool=mempool, verify_processes=1))
     with TestClient(create_app(node, manage_node=False)) as client:
         client.node = node  # type: ignore[attr-defined]
         yield client
@@ -241,6 +243,7 @@ def test_openapi_metrics_health_dashboard(api):
         "paraexec_executor_speedup",
         "paraexec_re_executions_total",
         "paraexec_mempool_txs",
+        "paraexec_signature_fallbacks_total",
     ):
         assert f"\n{name} " in "\n" + text
     assert api.get("/health").json()["ok"]

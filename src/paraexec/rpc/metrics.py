@@ -86,5 +86,11 @@ def render(node: Node, hub_published: int = 0) -> str:
         [(f'{{reason="{name}"}}', n) for name, n in sorted(node.mempool.rejections.items())]
         or [('{reason="none"}', 0)],
     )
+    metric(
+        "signature_fallbacks_total",
+        "counter",
+        "Admission batches checked on the API thread because a signature helper process failed.",
+        [("", 0 if node.signatures is None else node.signatures.fallbacks)],
+    )
     metric("ws_messages_total", "counter", "WebSocket notifications published.", [("", hub_published)])
     return "\n".join(lines) + "\n"
