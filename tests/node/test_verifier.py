@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 import pytest
 
 from paraexec import crypto
+from paraexec.chain import verifier
 from paraexec.chain.node import Node, NodeConfig
 from paraexec.chain.verifier import SignatureChecker
 from paraexec.crypto import SigningKey
 from paraexec.errors import BadSignature
+from paraexec.execution.parallel.transport import WorkerPool
 
 from .test_node import KEYS, make_chain, transfer
 
@@ -44,12 +47,15 @@ def test_verdicts_equal_crypto_verify(checker):
     items = triples(301)  # split unevenly over the two helpers
     assert checker.verify_many(items) == [crypto.verify(*t) for t in items]
     assert checker.verify_many(items) == [i % 3 == 0 for i in range(301)]
-    assert checker.verify_many(items[:1]) == [True]  # fewer signatures than helpers
+    assert checker.verify_many(items[:9]) == [True, False, False] * 3
     assert checker.fallbacks == 0 and len(checker.pids()) == 2
 
 
-def test_an_empty_batch_starts_nothing(checker):
+def test_small_batches_are_checked_here(checker):
+    """A ``submit_tx`` (one signature) costs less on its own thread than a round trip."""
     assert checker.verify_many([]) == [] and checker.pids() == []
+    assert checker.verify_many(triples(verifier.SMALL_BATCH - 1)) == [i % 3 == 0 for i in range(7)]
+    assert checker.pids() == []
 
 
 @pytest.mark.parametrize("how", ["killed", "hung"])
@@ -71,10 +77,92 @@ def test_a_lost_helper_changes_no_verdict(how):
         checker.close()
 
 
+def test_a_helper_that_stops_reading_cannot_block_admission():
+    """A batch larger than the pipe's buffers, sent to a helper that stopped (SIGSTOP): the
+    write itself blocks, and the deadline's watchdog ends it by killing the helper."""
+    checker = SignatureChecker(1, timeout=1.0, per_signature=0.0)
+    try:
+        checker.start()
+        os.kill(checker.pids()[0], signal.SIGSTOP)
+        # a 24 MB message; empty signatures are refused before PyNaCl, so the fallback is quick
+        items = [(SIGNER.public_key, b"x" * (24 << 20), b"")] + [(SIGNER.public_key, b"m", b"")] * 7
+        assert checker.verify_many(items) == [False] * 8
+        assert checker.fallbacks == 1 and checker.pids() == []
+    finally:
+        checker.close()
+
+
+@pytest.mark.parametrize("error", [MemoryError, KeyboardInterrupt])
+def test_an_interrupted_batch_leaves_no_answer_for_the_next(monkeypatch, error):
+    """An exception after the first helper got its share (here the second share's encoding):
+    the batch is checked here (an ``Exception``) or the exception goes on (an interrupt), and
+    the first helper's answer must not be read as the next batch's, whose signatures are all
+    forged."""
+    checker = SignatureChecker(2)
+    real = verifier._encoder
+
+    class FailingSecond:
+        calls = 0
+
+        def encode(self, obj):
+            FailingSecond.calls += 1
+            if FailingSecond.calls == 2:
+                raise error("second share")
+            return real.encode(obj)
+
+    try:
+        valid = [t for i, t in enumerate(triples(24)) if i % 3 == 0]
+        monkeypatch.setattr(verifier, "_encoder", FailingSecond())
+        if error is KeyboardInterrupt:
+            with pytest.raises(KeyboardInterrupt):
+                checker.verify_many(valid)
+        else:
+            assert checker.verify_many(valid) == [True] * len(valid) and checker.fallbacks == 1
+        monkeypatch.setattr(verifier, "_encoder", real)
+        forged = [(pk, message + b"!", signature) for pk, message, signature in valid]
+        assert checker.verify_many(forged) == [False] * len(forged)
+    finally:
+        checker.close()
+
+
+def test_helpers_failing_again_and_again_are_left_alone_for_a_while(monkeypatch):
+    starts = []
+
+    def cannot_spawn(self):
+        starts.append(self)
+        raise OSError("no processes left")
+
+    monkeypatch.setattr(WorkerPool, "start", cannot_spawn)
+    checker = SignatureChecker(1)
+    for _ in range(verifier.MAX_FAILURES + 3):
+        assert checker.verify_many(triples(9)) == [True, False, False] * 3
+    assert len(starts) == verifier.MAX_FAILURES and checker.fallbacks == verifier.MAX_FAILURES
+    checker.close()
+
+
+def test_helpers_spawned_off_the_main_thread_start_with_sigint_blocked():
+    """A Ctrl-C during a helper's imports (a pool replaced from an API thread) stays pending in
+    it instead of killing it with a traceback: the spawning thread blocks SIGINT, and the mask
+    is inherited across the exec."""
+    checker = SignatureChecker(1)
+    try:
+        thread = threading.Thread(target=checker.start)
+        thread.start()
+        thread.join()
+        [pid] = checker.pids()
+        with open(f"/proc/{pid}/status") as status:
+            blocked = next(int(line.split()[1], 16) for line in status if line.startswith("SigBlk:"))
+        assert blocked & (1 << (signal.SIGINT - 1))
+    finally:
+        checker.close()
+
+
 def test_after_close_batches_are_checked_here(checker):
     checker.start()
     checker.close()
-    assert checker.pids() == [] and checker.verify_many(triples(6)) == [True, False, False] * 2
+    assert checker.pids() == [] and checker.verify_many(triples(9)) == [True, False, False] * 3
+    checker.start()  # refused once closed: nothing would stop them
+    assert checker.pids() == []
 
 
 def test_a_node_admits_through_its_helpers(tmp_path):

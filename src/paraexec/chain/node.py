@@ -129,9 +129,10 @@ class NodeConfig:
     max_block_txs: int = 1000
     empty_blocks: bool = True
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
-    #: helper processes that check admitted signatures (``verifier``); 0: threads of this
-    #: process, which all but stop while the producer executes a block
-    verify_processes: int = 0
+    #: helper processes that check admitted signatures (``verifier``; started by ``start``, or by
+    #: the first batch to admit); 0: threads of this process, which all but stop while the
+    #: producer executes a block
+    verify_processes: int = 1
 
 
 @dataclass(frozen=True)
@@ -230,11 +231,15 @@ class Node:
             self._thread.join()
             self._thread = None
         self.final_height = self.chain.height
-        self.executor.close()
-        if self.signatures is not None:
-            self.signatures.close()
-        self.store.close()
-        self._lock_file.close()  # releases the flock
+        try:
+            self.executor.close()
+        finally:
+            try:
+                if self.signatures is not None:
+                    self.signatures.close()
+            finally:
+                self.store.close()
+                self._lock_file.close()  # releases the flock
 
     @property
     def running(self) -> bool:

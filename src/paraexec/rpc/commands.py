@@ -87,7 +87,7 @@ def register(app: typer.Typer) -> None:
             int,
             typer.Option(
                 min=0,
-                max=MAX_WORKERS,
+                max=16,
                 help="helper processes that check submitted signatures (0: threads of the node, slowed by block execution)",
             ),
         ] = 1,

@@ -173,11 +173,18 @@ def _sigint_ignored_for_children() -> Iterator[None]:
     of them during the few milliseconds of the spawn is dropped (pressed again, it stops the
     run). The alternative, leaving SIGINT alone then, let a Ctrl-C in a worker's first fraction
     of a second (its imports, before ``worker.main``) print a traceback, a far wider window at
-    every pool start. Off the main thread, where handlers cannot change, nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+    every pool start. Off the main thread (a node's producer or API thread replacing workers),
+    where handlers cannot change, SIGINT is only blocked in this thread: a child spawned then
+    inherits the blocked mask across its exec, so a Ctrl-C during its imports stays pending in
+    it instead of killing it with a traceback, and the kernel hands the process's Ctrl-C to a
+    thread that does not block it (the main thread, whose handler stops the program)."""
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    if threading.current_thread() is not threading.main_thread():
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        return
     handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
