@@ -511,6 +511,27 @@ def test_a_genesis_with_funding_that_cannot_run_is_refused(funding, error):
         Harness(config({CAROL: USDC}, funding=funding))
 
 
+def test_the_market_query_predicts_the_rate_from_the_interval_so_far():
+    """``get_markets`` shows when the next funding is due and the rate it would charge if the
+    rest of the hour averaged what its part so far did: a 0.5% bid from t = 0, cancelled at
+    t = 1,800, reads 5,000 ppm until then, 3,333 at t = 2,700 (1,800 of 2,700 s), and the hour
+    charges 2,500; the new hour's prediction starts from its first sample (0: no bid)."""
+    h = Harness(config({CAROL: 100_000 * USDC}))
+    assert h.run(CAROL, PlaceOrder(0, 0, 7, BUY, BTC // 4, P50 + 25_000_000), time=0).ok
+    market = h.reader.market(0)
+    assert (market["next_funding_time"], market["predicted_funding_rate_8h_ppm"]) == (3_600, 5_000)
+    h.block(time=900)
+    assert h.reader.market(0)["predicted_funding_rate_8h_ppm"] == 5_000
+    assert h.run(CAROL, CancelOrder(0, 0, 7), time=1_800).ok
+    assert h.reader.market(0)["predicted_funding_rate_8h_ppm"] == 5_000
+    h.block(time=2_700)
+    assert h.reader.market(0)["predicted_funding_rate_8h_ppm"] == 5_000 * 1_800 // 2_700
+    [funding] = events(h.block(h.tx(ORACLE, OracleUpdate(0, P50)), time=3_600)[-1], "funding_rate")
+    market = h.reader.market(0)
+    assert funding["rate_8h_ppm"] == market["funding_rate_8h_ppm"] == 2_500
+    assert (market["next_funding_time"], market["predicted_funding_rate_8h_ppm"]) == (7_200, 0)
+
+
 def test_the_block_that_closes_an_interval_samples_the_next():
     """The closing block's book stands from its own time on: a bid placed in the block at t =
     3,600 leaves the first hour at premium 0 and sets the second (one sample each, apart from

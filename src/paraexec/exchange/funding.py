@@ -135,6 +135,28 @@ def _held(samples: FundingSamples, since: int, until: int) -> int:
     return samples.last_premium_ppm * seconds if seconds > 0 else 0
 
 
+def rate_8h_ppm(cfg: FundingConfig, market: Market, premium_ppm_seconds: int, seconds: int) -> int:
+    """The 8-hour rate for a premium integral over ``seconds``: its average, rounded toward zero
+    (as dYdX's average of its samples), plus the default rate, clamped."""
+    average = abs(premium_ppm_seconds) // seconds * (1 if premium_ppm_seconds >= 0 else -1)
+    return _clamp(average + market.default_funding_ppm, cfg.rate_clamp_factor_ppm * margin_gap_ppm(market) // PPM)
+
+
+def predicted_rate_8h_ppm(
+    cfg: FundingConfig, market: Market, index: FundingIndex, samples: FundingSamples | None
+) -> int:
+    """The rate the interval's end would charge if the rest of the interval averaged what its
+    part up to the last block did (the last block's own sample alone, when no time has passed
+    yet): what a venue shows as the predicted or next funding rate. Not consensus state: the
+    node's market query computes it from the stored samples."""
+    if samples is None:
+        return rate_8h_ppm(cfg, market, 0, 1)
+    elapsed = samples.last_time - index.last_time
+    if elapsed <= 0:
+        return rate_8h_ppm(cfg, market, samples.last_premium_ppm, 1)
+    return rate_8h_ppm(cfg, market, samples.premium_ppm_seconds, elapsed)
+
+
 def funding_tick(lg: Ledger, cfg: FundingConfig, market: Market) -> None:
     ctx = lg.ctx
     oracle = lg.oracle(market.id)
@@ -154,10 +176,8 @@ def funding_tick(lg: Ledger, cfg: FundingConfig, market: Market) -> None:
         ctx.put(keys.funding_samples(market.id), encode(sampled))
         return
     periods = (lg.time - start) // interval
-    average = abs(integral) // interval * (1 if integral >= 0 else -1)  # toward zero, as dYdX
-    bound = cfg.rate_clamp_factor_ppm * margin_gap_ppm(market) // PPM
-    rate = _clamp(average + market.default_funding_ppm, bound)
-    default = _clamp(market.default_funding_ppm, bound)
+    rate = rate_8h_ppm(cfg, market, integral, interval)
+    default = rate_8h_ppm(cfg, market, 0, 1)
     # rates are per 8 hours; each period is interval_s long; the premium counts for one period
     rate_seconds = (rate + default * (periods - 1)) * interval
     delta = market.value_nano_per_quantum(oracle.price * rate_seconds) // (8 * 3600 * PPM)

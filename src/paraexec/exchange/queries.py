@@ -14,6 +14,7 @@ from typing import Any
 from .. import codec
 from ..execution.contract import BlockEnv, TxContext
 from . import keys
+from .funding import FundingConfig, predicted_rate_8h_ppm
 from .ledger import Ledger
 from .market import Market
 from .payloads import BUY, SELL
@@ -21,6 +22,7 @@ from .records import (
     INDEX_DECODER,
     LEVEL_DECODER,
     MARKET_STATE_DECODER,
+    SAMPLES_DECODER,
     SUBACCOUNT_DECODER,
     SubaccountRecord,
     expired,
@@ -52,6 +54,7 @@ class StateReader:
         self.items = items
         self.height = height
         self.markets = {m.id: m for m in (Market.from_config(d) for d in app_config.get("markets", []))}
+        self.funding = FundingConfig(**app_config.get("funding", {}))
 
     def _ledger(self, time: int = 0) -> Ledger:
         return Ledger(_ReadContext(self.get, 0, time), self.markets)
@@ -96,12 +99,16 @@ class StateReader:
         market = self.markets[market_id]
         state = MARKET_STATE_DECODER.decode(self.get(keys.market_state(market_id)) or b"")
         oracle, funding = state.oracle, state.funding
+        raw_samples = self.get(keys.funding_samples(market_id))
+        samples = SAMPLES_DECODER.decode(raw_samples) if raw_samples else None
         return {
             "params": market.to_config(),
             "oracle_price": oracle.price,
             "oracle_time": oracle.time,
             "funding_index": funding.index,
             "funding_rate_8h_ppm": funding.last_rate_ppm,
+            "next_funding_time": funding.last_time + self.funding.interval_s,
+            "predicted_funding_rate_8h_ppm": predicted_rate_8h_ppm(self.funding, market, funding, samples),
             "open_interest_snapshot": state.oi_snapshot,
             "open_interest": codec.decode_int(self.get(keys.open_interest(market_id))),
         }
