@@ -48,6 +48,7 @@ def test_dashboard_shows_live_blocks_books_and_trades(tmp_path):
             )
             assert page.locator("#blocks tbody tr").count() >= 3
             page.wait_for_function("document.getElementById('markets').textContent.includes('BTC-USD')", timeout=20_000)
+            assert "funding (8 h) 0.0000%, predicted 0.0000%" in page.locator("#markets h2").first.inner_text()
             # an order rests (book depth) and a taker hits it (a trade)
             size, price, hit = rest_and_hit(node.url, maker, taker, taken_share=4)
             assert hit["receipt"]["ok"]

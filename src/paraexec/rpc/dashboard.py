@@ -120,8 +120,10 @@ async function pollMarkets() {
     const id = m.market_id;
     params[id] = m.params;
     const book = await rpc("get_book", {market_id: id, depth: 8});
+    const pct = ppm => (Number(ppm) / 1e4).toFixed(4) + "%";  // an 8-hour rate in ppm
     let html = "<h2>" + esc(m.ticker) + " <span class=muted>oracle $" + usd(id, m.oracle_price) + " \u00b7 open interest " +
-      units(id, m.open_interest) + "</span></h2><table data-market=" + id +
+      units(id, m.open_interest) + " \u00b7 funding (8 h) " + pct(m.funding_rate_8h_ppm) + ", predicted " +
+      pct(m.predicted_funding_rate_8h_ppm) + "</span></h2><table data-market=" + id +
       "><tr><th>bid size</th><th>bid</th><th>ask</th><th>ask size</th></tr>";
     const bids = book.bids || [], asks = book.asks || [];
     for (let i = 0; i < Math.max(bids.length, asks.length); i++) {
