@@ -32,19 +32,19 @@ premium is 0). Once block time reaches ``last_time + interval_s`` (``periods`` w
              (one rounding, toward -inf; value_nano: nano quote quantums per base quantum)
 
 The block that closes the interval samples the next one: its sample holds from its own time, the
-one before it up to then. Time weighting is the continuous form of dYdX's samples, taken on a
-clock (one a minute) rather than per block: with regular block times it is the average of the
-blocks' samples, one block late; with irregular ones (a node that produces blocks only when
-transactions arrive, blocks within the same second) a burst of blocks no longer outweighs the
-quiet hours around it, and a block weighs the time its book stood. Until state layout 8 every
-block's sample counted once, however long its book stood. After a gap of several intervals (a
-halted chain), the premium is charged once (for the first interval, the held sample counting
-while its price was fresh) and the other intervals carry the default rate only, as dYdX's catch-up ticks do (their samples are
-cleared by the first). A positive rate makes longs pay shorts (``ledger``
-settles ``-size * d_index``). The index moves at the stored oracle price even while it is stale,
-as dYdX's (which has no staleness). The book is walked only when its best price is beyond the
-oracle (a premium is possible), so a quiet market's tick reads one level per side. No account is
-written here: positions settle when they are next touched.
+one before it up to then. Time weighting is the continuous form of dYdX's samples, which are
+taken on a clock (its funding-sample epochs) rather than per block: with regular block times it
+is the average of the blocks' samples, one block late; with irregular ones (a node that produces
+blocks only when transactions arrive, blocks within the same second) a burst of blocks no longer
+outweighs the quiet hours around it, and a block weighs the time its book stood. Until state
+layout 8 every block's sample counted once, however long its book stood. After a gap of several
+intervals (a halted chain), the premium is charged once (for the first interval, the held
+sample counting while its price was fresh) and the other intervals carry the default rate only,
+as dYdX's catch-up ticks do (their samples are cleared by the first). A positive rate makes
+longs pay shorts (``ledger`` settles ``-size * d_index``). The index moves at the stored oracle
+price even while it is stale, as dYdX's (which has no staleness). The book is walked only when
+its best price is beyond the oracle (a premium is possible), so a quiet market's tick reads one
+level per side. No account is written here: positions settle when they are next touched.
 """
 
 from __future__ import annotations
