@@ -1,10 +1,13 @@
 """``paraexec load``: drive a node over its API at a fixed rate and measure what it sustains.
 
-Open loop: every ``tick`` seconds the generator signs as many transactions as the target
-``rate`` says are due and submits them in one ``submit_txs`` call (the node verifies the batch's
-signatures in parallel). It never waits for inclusion before sending more, so a node that
-cannot keep up shows it as a growing mempool, 429s (``MEMPOOL_FULL``) and rising latency, not as
-a politely slowed client.
+Open loop toward inclusion: every ``tick`` seconds the generator signs as many transactions as
+the target ``rate`` says are due (at most 1,000 a batch) and submits them in one ``submit_txs``
+call (the node checks the batch's signatures in a helper process). It never waits for inclusion
+before sending more, so a node that cannot include them shows it as a growing mempool, 429s
+(``MEMPOOL_FULL``) and rising latency. It does wait for each ``submit_txs`` answer, and re-reads
+the nonce of every wallet with a refused transaction (one call each), so a node slow to *admit*,
+or a generator slow to sign (on the node's own cores), shows as fewer transactions submitted than
+the rate asked for: compare ``submitted`` with rate x duration.
 
 Inclusion is observed through the ``blocks`` WebSocket subscription (each notification lists
 the block's transaction hashes): *inclusion latency* is the time from just before the submit
