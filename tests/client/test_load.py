@@ -19,6 +19,13 @@ def test_percentiles_are_nearest_rank():
     assert LoadReport("x", 1, 1).percentile(50) == 0.0
 
 
+def test_a_generator_that_fell_short_of_its_rate_says_so():
+    """Submitted under 90% of rate x duration: the generator's limit, reported beside the node's."""
+    assert LoadReport("x", 100, 10, submitted=899).fell_short
+    assert not LoadReport("x", 100, 10, submitted=900).fell_short
+    assert LoadReport("x", 100, 10, submitted=450).summary()["submitted_tx_per_s"] == 45.0
+
+
 def load(url: str, workload: str, rate: int, duration: float, *extra: str, expect_rc: int = 0) -> dict:
     args = [
         sys.executable,

@@ -102,6 +102,13 @@ def register(app: typer.Typer) -> None:
             f"p90 {lat[90]} ms, p99 {lat[99]} ms, max {lat['max']} ms",
             highlight=False,
         )
+        if report.fell_short:
+            console.print(
+                f"the generator submitted {report.submitted_per_s:,.0f} tx/s, under the {rate:g} asked for: it waits "
+                "for each batch's admission and signs on this machine, so the sustained rate shows its limit as much "
+                "as the node's",
+                highlight=False,
+            )
         if all_failed:  # measured, but not a load of working transactions: say so and fail
             fail(
                 "every included transaction failed in execution: are the workload's accounts funded on this "

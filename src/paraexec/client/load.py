@@ -159,6 +159,16 @@ class LoadReport:
     def tx_per_s(self) -> float:
         return self.included / self.span_s if self.span_s > 0 else 0.0
 
+    @property
+    def submitted_per_s(self) -> float:
+        return self.submitted / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def fell_short(self) -> bool:
+        """Whether the generator submitted under 90% of the target (module docstring: it waits
+        for every ``submit_txs`` answer and signs on this machine's cores)."""
+        return self.submitted < 0.9 * self.rate * self.duration_s
+
     def percentile(self, q: float) -> float:
         """Nearest-rank percentile of inclusion latency (ms); 0 when nothing was included."""
         if not self.latencies_ms:
@@ -178,6 +188,7 @@ class LoadReport:
             "included": self.included,
             "failed_receipts": self.failed_receipts,
             "blocks": self.blocks,
+            "submitted_tx_per_s": round(self.submitted_per_s, 1),
             "sustained_tx_per_s": round(self.tx_per_s, 1),
             "latency_ms": {q: round(self.percentile(q), 1) for q in (50, 90, 99)}
             | {"max": round(max(self.latencies_ms, default=0.0), 1)},
