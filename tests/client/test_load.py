@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from paraexec.client import Client
-from paraexec.client.load import LoadReport
+from paraexec.client.load import LoadReport, TransfersSource
 from paraexec.workloads.transfers import TransferWorkload
 
 from ..rpc.nodeproc import BALANCE, NodeProcess, cli, init_chain, init_exchange_chain
@@ -24,6 +24,18 @@ def test_a_generator_that_fell_short_of_its_rate_says_so():
     assert LoadReport("x", 100, 10, submitted=899).fell_short
     assert not LoadReport("x", 100, 10, submitted=900).fell_short
     assert LoadReport("x", 100, 10, submitted=450).summary()["submitted_tx_per_s"] == 45.0
+
+
+def test_parts_share_out_the_senders_and_merge_into_one_report():
+    parts = [TransfersSource(None, "c", 10, 0, part=(k, 3)) for k in range(3)]  # type: ignore[arg-type]
+    senders = [w.address for part in parts for w in part.wallets]
+    assert sorted(senders) == sorted(parts[0].addresses) and len(set(senders)) == 10
+    a = LoadReport("x", 50, 10, submitted=5, accepted=4, included=4, blocks=7, first_submit=2.0, last_inclusion=9.0)
+    b = LoadReport("x", 50, 10, submitted=6, accepted=6, included=5, blocks=8, first_submit=1.5, last_inclusion=8.0)
+    a.rejected["SENDER_QUOTA"] = 1
+    merged = LoadReport.merged([a, b], 100)
+    assert (merged.rate, merged.submitted, merged.accepted, merged.included, merged.blocks) == (100, 11, 10, 9, 8)
+    assert merged.span_s == 7.5 and merged.rejected == {"SENDER_QUOTA": 1}
 
 
 def load(url: str, workload: str, rate: int, duration: float, *extra: str, expect_rc: int = 0) -> dict:
@@ -47,6 +59,8 @@ def load(url: str, workload: str, rate: int, duration: float, *extra: str, expec
     ]
     out = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert out.returncode == expect_rc, out.stdout + out.stderr
+    if expect_rc == 2:  # refused before loading: the reason on stderr, no report
+        return {"error": out.stderr}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -61,6 +75,19 @@ def test_load_transfers_all_included(tmp_path):
     assert summary["failed_receipts"] == 0 and total == 20 * BALANCE  # transfers conserve money
     assert 0 < summary["latency_ms"]["50"] <= summary["latency_ms"]["99"] < 20_000
     assert summary["sustained_tx_per_s"] > 0
+
+
+def test_load_from_two_generator_processes(tmp_path):
+    data = tmp_path / "chain"
+    init_chain(data, keys=TransferWorkload(20, 0).keys)
+    with NodeProcess(data, block_time=0.1) as node:
+        summary = load(node.url, "transfers", 100, 2, "--accounts", "20", "--processes", "2")
+        refused = load(node.url, "transfers", 100, 1, "--accounts", "20", "--processes", "21", expect_rc=2)
+        with Client(node.url) as client:
+            total = sum(client.account(k.public_key)["balance"] for k in TransferWorkload(20, 0).keys)
+    assert summary["submitted"] == summary["accepted"] == summary["included"] >= 150
+    assert summary["failed_receipts"] == 0 and total == 20 * BALANCE
+    assert "21 generator processes for 20 accounts" in refused["error"]
 
 
 def test_load_perps_trades(tmp_path):

@@ -22,6 +22,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
         seed: Annotated[str, typer.Option(help="genesis seed (perps: dev seed text; transfers: workload seed)")] = "",
         drain: Annotated[float, typer.Option(min=0, max=3_600, help="seconds to wait for the last inclusions")] = 15,
+        processes: Annotated[
+            int, typer.Option(min=1, max=64, help="generator processes, each signing for its share of the accounts")
+        ] = 1,
         as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     ) -> None:
         """Submit --rate tx/s of --workload for --duration s; report tx/s and p50/p99 inclusion latency.
@@ -29,12 +32,14 @@ def register(app: typer.Typer) -> None:
         The accounts must be funded on the node's chain: perps uses the dev traders of `paraexec
         init` (seed text --seed, default paraexec-dev); transfers uses the accounts of a store made
         by `paraexec run --workload transfers --accounts N --seed S` (pass the same N and S)."""
+        from concurrent.futures.process import BrokenProcessPool
+
         import httpx2
         from rich.console import Console
 
         from ..cli_errors import fail
         from .client import Client, RpcClientError
-        from .load import LoadRunner, PerpsSource, TransfersSource, TxSource
+        from .load import LoadRunner, TxSource, make_source, run_load
 
         console = Console()
         if "://" not in rpc:
@@ -53,19 +58,21 @@ def register(app: typer.Typer) -> None:
             except unreachable as exc:
                 fail(f"no node answers at {rpc}: {exc}")
             chain_id = status["chain_id"]
-            source: TxSource
             if workload == "perps":
                 if status["app"] != "exchange":
                     fail(f"perps needs an exchange chain; this node runs {status['app']!r}", 2)
                 accounts, seed = accounts or 100, seed or "paraexec-dev"
-                source = PerpsSource(client, chain_id, accounts, seed)
             elif workload == "transfers":
                 if status["app"] != "transfers":
                     fail(f"transfers needs a transfers chain; this node runs {status['app']!r}", 2)
                 accounts, seed = accounts or 1000, seed or "0"
-                source = TransfersSource(client, chain_id, accounts, int(seed))
             else:
                 fail(f"unknown workload {workload!r} (perps, transfers)", 2)
+            try:
+                source: TxSource = make_source(client, workload, chain_id, accounts, seed, (0, 1))
+                make_source(client, workload, chain_id, accounts, seed, (processes - 1, processes))
+            except ValueError as exc:  # more generator processes than accounts to share
+                fail(str(exc), 2)
             # the last account of the workload: with too many --accounts or another seed than the
             # chain's genesis, it holds nothing and every one of its transactions would fail
             last = source.wallets[-1]
@@ -80,9 +87,14 @@ def register(app: typer.Typer) -> None:
                     2,
                 )
         try:
-            report = LoadRunner(rpc, source, rate, duration, drain_s=drain, workload=workload).run()
+            if processes == 1:
+                report = LoadRunner(rpc, source, rate, duration, drain_s=drain, workload=workload).run()
+            else:
+                report = run_load(rpc, workload, chain_id, accounts, seed, rate, duration, drain, processes)
         except unreachable as exc:
             fail(f"the node at {rpc} stopped answering during the load: {exc}")
+        except BrokenProcessPool as exc:
+            fail(f"a generator process died: {exc}")
         summary = report.summary()
         all_failed = report.included > 0 and report.failed_receipts == report.included
         if as_json:

@@ -7,7 +7,10 @@ before sending more, so a node that cannot include them shows it as a growing me
 (``MEMPOOL_FULL``) and rising latency. It does wait for each ``submit_txs`` answer, and re-reads
 the nonce of every wallet with a refused transaction (one call each), so a node slow to *admit*,
 or a generator slow to sign (on the node's own cores), shows as fewer transactions submitted than
-the rate asked for: compare ``submitted`` with rate x duration.
+the rate asked for: compare ``submitted`` with rate x duration. ``processes`` > 1 (``run_load``)
+runs that many generators side by side, each for its own share of the accounts (so no nonce is
+shared) at its share of the rate, so one's wait for its answer does not hold the others back;
+their reports merge into one (``LoadReport.merged``).
 
 Inclusion is observed through the ``blocks`` WebSocket subscription (each notification lists
 the block's transaction hashes): *inclusion latency* is the time from just before the submit
@@ -61,17 +64,31 @@ class TxSource(Protocol):
 
 
 class TransfersSource:
-    def __init__(self, client: Client, chain_id: str, accounts: int = 1000, seed: int = 0, rng_seed: int = 1) -> None:
-        self.wallets = [wallet_of(SigningKey.from_seed_text(f"{seed}/account/{i}"), chain_id) for i in range(accounts)]
-        self.rng = random.Random(rng_seed)
+    """Random transfers; part ``(k, n)`` sends from every n-th account from the k-th (to any)."""
+
+    def __init__(
+        self,
+        client: Client,
+        chain_id: str,
+        accounts: int = 1000,
+        seed: int = 0,
+        rng_seed: int = 1,
+        part: tuple[int, int] = (0, 1),
+    ) -> None:
+        k, n = part
+        everyone = [wallet_of(SigningKey.from_seed_text(f"{seed}/account/{i}"), chain_id) for i in range(accounts)]
+        if n > accounts:
+            raise ValueError(f"{n} generator processes for {accounts} accounts")
+        self.wallets = everyone[k::n]
+        self.addresses = [w.address for w in everyone]
+        self.rng = random.Random(rng_seed if n == 1 else f"{rng_seed}/{k}")
 
     def holds_funds(self, account: dict[str, Any]) -> bool:
         return int(account.get("balance") or 0) > 0
 
     def next_tx(self, now: float) -> tuple[Wallet, bytes]:
         src = self.rng.choice(self.wallets)
-        dst = self.rng.choice(self.wallets)
-        return src, src.transfer(dst.address, self.rng.randrange(1, 100))
+        return src, src.transfer(self.rng.choice(self.addresses), self.rng.randrange(1, 100))
 
 
 class PerpsSource:
@@ -80,20 +97,34 @@ class PerpsSource:
     MAX_LIVE = 6
 
     def __init__(
-        self, client: Client, chain_id: str, accounts: int = 100, seed_text: str = "paraexec-dev", rng_seed: int = 1
+        self,
+        client: Client,
+        chain_id: str,
+        accounts: int = 100,
+        seed_text: str = "paraexec-dev",
+        rng_seed: int = 1,
+        part: tuple[int, int] = (0, 1),
     ) -> None:
+        """Part ``(k, n)`` of ``n`` generators: every n-th maker and taker from the k-th; the
+        oracle reporter in part 0 only. Every part walks the prices with the same random steps
+        at the same seconds (``walk``), so its makers quote around the price part 0 reports."""
         from ..exchange.genesis import dev_keys, oracle_keys
         from ..exchange.market import Market
 
-        self.rng = random.Random(rng_seed)
+        k, n = part
+        self.rng = random.Random(rng_seed if n == 1 else f"{rng_seed}/{k}")
+        self.walk = random.Random(f"{rng_seed}/oracle")
         markets = client.markets()
         self.markets = [Market.from_config(m["params"]) for m in markets]
         self.prices = [int(m["oracle_price"]) for m in markets]
-        traders = [wallet_of(k, chain_id) for k in dev_keys(seed_text, accounts)]
+        traders = [wallet_of(key, chain_id) for key in dev_keys(seed_text, accounts)]
         self.oracle = wallet_of(oracle_keys(seed_text)[0], chain_id)
         n_makers = max(2, accounts // 10)
-        self.makers, self.takers = traders[:n_makers], traders[n_makers:]
-        self.wallets = [self.oracle, *traders]
+        if n > min(n_makers, accounts - n_makers):
+            raise ValueError(f"{n} generator processes for {n_makers} makers and {accounts - n_makers} takers")
+        self.makers, self.takers = traders[:n_makers][k::n], traders[n_makers:][k::n]
+        self.reports_oracle = k == 0
+        self.wallets = [*([self.oracle] if self.reports_oracle else []), *self.makers, *self.takers]
         self.weights = [1 / (i + 1) for i in range(len(self.markets))]
         self.live: dict[tuple[int, int], deque[int]] = {}
         self.client_ids = int(time.time()) % 100_000 * 10_000  # fresh ids per run: old orders may still rest
@@ -110,12 +141,14 @@ class PerpsSource:
         from ..workloads.exchange_setup import USDC, limit_subticks, quantums_for_notional
 
         if now >= self.next_oracle:
-            self.next_oracle = now + 1.0
-            self.pending_oracle.extend(range(len(self.markets)))
+            self.next_oracle += 1.0
+            for mid in range(len(self.markets)):
+                step = self.walk.randrange(-1000, 1001)  # at most 0.1% a second
+                self.prices[mid] = max(1, self.prices[mid] * (1_000_000 + step) // 1_000_000)
+            if self.reports_oracle:
+                self.pending_oracle.extend(range(len(self.markets)))
         if self.pending_oracle:
             mid = self.pending_oracle.popleft()
-            step = self.rng.randrange(-1000, 1001)  # at most 0.1% a second
-            self.prices[mid] = max(1, self.prices[mid] * (1_000_000 + step) // 1_000_000)
             return self.oracle, self.oracle.oracle_update(mid, self.prices[mid])
         mid = self.rng.choices(range(len(self.markets)), self.weights)[0]
         market, price = self.markets[mid], self.prices[mid]
@@ -154,6 +187,27 @@ class LoadReport:
     blocks: int = 0
     span_s: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
+    #: ``time.monotonic()`` of the first submission and of the last inclusion seen (one clock
+    #: for every process of a machine: ``merged`` spans parts run side by side)
+    first_submit: float = 0.0
+    last_inclusion: float = 0.0
+
+    @classmethod
+    def merged(cls, parts: list[LoadReport], rate: float) -> LoadReport:
+        """One report for generators run side by side against one node (``run_load``)."""
+        report = cls(parts[0].workload, rate, parts[0].duration_s)
+        for part in parts:
+            report.submitted += part.submitted
+            report.accepted += part.accepted
+            report.rejected.update(part.rejected)
+            report.included += part.included
+            report.failed_receipts += part.failed_receipts
+            report.blocks = max(report.blocks, part.blocks)  # each part sees every block
+            report.latencies_ms += part.latencies_ms
+        report.first_submit = min(part.first_submit for part in parts)
+        report.last_inclusion = max(part.last_inclusion for part in parts)
+        report.span_s = max(0.0, report.last_inclusion - report.first_submit)
+        return report
 
     @property
     def tx_per_s(self) -> float:
@@ -241,6 +295,7 @@ class LoadRunner:
             watcher.join(5)
             sub.close()
             client.close()
+        self.report.first_submit, self.report.last_inclusion = self._first, self._last_inclusion
         self.report.span_s = max(0.0, self._last_inclusion - self._first)
         return self.report
 
@@ -296,3 +351,63 @@ class LoadRunner:
                         self.report.failed_receipts += index in failed
                         self.report.latencies_ms.append((arrived - sent_at) * 1000)
                         self._last_inclusion = arrived
+
+
+def make_source(
+    client: Client, workload: str, chain_id: str, accounts: int, seed: str, part: tuple[int, int]
+) -> TxSource:
+    """The workload's ``TxSource`` (part ``part`` of the accounts); ``ValueError`` for an unknown
+    workload or more parts than the workload has accounts to share."""
+    if workload == "perps":
+        return PerpsSource(client, chain_id, accounts, seed, part=part)
+    if workload == "transfers":
+        return TransfersSource(client, chain_id, accounts, int(seed), part=part)
+    raise ValueError(f"unknown workload {workload!r} (perps, transfers)")
+
+
+def _run_part(
+    url: str,
+    workload: str,
+    chain_id: str,
+    accounts: int,
+    seed: str,
+    part: tuple[int, int],
+    rate: float,
+    duration: float,
+    drain: float,
+) -> LoadReport:
+    """One generator process of ``run_load`` (module level: spawned processes import it)."""
+    with Client(url) as client:
+        source = make_source(client, workload, chain_id, accounts, seed, part)
+    return LoadRunner(url, source, rate, duration, drain_s=drain, workload=workload).run()
+
+
+def run_load(
+    url: str,
+    workload: str,
+    chain_id: str,
+    accounts: int,
+    seed: str,
+    rate: float,
+    duration: float,
+    drain: float,
+    processes: int,
+) -> LoadReport:
+    """``rate`` tx/s for ``duration`` s from ``processes`` generators, each signing and submitting
+    for its own share of the accounts (no nonce is shared) at ``rate / processes``, side by side,
+    so one generator's wait for its ``submit_txs`` answer does not hold the others back. One
+    process runs here."""
+    if processes == 1:
+        return _run_part(url, workload, chain_id, accounts, seed, (0, 1), rate, duration, drain)
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(processes, mp_context=mp.get_context("spawn")) as pool:
+        futures = [
+            pool.submit(
+                _run_part, url, workload, chain_id, accounts, seed, (k, processes), rate / processes, duration, drain
+            )
+            for k in range(processes)
+        ]
+        parts = [future.result() for future in futures]
+    return LoadReport.merged(parts, rate)
