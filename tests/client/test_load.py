@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 
+import pytest
+
 from paraexec.client import Client
-from paraexec.client.load import LoadReport, TransfersSource
+from paraexec.client.client import RpcClientError
+from paraexec.client.load import LoadReport, PerpsSource, TransfersSource
 from paraexec.workloads.transfers import TransferWorkload
 
 from ..rpc.nodeproc import BALANCE, NodeProcess, cli, init_chain, init_exchange_chain
@@ -30,12 +34,57 @@ def test_parts_share_out_the_senders_and_merge_into_one_report():
     parts = [TransfersSource(None, "c", 10, 0, part=(k, 3)) for k in range(3)]  # type: ignore[arg-type]
     senders = [w.address for part in parts for w in part.wallets]
     assert sorted(senders) == sorted(parts[0].addresses) and len(set(senders)) == 10
-    a = LoadReport("x", 50, 10, submitted=5, accepted=4, included=4, blocks=7, first_submit=2.0, last_inclusion=9.0)
-    b = LoadReport("x", 50, 10, submitted=6, accepted=6, included=5, blocks=8, first_submit=1.5, last_inclusion=8.0)
+    a = LoadReport("x", 50, 10, submitted=5, accepted=4, included=4, first_submit=2.0, last_inclusion=9.0)
+    b = LoadReport("x", 50, 10, submitted=6, accepted=6, included=5, first_submit=1.5, last_inclusion=8.0)
+    a.heights, b.heights = set(range(3, 10)), set(range(1, 9))  # each saw the blocks of its own run
     a.rejected["SENDER_QUOTA"] = 1
     merged = LoadReport.merged([a, b], 100)
-    assert (merged.rate, merged.submitted, merged.accepted, merged.included, merged.blocks) == (100, 11, 10, 9, 8)
+    assert (merged.rate, merged.submitted, merged.accepted, merged.included, merged.blocks) == (100, 11, 10, 9, 9)
     assert merged.span_s == 7.5 and merged.rejected == {"SENDER_QUOTA": 1}
+
+
+class FakeClient:
+    """``markets()`` as a node with the first three dev markets answers it."""
+
+    def markets(self):
+        from paraexec.exchange.genesis import dev_market
+
+        return [{"params": dev_market(i), "oracle_price": dev_market(i)["initial_price"]} for i in range(3)]
+
+
+def test_perps_parts_walk_the_same_prices_and_only_part_0_reports_them():
+    """Parts called at different moments hold the same prices at the same second of their run;
+    a part called late (a stall of 3.6 s) catches up on the missed steps at once and queues one
+    round of oracle updates, not one per missed second."""
+    parts = [PerpsSource(FakeClient(), "c", 40, part=(k, 2), prices=[10**9, 10**8, 10**7]) for k in range(2)]
+    first = [parts[0].next_tx(t) for t in (0.0, 0.05, 3.7)]
+    second = [parts[1].next_tx(t) for t in (0.0, 1.1, 2.2, 3.3, 3.71)]
+    assert parts[0].prices == parts[1].prices != [10**9, 10**8, 10**7]
+    assert len(parts[0].pending_oracle) <= 3 and not parts[1].pending_oracle
+    assert all(wallet is parts[0].oracle for wallet, _ in first)  # oracle updates first, at 0 s and at 3.7 s
+    assert all(wallet is not parts[1].oracle for wallet, _ in second)
+    senders = {w.address for part in parts for w in part.makers + part.takers}
+    assert len(senders) == 40 and not {w.address for w in parts[0].wallets} & {w.address for w in parts[1].wallets}
+
+
+@pytest.mark.parametrize(
+    ("accounts", "processes", "message"),
+    [(2, 1, "needs --accounts >= 3"), (20, 3, "--processes 3 needs 3 makers and 3 takers; --accounts 20 has 2")],
+)
+def test_perps_refuses_too_few_accounts_for_its_parts(accounts, processes, message):
+    with pytest.raises(ValueError, match=message):
+        PerpsSource(FakeClient(), "c", accounts, part=(processes - 1, processes))
+
+
+def test_an_rpc_error_survives_the_trip_from_a_generator_process():
+    error = pickle.loads(pickle.dumps(RpcClientError(-32000, "gone", {"name": "STORE_CORRUPT"}, 500)))
+    assert (error.code, error.message, error.name, error.http_status, str(error)) == (
+        -32000,
+        "gone",
+        "STORE_CORRUPT",
+        500,
+        "-32000 STORE_CORRUPT: gone",
+    )
 
 
 def load(url: str, workload: str, rate: int, duration: float, *extra: str, expect_rc: int = 0) -> dict:
@@ -87,7 +136,7 @@ def test_load_from_two_generator_processes(tmp_path):
             total = sum(client.account(k.public_key)["balance"] for k in TransferWorkload(20, 0).keys)
     assert summary["submitted"] == summary["accepted"] == summary["included"] >= 150
     assert summary["failed_receipts"] == 0 and total == 20 * BALANCE
-    assert "21 generator processes for 20 accounts" in refused["error"]
+    assert "--processes 21 needs --accounts >= 21, not 20" in refused["error"]
 
 
 def test_load_perps_trades(tmp_path):

@@ -30,6 +30,11 @@ class RpcClientError(Exception):
     def name(self) -> str:
         return self.data.get("name", "") if isinstance(self.data, dict) else ""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Picklable with its fields (``paraexec load --processes`` sends one back from a
+        generator process; the default would call ``__init__`` with the message alone)."""
+        return (type(self), (self.code, self.message, self.data, self.http_status))
+
 
 def _hex(value: bytes | str) -> str:
     return value.hex() if isinstance(value, bytes | bytearray) else value

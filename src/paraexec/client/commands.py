@@ -32,8 +32,6 @@ def register(app: typer.Typer) -> None:
         The accounts must be funded on the node's chain: perps uses the dev traders of `paraexec
         init` (seed text --seed, default paraexec-dev); transfers uses the accounts of a store made
         by `paraexec run --workload transfers --accounts N --seed S` (pass the same N and S)."""
-        from concurrent.futures.process import BrokenProcessPool
-
         import httpx2
         from rich.console import Console
 
@@ -93,8 +91,8 @@ def register(app: typer.Typer) -> None:
                 report = run_load(rpc, workload, chain_id, accounts, seed, rate, duration, drain, processes)
         except unreachable as exc:
             fail(f"the node at {rpc} stopped answering during the load: {exc}")
-        except BrokenProcessPool as exc:
-            fail(f"a generator process died: {exc}")
+        except (RuntimeError, OSError) as exc:  # a generator process that could not start or died
+            fail(f"a generator process failed: {exc!r}")
         summary = report.summary()
         all_failed = report.included > 0 and report.failed_receipts == report.included
         if as_json:
@@ -116,9 +114,9 @@ def register(app: typer.Typer) -> None:
         )
         if report.fell_short:
             console.print(
-                f"the generator submitted {report.submitted_per_s:,.0f} tx/s, under the {rate:g} asked for: it waits "
-                "for each batch's admission and signs on this machine, so the sustained rate shows its limit as much "
-                "as the node's",
+                f"the generator{'s' if processes > 1 else ''} submitted {report.submitted_per_s:,.0f} tx/s, under the "
+                f"{rate:g} asked for: each waits for its batch's admission and signs on this machine, so the sustained "
+                "rate shows their limit as much as the node's",
                 highlight=False,
             )
         if all_failed:  # measured, but not a load of working transactions: say so and fail

@@ -34,6 +34,7 @@ Workloads (``TxSource``):
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -78,7 +79,7 @@ class TransfersSource:
         k, n = part
         everyone = [wallet_of(SigningKey.from_seed_text(f"{seed}/account/{i}"), chain_id) for i in range(accounts)]
         if n > accounts:
-            raise ValueError(f"{n} generator processes for {accounts} accounts")
+            raise ValueError(f"--processes {n} needs --accounts >= {n}, not {accounts}")
         self.wallets = everyone[k::n]
         self.addresses = [w.address for w in everyone]
         self.rng = random.Random(rng_seed if n == 1 else f"{rng_seed}/{k}")
@@ -104,10 +105,13 @@ class PerpsSource:
         seed_text: str = "paraexec-dev",
         rng_seed: int = 1,
         part: tuple[int, int] = (0, 1),
+        prices: list[int] | None = None,
     ) -> None:
         """Part ``(k, n)`` of ``n`` generators: every n-th maker and taker from the k-th; the
-        oracle reporter in part 0 only. Every part walks the prices with the same random steps
-        at the same seconds (``walk``), so its makers quote around the price part 0 reports."""
+        oracle reporter in part 0 only. Every part walks the prices from the same ``prices``
+        (read once by ``run_load``) with the same random steps at the same seconds of its run
+        (``walk``, its own generator: the other choices draw from ``rng``), so its makers quote
+        around the prices part 0 reports, to within the parts' start gap (~0.1 s)."""
         from ..exchange.genesis import dev_keys, oracle_keys
         from ..exchange.market import Market
 
@@ -116,12 +120,17 @@ class PerpsSource:
         self.walk = random.Random(f"{rng_seed}/oracle")
         markets = client.markets()
         self.markets = [Market.from_config(m["params"]) for m in markets]
-        self.prices = [int(m["oracle_price"]) for m in markets]
+        self.prices = list(prices) if prices is not None else [int(m["oracle_price"]) for m in markets]
         traders = [wallet_of(key, chain_id) for key in dev_keys(seed_text, accounts)]
         self.oracle = wallet_of(oracle_keys(seed_text)[0], chain_id)
-        n_makers = max(2, accounts // 10)
+        if accounts < 3:
+            raise ValueError(f"perps needs --accounts >= 3 (makers and takers), not {accounts}")
+        n_makers = max(2, accounts // 10)  # a tenth, at least 2
         if n > min(n_makers, accounts - n_makers):
-            raise ValueError(f"{n} generator processes for {n_makers} makers and {accounts - n_makers} takers")
+            raise ValueError(
+                f"--processes {n} needs {n} makers and {n} takers; --accounts {accounts} has {n_makers} makers "
+                f"(a tenth, at least 2) and {accounts - n_makers} takers"
+            )
         self.makers, self.takers = traders[:n_makers][k::n], traders[n_makers:][k::n]
         self.reports_oracle = k == 0
         self.wallets = [*([self.oracle] if self.reports_oracle else []), *self.makers, *self.takers]
@@ -141,12 +150,15 @@ class PerpsSource:
         from ..workloads.exchange_setup import USDC, limit_subticks, quantums_for_notional
 
         if now >= self.next_oracle:
-            self.next_oracle += 1.0
-            for mid in range(len(self.markets)):
-                step = self.walk.randrange(-1000, 1001)  # at most 0.1% a second
-                self.prices[mid] = max(1, self.prices[mid] * (1_000_000 + step) // 1_000_000)
+            # one step a second of the run, however late this call (after a stall, the missed
+            # steps at once: every part then holds the same prices), one round of updates
+            while now >= self.next_oracle:
+                self.next_oracle += 1.0
+                for mid in range(len(self.markets)):
+                    step = self.walk.randrange(-1000, 1001)  # at most 0.1% a second
+                    self.prices[mid] = max(1, self.prices[mid] * (1_000_000 + step) // 1_000_000)
             if self.reports_oracle:
-                self.pending_oracle.extend(range(len(self.markets)))
+                self.pending_oracle.extend(m for m in range(len(self.markets)) if m not in self.pending_oracle)
         if self.pending_oracle:
             mid = self.pending_oracle.popleft()
             return self.oracle, self.oracle.oracle_update(mid, self.prices[mid])
@@ -191,6 +203,7 @@ class LoadReport:
     #: for every process of a machine: ``merged`` spans parts run side by side)
     first_submit: float = 0.0
     last_inclusion: float = 0.0
+    heights: set[int] = field(default_factory=set)  # of the blocks seen (``merged`` counts their union)
 
     @classmethod
     def merged(cls, parts: list[LoadReport], rate: float) -> LoadReport:
@@ -202,8 +215,9 @@ class LoadReport:
             report.rejected.update(part.rejected)
             report.included += part.included
             report.failed_receipts += part.failed_receipts
-            report.blocks = max(report.blocks, part.blocks)  # each part sees every block
+            report.heights |= part.heights
             report.latencies_ms += part.latencies_ms
+        report.blocks = len(report.heights)  # each part sees the blocks of its own run
         report.first_submit = min(part.first_submit for part in parts)
         report.last_inclusion = max(part.last_inclusion for part in parts)
         report.span_s = max(0.0, report.last_inclusion - report.first_submit)
@@ -343,6 +357,7 @@ class LoadRunner:
             arrived = time.monotonic()
             with self._lock:
                 self.report.blocks += 1
+                self.report.heights.add(block.get("height", -self.report.blocks))
                 failed = set(block.get("failed", ()))
                 for index, txh in enumerate(block.get("tx_hashes", [])):
                     sent_at = self._sent.pop(txh, None)
@@ -354,32 +369,57 @@ class LoadRunner:
 
 
 def make_source(
-    client: Client, workload: str, chain_id: str, accounts: int, seed: str, part: tuple[int, int]
-) -> TxSource:
-    """The workload's ``TxSource`` (part ``part`` of the accounts); ``ValueError`` for an unknown
-    workload or more parts than the workload has accounts to share."""
-    if workload == "perps":
-        return PerpsSource(client, chain_id, accounts, seed, part=part)
-    if workload == "transfers":
-        return TransfersSource(client, chain_id, accounts, int(seed), part=part)
-    raise ValueError(f"unknown workload {workload!r} (perps, transfers)")
-
-
-def _run_part(
-    url: str,
+    client: Client,
     workload: str,
     chain_id: str,
     accounts: int,
     seed: str,
     part: tuple[int, int],
-    rate: float,
-    duration: float,
-    drain: float,
-) -> LoadReport:
-    """One generator process of ``run_load`` (module level: spawned processes import it)."""
-    with Client(url) as client:
-        source = make_source(client, workload, chain_id, accounts, seed, part)
-    return LoadRunner(url, source, rate, duration, drain_s=drain, workload=workload).run()
+    prices: list[int] | None = None,
+) -> TxSource:
+    """The workload's ``TxSource`` (part ``part`` of the accounts; perps: walking from
+    ``prices``); ``ValueError`` for an unknown workload or too few accounts for the parts."""
+    if workload == "perps":
+        return PerpsSource(client, chain_id, accounts, seed, part=part, prices=prices)
+    if workload == "transfers":
+        return TransfersSource(client, chain_id, accounts, int(seed), part=part)
+    raise ValueError(f"unknown workload {workload!r} (perps, transfers)")
+
+
+@dataclass(frozen=True)
+class Part:
+    """What one generator process of ``run_load`` runs."""
+
+    url: str
+    workload: str
+    chain_id: str
+    accounts: int
+    seed: str
+    part: tuple[int, int]
+    prices: list[int] | None
+    rate: float
+    duration: float
+    drain: float
+
+
+def _run_part(job: Part) -> LoadReport:
+    """One generator process (module level: spawned processes import it). It ends with its
+    parent: a load whose parent was killed (SIGTERM, SIGKILL) must not go on loading the node."""
+    import multiprocessing as mp
+
+    parent = mp.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
+    with Client(job.url) as client:
+        source = make_source(client, job.workload, job.chain_id, job.accounts, job.seed, job.part, job.prices)
+    return LoadRunner(job.url, source, job.rate, job.duration, drain_s=job.drain, workload=job.workload).run()
+
+
+def _exit_with(sentinel: int) -> None:
+    from multiprocessing.connection import wait
+
+    wait([sentinel])
+    os._exit(1)
 
 
 def run_load(
@@ -393,21 +433,28 @@ def run_load(
     drain: float,
     processes: int,
 ) -> LoadReport:
-    """``rate`` tx/s for ``duration`` s from ``processes`` generators, each signing and submitting
-    for its own share of the accounts (no nonce is shared) at ``rate / processes``, side by side,
-    so one generator's wait for its ``submit_txs`` answer does not hold the others back. One
-    process runs here."""
-    if processes == 1:
-        return _run_part(url, workload, chain_id, accounts, seed, (0, 1), rate, duration, drain)
+    """``rate`` tx/s for ``duration`` s from ``processes`` generator processes side by side, each
+    signing and submitting for its own share of the accounts (no nonce is shared) at ``rate /
+    processes``, so one's wait for its ``submit_txs`` answer does not hold the others back. The
+    first part to fail (or an interrupt here) stops them all, and its exception goes on."""
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(processes, mp_context=mp.get_context("spawn")) as pool:
-        futures = [
-            pool.submit(
-                _run_part, url, workload, chain_id, accounts, seed, (k, processes), rate / processes, duration, drain
-            )
-            for k in range(processes)
-        ]
-        parts = [future.result() for future in futures]
+    prices = None
+    if workload == "perps":
+        with Client(url) as client:
+            prices = [int(m["oracle_price"]) for m in client.markets()]
+    jobs = [
+        Part(url, workload, chain_id, accounts, seed, (k, processes), prices, rate / processes, duration, drain)
+        for k in range(processes)
+    ]
+    pool = mp.get_context("spawn").Pool(processes)
+    try:
+        parts = pool.map_async(_run_part, jobs, chunksize=1).get()  # raises at the first failure
+    except BaseException:
+        pool.terminate()
+        raise
+    else:
+        pool.close()
+    finally:
+        pool.join()
     return LoadReport.merged(parts, rate)
