@@ -48,6 +48,8 @@ def test_bad_files_stores_and_arguments_get_a_message_not_a_traceback(tmp_path):
         "time-fractional.json": '{"chain_id": "x", "app": "transfers", "app_config": {}, "genesis_time": 1.5}',
         "chain-id-number.json": '{"chain_id": 7, "app": "transfers", "app_config": {}}',
         "config-a-list.json": '{"chain_id": "x", "app": "transfers", "app_config": []}',
+        # the exchange's clocks (oracle, funding) start at its own genesis time: it must be the chain's
+        "exchange-clock-apart.json": '{"chain_id": "x", "app": "exchange", "app_config": {}, "genesis_time": 1700000000}',
     }
     for name, body in genesis.items():
         (tmp_path / name).write_text(body)

@@ -486,16 +486,13 @@ def test_a_sample_stops_counting_when_its_price_goes_stale():
     assert funding["samples"] == 1 and funding["rate_8h_ppm"] == 5_000 * 59 // 3_600
 
 
-def test_blocks_before_the_first_interval_count_nothing():
-    """Funding starts at the exchange's ``genesis_time``; a chain whose blocks begin earlier
-    (its own genesis time is 0) samples those blocks, but only the time from the interval's
-    start counts: a bid standing from t = 1 gives the first hour (10,000 to 13,600) 5,000 ppm,
-    not its 13,599 s over the hour's 3,600."""
-    h = Harness(config({CAROL: 100_000 * USDC}, genesis_time=10_000, markets=[btc_market(staleness_s=10**9)]))
-    assert h.run(CAROL, PlaceOrder(0, 0, 1, BUY, BTC // 4, P50 + 25_000_000), time=1).ok
-    h.block(time=2)
-    [funding] = events(h.block(h.tx(ORACLE, OracleUpdate(0, P50)), time=13_600)[-1], "funding_rate")
-    assert funding["rate_8h_ppm"] == 5_000
+def test_a_genesis_whose_exchange_clock_differs_from_the_chain_is_refused():
+    """Funding and the oracle's staleness start at the exchange's ``genesis_time``; a chain whose
+    blocks start elsewhere would open with a funding catch-up over the gap (one interval's premium,
+    the default rate for the rest) and every price stale, so such a genesis is refused. (The
+    funding integral also starts at the interval's start, whatever the blocks' times.)"""
+    with pytest.raises(ValueError, match="genesis_time 10000 differs from the chain's genesis_time 0"):
+        Harness(config({CAROL: 100_000 * USDC}, genesis_time=10_000))
 
 
 @pytest.mark.parametrize(

@@ -92,6 +92,14 @@ class Chain:
         if store.height >= 0:
             raise InvariantViolation("store already holds a chain")
         chain = cls(store, config)
+        # an application with clocks of its own (the exchange's oracle and funding) starts them at
+        # its config's genesis time: one that differs from the chain's would see its first block
+        # hours or years after its own start (a funding catch-up, every oracle price stale)
+        app_time = getattr(chain.runtime.app, "genesis_time", None)
+        if app_time is not None and app_time != config.genesis_time:
+            raise ValueError(
+                f"app_config genesis_time {app_time} differs from the chain's genesis_time {config.genesis_time}"
+            )
         state = chain.runtime.app.genesis(config.app_config)
         acc = commitment.accumulate(state.items())
         header = BlockHeader(0, GENESIS_PARENT, config.genesis_time, txs_root([]), commitment.root_of(acc))

@@ -2,7 +2,8 @@
 
 App config (JSON: ints, strings, hex keys):
 
-    genesis_time       block time of genesis (oracle and funding clocks start here)
+    genesis_time       block time of genesis (oracle and funding clocks start here; must equal
+                       the chain's genesis_time, default 0)
     markets            [{id, ticker, atomic_resolution, quantum_conversion_exponent,
                          step_base_quantums, subticks_per_tick, price_exponent, initial_price,
                          imf_ppm, mmf_ppm, oi_lower_cap, oi_upper_cap, status,
