@@ -180,25 +180,29 @@ class Bounds:
     def unlimited(self) -> float | None:
         """The time-weighted bound on unlimited workers: total cost / critical path, summed
         over blocks. No worker count beats it: the depth of the blocks' dependency graphs."""
+        if not self.available:
+            return None
+        return self._bound_with([b.critical_path for b in self.blocks], None)
+
+    def _bound_with(self, paths: Sequence[float], workers: int | None) -> float | None:
+        """The time-weighted bound if the blocks' critical paths were ``paths``: on ``workers``
+        workers (each block at least max(cost / workers, path)), or unlimited (``None``)."""
         total = sum(b.total_cost for b in self.blocks)
-        depth = sum(b.critical_path for b in self.blocks)
-        return total / depth if self.available and depth > 0 else None
+        lower = sum(
+            cp if workers is None else max(b.total_cost / workers, cp) for b, cp in zip(self.blocks, paths, strict=True)
+        )
+        return total / lower if lower > 0 else None
 
     def limits(self, workers: Sequence[int]) -> list[dict[str, Any]]:
         """What limits the bound: per key class, its edges and the bound (on each of ``workers``
         and on unlimited workers) if the edges caused by that class alone did not exist. Sorted
         by the unlimited bound that removing the class would give, largest first."""
         classes = {cls for b in self.blocks for cls in b.limits}
-        total = sum(b.total_cost for b in self.blocks)
         rows: list[tuple[float, int, str, dict[str, float | None]]] = []  # sort key first
         for cls in classes:
             paths = [b.limits[cls][1] if cls in b.limits else b.critical_path for b in self.blocks]
-            without: dict[str, float | None] = {}
-            for w in workers:
-                lower = sum(max(b.total_cost / w, cp) for b, cp in zip(self.blocks, paths, strict=True))
-                without[str(w)] = total / lower if lower > 0 else None
-            depth = sum(paths)
-            without["unlimited"] = total / depth if depth > 0 else None
+            without = {str(w): self._bound_with(paths, w) for w in workers}
+            without["unlimited"] = self._bound_with(paths, None)
             edges = sum(b.limits[cls][0] for b in self.blocks if cls in b.limits)
             rows.append((-(without["unlimited"] or 0.0), -edges, cls, without))
         return [

@@ -38,8 +38,8 @@ checked before it), while every later block was announced while the one before i
 Signature checks run inside execution unless ``verify_signatures`` is off ("already verified at
 mempool admission"), so both the end-to-end and the execution-only numbers can be produced. The
 node is the second case: it checks signatures at mempool admission (in a helper process,
-whatever the executor) and produces blocks with ``verify_signatures=False``, announcing nothing ahead, so what
-an executor gains in a node's block production is the execution-only number.
+whatever the executor) and produces blocks with ``verify_signatures=False``, announcing nothing
+ahead, so what an executor gains in a node's block production is the execution-only number.
 
 With ``aa`` a second sequential executor (``AA``) is timed like the others: an A/A test whose
 ratio shows the machine's noise in that run, next to the speedups it must not be mistaken for.

@@ -44,6 +44,7 @@ import heapq
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from .. import crypto
@@ -99,7 +100,8 @@ class Mempool:
         self.nonce_of = nonce_of
         self.config = config or MempoolConfig()
         self.decode_payload = decode_payload
-        self.checker = checker
+        #: the signature check of a batch: ``checker``, else ``crypto.verify_many`` on threads
+        self.verify_many = checker or partial(crypto.verify_many, threads=self.config.verify_threads)
         self._lock = threading.Lock()
         self._by_hash: dict[bytes, Entry] = {}  # insertion order == admission order (expiry scan)
         self._by_sender: dict[bytes, dict[int, Entry]] = {}
@@ -155,10 +157,7 @@ class Mempool:
             assert triple is not None  # decode_signed succeeded on the same bytes
             decoded.append((i, txh, tx))
             triples.append(triple)
-        if self.checker is not None:
-            verified = self.checker(triples)
-        else:
-            verified = crypto.verify_many(triples, self.config.verify_threads)
+        verified = self.verify_many(triples)
         with self._lock:
             for (i, txh, tx), ok in zip(decoded, verified, strict=True):
                 if not ok:

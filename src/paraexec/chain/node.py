@@ -14,7 +14,8 @@ Block time is chosen by the producer (integer seconds, never earlier than the pa
 stored in the header, so execution sees it as an input, not a clock.
 
 Signatures are verified once, at mempool admission (in helper processes: ``verifier``), so the
-producer's chain runs with ``verify_signatures=False``; ``paraexec replay`` opens the store with verification on.
+producer's chain runs with ``verify_signatures=False``; ``paraexec replay`` opens the store with
+verification on.
 
 Recovery is the store's: a commit is one LMDB transaction, so after a crash (kill -9 included)
 the store is at the last committed block and ``Node`` simply continues from it. The mempool is

@@ -68,7 +68,8 @@ def register(app: typer.Typer) -> None:
                 fail(f"unknown workload {workload!r} (perps, transfers)", 2)
             try:
                 source: TxSource = make_source(client, workload, chain_id, accounts, seed, (0, 1))
-                make_source(client, workload, chain_id, accounts, seed, (processes - 1, processes))
+                if processes > 1:  # enough accounts for every part: the last part's share
+                    make_source(client, workload, chain_id, accounts, seed, (processes - 1, processes))
             except ValueError as exc:  # more generator processes than accounts to share
                 fail(str(exc), 2)
             # the last account of the workload: with too many --accounts or another seed than the
