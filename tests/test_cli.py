@@ -71,6 +71,8 @@ def test_bad_files_stores_and_arguments_get_a_message_not_a_traceback(tmp_path):
     cases = [
         *[(["init", "--genesis", str(tmp_path / name)], 2, "genesis") for name in [*genesis, "missing.json"]],
         (["init", "--data", str(tmp_path / "a-file")], 1, "cannot open the chain store"),
+        (["init", "--genesis", str(tmp_path / "missing.json"), "--accounts", "500"], 2, "a --genesis file says"),
+        (["init", "--markets", "0"], 2, "'--markets'"),
         (["inspect", "--data", str(tmp_path / "nowhere")], 1, "holds no chain"),
         (["replay", "--data", str(empty)], 1, "holds no chain"),
         (["replay", "--data", str(corrupt)], 1, "cannot open the chain store"),
@@ -113,6 +115,28 @@ def test_inspect_shows_a_dev_traders_bank_and_subaccount(tmp_path):
     result = runner.invoke(app, ["inspect", "--data", data, "--account", Wallet.dev(0).address.hex()])
     assert result.exit_code == 0 and f"bank={DEV_BANK_BALANCE} nonce=0" in text(result), result.output
     assert '"positions": []' in result.output
+
+
+def test_init_sizes_the_dev_chain(tmp_path):
+    """`init --accounts/--markets`: the traders a load test above the default 100 needs are
+    funded, and only those; the markets are there for `load` to quote."""
+    from paraexec.client import Wallet
+    from paraexec.exchange.genesis import DEV_BANK_BALANCE
+
+    data = str(tmp_path / "chain")
+    assert runner.invoke(app, ["init", "--data", data, "--accounts", "150", "--markets", "6"]).exit_code == 0
+    for index, funded in [(149, True), (150, False)]:
+        result = runner.invoke(app, ["inspect", "--data", data, "--account", Wallet.dev(index).address.hex()])
+        assert result.exit_code == 0 and (f"bank={DEV_BANK_BALANCE} nonce=0" in text(result)) == funded, result.output
+    from paraexec.chain import Chain
+    from paraexec.state import LmdbStore
+
+    store = LmdbStore(data)
+    try:
+        markets = Chain.open(store).config.app_config["markets"]
+    finally:
+        store.close()
+    assert [m["id"] for m in markets] == list(range(6))
 
 
 def test_run_replay_inspect_round_trip(tmp_path, monkeypatch):

@@ -50,14 +50,20 @@ ExecutorOpt = Annotated[str, typer.Option("--executor", help=", ".join(executor_
 WorkersOpt = Annotated[int, typer.Option("--workers", min=1, max=MAX_WORKERS, help="worker threads/processes")]
 
 
-def default_genesis() -> ChainConfig:
-    """The dev chain (like anvil's): the exchange with its default markets, oracle key and 100
-    funded dev accounts, all derived from the published seed text ``paraexec-dev``. Its clocks
-    (genesis time, hence oracle staleness and funding) start now, so a fresh node's first block
-    does not jump decades ahead and find every genesis price stale."""
+#: The dev chain's traders and markets unless ``init`` is told otherwise (``paraexec load``'s
+#: perps default is the same 100 traders).
+DEV_ACCOUNTS = 100
+DEV_MARKETS = 4
+
+
+def default_genesis(accounts: int = DEV_ACCOUNTS, markets: int = DEV_MARKETS) -> ChainConfig:
+    """The dev chain (like anvil's): the exchange with its default markets, oracle key and
+    ``accounts`` funded dev traders (100 unless asked), all derived from the published seed text
+    ``paraexec-dev``. Its clocks (genesis time, hence oracle staleness and funding) start now, so
+    a fresh node's first block does not jump decades ahead and find every genesis price stale."""
     from .exchange.genesis import dev_genesis
 
-    app_config = dev_genesis()
+    app_config = dev_genesis(accounts=accounts, markets=markets)
     app_config["genesis_time"] = int(time.time())
     return ChainConfig("paraexec-dev", "exchange", app_config, app_config["genesis_time"])
 
@@ -121,9 +127,27 @@ def progress_bar(total: int, label: str, enabled: bool = True) -> Iterator[Progr
 def init(
     data: DataOpt,
     genesis: Annotated[Path | None, typer.Option(help="genesis JSON: chain_id, app, app_config, genesis_time")] = None,
+    accounts: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=MAX_ACCOUNTS, help="dev chain: traders funded at genesis (default 100; load --accounts to match)"
+        ),
+    ] = None,
+    markets: Annotated[int | None, typer.Option(min=1, max=1024, help="dev chain: markets (default 4)")] = None,
 ) -> None:
-    """Create a chain store with a genesis block (default: the exchange dev chain)."""
-    config = load_genesis(genesis) if genesis else default_genesis()
+    """Create a chain store with a genesis block (default: the exchange dev chain).
+
+    A load test above ~3,000 tx/s wants more dev traders than the default 100: each sender may
+    hold only so many pending transactions in the node's mempool (``--accounts``; pass the same
+    number to ``paraexec load --accounts``)."""
+    if genesis and (accounts is not None or markets is not None):
+        fail("--accounts and --markets shape the dev chain; a --genesis file says its own", 2)
+    if genesis:
+        config = load_genesis(genesis)
+    else:
+        if (accounts or 0) >= SLOW_ACCOUNTS:
+            console.print(f"deriving {accounts:,} trader keys first...", highlight=False)
+        config = default_genesis(accounts or DEV_ACCOUNTS, markets or DEV_MARKETS)
     store = open_store(data)
     try:
         if store.height >= 0:

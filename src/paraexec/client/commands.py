@@ -30,7 +30,8 @@ def register(app: typer.Typer) -> None:
         """Submit --rate tx/s of --workload for --duration s; report tx/s and p50/p99 inclusion latency.
 
         The accounts must be funded on the node's chain: perps uses the dev traders of `paraexec
-        init` (seed text --seed, default paraexec-dev); transfers uses the accounts of a store made
+        init` (seed text --seed, default paraexec-dev; `init --accounts N` funds N of them, and
+        above ~3,000 tx/s the default 100 meet the node's per-sender quota); transfers uses the accounts of a store made
         by `paraexec run --workload transfers --accounts N --seed S` (pass the same N and S)."""
         import httpx2
         from rich.console import Console

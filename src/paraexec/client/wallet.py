@@ -62,7 +62,7 @@ class Wallet:
 
     @classmethod
     def dev(cls, index: int, chain_id: str = "paraexec-dev", seed: str = "paraexec-dev") -> Wallet:
-        """Dev trader ``index`` (0..99) of the chain ``paraexec init`` creates: funded at genesis
+        """Dev trader ``index`` (0..99, or below ``init --accounts``) of the chain ``paraexec init`` creates: funded at genesis
         in the bank and in subaccount 0 (``exchange.genesis.dev_keys``, seed text
         ``"{seed}/trader/{index}"``). Its oracle reporter is ``from_seed_text(f"{seed}/oracle/0", ...)``."""
         return cls.from_seed_text(f"{seed}/trader/{index}", chain_id)
