@@ -210,10 +210,12 @@ def test_run_announces_each_next_block_and_continues_a_chain(tmp_path, monkeypat
     assert result.exit_code == 0 and "every root and receipt matches" in text(result)
 
 
-def test_run_refuses_a_directory_another_producer_holds_and_follows_a_nodes_clock(tmp_path):
+def test_run_refuses_a_directory_another_producer_holds_and_follows_a_nodes_clock(tmp_path, monkeypatch):
     """One producer per directory (``run`` takes the node's lock); on a chain a node extended
     with wall-clock block times, ``run`` stamps its blocks no earlier than their parent."""
     import time
+
+    import paraexec.cli as climod
 
     from paraexec.chain import Chain
     from paraexec.chain.node import lock_data_dir
@@ -226,6 +228,9 @@ def test_run_refuses_a_directory_another_producer_holds_and_follows_a_nodes_cloc
     held = lock_data_dir(data)
     result = runner.invoke(app, args)
     assert result.exit_code == 1 and "another producer" in error_text(result)
+    monkeypatch.setattr(climod, "SLOW_ACCOUNTS", 10)  # refused before the keys' derivation is announced
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "another producer" in error_text(result) and "deriving" not in result.output
     held.close()
     store = LmdbStore(data)  # a node's block: wall-clock time, far after the workload's clock
     chain = Chain.open(store)

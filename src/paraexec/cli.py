@@ -22,7 +22,7 @@ from rich.table import Table
 
 from . import codec
 from .chain import Chain, ChainConfig, ReplayMismatch
-from .chain.node import NodeAlreadyRunning, lock_data_dir
+from .chain.node import NodeAlreadyRunning, lock_data_dir, producer_running
 from .cli_errors import err_console, fail, must_hold_chain
 from .errors import CorruptStore, IncompatibleStore
 from .execution.registry import MAX_WORKERS, executor_names, make_executor
@@ -190,6 +190,8 @@ def run(
     must_know_executor(executor)
     if workload not in workload_names():
         fail(f"unknown workload {workload!r} (available: {', '.join(workload_names())})", 2)
+    if producer_running(data):  # before the keys' derivation, which can take minutes; the lock is taken below
+        fail(f"another producer (a node or a run) is using {data}: stop it first")
     if accounts >= SLOW_ACCOUNTS:  # each key is derived (~60 us) and funded at genesis: say why nothing shows
         console.print(f"deriving {accounts:,} account keys and the genesis state first...", highlight=False)
     try:

@@ -121,6 +121,22 @@ def lock_data_dir(data: Path) -> IO[str]:
     return handle
 
 
+def producer_running(data: Path) -> bool:
+    """Whether a producer holds ``DATA/node.lock`` now, found without creating anything: a
+    command checks it before minutes of set-up, then takes the lock (``lock_data_dir``)."""
+    try:
+        handle = open(Path(data) / "node.lock")  # noqa: SIM115 - closed below
+    except OSError:  # no lock file (no producer ever ran there) or unreadable: the lock says
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
 @dataclass(frozen=True)
 class NodeConfig:
     data: Path
