@@ -216,7 +216,6 @@ def test_run_refuses_a_directory_another_producer_holds_and_follows_a_nodes_cloc
     import time
 
     import paraexec.cli as climod
-
     from paraexec.chain import Chain
     from paraexec.chain.node import lock_data_dir
     from paraexec.execution.sequential import SequentialExecutor
