@@ -33,6 +33,19 @@ def transfer(key: SigningKey, nonce: int, to: int, amount: int = 1) -> bytes:
     return sign(key, CHAIN, nonce, encode_payload(Transfer(KEYS[to].public_key, amount)))
 
 
+def test_a_block_run_in_process_reports_a_parallelism_of_one(tmp_path):
+    """``parallel`` runs an empty block in-process (its workers idle: ``worker_busy`` zeros): the
+    dashboard's and metrics' parallelism is 1 there, not 0."""
+    make_chain(tmp_path)
+    node = Node(NodeConfig(tmp_path, executor="parallel", workers=2))
+    try:
+        info = node.produce_once()
+        assert info is not None and info.txs == 0 and info.executor == "parallel"
+        assert info.speedup == 1.0
+    finally:
+        node.stop()
+
+
 def test_produce_from_mempool_notify_and_recover(tmp_path):
     make_chain(tmp_path)
     node = Node(NodeConfig(tmp_path, max_block_txs=3))

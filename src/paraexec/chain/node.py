@@ -169,7 +169,7 @@ class BlockInfo:
     # measurements of the process that produced it, not chain data, so they are not stored).
     seconds: float | None = None  # execution
     commit_seconds: float | None = None
-    speedup: float | None = None  # sum of worker busy time / wall time of execution
+    speedup: float | None = None  # parallelism: sum of worker busy time / wall time of execution (1: one core)
     re_executions: int | None = None
     executor: str | None = None
     workers: int | None = None
@@ -304,7 +304,9 @@ class Node:
 
     def _info(self, block: Block, output: BlockOutput, total_seconds: float) -> BlockInfo:
         stats = output.stats
-        busy = sum(stats.worker_busy) if stats.worker_busy else stats.seconds
+        # a block an executor ran in-process reports its workers idle (``worker_busy`` zeros):
+        # one core executed it, a parallelism of 1, not 0
+        busy = sum(stats.worker_busy) or stats.seconds
         speedup = busy / stats.seconds if stats.seconds > 0 else 1.0
         return BlockInfo(
             **_chain_facts(block, output.receipts, self.chain.tx_hashes(block)),

@@ -21,7 +21,7 @@ PAGE = """<!doctype html>
 <div class="cards">
  <div class="card">height<b id="height">-</b></div>
  <div class="card">tx/s (10 blocks)<b id="tps">-</b></div>
- <div class="card">parallel speedup<b id="speedup">-</b></div>
+ <div class="card">parallelism (last block)<b id="speedup">-</b></div>
  <div class="card">re-executions (last)<b id="reexec">-</b></div>
  <div class="card">mempool<b id="mempool">-</b></div>
  <div class="card">connection<b id="conn">-</b></div>
