@@ -78,7 +78,7 @@ def test_sequential_run_is_complete_and_json_ready():
     result = run_bench(bench, progress=calls.append)
     json.dumps(result)  # JSON-serialisable as written by the CLI
     assert result["ok"] and result["failures"] == []
-    assert len(calls) == bench.total_steps() == 1 * (2 * 2 + 1)
+    assert len(calls) == bench.total_steps() == 1 * (2 * 2 + 2)  # blocks x repeats + a two-block warm-up
     assert {"cpu_model", "cpu_count", "python", "platform"} <= set(result["machine"])
     (point,) = result["points"]
     assert point["params"] == {"accounts": 8} and point["txs_per_block"] == [20, 20]
@@ -351,6 +351,28 @@ def test_repeats_are_interleaved_and_rotated(monkeypatch):
     assert result["ok"]
     # warm-ups in pair order, then each repeat rotated by one
     assert "".join(calls) == "SAB" + "SAB" + "ABS" + "BSA"
+
+
+def test_the_warm_up_announces_a_block_as_the_timed_passes_do(monkeypatch):
+    """What an executor starts on an announcement (adaptive starts its workers to check the next
+    block's signatures) is up before the clock: a warm-up of block 1 alone left that start-up
+    in the first timed pass, 1.7 s against 0.16 s for the later ones with 300-transaction blocks."""
+    calls: list[str] = []
+
+    class Recording(SequentialExecutor):
+        def announce(self, runtime, txs):
+            calls.append("N")
+
+        def execute_block(self, runtime, txs, state, env):
+            calls.append("E")
+            return super().execute_block(runtime, txs, state, env)
+
+    monkeypatch.setitem(registry.EXECUTORS, "rec", lambda workers: Recording())
+    bench = BenchConfig(**{**TINY, "blocks": 3, "repeat": 1, "workers": [1]}, executors=["rec"])
+    calls_before = len(calls)
+    assert run_bench(bench)["ok"]
+    recorded = "".join(calls[calls_before:])
+    assert recorded == "NEE" + "NENEE", recorded  # (announced before executed) warm-up: two blocks; timed: three
 
 
 def test_a_block_counts_as_parallel_only_when_two_workers_executed_it():
