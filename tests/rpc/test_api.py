@@ -442,3 +442,31 @@ def test_a_damaged_stored_block_is_answered_as_store_corrupt(tmp_path):
         assert rpc(client, "get_block", {"height": 2}).json()["result"]["height"] == 2
         assert rpc(client, "status").json()["result"]["height"] == 2
     node.stop()
+
+
+def test_exchange_queries_parse_the_markets_once(tmp_path, monkeypatch):
+    """Every exchange query used to parse every market of the config again (~20 ms at 1,024
+    markets, the dashboard asking each market's book every 2 s): one parse per node now."""
+    from paraexec.exchange import queries
+    from paraexec.exchange.genesis import dev_genesis
+
+    store = LmdbStore(tmp_path)
+    Chain.create(store, ChainConfig("q", "exchange", dev_genesis(accounts=2, markets=3)))
+    store.close()
+    parses: list[int] = []
+    parse = queries.QueryConfig.__init__
+
+    def counted(self, app_config):
+        parses.append(1)
+        parse(self, app_config)
+
+    monkeypatch.setattr(queries.QueryConfig, "__init__", counted)
+    node = Node(NodeConfig(tmp_path))
+    with TestClient(create_app(node, manage_node=False)) as client:
+        markets = rpc(client, "get_markets").json()["result"]
+        assert [m["market_id"] for m in markets] == [0, 1, 2]
+        for market in (0, 1, 2, 1):
+            book = rpc(client, "get_book", {"market_id": market}).json()["result"]
+            assert book["bids"] == [] and book["asks"] == []
+    node.stop()
+    assert len(parses) == 1

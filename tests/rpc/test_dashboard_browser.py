@@ -100,3 +100,27 @@ def test_dashboard_after_restart_shows_the_stored_history(tmp_path):
             assert errors == []
         finally:
             browser.close()
+
+
+@pytest.mark.skipif(not HAVE_CHROMIUM, reason=NO_CHROMIUM)
+def test_dashboard_of_many_markets_shows_the_first_books(tmp_path):
+    """A chain of many markets: the dashboard asks for the first books only (it asked every
+    market's, one after another, every 2 s: 25 s a round at 1,024 markets) and says how many
+    more there are."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    data = tmp_path / "chain"
+    init_exchange_chain(data, accounts=2, markets=11)
+    with NodeProcess(data, block_time=0.5) as node, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(node.url + "/")
+            page.wait_for_function(
+                "document.getElementById('markets').textContent.includes('and 3 more markets')", timeout=20_000
+            )
+            assert page.locator("#markets table").count() == 8
+            assert errors == []
+        finally:
+            browser.close()

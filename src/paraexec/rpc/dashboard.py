@@ -103,22 +103,26 @@ function connect() {
     if (m.params.topic === "blocks") onBlock(m.params.result); else if (m.params.topic === "fills") onFills(m.params.result); };
   ws.onclose = () => { $("conn").textContent = "reconnecting"; setTimeout(connect, 1000); };
 }
+let polling = false;  // a poll still running (a slow node) is not overlapped by the next one
 async function poll() {
+  if (polling) return;
+  polling = true;
   try {
     $("mempool").textContent = (await rpc("status")).mempool.txs;  // also between blocks
     const hot = await rpc("get_hot_keys", {top: 10, blocks: 10}), body = $("hot").tBodies[0];
     body.replaceChildren();
     for (const k of hot.keys) { const row = body.insertRow(); cell(row, short(k.key)); cell(row, k.txs); }
     if (app === "exchange") await pollMarkets();
-  } catch (e) { /* the next poll retries */ }
+  } catch (e) { /* the next poll retries */ } finally { polling = false; }
 }
+const BOOKS_SHOWN = 8;  // books asked for each poll: a chain of hundreds of markets shows its first ones
 async function pollMarkets() {
   const markets = await rpc("get_markets"), box = $("markets");
   const list = Array.isArray(markets) ? markets : Object.values(markets);
   const parts = [];
-  for (const m of list) {
+  for (const m of list) params[m.market_id] = m.params;
+  for (const m of list.slice(0, BOOKS_SHOWN)) {
     const id = m.market_id;
-    params[id] = m.params;
     const book = await rpc("get_book", {market_id: id, depth: 8});
     const pct = ppm => (Number(ppm) / 1e4).toFixed(4) + "%";  // an 8-hour rate in ppm
     let html = "<h2>" + esc(m.ticker) + " <span class=muted>oracle $" + usd(id, m.oracle_price) + " \u00b7 open interest " +
@@ -135,7 +139,9 @@ async function pollMarkets() {
     }
     parts.push(html + "</table>");
   }
-  box.innerHTML = "<div class=grid>" + parts.map((p) => "<div>" + p + "</div>").join("") + "</div>";
+  const more = list.length > BOOKS_SHOWN ? "<p class=muted>and " + (list.length - BOOKS_SHOWN) +
+    " more markets (get_markets, get_book)</p>" : "";
+  box.innerHTML = "<div class=grid>" + parts.map((p) => "<div>" + p + "</div>").join("") + "</div>" + more;
 }
 (async () => {
   try { const s = await rpc("status"); app = s.app; $("chain").textContent = s.chain_id + " \u00b7 " + s.app +

@@ -133,6 +133,7 @@ class Methods:
         self.chain_config = node.chain_config
         self.runtime = node.chain.runtime
         self._hot_cache: OrderedDict[int, list[tuple[bytes, int]]] = OrderedDict()
+        self._query_config: Any = None  # exchange.queries.QueryConfig, parsed at the first query
         self.registry = Registry()
         add = self.registry.add
         add("status", NoParams, self.status)
@@ -370,7 +371,9 @@ class Methods:
         if self.chain_config.app != "exchange":
             raise RpcError(METHOD_NOT_FOUND, f"not available: the chain runs the {self.chain_config.app!r} app")
         queries = importlib.import_module("paraexec.exchange.queries")
-        return queries.StateReader(view.get, view.items, self.chain_config.app_config, view.height)
+        if self._query_config is None:  # parsed once: the config never changes
+            self._query_config = queries.QueryConfig(self.chain_config.app_config)
+        return queries.StateReader(view.get, view.items, self._query_config, view.height)
 
     def get_markets(self, _: NoParams) -> list[dict[str, Any]]:
         """Every market: parameters, oracle price, funding, open interest."""
