@@ -44,6 +44,12 @@ def test_submit_receipts_state_subscriptions_restart_and_replay(tmp_path):
             }
             assert client.account(bob.address)["balance"] == BALANCE + sent
             assert client.account(carol.address)["nonce"] == 1  # a business failure still uses the nonce
+            # nonces asked in batches (more addresses than one batch holds), one answer each, in order
+            many = [k.public_key for k in keys] * 60
+            assert client.nonces(many) == [client.nonce(k.public_key) for k in keys] * 60 == [5, 0, 1, 0] * 60
+            answers_of_batch = client.call_many([("get_nonce", {"address": "zz"}), ("status", {})])
+            assert isinstance(answers_of_batch[0], RpcClientError) and answers_of_batch[0].code == -32602
+            assert answers_of_batch[1]["chain_id"] == CHAIN_ID
 
             # the block holding the first transfer lists it, and the subscription saw that block
             a0 = answers[0]

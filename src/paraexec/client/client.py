@@ -36,6 +36,10 @@ class RpcClientError(Exception):
         return (type(self), (self.code, self.message, self.data, self.http_status))
 
 
+#: Requests per JSON-RPC batch (the node answers up to 100: ``rpc.server.MAX_BATCH``).
+BATCH = 100
+
+
 def _hex(value: bytes | str) -> str:
     return value.hex() if isinstance(value, bytes | bytearray) else value
 
@@ -71,6 +75,42 @@ class Client:
             err = body["error"]
             raise RpcClientError(err["code"], err["message"], err.get("data"), resp.status_code)
         return body["result"]
+
+    def call_many(self, calls: Sequence[tuple[str, dict[str, Any]]]) -> list[Any]:
+        """Call several methods in JSON-RPC batches (``BATCH`` a request): one result each, in
+        order, or the ``RpcClientError`` that call was answered with (returned, not raised). A
+        batch refused whole (too large, not JSON) raises."""
+        results: list[Any] = []
+        for start in range(0, len(calls), BATCH):
+            chunk = calls[start : start + BATCH]
+            ids = [next(self._ids) for _ in chunk]
+            body = [
+                {"jsonrpc": "2.0", "id": i, "method": method, "params": params}
+                for i, (method, params) in zip(ids, chunk, strict=True)
+            ]
+            resp = self._http.post(
+                self.url + "/", content=json.dumps(body), headers={"content-type": "application/json"}
+            )
+            try:
+                answers = resp.json()
+            except ValueError:
+                raise RpcClientError(
+                    -32603, f"HTTP {resp.status_code}: not JSON", http_status=resp.status_code
+                ) from None
+            if isinstance(answers, dict):  # the whole batch refused
+                err = answers.get("error", {})
+                raise RpcClientError(err.get("code", -32603), err.get("message", "batch refused"), err.get("data"))
+            by_id = {a.get("id"): a for a in answers if isinstance(a, dict)}
+            for i in ids:
+                answer = by_id.get(i)
+                if answer is None:
+                    results.append(RpcClientError(-32603, "no answer to this call in the batch"))
+                elif "error" in answer:
+                    err = answer["error"]
+                    results.append(RpcClientError(err["code"], err["message"], err.get("data"), resp.status_code))
+                else:
+                    results.append(answer["result"])
+        return results
 
     # -- transactions ----------------------------------------------------------------------
 
@@ -121,6 +161,15 @@ class Client:
     def nonce(self, address: bytes | str) -> int:
         """The next nonce to use for ``address`` (committed plus ready pending transactions)."""
         return int(self.call("get_nonce", address=_hex(address))["next"])
+
+    def nonces(self, addresses: Sequence[bytes | str]) -> list[int]:
+        """``nonce`` of every address, asked in batches (thousands of wallets in a few round
+        trips: ``paraexec load`` with 20,000 accounts spent 44 s asking one at a time)."""
+        answers = self.call_many([("get_nonce", {"address": _hex(a)}) for a in addresses])
+        for answer in answers:
+            if isinstance(answer, RpcClientError):
+                raise answer
+        return [int(a["next"]) for a in answers]
 
     def account(self, address: bytes | str) -> dict[str, Any]:
         return dict(self.call("get_account", address=_hex(address)))

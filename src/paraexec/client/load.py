@@ -291,8 +291,7 @@ class LoadRunner:
 
     def run(self) -> LoadReport:
         client = Client(self.url, timeout=30)
-        for wallet in self.source.wallets:
-            wallet.sync_nonce(client)
+        Wallet.sync_nonces(client, self.source.wallets)
         sub = client.subscribe("blocks")
         watcher = threading.Thread(target=self._watch, args=(sub,), daemon=True)
         watcher.start()
@@ -338,10 +337,13 @@ class LoadRunner:
                         else:
                             report.accepted += 1
                             self._sent[result["hash"]] = sent_at
+                refused = []
                 for wallet, _ in batch:
                     if id(wallet) in resync:
                         resync.discard(id(wallet))
-                        wallet.sync_nonce(client)
+                        refused.append(wallet)
+                if refused:
+                    Wallet.sync_nonces(client, refused)
             pause = self.tick - (time.monotonic() - now)
             if pause > 0:
                 time.sleep(pause)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +93,12 @@ class Wallet:
     def sync_nonce(self, client: Client) -> int:
         self.next_nonce = client.nonce(self.address)
         return self.next_nonce
+
+    @staticmethod
+    def sync_nonces(client: Client, wallets: Sequence[Wallet]) -> None:
+        """``sync_nonce`` for many wallets, asked in batches."""
+        for wallet, nonce in zip(wallets, client.nonces([w.address for w in wallets]), strict=True):
+            wallet.next_nonce = nonce
 
     # -- signing ---------------------------------------------------------------------------
 
