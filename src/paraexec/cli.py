@@ -138,8 +138,8 @@ def init(
     """Create a chain store with a genesis block (default: the exchange dev chain).
 
     A load test above ~3,000 tx/s wants more dev traders than the default 100: each sender may
-    hold only so many pending transactions in the node's mempool (``--accounts``; pass the same
-    number to ``paraexec load --accounts``)."""
+    hold only so many pending transactions in the node's mempool (--accounts; pass the same
+    number to `paraexec load --accounts`)."""
     if genesis and (accounts is not None or markets is not None):
         fail("--accounts and --markets shape the dev chain; a --genesis file says its own", 2)
     if genesis:
@@ -185,7 +185,7 @@ def run(
 
     Each block is produced knowing the next one (generated first, outside the timing), as a
     producer that holds its next batch would: an executor with idle cores checks its signatures
-    ahead (``Executor.announce``). The generator tracks the nonces it hands out, so the next
+    ahead (Executor.announce). The generator tracks the nonces it hands out, so the next
     block does not depend on this one's commit."""
     must_know_executor(executor)
     if workload not in workload_names():
@@ -218,9 +218,14 @@ def run(
     store = open_store(data)
     if store.height < 0:
         Chain.create(store, config)
-    elif open_chain(store).config != config:
+    elif (held := open_chain(store).config) != config:
         store.close()
-        fail(f"{data} holds a different chain; use a fresh --data or the same --accounts/--seed")
+        if (held.chain_id, held.app) != (config.chain_id, config.app):  # e.g. `paraexec init`'s dev chain
+            fail(
+                f"{data} holds chain {held.chain_id!r} ({held.app}); `run` makes its own chain from the "
+                f"{workload} workload: use a fresh --data"
+            )
+        fail(f"{data} holds a different {workload} chain; use a fresh --data or the same --accounts/--seed/--markets")
     chain = Chain(store, config, verify_signatures)
     engine = make_executor(executor, workers)
     console.print("height  txs  ok  system  seconds  tx/s  re-exec  root")  # txs, ok: user transactions

@@ -238,6 +238,8 @@ def test_the_sdk_docstring_example_runs_against_the_dev_chain(tmp_path):
         [position] = scope["client"].subaccount(scope["taker"].address)["positions"]
     assert scope["receipt"]["ok"] and [e["name"] for e in scope["receipt"]["events"]][0] == "fill"
     assert position["size"] == scope["size"]
+    assert scope["answer"]["receipt"]["ok"] and scope["answer"]["height"] >= 1
+    assert isinstance(scope["fills"], list)
 
 
 def test_load_refuses_bad_input_and_unreachable_nodes_in_one_line(tmp_path):

@@ -310,6 +310,9 @@ def test_websocket_subscribe_is_checked_as_every_request_is(api):
         assert answers[0] == {"jsonrpc": "2.0", "id": 8, "result": {"topics": ["blocks", "fills"]}}
         assert answers[1]["id"] == 9 and answers[1]["result"]["chain_id"] == CHAIN
         assert [a["error"]["code"] for a in answers[2:]] == [-32600, -32602] and len(answers) == 4
+        assert "unknown topic 'nope': the topics are" in answers[3]["error"]["message"]
+        ws.send_text(json.dumps({"jsonrpc": "2.0", "id": 12, "method": "subscribe", "params": [["blocks"]]}))
+        assert "unknown topic ['blocks']" in json.loads(ws.receive_text())["error"]["message"]
         ws.send_text(json.dumps({"jsonrpc": "2.0", "id": 11, "method": "subscribe", "params": ["book"]}))
         assert json.loads(ws.receive_text())["result"] == {"topics": ["book", "fills"]}  # blocks left in the batch
 

@@ -163,7 +163,7 @@ def bench(
     data: Annotated[Path | None, typer.Option("--data", help="keep the stores under this directory")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the JSON result here")] = None,
     report: Annotated[Path | None, typer.Option(help="write the HTML report here")] = None,
-    warmup: Annotated[bool, typer.Option(help="run block 1 once untimed per executor first")] = True,
+    warmup: Annotated[bool, typer.Option(help="run blocks 1-2 once untimed per executor first")] = True,
     analyze: Annotated[bool, typer.Option(help="dependency analysis (inherent bound, hot keys)")] = True,
     aa: Annotated[
         bool, typer.Option("--aa", help=f"also time a second sequential executor ({AA}): the run's noise floor")

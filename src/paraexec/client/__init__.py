@@ -16,13 +16,15 @@ Against the dev chain of ``paraexec init`` (exchange app, 100 traders funded at 
     client.submit_and_wait(maker.place_order(btc.id, SELL, size, price, client_id=1))  # rests
     receipt = client.submit_and_wait(taker.place_order(btc.id, BUY, size, price, client_id=1))  # fills
     client.subaccount(taker.address)["positions"]
+    # where it landed: wait_for answers the height and index beside the receipt
+    answer = client.wait_for(client.submit(taker.place_order(btc.id, SELL, size, price, client_id=2)))
+    fills = client.events(answer["height"], name="fill")  # the block's fills (this sell rests: none of its own)
 
 On a transfers chain, ``wallet.transfer(to, amount)`` moves a balance. Amounts are integers in
 the exchange's units (quote quantums, base quantums, subticks: ``exchange.payloads``); a
 transaction the chain refuses raises ``RpcClientError`` (``.code``, ``.name``) at submission, or
 commits with a failure receipt (``receipt["ok"]`` false, ``receipt["code"]``, ``receipt["error"]``)
-when it fails in execution.
-Event names are lower case (``client.events(h, name="fill")``).
+when it fails in execution. Event names are lower case (``"fill"``, ``"liquidation"``, ...).
 """
 
 from ..exchange.payloads import BUY, SELL

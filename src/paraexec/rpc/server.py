@@ -327,8 +327,11 @@ def subscription_topics(params: Any) -> list[str]:
         topics = None
     if isinstance(topics, str):
         topics = [topics]
-    if not isinstance(topics, list) or not topics or not all(t in TOPICS for t in topics):
+    if not isinstance(topics, list) or not topics:
         raise invalid_params(f"topics must be a non-empty list of {list(TOPICS)}")
+    unknown = [t for t in topics if not isinstance(t, str) or t not in TOPICS]
+    if unknown:
+        raise invalid_params(f"unknown topic {unknown[0]!r}: the topics are {list(TOPICS)}")
     return topics
 
 
