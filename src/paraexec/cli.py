@@ -22,7 +22,7 @@ from rich.table import Table
 
 from . import codec
 from .chain import Chain, ChainConfig, ReplayMismatch
-from .chain.node import NodeAlreadyRunning, lock_data_dir, producer_running
+from .chain.node import NodeAlreadyRunning, lock_data_dir, producer_running, start_executor
 from .cli_errors import err_console, fail, must_hold_chain
 from .errors import CorruptStore, IncompatibleStore
 from .execution.registry import MAX_WORKERS, executor_names, make_executor
@@ -228,6 +228,7 @@ def run(
         fail(f"{data} holds a different {workload} chain; use a fresh --data or the same --accounts/--seed/--markets")
     chain = Chain(store, config, verify_signatures)
     engine = make_executor(executor, workers)
+    start_executor(engine, store)  # workers up before block 1's clock, as a node starts them
     console.print("height  txs  ok  system  seconds  tx/s  re-exec  root")  # txs, ok: user transactions
     total_txs, total_s, produced = 0, 0.0, 0
     try:

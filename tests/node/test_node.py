@@ -46,6 +46,19 @@ def test_a_block_run_in_process_reports_a_parallelism_of_one(tmp_path):
         node.stop()
 
 
+@pytest.mark.parametrize("executor", ["parallel", "adaptive"])
+def test_a_started_node_has_its_workers_up_before_the_first_block(tmp_path, executor):
+    """Spawning worker processes (~0.1-0.5 s each) is start-up's, not the first block's."""
+    make_chain(tmp_path)
+    node = Node(NodeConfig(tmp_path, executor=executor, workers=2, block_time=3600, verify_processes=0))
+    try:
+        node.start()
+        parallel = node.executor if executor == "parallel" else node.executor.executor("parallel")
+        assert len(parallel.worker_pids()) == 2 and node.chain.height == 0
+    finally:
+        node.stop()
+
+
 def test_produce_from_mempool_notify_and_recover(tmp_path):
     make_chain(tmp_path)
     node = Node(NodeConfig(tmp_path, max_block_txs=3))

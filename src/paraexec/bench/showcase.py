@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..chain import Chain, ChainConfig, ReplayMismatch
+from ..chain.node import start_executor
 from ..execution.registry import executor_names, make_executor
 from ..state import LmdbStore
 from ..workloads import make_workload
@@ -75,6 +76,7 @@ def showcase(
     try:
         Chain.create(store, config)
         chain = Chain(store, config)
+        start_executor(engine, store)  # its workers up before the clock, as a node starts them
         started = time.perf_counter()
         for height, block_txs in enumerate(generated, start=1):
             upcoming = generated[height] if height < len(generated) else None  # the next block's

@@ -242,6 +242,12 @@ class AdaptiveExecutor:
         output.stats = dataclasses.replace(inner, executor=self.name, seconds=time.perf_counter() - started, note=note)
         return output
 
+    def start(self, state: StateView) -> None:
+        """Start the ``parallel`` executor's workers now (see ``ParallelExecutor.start``)."""
+        parallel = self._parallel()
+        if parallel is not None:
+            parallel.start(state)
+
     def announce(self, runtime: Runtime, txs: Sequence[bytes]) -> None:
         """The next block's transactions (``Chain.produce_block``'s ``upcoming``): handed to
         the ``parallel`` executor, whose idle workers check their signatures ahead."""
