@@ -115,6 +115,7 @@ def test_inspect_shows_a_dev_traders_bank_and_subaccount(tmp_path):
     result = runner.invoke(app, ["inspect", "--data", data, "--account", Wallet.dev(0).address.hex()])
     assert result.exit_code == 0 and f"bank={DEV_BANK_BALANCE} nonce=0" in text(result), result.output
     assert '"positions": []' in result.output
+    assert "failed" not in result.output  # the account alone, not the blocks' table after it
 
 
 def test_init_sizes_the_dev_chain(tmp_path):
@@ -163,7 +164,11 @@ def test_run_replay_inspect_round_trip(tmp_path, monkeypatch):
     result = runner.invoke(app, ["replay", "--data", data])
     assert result.exit_code == 0 and "every root and receipt matches" in text(result)
     result = runner.invoke(app, ["inspect", "--data", data, "--height", "2"])
-    assert result.exit_code == 0 and "txs=20" in text(result)
+    assert result.exit_code == 0 and "txs=20" in text(result) and "more receipts" not in text(result)
+    result = runner.invoke(app, ["inspect", "--data", data, "--height", "2", "--receipts", "5"])
+    assert result.exit_code == 0 and "15 more receipts (--receipts 0: all)" in text(result)
+    result = runner.invoke(app, ["inspect", "--data", data])  # the last blocks
+    assert result.exit_code == 0 and "height" in text(result) and "failed" in text(result)
     # a different workload on the same store is refused, not mixed in
     result = runner.invoke(app, ["run", "--data", data, "--accounts", "11", "--blocks", "1"])
     assert result.exit_code == 1 and "different transfers chain" in text(result) and "deriving" not in text(result)

@@ -316,8 +316,9 @@ def inspect(
     account: Annotated[
         str | None, typer.Option(help="hex public key: its nonce and balance (exchange: bank and subaccount 0)")
     ] = None,
+    receipts: Annotated[int, typer.Option(min=0, help="with --height: receipts shown (0: all)")] = 50,
 ) -> None:
-    """Show the chain's blocks, one block's receipts, or an account."""
+    """Show the chain's last 20 blocks, one block's receipts (--height), or an account (--account)."""
     key = None
     if account is not None:
         try:
@@ -351,17 +352,18 @@ def inspect(
                 console.print(f"account {account}: balance={balance} nonce={nonce}")
         if height is not None:
             block = chain.block(height)
-            receipts = chain.receipts(height)
+            stored = chain.receipts(height)
+            shown = stored[:receipts] if receipts else stored
             console.print(
                 f"block {height}: hash={block.hash.hex()} time={block.header.time} txs={len(block.txs)} root={block.header.state_root.hex()}"
             )
             table = Table("#", "code", "error", "events")
-            for i, receipt in enumerate(receipts[:50]):
+            for i, receipt in enumerate(shown):
                 table.add_row(str(i), str(receipt.code), receipt.error, str(len(receipt.events)))
             console.print(table)
-            if len(receipts) > 50:
-                console.print(f"... {len(receipts) - 50} more receipts")
-        else:
+            if len(stored) > len(shown):
+                console.print(f"... {len(stored) - len(shown)} more receipts (--receipts 0: all)")
+        elif key is None:  # an account asked alone: its lines only
             table = Table("height", "time", "txs", "failed", "root")
             for h in range(max(0, chain.height - 19), chain.height + 1):
                 block = chain.block(h)
