@@ -7,6 +7,7 @@ WebSocket subscriptions.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -180,6 +181,9 @@ def test_a_malformed_item_of_a_batch_gets_its_own_error(tmp_path):
             (tx_hash(deep).hex(), "MALFORMED"),
         ]
         assert [r["error"]["code"] for r in (results[0], results[2])] == [2, 3] and len(node.mempool) == 1
+        assert "known" not in results[1]
+        again = rpc(client, "submit_txs", {"txs": [good.hex(), good.hex()]}).json()["result"]["results"]
+        assert again == [{"hash": tx_hash(good).hex(), "known": True}] * 2 and len(node.mempool) == 1
     node.stop()
 
 
@@ -247,6 +251,17 @@ def test_openapi_metrics_health_dashboard(api):
     ):
         assert f"\n{name} " in "\n" + text
     assert api.get("/health").json()["ok"]
+    node = api.node  # type: ignore[attr-defined]
+    node.producing_since = time.monotonic() - 5  # a block 5 s in production: 10 block times (3,600 s) allowed
+    assert api.get("/health").status_code == 200
+    node.producing_since = time.monotonic() - 36_001  # a stalled worker (simulated)
+    try:
+        stuck = api.get("/health")
+        assert stuck.status_code == 503 and not stuck.json()["ok"] and stuck.json()["producing_for_s"] > 36_000
+        assert "in production" in stuck.json()["error"]
+    finally:
+        node.producing_since = None
+    assert api.get("/health").status_code == 200
     codes = rpc(api, "error_codes").json()["result"]
     assert (codes["4"], codes["6"], codes["20"], codes["21"]) == (
         "BAD_SIGNATURE",

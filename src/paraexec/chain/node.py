@@ -145,6 +145,10 @@ def start_executor(executor: Any, state: Any) -> None:
         start(state)
 
 
+#: Seconds a block may stay in production before the node reports itself stuck (``Node.stuck``).
+STUCK_AFTER = 10.0
+
+
 @dataclass(frozen=True)
 class NodeConfig:
     data: Path
@@ -238,10 +242,25 @@ class Node:
         #: never include
         self.on_halt: Callable[[BaseException], None] | None = None
         self.final_height = -1
+        #: monotonic time the block in production started (None between blocks): ``stuck_for``
+        self.producing_since: float | None = None
 
     @property
     def chain_config(self) -> ChainConfig:
         return self.chain.config
+
+    def producing_for(self) -> float:
+        """Seconds the block in production has taken so far (0 between blocks)."""
+        since = self.producing_since
+        return 0.0 if since is None else max(0.0, time.monotonic() - since)
+
+    @property
+    def stuck(self) -> bool:
+        """Whether the block in production has taken more than ``STUCK_AFTER`` seconds (or 10
+        block times, if longer). A worker that stops answering holds a block for up to the
+        executor's stall timeout (30 s) before it is replaced: the health check says so
+        meanwhile, instead of calling a node that produces nothing healthy."""
+        return self.producing_for() > max(STUCK_AFTER, 10 * self.config.block_time)
 
     def start(self) -> None:
         if self.signatures is not None:
@@ -299,7 +318,11 @@ class Node:
         if not txs and not self.config.empty_blocks:
             return None
         started = time.perf_counter()
-        block, output = self.chain.produce_block(txs, self.block_time_for_next(), self.executor)
+        self.producing_since = time.monotonic()
+        try:
+            block, output = self.chain.produce_block(txs, self.block_time_for_next(), self.executor)
+        finally:
+            self.producing_since = None
         total = time.perf_counter() - started
         self.mempool.on_block(block.header.height, txs)
         info = self._info(block, output, total)

@@ -198,7 +198,8 @@ class Methods:
     def submit_txs(self, p: SubmitTxs) -> dict[str, Any]:
         """Admit a batch (signatures checked in parallel); one result per transaction, in order.
         An item that is not hex or too large gets its own error (``hash`` null), as a transaction
-        the mempool refuses does: one bad item does not refuse the others."""
+        the mempool refuses does: one bad item does not refuse the others. An item already
+        pending answers ``"known": true`` beside its hash."""
         if len(p.txs) > MAX_BATCH_TXS:
             raise invalid_params(f"at most {MAX_BATCH_TXS} transactions per call")
         items: list[bytes | InvalidTransaction] = []
@@ -221,6 +222,8 @@ class Methods:
             result: dict[str, Any] = {"hash": txh}
             if error is not None:
                 result["error"] = {"code": error.code, "name": error.name, "message": error.message}
+            elif r.known:  # already pending (this call or an earlier one), as submit_tx answers
+                result["known"] = True
             results.append(result)
         return {"results": results}
 
@@ -231,7 +234,10 @@ class Methods:
         return parse_hex(text, "tx")
 
     def get_tx(self, p: ByHash) -> dict[str, Any]:
-        """Where a transaction is: committed (height, index, receipt), pending, or unknown."""
+        """Where a transaction is: committed (height, index, receipt), pending, or unknown.
+        Only user transactions are indexed: the system transactions an application appends to a
+        block (listed in ``get_block``'s ``tx_hashes`` after its ``user_txs``; the exchange's
+        market ticks, the same bytes every block) answer unknown."""
         txh = parse_hex(p.hash, "hash", 32)
         found = self.reader.find_tx(txh)
         if found is not None:

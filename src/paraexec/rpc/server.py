@@ -187,10 +187,18 @@ def create_app(node: Node, manage_node: bool = True) -> FastAPI:
         text = await run_in_threadpool(metrics.render, node, hub.published)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
-    @app.get("/health", summary="liveness")
+    @app.get("/health", summary="liveness: producing, and no block stuck in production")
     async def health() -> JSONResponse:
-        ok = node.running or not manage_node
-        return JSONResponse({"ok": ok, "height": node.reader.height}, status_code=200 if ok else 503)
+        running = node.running or not manage_node
+        ok = running and not node.stuck
+        body: dict[str, Any] = {
+            "ok": ok,
+            "height": node.reader.height,
+            "producing_for_s": round(node.producing_for(), 3),
+        }
+        if running and not ok:
+            body["error"] = "a block has been in production for longer than it should (a stalled executor?)"
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.websocket("/ws")
     async def websocket(socket: WebSocket) -> None:
