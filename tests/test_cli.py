@@ -143,13 +143,16 @@ def test_init_sizes_the_dev_chain(tmp_path):
 def test_run_on_another_chain_says_what_to_change(tmp_path):
     dev = str(tmp_path / "dev")
     assert runner.invoke(app, ["init", "--data", dev]).exit_code == 0
-    result = runner.invoke(app, ["run", "--data", dev, "--accounts", "10", "--block-size", "5", "--blocks", "1"])
-    assert result.exit_code == 1 and "makes its own chain from the transfers workload" in error_text(result)
+    for workload in ("transfers", "perps"):  # perps: the same chain id and app as the dev chain, another genesis
+        args = ["run", "--data", dev, "--workload", workload, "--accounts", "10", "--block-size", "5", "--blocks", "1"]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1 and f"than this {workload} workload's" in error_text(result)
+        assert "makes its own chain, so use a fresh --data" in error_text(result)
     own = str(tmp_path / "own")
     args = ["run", "--data", own, "--block-size", "5", "--blocks", "1"]
     assert runner.invoke(app, [*args, "--accounts", "10"]).exit_code == 0
     result = runner.invoke(app, [*args, "--accounts", "12"])
-    assert result.exit_code == 1 and "the same --accounts/--seed/--markets" in error_text(result)
+    assert result.exit_code == 1 and "the options of the `run` that made it" in error_text(result)
 
 
 def test_run_replay_inspect_round_trip(tmp_path, monkeypatch):
@@ -171,7 +174,7 @@ def test_run_replay_inspect_round_trip(tmp_path, monkeypatch):
     assert result.exit_code == 0 and "height" in text(result) and "failed" in text(result)
     # a different workload on the same store is refused, not mixed in
     result = runner.invoke(app, ["run", "--data", data, "--accounts", "11", "--blocks", "1"])
-    assert result.exit_code == 1 and "different transfers chain" in text(result) and "deriving" not in text(result)
+    assert result.exit_code == 1 and "than this transfers workload's" in text(result) and "deriving" not in text(result)
 
 
 def test_replay_reports_a_chain_that_does_not_verify(tmp_path, monkeypatch):

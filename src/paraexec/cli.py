@@ -22,10 +22,10 @@ from rich.table import Table
 
 from . import codec
 from .chain import Chain, ChainConfig, ReplayMismatch
-from .chain.node import NodeAlreadyRunning, lock_data_dir, producer_running, start_executor
+from .chain.node import NodeAlreadyRunning, lock_data_dir, producer_running
 from .cli_errors import err_console, fail, must_hold_chain
 from .errors import CorruptStore, IncompatibleStore
-from .execution.registry import MAX_WORKERS, executor_names, make_executor
+from .execution.registry import MAX_WORKERS, executor_names, make_executor, start_executor
 from .execution.runtime import SYSTEM_TAG, nonce_key
 from .state import LmdbStore, MemoryStore
 from .state.lmdb_store import open_chain_store
@@ -215,23 +215,28 @@ def run(
         fail(f"{exc}: stop it first")
     except OSError as exc:
         fail(f"cannot use {data}: {exc}")
-    store = open_store(data)
-    if store.height < 0:
-        Chain.create(store, config)
-    elif (held := open_chain(store).config) != config:
-        store.close()
-        if (held.chain_id, held.app) != (config.chain_id, config.app):  # e.g. `paraexec init`'s dev chain
+    try:  # the lock is released on every way out (a refusal below exits; in-process callers go on)
+        store = open_store(data)
+        if store.height < 0:
+            Chain.create(store, config)
+        elif (held := open_chain(store).config) != config:
+            store.close()
+            # `run` makes its own chain from the workload's genesis: only a store an earlier `run` made with
+            # the same workload options continues (not `paraexec init`'s dev chain, nor another workload's)
             fail(
-                f"{data} holds chain {held.chain_id!r} ({held.app}); `run` makes its own chain from the "
-                f"{workload} workload: use a fresh --data"
+                f"{data} holds another chain ({held.chain_id!r}, {held.app}) than this {workload} workload's: `run` "
+                "makes its own chain, so use a fresh --data, or the options of the `run` that made it "
+                "(--workload, --accounts, --seed, --markets, ...)"
             )
-        fail(f"{data} holds a different {workload} chain; use a fresh --data or the same --accounts/--seed/--markets")
-    chain = Chain(store, config, verify_signatures)
+        chain = Chain(store, config, verify_signatures)
+    except BaseException:
+        lock.close()
+        raise
     engine = make_executor(executor, workers)
-    start_executor(engine, store)  # workers up before block 1's clock, as a node starts them
     console.print("height  txs  ok  system  seconds  tx/s  re-exec  root")  # txs, ok: user transactions
     total_txs, total_s, produced = 0, 0.0, 0
     try:
+        start_executor(engine, store)  # workers up before block 1's clock, as a node starts them
         nonce_of = nonce_reader(store.get)
         upcoming: list[bytes] | None = gen.block(chain.height + 1, block_size, nonce_of)
         for k in range(blocks):

@@ -50,7 +50,8 @@ def test_a_block_run_in_process_reports_a_parallelism_of_one(tmp_path):
 def test_a_started_node_has_its_workers_up_before_the_first_block(tmp_path, executor):
     """Spawning worker processes (~0.1-0.5 s each) is start-up's, not the first block's."""
     make_chain(tmp_path)
-    node = Node(NodeConfig(tmp_path, executor=executor, workers=2, block_time=3600, verify_processes=0))
+    config = NodeConfig(tmp_path, executor=executor, workers=2, block_time=3600, empty_blocks=False, verify_processes=0)
+    node = Node(config)
     try:
         node.start()
         parallel = node.executor if executor == "parallel" else node.executor.executor("parallel")
@@ -183,3 +184,24 @@ def test_a_directory_lmdb_cannot_open_is_refused_and_released(tmp_path):
     for _ in range(2):  # the second try would raise NodeAlreadyRunning were the lock kept
         with pytest.raises(IncompatibleStore, match="cannot open the chain store"):
             Node(NodeConfig(tmp_path))
+
+
+def test_stuck_counts_from_stuck_after_and_zero_turns_it_off(tmp_path):
+    make_chain(tmp_path)
+    node = Node(NodeConfig(tmp_path, stuck_after=2.0))
+    try:
+        assert not node.stuck and node.producing_for() == 0.0  # between blocks
+        node.producing_since = time.monotonic() - 1.0
+        assert not node.stuck
+        node.producing_since = time.monotonic() - 3.0
+        assert node.stuck and node.producing_for() >= 3.0
+        node.producing_since = None
+    finally:
+        node.stop()
+    never = Node(NodeConfig(tmp_path, stuck_after=0))
+    try:
+        never.producing_since = time.monotonic() - 1e6
+        assert not never.stuck
+        never.producing_since = None
+    finally:
+        never.stop()

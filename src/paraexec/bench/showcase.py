@@ -28,8 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..chain import Chain, ChainConfig, ReplayMismatch
-from ..chain.node import start_executor
-from ..execution.registry import executor_names, make_executor
+from ..execution.registry import executor_names, make_executor, start_executor
 from ..state import LmdbStore
 from ..workloads import make_workload
 from .harness import BenchConfig, run_bench

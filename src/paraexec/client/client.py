@@ -36,6 +36,14 @@ class RpcClientError(Exception):
         return (type(self), (self.code, self.message, self.data, self.http_status))
 
 
+def _result(answer: dict[str, Any], status: int) -> Any:
+    """One JSON-RPC answer's result, or its error raised as ``RpcClientError``."""
+    if "error" in answer:
+        err = answer["error"] if isinstance(answer["error"], dict) else {}
+        raise RpcClientError(err.get("code", -32603), err.get("message", "error"), err.get("data"), status)
+    return answer.get("result")
+
+
 #: Requests per JSON-RPC batch (the node answers up to 100: ``rpc.server.MAX_BATCH``).
 BATCH = 100
 
@@ -66,20 +74,16 @@ class Client:
     def call(self, method: str, **params: Any) -> Any:
         """Call one method with named params; return its result or raise ``RpcClientError``."""
         req = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
-        resp = self._http.post(self.url + "/", content=json.dumps(req), headers={"content-type": "application/json"})
-        try:
-            body = resp.json()
-        except ValueError:
-            raise RpcClientError(-32603, f"HTTP {resp.status_code}: not JSON", http_status=resp.status_code) from None
-        if "error" in body:
-            err = body["error"]
-            raise RpcClientError(err["code"], err["message"], err.get("data"), resp.status_code)
-        return body["result"]
+        status, body = self._post(req)
+        if not isinstance(body, dict) or ("result" not in body and "error" not in body):
+            raise RpcClientError(-32603, f"HTTP {status}: not a JSON-RPC answer", http_status=status)
+        return _result(body, status)
 
     def call_many(self, calls: Sequence[tuple[str, dict[str, Any]]]) -> list[Any]:
-        """Call several methods in JSON-RPC batches (``BATCH`` a request): one result each, in
-        order, or the ``RpcClientError`` that call was answered with (returned, not raised). A
-        batch refused whole (too large, not JSON) raises."""
+        """Call several methods in JSON-RPC batches (``BATCH`` a request): one entry per call, in
+        order: its result, or the ``RpcClientError`` it was answered with (returned, not raised).
+        A batch the node refuses whole (HTTP 413/429, a batch error) gives each of its calls that
+        error, so the answers of the other batches are kept."""
         results: list[Any] = []
         for start in range(0, len(calls), BATCH):
             chunk = calls[start : start + BATCH]
@@ -88,29 +92,39 @@ class Client:
                 {"jsonrpc": "2.0", "id": i, "method": method, "params": params}
                 for i, (method, params) in zip(ids, chunk, strict=True)
             ]
-            resp = self._http.post(
-                self.url + "/", content=json.dumps(body), headers={"content-type": "application/json"}
-            )
-            try:
-                answers = resp.json()
-            except ValueError:
-                raise RpcClientError(
-                    -32603, f"HTTP {resp.status_code}: not JSON", http_status=resp.status_code
-                ) from None
-            if isinstance(answers, dict):  # the whole batch refused
-                err = answers.get("error", {})
-                raise RpcClientError(err.get("code", -32603), err.get("message", "batch refused"), err.get("data"))
+            status, answers = self._post(body)
+            if not isinstance(answers, list):  # the whole batch refused, or not JSON-RPC at all
+                refused: Any = answers if isinstance(answers, dict) else {}
+                err = refused.get("error") if isinstance(refused.get("error"), dict) else {}
+                error = RpcClientError(
+                    err.get("code", -32603),
+                    err.get("message", f"HTTP {status}: batch refused"),
+                    err.get("data"),
+                    status,
+                )
+                results.extend(error for _ in chunk)
+                continue
             by_id = {a.get("id"): a for a in answers if isinstance(a, dict)}
             for i in ids:
                 answer = by_id.get(i)
                 if answer is None:
-                    results.append(RpcClientError(-32603, "no answer to this call in the batch"))
-                elif "error" in answer:
-                    err = answer["error"]
-                    results.append(RpcClientError(err["code"], err["message"], err.get("data"), resp.status_code))
-                else:
-                    results.append(answer["result"])
+                    results.append(RpcClientError(-32603, "no answer to this call in the batch", http_status=status))
+                    continue
+                try:
+                    results.append(_result(answer, status))
+                except RpcClientError as exc:
+                    results.append(exc)
         return results
+
+    def _post(self, payload: Any) -> tuple[int, Any]:
+        """POST a request or batch; (HTTP status, decoded JSON body)."""
+        resp = self._http.post(
+            self.url + "/", content=json.dumps(payload), headers={"content-type": "application/json"}
+        )
+        try:
+            return resp.status_code, resp.json()
+        except ValueError:
+            raise RpcClientError(-32603, f"HTTP {resp.status_code}: not JSON", http_status=resp.status_code) from None
 
     # -- transactions ----------------------------------------------------------------------
 

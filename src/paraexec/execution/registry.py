@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .contract import Executor
+from .contract import Executor, StateView
 
 
 def _sequential(workers: int) -> Executor:
@@ -49,3 +49,11 @@ def _load_optional() -> None:
         except ModuleNotFoundError as exc:
             if exc.name != f"{__package__}.{module}":
                 raise
+
+
+def start_executor(executor: Executor, state: StateView) -> None:
+    """Start an executor's worker processes before its first block (``parallel``, ``adaptive``:
+    their ``start``), so that block's time and latency do not include their spawning."""
+    start = getattr(executor, "start", None)
+    if start is not None:
+        start(state)

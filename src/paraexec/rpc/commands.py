@@ -91,6 +91,14 @@ def register(app: typer.Typer) -> None:
                 help="helper processes that check submitted signatures (0: threads of the node, slowed by block execution)",
             ),
         ] = 1,
+        stuck_after: Annotated[
+            float,
+            typer.Option(
+                min=0,
+                max=86_400,
+                help="/health answers 503 once a block has been in production this long, seconds (0: never)",
+            ),
+        ] = 15.0,
         log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
     ) -> None:
         """Run a node: mempool, block production every --block-time, API on --rpc (SIGINT/SIGTERM stop it)."""
@@ -122,7 +130,15 @@ def register(app: typer.Typer) -> None:
             verify_threads=2,
         )
         config = NodeConfig(
-            data, executor, workers, block_time, max_block_txs, empty_blocks, mempool, verify_processes=verify_processes
+            data,
+            executor,
+            workers,
+            block_time,
+            max_block_txs,
+            empty_blocks,
+            mempool,
+            verify_processes=verify_processes,
+            stuck_after=stuck_after,
         )
         try:
             node_ = Node(config)

@@ -29,7 +29,7 @@ PAGE = """<!doctype html>
 <h2>transactions per block</h2><div id="chart"></div>
 <div class="grid">
  <div><h2>blocks</h2><table id="blocks"><thead><tr><th>height</th><th>txs</th><th>ok</th><th>exec ms</th>
-  <th>speedup</th><th>re-exec</th><th>executor</th></tr></thead><tbody></tbody></table></div>
+  <th>parallelism</th><th>re-exec</th><th>executor</th></tr></thead><tbody></tbody></table></div>
  <div><h2>hottest conflicting keys (last 10 blocks)</h2><table id="hot"><thead><tr><th>key</th><th>txs</th></tr></thead>
   <tbody></tbody></table></div>
 </div>
@@ -50,7 +50,8 @@ function units(mid, quantums) { const m = params[mid]; if (!m) return quantums;
   return +(quantums * Math.pow(10, m.atomic_resolution)).toPrecision(6); }
 async function rpc(method, params) {
   const r = await fetch("/", {method: "POST", headers: {"content-type": "application/json"},
-    body: JSON.stringify({jsonrpc: "2.0", id: ++rpcId, method, params: params || {}})});
+    body: JSON.stringify({jsonrpc: "2.0", id: ++rpcId, method, params: params || {}}),
+    signal: AbortSignal.timeout(10000)});  // a request that never ends must not hold the polls up
   const j = await r.json();
   if (j.error) throw new Error(j.error.message);
   return j.result;

@@ -214,15 +214,16 @@ class Methods:
         for item in items:
             txh: str | None
             error: InvalidTransaction | None
+            known = False
             if isinstance(item, InvalidTransaction):
                 txh, error = None, item
             else:
                 r = next(admitted)
-                txh, error = r.hash.hex(), r.error
+                txh, error, known = r.hash.hex(), r.error, r.known
             result: dict[str, Any] = {"hash": txh}
             if error is not None:
                 result["error"] = {"code": error.code, "name": error.name, "message": error.message}
-            elif r.known:  # already pending (this call or an earlier one), as submit_tx answers
+            elif known:  # already pending (this call or an earlier one), as submit_tx answers
                 result["known"] = True
             results.append(result)
         return {"results": results}

@@ -49,7 +49,7 @@ def render(node: Node, hub_published: int = 0) -> str:
     metric(
         "executor_speedup",
         "gauge",
-        "Last block: worker busy time / execution wall time.",
+        "Last block's parallelism: worker busy time / execution wall time (1: one core; not a speedup).",
         [("", round(last.speedup or 0, 4) if last else 0)],
     )
     metric(
