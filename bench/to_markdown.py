@@ -69,4 +69,7 @@ def table(path: str) -> str:
 
 
 if __name__ == "__main__":
+    if not sys.argv[1:] or {"-h", "--help"} & set(sys.argv[1:]):
+        print((__doc__ or "").strip())
+        sys.exit(0 if sys.argv[1:] else 2)
     print("\n\n".join(table(p) for p in sys.argv[1:]))

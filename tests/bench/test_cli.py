@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from paraexec.bench.commands import split_list, sweep_points
+from paraexec.bench.commands import bound_text, split_list, sweep_points
 from paraexec.cli import app
 from paraexec.execution import SequentialExecutor, registry
 
@@ -154,7 +154,7 @@ def test_exchange_workloads_end_to_end(tmp_path, workload_args):
     analysis = data["points"][0]["analysis"]
     assert analysis["available"] in (True, False)
     if analysis["available"]:  # the bound on unlimited workers and what limits it, on the terminal too
-        assert f"bound on unlimited workers {analysis['unlimited']:.2f}x" in result.output
+        assert f"bound on unlimited workers {bound_text(analysis['unlimited'])}x" in result.output
         assert {r["keys"] for r in analysis["limits"]} & {"x/m/*/bk/*", "x/m/*/st", "n/*", "x/sa/*"}
     assert "<img" in html.read_text()
     assert data["points"][0]["outcomes"]["events"].get("order", 0) > 0  # the exchange really traded
@@ -166,3 +166,19 @@ def test_bad_workload_parameters_exit_2(tmp_path):
     args = ["bench", *TINY, "--executors", "sequential", "--workload", "replay", "--data-file", str(tmp_path / "x.gz")]
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "not found" in result.output
+
+
+def test_the_table_labels_points_by_what_varies_and_says_when_parallel_ran_in_process():
+    from paraexec.bench.commands import in_process_line, point_label, varying_keys
+
+    points = [{"params": {"accounts": 1000, "hot_ratio": r, "hot_accounts": 10}, "results": []} for r in (0.1, 0.9)]
+    varying = varying_keys(points)
+    assert varying == {"hot_ratio"} and [point_label(p, varying) for p in points] == ["hot_ratio=0.1", "hot_ratio=0.9"]
+    assert bound_text(6526.54) == "6,527" and bound_text(21.84) == "21.8" and bound_text(1.994) == "1.99"
+    ran = {"executor": "parallel", "workers": 2, "parallel_blocks": 0, "blocks_timed": 6}
+    points[0]["results"] = [ran, {**ran, "executor": "adaptive", "parallel_blocks": 2}, {**ran, "executor": "blockstm"}]
+    line = in_process_line(points[0])
+    assert line.startswith("accounts=1000,hot_ratio=0.1,hot_accounts=10: parallel x2 executed every timed block")
+    assert "adaptive" not in line and "blockstm" not in line
+    points[0]["results"][0]["parallel_blocks"] = 1
+    assert in_process_line(points[0]) == ""
