@@ -100,6 +100,28 @@ def test_gantt_uses_executor_timeline_when_present(sweep_result):
     assert "<img" in render_report({**sweep_result, "points": [point]})
 
 
+def test_gantt_draws_an_in_process_block_on_the_coordinator_and_prefers_a_timeline(sweep_result):
+    """A block ``parallel`` ran in-process (workers idle) is the coordinator's; and of an
+    executor's rows, one with a recorded timeline is drawn rather than the largest worker count."""
+    import copy
+
+    from paraexec.bench.report import gantt
+
+    point = copy.deepcopy(sweep_result["points"][0])
+    first = point["results"][0]
+    first["gantt"]["worker_busy"] = [0.0, 0.0]
+    first["gantt"]["timeline"] = None
+    fig = gantt({**point, "results": [first]})
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["coord"] and "in-process" in ax.get_xlabel()
+    timed = copy.deepcopy(first)
+    timed["workers"] = 1
+    timed["gantt"]["timeline"] = [[-1, 0.0, 0.001, "exec"], [0, 0.0, 0.002, "verify"]]
+    wide = {**first, "workers": 4}
+    fig = gantt({**point, "results": [wide, timed]})
+    assert fig.axes[0].get_title().startswith(f"{first['executor']} x1")
+
+
 def test_executor_notes_are_listed(sweep_result):
     import copy
 

@@ -198,12 +198,15 @@ SPAN_COLORS = {
 
 
 def gantt(point: dict[str, Any]) -> Figure | None:
-    """Per-worker timeline of one block for each executor at its largest worker count."""
+    """Per-worker timeline of one block for each executor: at its largest worker count that
+    recorded a timeline, else at its largest (a block run in-process is drawn on the coordinator's
+    lane: its workers were idle, which empty worker lanes would not say)."""
     rows = []
     for name in _executors(_ok(point["results"])):
-        candidates = [r for r in _ok(point["results"]) if r["executor"] == name]
-        rows.append(max(candidates, key=lambda r: r["workers"]))
-    rows = [r for r in rows if r.get("gantt")]
+        candidates = [r for r in _ok(point["results"]) if r["executor"] == name and r.get("gantt")]
+        timed = [r for r in candidates if r["gantt"].get("timeline")]
+        if timed or candidates:
+            rows.append(max(timed or candidates, key=lambda r: r["workers"]))
     if not rows:
         return None
     lanes_total = sum(max(1, len(r["gantt"]["worker_busy"])) + bool(r["gantt"].get("timeline")) for r in rows)
@@ -222,18 +225,22 @@ def gantt(point: dict[str, Any]) -> Figure | None:
                 seen.setdefault(label, bar)
             ax.set_yticks(range(len(lanes)), ["coord" if w < 0 else f"w{w}" for w in lanes])
             ax.legend(seen.values(), seen.keys(), fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+            xlabel = "ms since block start (red: block wall time, commit and root included)"
+        elif not any(g["worker_busy"]):  # run in-process: the coordinator executed it, its workers idle
+            ax.broken_barh([(0, wall)], (-0.4, 0.8), color="tab:gray")
+            ax.set_yticks([0], ["coord"])
+            xlabel = "ms: run in-process by the coordinator, workers idle (red: block wall time)"
         else:
-            busy = g["worker_busy"] or [0.0]
+            busy = g["worker_busy"]
             for lane, seconds in enumerate(busy):
                 ax.broken_barh([(0, seconds * 1000)], (lane - 0.4, 0.8), color="tab:blue")
             ax.set_yticks(range(len(busy)), [f"w{i}" for i in range(len(busy))])
+            xlabel = "busy ms per worker (red: block wall time)"
         ax.axvline(wall, color="red", linestyle="--", linewidth=1)
         ax.set_title(
             f"{r['executor']} x{r['workers']}: block {g['height']} ({g['txs']} txs), wall {wall:.1f} ms", fontsize=9
         )
-        ax.set_xlabel(
-            "ms since block start" if g.get("timeline") else "busy ms per worker (red: block wall time)", fontsize=8
-        )
+        ax.set_xlabel(xlabel, fontsize=8)
     fig.tight_layout()
     return fig
 
