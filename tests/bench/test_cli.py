@@ -182,3 +182,15 @@ def test_the_table_labels_points_by_what_varies_and_says_when_parallel_ran_in_pr
     assert "adaptive" not in line and "blockstm" not in line
     points[0]["results"][0]["parallel_blocks"] = 1
     assert in_process_line(points[0]) == ""
+
+
+def test_bench_warns_of_access_list_without_declarations_and_of_a_busy_machine(monkeypatch):
+    import paraexec.bench.commands as commands
+
+    monkeypatch.setattr(commands.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    assert commands.bench_warnings("transfers", ["sequential", "access-list"], declare_access=True) == []
+    assert "declare no keys" in commands.bench_warnings("transfers", ["access-list"], declare_access=False)[0]
+    assert "declare no keys" in commands.bench_warnings("perps", ["access-list"], declare_access=True)[0]
+    monkeypatch.setattr(commands.os, "getloadavg", lambda: (1.7, 1.0, 0.5))
+    [busy] = commands.bench_warnings("perps", ["sequential", "parallel"], declare_access=False)
+    assert "load average is 1.70" in busy

@@ -32,7 +32,7 @@ def test_report_is_self_contained_with_every_section(sweep_result):
     images = re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,', page)
     titles = " | ".join(images)
     wanted = [
-        "speedup vs workers",
+        "speedup vs cores",
         "speedup vs contention (hot_ratio)",
         "re-executions per transaction",
         "per-worker timeline",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -156,6 +157,27 @@ def bound_limits_line(point: dict[str, Any], n: int = 3) -> str:
     return line
 
 
+#: A 1-minute load average from which other work visibly shares a 2-core box's cores.
+BUSY_LOAD = 0.5
+
+
+def bench_warnings(workload: str, names: list[str], declare_access: bool) -> list[str]:
+    """What would make the run measure something else than the user likely means."""
+    warnings = []
+    if "access-list" in names and not (declare_access and workload in ("transfers", "hotspot")):
+        warnings.append(
+            "access-list runs blocks whose transactions declare no keys (--declare-access: transfers and hotspot) "
+            "as barriers, one after another: its row then measures that fallback, not declared scheduling"
+        )
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if load >= BUSY_LOAD:
+        warnings.append(
+            f"the machine's load average is {load:.2f} before the run: other work shares the cores, and every "
+            "ratio carries that noise (--aa adds a second sequential row that shows how much)"
+        )
+    return warnings
+
+
 def in_process_line(point: dict[str, Any]) -> str:
     """Say so when ``parallel``/``adaptive`` ran no timed block on their workers ("par. blocks"
     0/n): their gain there is the signatures checked and the root hashed on the idle workers
@@ -250,6 +272,8 @@ def bench(
         fail(str(exc), 2)
     if data is not None and data.is_dir() and any(data.iterdir()):
         fail(f"--data {data} is not empty: give a fresh directory (the bench makes its stores in it)", 2)
+    for warning in bench_warnings(workload, names, declare_access):
+        console.print(f"[yellow]note: {warning}", highlight=False)
     try:  # before the run, not after it: a path that cannot be written fails in a second
         if data is not None:
             data.mkdir(parents=True, exist_ok=True)

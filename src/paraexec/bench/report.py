@@ -441,7 +441,7 @@ def render_report(result: dict[str, Any]) -> str:
     machine = result["machine"]
     figures = []
     for p in points:
-        figures.append(_img(speedup_vs_workers(p), f"speedup vs workers, {_label(p['params'])}"))
+        figures.append(_img(speedup_vs_workers(p), f"speedup vs cores, {_label(p['params'])}"))
     param = points[0].get("contention_param") if points else None
     if (
         param
