@@ -3,6 +3,10 @@ trades arrive."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import pytest
 
 from paraexec.client import Client
@@ -13,6 +17,22 @@ from paraexec.exchange.payloads import BUY, IOC, SELL
 
 from ..browser import CHROMIUM, CHROMIUM_ARGS, HAVE_CHROMIUM, NO_CHROMIUM
 from .nodeproc import NodeProcess, init_exchange_chain
+
+
+@contextmanager
+def dashboard(url: str) -> Iterator[tuple[Any, list[str]]]:
+    """The node's dashboard open in headless Chromium: (page, the page's script errors so far)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(url + "/")
+            yield page, errors
+        finally:
+            browser.close()
 
 
 def rest_and_hit(url: str, maker, taker, taken_share: int) -> tuple[int, int, dict]:
@@ -74,32 +94,24 @@ def test_dashboard_shows_live_blocks_books_and_trades(tmp_path):
 def test_dashboard_after_restart_shows_the_stored_history(tmp_path):
     """A restarted node that produces nothing new still shows its recent blocks and trades (read
     back from the store), with the old process's execution stats as "-"."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")  # before the node starts
     data = tmp_path / "chain"
     init_exchange_chain(data, accounts=2, markets=2)
     maker, taker = (wallet_of(k, "paraexec-dev") for k in dev_keys(accounts=2))
     with NodeProcess(data, block_time=0.2) as node:
         size, _, hit = rest_and_hit(node.url, maker, taker, taken_share=1)
     assert hit["receipt"]["ok"]
-    with NodeProcess(data, block_time=3600, extra=["--no-empty-blocks"]) as node, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(node.url + "/")
-            page.wait_for_function("document.getElementById('conn').textContent === 'live'", timeout=20_000)
-            row = page.locator(f"#blocks tbody tr[data-height='{hit['height']}'] td")
-            row.nth(6).wait_for(timeout=20_000)
-            assert row.nth(3).inner_text() == "-" and row.nth(6).inner_text() == "before restart"
-            trade = page.locator("#trades tbody tr").first
-            trade.wait_for(timeout=20_000)
-            assert trade.locator("td").nth(0).inner_text() == str(hit["height"])
-            assert trade.get_attribute("data-quantums") == str(size)
-            assert page.inner_text("#mempool") == "0" and page.inner_text("#speedup") == "-"
-            assert errors == []
-        finally:
-            browser.close()
+    with NodeProcess(data, block_time=3600, extra=["--no-empty-blocks"]) as node, dashboard(node.url) as (page, errors):
+        page.wait_for_function("document.getElementById('conn').textContent === 'live'", timeout=20_000)
+        row = page.locator(f"#blocks tbody tr[data-height='{hit['height']}'] td")
+        row.nth(6).wait_for(timeout=20_000)
+        assert row.nth(3).inner_text() == "-" and row.nth(6).inner_text() == "before restart"
+        trade = page.locator("#trades tbody tr").first
+        trade.wait_for(timeout=20_000)
+        assert trade.locator("td").nth(0).inner_text() == str(hit["height"])
+        assert trade.get_attribute("data-quantums") == str(size)
+        assert page.inner_text("#mempool") == "0" and page.inner_text("#speedup") == "-"
+        assert errors == []
 
 
 @pytest.mark.skipif(not HAVE_CHROMIUM, reason=NO_CHROMIUM)
@@ -107,20 +119,12 @@ def test_dashboard_of_many_markets_shows_the_first_books(tmp_path):
     """A chain of many markets: the dashboard asks for the first books only (it asked every
     market's, one after another, every 2 s: 25 s a round at 1,024 markets) and says how many
     more there are."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")  # before the node starts
     data = tmp_path / "chain"
     init_exchange_chain(data, accounts=2, markets=11)
-    with NodeProcess(data, block_time=0.5) as node, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(node.url + "/")
-            page.wait_for_function(
-                "document.getElementById('markets').textContent.includes('and 3 more markets')", timeout=20_000
-            )
-            assert page.locator("#markets table").count() == 8
-            assert errors == []
-        finally:
-            browser.close()
+    with NodeProcess(data, block_time=0.5) as node, dashboard(node.url) as (page, errors):
+        page.wait_for_function(
+            "document.getElementById('markets').textContent.includes('and 3 more markets')", timeout=20_000
+        )
+        assert page.locator("#markets table").count() == 8
+        assert errors == []
