@@ -205,3 +205,27 @@ def test_stuck_counts_from_stuck_after_and_zero_turns_it_off(tmp_path):
         never.producing_since = None
     finally:
         never.stop()
+
+
+def test_a_failed_worker_start_is_left_to_the_first_block(tmp_path, monkeypatch, caplog):
+    """``start`` must not take the node down when spawning fails: it logs, and the first block
+    that needs workers starts them (or runs in-process, as it always could)."""
+    from paraexec.execution.parallel import executor as parallel_executor
+    from paraexec.execution.registry import start_executor
+
+    make_chain(tmp_path)
+    node = Node(NodeConfig(tmp_path, executor="parallel", workers=2, verify_processes=0))
+    try:
+
+        def broken(self, state):
+            raise OSError("no processes left")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(parallel_executor.ParallelExecutor, "_boot_workers", broken)
+            start_executor(node.executor, node.store)
+        assert "parallel workers not started" in caplog.text and node.executor.worker_pids() == []
+        assert node.mempool.admit(transfer(KEYS[0], 0, 1)).error is None
+        info = node.produce_once()
+        assert info is not None and info.failed == [] and info.user_txs == 1
+    finally:
+        node.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import pickle
 import time
@@ -25,6 +26,8 @@ from .transport import WorkerLost, WorkerPool, WorkerStalled
 from .verify_stream import RATIO_START, VerifyStream
 
 _receipts_decoder = msgspec.msgpack.Decoder(list[Receipt])
+
+log = logging.getLogger(__name__)
 
 #: Default wave W: chunks of W / workers transactions, at most 2 W transactions beyond the final
 #: prefix in flight. Smaller waves mean more messages, larger ones more aborts (the chance that a
@@ -416,10 +419,15 @@ class ParallelExecutor:
     def start(self, state: StateView) -> None:
         """Start the worker processes now (a node at start-up, ``run`` before its first block)
         rather than inside the first block that needs them: spawning takes ~0.1-0.5 s a process,
-        which that block's time would otherwise show. A failure to start is the first block's
-        to retry."""
-        if not self.pool.started:
+        which that block's time would otherwise show. A failure to start (no processes left, a
+        worker that died booting) is logged and left to the first block, which retries."""
+        if self.pool.started:
+            return
+        try:
             self._boot_workers(state)
+        except Exception as exc:
+            log.warning("parallel workers not started (%s): the first block tries again", exc)
+            self._restart()
 
     def _boot_workers(self, state: StateView) -> None:
         """Start the worker processes and wait until each has booted (a round trip each)."""
