@@ -215,7 +215,8 @@ def run(
         fail(f"{exc}: stop it first")
     except OSError as exc:
         fail(f"cannot use {data}: {exc}")
-    try:  # the lock is released on every way out (a refusal below exits; in-process callers go on)
+    store = None
+    try:  # the lock (and store) released on every way out (a refusal below exits; in-process callers go on)
         store = open_store(data)
         if store.height < 0:
             Chain.create(store, config)
@@ -230,6 +231,8 @@ def run(
             )
         chain = Chain(store, config, verify_signatures)
     except BaseException:
+        if store is not None:
+            store.close()  # closing twice (after a refusal closed it) is harmless
         lock.close()
         raise
     engine = make_executor(executor, workers)

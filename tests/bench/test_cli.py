@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from typer.testing import CliRunner
@@ -177,20 +178,23 @@ def test_the_table_labels_points_by_what_varies_and_says_when_parallel_ran_in_pr
     assert bound_text(6526.54) == "6,527" and bound_text(21.84) == "21.8" and bound_text(1.994) == "1.99"
     ran = {"executor": "parallel", "workers": 2, "parallel_blocks": 0, "blocks_timed": 6}
     points[0]["results"] = [ran, {**ran, "executor": "adaptive", "parallel_blocks": 2}, {**ran, "executor": "blockstm"}]
+    points[0]["results"].append({**ran, "workers": 1})  # one worker never counts as two at once
     line = in_process_line(points[0])
-    assert line.startswith("accounts=1000,hot_ratio=0.1,hot_accounts=10: parallel x2 executed every timed block")
-    assert "adaptive" not in line and "blockstm" not in line
+    assert line.startswith("accounts=1000,hot_ratio=0.1,hot_accounts=10: parallel x2 had no timed block")
+    assert "adaptive" not in line and "blockstm" not in line and "x1" not in line
     points[0]["results"][0]["parallel_blocks"] = 1
     assert in_process_line(points[0]) == ""
 
 
-def test_bench_warns_of_access_list_without_declarations_and_of_a_busy_machine(monkeypatch):
-    import paraexec.bench.commands as commands
+def test_bench_warns_of_access_list_without_declarations_and_of_a_busy_machine():
+    from paraexec.bench.commands import bench_warnings, busy_cores
 
-    monkeypatch.setattr(commands.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
-    assert commands.bench_warnings("transfers", ["sequential", "access-list"], declare_access=True) == []
-    assert "declare no keys" in commands.bench_warnings("transfers", ["access-list"], declare_access=False)[0]
-    assert "declare no keys" in commands.bench_warnings("perps", ["access-list"], declare_access=True)[0]
-    monkeypatch.setattr(commands.os, "getloadavg", lambda: (1.7, 1.0, 0.5))
-    [busy] = commands.bench_warnings("perps", ["sequential", "parallel"], declare_access=False)
-    assert "load average is 1.70" in busy
+    assert bench_warnings("transfers", ["sequential", "access-list"], True, False, 0.1) == []
+    assert "declare no keys" in bench_warnings("transfers", ["access-list"], False, False, None)[0]
+    assert "declare no keys" in bench_warnings("perps", ["access-list"], True, False, None)[0]
+    [busy] = bench_warnings("perps", ["sequential", "parallel"], False, False, 1.7)
+    assert "used 1.7 cores" in busy and "--aa adds" in busy
+    [busy] = bench_warnings("perps", ["sequential", "parallel"], False, True, 1.7)
+    assert "the sequential-aa row shows" in busy
+    sampled = busy_cores(0.05)
+    assert sampled is None or 0.0 <= sampled <= (os.cpu_count() or 1) + 0.01

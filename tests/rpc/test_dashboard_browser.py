@@ -51,43 +51,36 @@ def rest_and_hit(url: str, maker, taker, taken_share: int) -> tuple[int, int, di
 
 @pytest.mark.skipif(not HAVE_CHROMIUM, reason=NO_CHROMIUM)
 def test_dashboard_shows_live_blocks_books_and_trades(tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")  # before the node starts
     data = tmp_path / "chain"
     init_exchange_chain(data, accounts=2, markets=2)
     maker, taker = (wallet_of(k, "paraexec-dev") for k in dev_keys(accounts=2))
-    with NodeProcess(data, block_time=0.3) as node, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page()
-            page.goto(node.url + "/")
-            page.wait_for_function("document.getElementById('conn').textContent === 'live'", timeout=20_000)
-            first = int(page.inner_text("#height"))
-            # blocks arrive over the WebSocket: the height advances and rows are added
-            page.wait_for_function(
-                f"parseInt(document.getElementById('height').textContent) >= {first + 3}", timeout=20_000
-            )
-            assert page.locator("#blocks tbody tr").count() >= 3
-            page.wait_for_function("document.getElementById('markets').textContent.includes('BTC-USD')", timeout=20_000)
-            assert "funding (8 h) 0.0000%, predicted 0.0000%" in page.locator("#markets h2").first.inner_text()
-            # an order rests (book depth) and a taker hits it (a trade)
-            size, price, hit = rest_and_hit(node.url, maker, taker, taken_share=4)
-            assert hit["receipt"]["ok"]
-            # the book shows the rest of the ask (sizes are displayed in base units; data-q holds quantums)
-            page.wait_for_selector(
-                f"#markets table[data-market='0'] td.ask[data-q='{size - size // 4}']", timeout=20_000
-            )
-            trade = page.locator("#trades tbody tr").first
-            trade.wait_for(timeout=20_000)
-            assert trade.locator("td").nth(0).inner_text() == str(hit["height"])
-            assert trade.locator("td").nth(1).inner_text() == "BTC-USD"
-            assert trade.get_attribute("data-quantums") == str(size // 4)
-            assert float(trade.locator("td").nth(2).inner_text()) == pytest.approx(price * 1e-5)  # BTC: 1e-5 $/subtick
-            block_row = page.locator(f"#blocks tbody tr[data-height='{hit['height']}'] td").nth(1)
-            block_row.wait_for(timeout=20_000)
-            assert int(block_row.inner_text()) >= 1
-            assert page.inner_text("#speedup").endswith("x")
-        finally:
-            browser.close()
+    with NodeProcess(data, block_time=0.3) as node, dashboard(node.url) as (page, errors):
+        page.wait_for_function("document.getElementById('conn').textContent === 'live'", timeout=20_000)
+        first = int(page.inner_text("#height"))
+        # blocks arrive over the WebSocket: the height advances and rows are added
+        page.wait_for_function(
+            f"parseInt(document.getElementById('height').textContent) >= {first + 3}", timeout=20_000
+        )
+        assert page.locator("#blocks tbody tr").count() >= 3
+        page.wait_for_function("document.getElementById('markets').textContent.includes('BTC-USD')", timeout=20_000)
+        assert "funding (8 h) 0.0000%, predicted 0.0000%" in page.locator("#markets h2").first.inner_text()
+        # an order rests (book depth) and a taker hits it (a trade)
+        size, price, hit = rest_and_hit(node.url, maker, taker, taken_share=4)
+        assert hit["receipt"]["ok"]
+        # the book shows the rest of the ask (sizes are displayed in base units; data-q holds quantums)
+        page.wait_for_selector(f"#markets table[data-market='0'] td.ask[data-q='{size - size // 4}']", timeout=20_000)
+        trade = page.locator("#trades tbody tr").first
+        trade.wait_for(timeout=20_000)
+        assert trade.locator("td").nth(0).inner_text() == str(hit["height"])
+        assert trade.locator("td").nth(1).inner_text() == "BTC-USD"
+        assert trade.get_attribute("data-quantums") == str(size // 4)
+        assert float(trade.locator("td").nth(2).inner_text()) == pytest.approx(price * 1e-5)  # BTC: 1e-5 $/subtick
+        block_row = page.locator(f"#blocks tbody tr[data-height='{hit['height']}'] td").nth(1)
+        block_row.wait_for(timeout=20_000)
+        assert int(block_row.inner_text()) >= 1
+        assert page.inner_text("#speedup").endswith("x")
+        assert errors == []
 
 
 @pytest.mark.skipif(not HAVE_CHROMIUM, reason=NO_CHROMIUM)

@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
@@ -80,7 +81,9 @@ def varying_keys(points: list[dict[str, Any]]) -> set[str]:
 def bound_text(value: float) -> str:
     """A bound with the digits it has: the critical path of a low-contention block is a few
     transactions' timings, so 6,527x and 6,973x are the same reading."""
-    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+    if round(value, 1) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.1f}" if round(value, 2) >= 10 else f"{value:.2f}"
 
 
 def results_table(result: dict[str, Any]) -> Table:
@@ -157,44 +160,72 @@ def bound_limits_line(point: dict[str, Any], n: int = 3) -> str:
     return line
 
 
-#: A 1-minute load average from which other work visibly shares a 2-core box's cores.
-BUSY_LOAD = 0.5
+#: CPU the machine spends, in cores, before the run (sampled over ``BUSY_SAMPLE_S``) from which
+#: other work visibly shares the cores with the benchmark.
+BUSY_CORES = 0.5
+BUSY_SAMPLE_S = 0.5
 
 
-def bench_warnings(workload: str, names: list[str], declare_access: bool) -> list[str]:
-    """What would make the run measure something else than the user likely means."""
+def busy_cores(sample_s: float = BUSY_SAMPLE_S) -> float | None:
+    """Cores' worth of CPU the whole machine used over ``sample_s`` seconds (``/proc/stat``; None
+    where it cannot be read). A sample, not the load average, which stays high for minutes after
+    a previous benchmark ended."""
+
+    def times() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = [int(v) for v in fh.readline().split()[1:]]
+        return sum(fields), fields[3] + (fields[4] if len(fields) > 4 else 0)  # total, idle + iowait
+
+    try:
+        total0, idle0 = times()
+        time.sleep(sample_s)
+        total1, idle1 = times()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    return (1 - (idle1 - idle0) / (total1 - total0)) * (os.cpu_count() or 1)
+
+
+def bench_warnings(workload: str, names: list[str], declare_access: bool, aa: bool, busy: float | None) -> list[str]:
+    """What would make the run measure something else than the user likely means (``busy``:
+    ``busy_cores()`` before the run)."""
     warnings = []
     if "access-list" in names and not (declare_access and workload in ("transfers", "hotspot")):
         warnings.append(
             "access-list runs blocks whose transactions declare no keys (--declare-access: transfers and hotspot) "
             "as barriers, one after another: its row then measures that fallback, not declared scheduling"
         )
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    if load >= BUSY_LOAD:
+    if busy is not None and busy >= BUSY_CORES:
+        hint = "the sequential-aa row shows how much" if aa else "--aa adds a second sequential row that shows how much"
         warnings.append(
-            f"the machine's load average is {load:.2f} before the run: other work shares the cores, and every "
-            "ratio carries that noise (--aa adds a second sequential row that shows how much)"
+            f"other work used {busy:.1f} cores of this machine just before the run: it shares the cores, and every "
+            f"ratio carries that noise ({hint})"
         )
     return warnings
 
 
 def in_process_line(point: dict[str, Any]) -> str:
-    """Say so when ``parallel``/``adaptive`` ran no timed block on their workers ("par. blocks"
-    0/n): their gain there is the signatures checked and the root hashed on the idle workers
-    while the coordinator executes, not transactions run side by side (``parallel-workers``
-    shows the worker plan)."""
+    """Say so when ``parallel``/``adaptive`` with two or more workers had no timed block that two
+    workers executed at once ("par. blocks" 0/n): the coordinator executed the transactions (the
+    time guard kept the blocks in-process, or the blocks were small or contended: the notes say
+    which), and whatever they gained came from the workers' other work, not from transactions
+    run side by side (``parallel-workers`` shows the worker plan)."""
     names = [
         f"{r['executor']} x{r['workers']}"
         for r in point["results"]
-        if r.get("executor") in ("parallel", "adaptive") and not r.get("error") and r.get("parallel_blocks") == 0
+        if r.get("executor") in ("parallel", "adaptive")
+        and not r.get("error")
+        and r.get("workers", 1) >= 2
+        and r.get("parallel_blocks") == 0
     ]
     if not names:
         return ""
     return (
-        f"{point_label(point)}: {', '.join(names)} executed every timed block in the coordinator (their time guard "
-        "measured the worker plan slower, or has not measured it yet): what they gained came from work on the idle "
-        "workers meanwhile (signature checks, the root's hashing), not from transactions run side by side; "
-        "`parallel-workers` shows the worker plan."
+        f"{point_label(point)}: {', '.join(names)} had no timed block that two workers executed at once: the "
+        "coordinator executed the transactions (why: the executor notes in the JSON and report), and any gain came "
+        "from the workers' other work meanwhile (signature checks, the root's hashing); `parallel-workers` shows "
+        "the worker plan."
     )
 
 
@@ -272,7 +303,7 @@ def bench(
         fail(str(exc), 2)
     if data is not None and data.is_dir() and any(data.iterdir()):
         fail(f"--data {data} is not empty: give a fresh directory (the bench makes its stores in it)", 2)
-    for warning in bench_warnings(workload, names, declare_access):
+    for warning in bench_warnings(workload, names, declare_access, aa, busy_cores()):
         console.print(f"[yellow]note: {warning}", highlight=False)
     try:  # before the run, not after it: a path that cannot be written fails in a second
         if data is not None:

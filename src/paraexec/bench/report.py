@@ -226,10 +226,10 @@ def gantt(point: dict[str, Any]) -> Figure | None:
             ax.set_yticks(range(len(lanes)), ["coord" if w < 0 else f"w{w}" for w in lanes])
             ax.legend(seen.values(), seen.keys(), fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
             xlabel = "ms since block start (red: block wall time, commit and root included)"
-        elif not any(g["worker_busy"]):  # run in-process: the coordinator executed it, its workers idle
+        elif not any(g["worker_busy"]):  # run in-process: the coordinator executed it, no worker did
             ax.broken_barh([(0, wall)], (-0.4, 0.8), color="tab:gray")
             ax.set_yticks([0], ["coord"])
-            xlabel = "ms: run in-process by the coordinator, workers idle (red: block wall time)"
+            xlabel = "ms: executed in-process by the coordinator, workers not executing (red: block wall time)"
         else:
             busy = g["worker_busy"]
             for lane, seconds in enumerate(busy):

@@ -38,7 +38,7 @@ class RpcClientError(Exception):
 
 def _result(answer: dict[str, Any], status: int) -> Any:
     """One JSON-RPC answer's result, or its error raised as ``RpcClientError``."""
-    if "error" in answer:
+    if answer.get("error") is not None:
         err = answer["error"] if isinstance(answer["error"], dict) else {}
         raise RpcClientError(err.get("code", -32603), err.get("message", "error"), err.get("data"), status)
     return answer.get("result")
