@@ -91,8 +91,8 @@ def results_table(result: dict[str, Any]) -> Table:
     varying = varying_keys(points)
     fixed = point_label(points[0], set(points[0]["params"]) - varying) if points else "-"
     title = f"paraexec bench: {result['config']['workload']}" + (f" ({fixed})" if fixed != "-" else "")
-    table = Table(
-        "point",
+    labelled = len(points) > 1  # one point: its parameters are all in the title
+    columns = [
         "executor",
         "workers",
         "cores",
@@ -109,22 +109,22 @@ def results_table(result: dict[str, Any]) -> Table:
         "rounds",
         "par. blocks",
         "roots",
-        title=title,
-    )
+    ]
+    table = Table(*(["point"] if labelled else []), *columns, title=title)
+
+    def fmt(value: Any, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
     for point in points:
-        label = point_label(point, varying)
+        label = [point_label(point, varying)] if labelled else []
         for r in point["results"]:
             if r.get("error"):
                 table.add_row(
-                    label, r["executor"], str(r["workers"]), str(r["cores"]), "[red]error", *[""] * 11, "[red]x"
+                    *label, r["executor"], str(r["workers"]), str(r["cores"]), "[red]error", *[""] * 11, "[red]x"
                 )
                 continue
-
-            def fmt(value: Any, spec: str) -> str:
-                return "-" if value is None else format(value, spec)
-
             table.add_row(
-                label,
+                *label,
                 r["executor"],
                 str(r["workers"]),
                 str(r["cores"]),
@@ -203,6 +203,16 @@ def bench_warnings(workload: str, names: list[str], declare_access: bool, aa: bo
             f"ratio carries that noise ({hint})"
         )
     return warnings
+
+
+#: Under the table: what its columns are, for a reader who has not read ``bench/RESULTS.md``.
+TABLE_LEGEND = (
+    "columns: median s of a pass over all blocks; speedup = sequential's median / this one's (p25-p50-p75: the "
+    "per-repeat ratios); bound = the blocks' inherent speedup on the row's cores (dependency analysis), of bound = "
+    "speedup / bound; blocks 2+ = the same after block 1's cold start; CPU ceiling = the speedup the pass's total CPU "
+    "would allow on every core; rounds = per block summed: parallel's messages per worker, blockstm's 1 + highest "
+    "incarnation, access-list's conflict levels, 1 in one pass; par. blocks = blocks two workers executed at once."
+)
 
 
 def in_process_line(point: dict[str, Any]) -> str:
@@ -342,6 +352,7 @@ def bench(
             bar.stop()
             fail(f"{workload}: {exc}", 2)
     out.print(results_table(result))
+    out.print(f"[dim]{TABLE_LEGEND}", highlight=False, soft_wrap=True)
     for point in result["points"]:
         limits_line = bound_limits_line(point)
         if limits_line:
