@@ -158,6 +158,13 @@ def test_exchange_workloads_end_to_end(tmp_path, workload_args):
         assert f"bound on unlimited workers {bound_text(analysis['unlimited'])}x" in result.output
         assert {r["keys"] for r in analysis["limits"]} & {"x/m/*/bk/*", "x/m/*/st", "n/*", "x/sa/*"}
     assert "<img" in html.read_text()
+    if "replay" in workload_args:  # the recording it replayed is named in the result
+        from paraexec.workloads.binance import default_data_file
+
+        assert data["points"][0]["data_file"] == str(default_data_file())
+        assert f"Market data replayed: <code>{default_data_file()}</code>" in html.read_text()
+    else:
+        assert data["points"][0]["data_file"] is None
     assert data["points"][0]["outcomes"]["events"].get("order", 0) > 0  # the exchange really traded
 
 

@@ -473,6 +473,8 @@ def run_point(
         "data_exhausted": bool(getattr(workload, "exhausted", False)),
         # diffs of a recording's depth stream that did not follow on from the previous one (replay)
         "data_gaps": getattr(workload, "data_gaps", 0),
+        # the recording a replay read (its default file, when --data-file was not given)
+        "data_file": str(workload.path) if hasattr(workload, "path") else None,
         "reference_roots": ref_roots,
         "outcomes": outcomes,
         "analysis": bounds.to_json(analysed),

@@ -197,6 +197,12 @@ SPAN_COLORS = {
 }
 
 
+def _data_files(points: list[dict[str, Any]]) -> str:
+    """The recordings a replay read (its default file when none was named on the command line)."""
+    files = sorted({p["data_file"] for p in points if p.get("data_file")})
+    return "".join(f"<p>Market data replayed: <code>{html.escape(f)}</code></p>" for f in files)
+
+
 def gantt(point: dict[str, Any]) -> Figure | None:
     """Per-worker timeline of one block for each executor: at its largest worker count that
     recorded a timeline, else at its largest (a block run in-process is drawn on the coordinator's
@@ -498,7 +504,7 @@ def render_report(result: dict[str, Any]) -> str:
 <h1>paraexec bench: {html.escape(config["workload"])}</h1>
 <p id="status">rendering...</p>
 {status}
-<p>Command: <code>{html.escape(command)}</code></p>
+<p>Command: <code>{html.escape(command)}</code></p>{_data_files(points)}
 <p>{html.escape(conditions)}</p>
 <h2>Results</h2>{_results_table(points)}
 <h2>Executor notes</h2>{_notes_list(points)}
