@@ -332,7 +332,10 @@ class BlockSTMExecutor:
             rounds=1 + max((run.scheduler.status(i)[0] for i in range(len(txs))), default=0),
             seconds=elapsed,
             worker_busy=[s.busy for s in worker_stats],
-            note=f"dependencies={sum(s.dependencies for s in worker_stats)} decrease_cnt={run.scheduler.decrease_cnt}",
+            note=(
+                f"{sum(s.dependencies for s in worker_stats)} reads waited on an ESTIMATE (dependencies); "
+                f"validation restarted lower {run.scheduler.decrease_cnt} times (decrease_cnt)"
+            ),
         )
         return BlockOutput(receipts, write_set, accumulator, root, stats)
 
