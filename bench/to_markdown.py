@@ -6,7 +6,7 @@ python bench/to_markdown.py bench/out/*.json    (the project's .venv/bin/python:
 too, so `parallel x1` uses 2) and "bound" is taken at that many cores. Files written before rows
 carried "cores" took the bound at "workers", so they show "cores" = "workers".
 "p25-p50-p75": quartiles and median of the per-repeat (paired) ratios; "speedup" is the ratio of medians.
-Below each table, per point: the bound on unlimited workers and the key classes whose edges limit
+Below each table, per point: the bound on 4, 8 and 16 cores and on unlimited workers, and the key classes whose edges limit
 it most (the bound without each), from the dependency analysis.
 "blocks 2+" is the steady state of a pass (blocks 2..K, after block 1's cold start): its speedup
 and the share of its own bound ("-" in files written before rows carried it).

@@ -155,7 +155,9 @@ def test_exchange_workloads_end_to_end(tmp_path, workload_args):
     analysis = data["points"][0]["analysis"]
     assert analysis["available"] in (True, False)
     if analysis["available"]:  # the bound on unlimited workers and what limits it, on the terminal too
-        assert f"bound on unlimited workers {bound_text(analysis['unlimited'])}x" in result.output
+        on_cores = " / ".join(bound_text(analysis["bound"][c]) for c in ("4", "8", "16"))
+        assert f"bound on 4 / 8 / 16 cores {on_cores}x, on unlimited workers" in result.output
+        assert f"on unlimited workers {bound_text(analysis['unlimited'])}x" in result.output
         assert {r["keys"] for r in analysis["limits"]} & {"x/m/*/bk/*", "x/m/*/st", "n/*", "x/sa/*"}
     assert "<img" in html.read_text()
     if "replay" in workload_args:  # the recording it replayed is named in the result

@@ -396,8 +396,8 @@ def test_cores_used_counts_the_coordinator_that_executes_too():
 
 def test_bound_is_analysed_and_taken_at_the_cores_a_row_uses():
     bench = BenchConfig(**TINY, executors=["sequential", "parallel", "blockstm"])
-    assert analysed_cores(bench, usable=8) == [1, 2, 3]  # parallel x2 keeps 3 cores busy
-    assert analysed_cores(bench, usable=2) == [1, 2]
+    assert analysed_cores(bench, usable=8) == [1, 2, 3, 4, 8, 16]  # parallel x2 keeps 3 cores busy
+    assert analysed_cores(bench, usable=2) == [1, 2, 4, 8, 16]  # 4, 8, 16: what a larger machine could do
     bounds = Bounds()
     bounds.add(1, 10, fake_report(10.0, 2.0, {1: 1.0, 2: 1.5, 3: 2.0}, []), [1, 2, 3])
 

@@ -25,7 +25,7 @@ from ..cli_errors import fail
 from ..execution.registry import MAX_WORKERS, executor_names
 from ..workloads import MAX_ACCOUNTS, make_workload, workload_names, workload_params
 from ..workloads.binance import MarketDataError
-from .harness import AA, BenchConfig, parallel_share, quartile_range, run_bench, steady_cell
+from .harness import AA, SCALING_CORES, BenchConfig, parallel_share, quartile_range, run_bench, steady_cell
 
 console = Console(stderr=True)  # progress and messages
 _stdout = Console()
@@ -146,13 +146,20 @@ def results_table(result: dict[str, Any]) -> Table:
 
 
 def bound_limits_line(point: dict[str, Any], n: int = 3) -> str:
-    """One line per point: the bound on unlimited workers and the key classes that limit it most
-    (the bound without each), from the dependency analysis; empty when there was none."""
+    """One line per point: the bound on ``SCALING_CORES`` cores (what a larger machine could do
+    with these blocks) and on unlimited workers, and the key classes that limit it most (the
+    bound without each), from the dependency analysis; empty when there was none."""
     a = point.get("analysis") or {}
     if not a.get("available") or a.get("unlimited") is None:
         return ""
     label = point_label(point)
-    line = f"{label}: bound on unlimited workers {bound_text(a['unlimited'])}x"
+    bound = a.get("bound") or {}
+    scaling = [c for c in SCALING_CORES if bound.get(str(c)) is not None]
+    cores = " / ".join(map(str, scaling))
+    on_cores = " / ".join(bound_text(bound[str(c)]) for c in scaling)
+    line = f"{label}: bound on {cores} cores {on_cores}x, on unlimited workers {bound_text(a['unlimited'])}x"
+    if not scaling:
+        line = f"{label}: bound on unlimited workers {bound_text(a['unlimited'])}x"
     gains = [r for r in a.get("limits") or [] if (r["bound_without"].get("unlimited") or 0) > a["unlimited"] * 1.01]
     if gains:
         parts = ", ".join(f"{r['keys']} ({bound_text(r['bound_without']['unlimited'])}x)" for r in gains[:n])

@@ -500,11 +500,16 @@ def cores_used(name: str, workers: int, usable: int) -> int:
     return max(1, min(wanted, usable))
 
 
+#: Core counts the bound is always computed for, whatever this machine has: what the blocks would
+#: allow on a larger one (the analysis table and the line under the terminal table show them).
+SCALING_CORES = (4, 8, 16)
+
+
 def analysed_cores(bench: BenchConfig, usable: int) -> list[int]:
     """The core counts the dependency analysis computes the bound for: 1, every ``--workers``
-    value (the analysis table and the plots show the bound by worker count) and the cores of
-    every timed pair (``add_ratios`` looks the bound up there)."""
-    return sorted({1, *bench.workers} | {cores_used(name, w, usable) for name, w in bench.runs()})
+    value (the analysis table and the plots show the bound by worker count), the cores of every
+    timed pair (``add_ratios`` looks the bound up there) and ``SCALING_CORES``."""
+    return sorted({1, *SCALING_CORES, *bench.workers} | {cores_used(name, w, usable) for name, w in bench.runs()})
 
 
 def add_ratios(results: list[dict[str, Any]], bounds: boundmod.Bounds, usable: int = 1) -> None:
