@@ -191,7 +191,7 @@ def run(
     if workload not in workload_names():
         fail(f"unknown workload {workload!r} (available: {', '.join(workload_names())})", 2)
     if producer_running(data):  # before the keys' derivation, which can take minutes; the lock is taken below
-        fail(f"another producer (a node or a run) is using {data}: stop it first")
+        fail(f"{NodeAlreadyRunning.at(data)}: stop it first")
     if accounts >= SLOW_ACCOUNTS:  # each key is derived (~60 us) and funded at genesis: say why nothing shows
         console.print(f"deriving {accounts:,} account keys and the genesis state first...", highlight=False)
     try:

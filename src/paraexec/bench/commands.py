@@ -154,12 +154,12 @@ def bound_limits_line(point: dict[str, Any], n: int = 3) -> str:
         return ""
     label = point_label(point)
     bound = a.get("bound") or {}
-    scaling = [c for c in SCALING_CORES if bound.get(str(c)) is not None]
-    cores = " / ".join(map(str, scaling))
-    on_cores = " / ".join(bound_text(bound[str(c)]) for c in scaling)
-    line = f"{label}: bound on {cores} cores {on_cores}x, on unlimited workers {bound_text(a['unlimited'])}x"
-    if not scaling:
-        line = f"{label}: bound on unlimited workers {bound_text(a['unlimited'])}x"
+    scaling = [c for c in SCALING_CORES if bound.get(str(c)) is not None]  # none in files made before them
+    on_cores = ""
+    if scaling:
+        values = " / ".join(bound_text(bound[str(c)]) for c in scaling)
+        on_cores = f"on {' / '.join(map(str, scaling))} cores {values}x, "
+    line = f"{label}: bound {on_cores}on unlimited workers {bound_text(a['unlimited'])}x"
     gains = [r for r in a.get("limits") or [] if (r["bound_without"].get("unlimited") or 0) > a["unlimited"] * 1.01]
     if gains:
         parts = ", ".join(f"{r['keys']} ({bound_text(r['bound_without']['unlimited'])}x)" for r in gains[:n])

@@ -107,6 +107,10 @@ class NodeAlreadyRunning(RuntimeError):
     """Another producer (a node, or ``paraexec run``) holds this data directory: two producers
     on one chain would fork it."""
 
+    @classmethod
+    def at(cls, data: Path) -> NodeAlreadyRunning:
+        return cls(f"another producer (a node or a run) is using {data}")
+
 
 #: Tries, 10 ms apart, before a held lock means another producer.
 LOCK_ATTEMPTS = 5
@@ -125,7 +129,7 @@ def lock_data_dir(data: Path) -> IO[str]:
             if attempt + 1 < LOCK_ATTEMPTS:
                 time.sleep(0.01)
     handle.close()
-    raise NodeAlreadyRunning(f"another producer (a node or a run) is using {data}")
+    raise NodeAlreadyRunning.at(data)
 
 
 def producer_running(data: Path) -> bool:
