@@ -141,3 +141,35 @@ def test_results_show_cores_and_old_files_without_them_still_render(sweep_result
         for r in point["results"]:
             del r["cores"]
     assert 'id="results"' in render_report(old)
+
+
+def test_notes_that_differ_only_in_numbers_are_grouped(sweep_result):
+    import copy
+
+    from paraexec.bench.report import note_groups
+
+    notes = [
+        "48 signatures checked ahead; ran in-process",
+        "64 signatures checked ahead; ran in-process",
+        "64 signatures checked ahead; measured 0.85x of in-process",
+    ]
+    assert note_groups(notes) == [
+        ("48 signatures checked ahead", 2),  # two distinct texts, one kind
+        ("ran in-process", 1),
+        ("measured 0.85x of in-process", 1),
+    ]
+    result = copy.deepcopy(sweep_result)
+    result["points"][0]["results"][0]["notes"] = notes
+    page = render_report(result)
+    assert page.count("signatures checked ahead") == 1 and "(and 1 more like it)" in page
+
+
+def test_one_point_is_named_once_not_in_every_row(sweep_result):
+    one = {**sweep_result, "points": sweep_result["points"][:1]}
+    label = "accounts=30, hot_ratio=0.1"
+    page = render_report(one)
+    assert page.count(label) >= 1 and f"<td>{label}</td>" not in page and "<th>point</th>" not in page
+    assert f"Parameters: <code>{label}</code>" in page
+    two = render_report(sweep_result)  # a sweep keeps the column: rows of different points
+    assert f"<td>{label}</td>" in two and "<th>point</th>" in two
+    assert '<div class="wide"><table id="results">' in two  # a wide table scrolls inside the page

@@ -8,9 +8,12 @@ can be re-rendered from a saved JSON file (``render_report(json.load(...))``):
   ``parallel`` or ``adaptive`` coordinator executes too), median seconds, tx/s, speedup vs
   sequential, inherent bound on those cores, share of the bound reached, re-executions, rounds,
   root check (rows of JSON files older than ``cores`` show their ``workers``, at which their
-  bound was taken);
+  bound was taken); with one sweep point its parameters are named once above the tables, which
+  then leave out the point column;
+- what each executor said about its blocks, its notes grouped where they differ only in numbers;
 - speedup by the cores each row kept busy against the inherent bound on that many cores (one
-  panel per sweep point; each point labelled with its worker count);
+  panel per sweep point; each point labelled with its worker count; both axes in powers of two
+  once the bound reaches 8 cores, so a 2-core machine's points are not squeezed into a corner);
 - speedup vs contention (accounts, hot ratio or markets) when the sweep has several points;
 - re-executions per transaction;
 - a per-worker timeline (Gantt) of one block: from ``ExecStats.timeline`` spans
@@ -30,10 +33,12 @@ import base64
 import html
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -111,7 +116,11 @@ def speedup_vs_workers(point: dict[str, Any]) -> Figure:
     ax.plot(cores, cores, ":", color="lightgrey", label="linear")
     ax.set_xlabel("cores kept busy (xN: workers; parallel, adaptive: workers + 1)")
     ax.set_ylabel("speedup vs sequential")
-    ax.set_xticks(cores)
+    if max(cores) >= 8:  # the bound on 4-16 cores beside a 2-core machine's points: 1, 2, 4... evenly apart
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log", base=2)
+        ax.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:g}"))
+    ax.set_xticks(cores, [str(c) for c in cores])
     ax.set_title(f"speedup vs cores ({_label(point['params'])})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -171,7 +180,8 @@ def re_executions(points: list[dict[str, Any]]) -> Figure:
     labels, values = [], []
     for p in points:
         for r in _ok(p["results"]):
-            labels.append(f"{_label(p['params'])}\n{r['executor']} x{r['workers']}")
+            point = f"{_label(p['params'])}\n" if len(points) > 1 else ""
+            labels.append(f"{point}{r['executor']} x{r['workers']}")
             values.append(r["re_executions_per_tx"])
     fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(labels)), 4))
     ax.bar(range(len(values)), values, color="tab:orange")
@@ -195,6 +205,13 @@ SPAN_COLORS = {
     "merge": "tab:red",
     "in-process": "tab:brown",
 }
+
+
+def _parameters(points: list[dict[str, Any]]) -> str:
+    """The one sweep point's parameters, which its tables then leave out (``_table``)."""
+    if len(points) != 1:
+        return ""
+    return f"<p>Parameters: <code>{html.escape(_label(points[0]['params']))}</code></p>"
 
 
 def _data_files(points: list[dict[str, Any]]) -> str:
@@ -269,36 +286,61 @@ def _fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _table(
+    head: tuple[str, ...], rows: list[tuple[str, list[str]]], points: list[dict[str, Any]], table_id: str = ""
+) -> str:
+    """One table from its header and rows of ``(row class, cells)``, each row's first cell the
+    sweep point's label (escaped HTML cells). With one point that column is left out: the
+    parameters are shown once above the tables. Wrapped so a wide table scrolls inside the page
+    instead of widening it."""
+    skip = 1 if len(points) == 1 else 0
+    header = "".join(f"<th>{h}</th>" for h in head[skip:])
+    body = "".join(f"<tr{_class(cls)}>" + "".join(cells[skip:]) + "</tr>" for cls, cells in rows)
+    ident = f' id="{table_id}"' if table_id else ""
+    return f'<div class="wide"><table{ident}><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def _class(cls: str) -> str:
+    return f' class="{cls}"' if cls else ""
+
+
+def _td(text: Any, cls: str = "") -> str:
+    """A cell holding ``text`` (escaped)."""
+    return f"<td{_class(cls)}>{html.escape(str(text))}</td>"
+
+
+_RESULTS_HEAD = (
+    "point",
+    "executor",
+    "workers",
+    "cores",
+    "median s",
+    "tx/s",
+    "speedup",
+    "p25-p50-p75",
+    "bound",
+    "of bound",
+    "blocks 2+",
+    "CPU s",
+    "CPU ceiling",
+    "executions",
+    "re-exec",
+    "re-exec/tx",
+    "rounds",
+    "par. blocks",
+    "roots",
+)
+
+
 def _results_table(points: list[dict[str, Any]]) -> str:
-    head = (
-        "point",
-        "executor",
-        "workers",
-        "cores",
-        "median s",
-        "tx/s",
-        "speedup",
-        "p25-p50-p75",
-        "bound",
-        "of bound",
-        "blocks 2+",
-        "CPU s",
-        "CPU ceiling",
-        "executions",
-        "re-exec",
-        "re-exec/tx",
-        "rounds",
-        "par. blocks",
-        "roots",
-    )
     rows = []
     for p in points:
         for r in p["results"]:
             cores = str(r.get("cores", r["workers"]))
             if r.get("error"):
                 cells = [_label(p["params"]), r["executor"], str(r["workers"]), cores, f"error: {r['error']}"]
-                cells += [""] * 13 + ["x"]
-                rows.append('<tr class="bad">' + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+                cells += [""] * (len(_RESULTS_HEAD) - len(cells) - 1) + ["x"]
+                rows.append(("bad", [_td(c) for c in cells]))
                 continue
             cells = [
                 _label(p["params"]),
@@ -321,54 +363,82 @@ def _results_table(points: list[dict[str, Any]]) -> str:
                 parallel_share(r),
                 "match" if r["roots_match"] else "DIFFER",
             ]
-            cls = "" if r["roots_match"] else ' class="bad"'
-            rows.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
-    header = "".join(f"<th>{h}</th>" for h in head)
-    return f'<table id="results"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+            rows.append(("" if r["roots_match"] else "bad", [_td(c) for c in cells]))
+    return _table(_RESULTS_HEAD, rows, points, "results")
+
+
+#: What a note's numbers are replaced by to tell notes that differ only in counts apart from others.
+_NUMBER = re.compile(r"\d[\d,.]*")
+
+
+def note_groups(notes: list[str]) -> list[tuple[str, int]]:
+    """An executor's distinct block notes split into their clauses (``"; "``) and grouped where
+    they differ only in numbers: ``(first such clause, how many variants)``, commonest first.
+
+    Each block's note is kept once per distinct text (``harness``), and most of them differ only
+    in counts ("48 signatures checked ahead", "64 signatures checked ahead"): listed as they come
+    they repeat the same few things in a long run-on line."""
+    groups: dict[str, list[str]] = {}
+    for note in notes:
+        for clause in note.split("; "):
+            groups.setdefault(_NUMBER.sub("#", clause), []).append(clause)
+    ordered = sorted(groups.values(), key=lambda g: -len(g))  # stable: first seen first among equals
+    return [(clauses[0], len(set(clauses))) for clauses in ordered]
 
 
 def _notes_list(points: list[dict[str, Any]]) -> str:
-    """What each executor said about its blocks (adaptive's choice and reason, wave sizes...)."""
+    """What each executor said about its blocks (adaptive's choice and reason, wave sizes...),
+    grouped (``note_groups``): the first few kinds of clause, each with one example."""
     items = []
     for p in points:
         for r in _ok(p["results"]):
-            notes = r.get("notes") or []
-            if notes:
-                shown = "; ".join(notes[:3]) + (f"; ... ({len(notes) - 3} more)" if len(notes) > 3 else "")
-                who = f"{_label(p['params'])}, {r['executor']} x{r['workers']}"
-                items.append(f"<li><b>{html.escape(who)}</b>: {html.escape(shown)}</li>")
+            groups = note_groups(r.get("notes") or [])
+            if not groups:
+                continue
+            clauses = [
+                html.escape(text) + (f" <i>(and {n - 1} more like it)</i>" if n > 1 else "")
+                for text, n in groups[:NOTE_KINDS]
+            ]
+            if len(groups) > NOTE_KINDS:
+                clauses.append(f"<i>{len(groups) - NOTE_KINDS} other kind(s) of note in the JSON</i>")
+            who = f"{r['executor']} x{r['workers']}" + (f", {_label(p['params'])}" if len(points) > 1 else "")
+            inner = "".join(f"<li>{c}</li>" for c in clauses)
+            items.append(f"<li><b>{html.escape(who)}</b><ul>{inner}</ul></li>")
     return f"<ul>{''.join(items)}</ul>" if items else "<p>none</p>"
+
+
+#: Kinds of note shown per executor row (``_notes_list``).
+NOTE_KINDS = 6
 
 
 def _analysis_table(points: list[dict[str, Any]]) -> str:
     rows = []
     for p in points:
         a = p.get("analysis", {})
+        label = _td(_label(p["params"]))
         if not a.get("available"):
-            rows.append(
-                f"<tr><td>{html.escape(_label(p['params']))}</td>"
-                f"<td colspan=6>unavailable: {html.escape(a.get('error', ''))}</td></tr>"
-            )
+            rows.append(("", [label, f"<td colspan=6>unavailable: {html.escape(a.get('error', ''))}</td>"]))
             continue
         bounds = ", ".join(f"{w}: {_fmt(b, '.2f')}" for w, b in a["bound"].items())
-        rows.append(
-            f"<tr><td>{html.escape(_label(p['params']))}</td><td>{a['edges']}</td><td>{a['conflict_rate']:.1%}</td>"
-            f"<td>{a['critical_path'] * 1000:.2f} ms</td><td>{a['total_cost'] * 1000:.2f} ms</td>"
-            f"<td>{html.escape(bounds)}</td><td>{_fmt(a.get('unlimited'), '.2f')}</td></tr>"
-        )
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in (
-            "point",
-            "edges",
-            "conflict rate",
-            "critical path",
-            "total cost",
-            "bound by cores",
-            "bound, unlimited workers",
-        )
+        cells = [
+            a["edges"],
+            f"{a['conflict_rate']:.1%}",
+            f"{a['critical_path'] * 1000:.2f} ms",
+            f"{a['total_cost'] * 1000:.2f} ms",
+            bounds,
+            _fmt(a.get("unlimited"), ".2f"),
+        ]
+        rows.append(("", [label, *map(_td, cells)]))
+    head = (
+        "point",
+        "edges",
+        "conflict rate",
+        "critical path",
+        "total cost",
+        "bound by cores",
+        "bound, unlimited workers",
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return _table(head, rows, points)
 
 
 _LIMITS_TEXT = (
@@ -388,18 +458,18 @@ def _limits_table(points: list[dict[str, Any]]) -> str:
         for r in (a.get("limits") or [])[:6] if a.get("available") else []:
             without = r["bound_without"]
             by_cores = ", ".join(f"{w}: {_fmt(b, '.2f')}" for w, b in without.items() if w != "unlimited")
-            rows.append(
-                f"<tr><td>{html.escape(_label(p['params']))}</td><td><code>{html.escape(r['keys'])}</code></td>"
-                f"<td>{r['edges']}</td><td>{html.escape(by_cores)}</td>"
-                f"<td>{_fmt(without.get('unlimited'), '.2f')} (now {_fmt(a.get('unlimited'), '.2f')})</td></tr>"
-            )
+            cells = [
+                _td(_label(p["params"])),
+                f"<td><code>{html.escape(r['keys'])}</code></td>",
+                _td(r["edges"]),
+                _td(by_cores),
+                _td(f"{_fmt(without.get('unlimited'), '.2f')} (now {_fmt(a.get('unlimited'), '.2f')})"),
+            ]
+            rows.append(("", cells))
     if not rows:
         return "<p>none</p>"
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in ("point", "keys", "edges", "bound without them, by cores", "without them, unlimited workers")
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    head = ("point", "keys", "edges", "bound without them, by cores", "without them, unlimited workers")
+    return _table(head, rows, points)
 
 
 def _outcomes_table(points: list[dict[str, Any]]) -> str:
@@ -409,12 +479,9 @@ def _outcomes_table(points: list[dict[str, Any]]) -> str:
         o = p.get("outcomes") or {}
         failed = ", ".join(f"{k}: {v}" for k, v in (o.get("failed") or {}).items()) or "none"
         events = ", ".join(f"{k}: {v}" for k, v in list((o.get("events") or {}).items())[:12]) or "none"
-        rows.append(
-            f"<tr><td>{html.escape(_label(p['params']))}</td><td>{o.get('ok', '-')}</td>"
-            f'<td class="l">{html.escape(failed)}</td><td class="l">{html.escape(events)}</td></tr>'
-        )
-    head = "".join(f"<th>{h}</th>" for h in ("point", "ok", "failed (by error)", "events (by name)"))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        cells = [_td(_label(p["params"])), _td(o.get("ok", "-")), _td(failed, "l"), _td(events, "l")]
+        rows.append(("", cells))
+    return _table(("point", "ok", "failed (by error)", "events (by name)"), rows, points)
 
 
 _STYLE = """
@@ -424,7 +491,7 @@ td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f3f3f3} tr.bad td{background:#fdd} td.l{text-align:left}
 figure{display:inline-block;margin:0.5em;vertical-align:top} img{max-width:100%}
 figcaption{font-size:12px;color:#666;text-align:center} code{background:#f5f5f5;padding:2px 4px}
-.ok{color:#070} .fail{color:#b00}
+.ok{color:#070} .fail{color:#b00} .wide{overflow-x:auto;max-width:100%}
 """
 
 _SCRIPT = """
@@ -504,7 +571,7 @@ def render_report(result: dict[str, Any]) -> str:
 <h1>paraexec bench: {html.escape(config["workload"])}</h1>
 <p id="status">rendering...</p>
 {status}
-<p>Command: <code>{html.escape(command)}</code></p>{_data_files(points)}
+<p>Command: <code>{html.escape(command)}</code></p>{_parameters(points)}{_data_files(points)}
 <p>{html.escape(conditions)}</p>
 <h2>Results</h2>{_results_table(points)}
 <h2>Executor notes</h2>{_notes_list(points)}
