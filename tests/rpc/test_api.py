@@ -104,6 +104,33 @@ def test_protocol_errors(api):
     assert rpc(api, "status").json()["result"]["chain_id"] == CHAIN
 
 
+def test_numbers_out_of_range_are_answered_with_the_request_id(api):
+    """Well-formed JSON holding a number the decoder does not take (thousands of digits, 1e400)
+    is a bad value in that request, answered with its id, not a parse error of the whole body."""
+    before = fingerprint(api)
+    huge = b"9" * 5000
+    body = b'{"jsonrpc":"2.0","id":7,"method":"get_block","params":{"height":' + huge + b"}}"
+    answer = api.post("/", content=body).json()
+    assert answer["id"] == 7 and answer["error"]["code"] == -32602, answer
+    assert "got `NumberOutOfRange`" in answer["error"]["message"]
+    body = b'{"jsonrpc":"2.0","id":8,"method":"get_block","params":{"height":1e400}}'
+    assert api.post("/", content=body).json()["error"]["code"] == -32602
+    body = b'{"jsonrpc":"2.0","id":' + huge + b',"method":"status"}'  # the id itself: not a request
+    answer = api.post("/", content=body).json()
+    assert answer["id"] is None and answer["error"]["code"] == -32600
+    body = (
+        b'[{"jsonrpc":"2.0","id":1,"method":"status"},{"jsonrpc":"2.0","id":2,"method":"get_block","params":[-1e999]}]'
+    )
+    answers = {a["id"]: a for a in api.post("/", content=body).json()}
+    assert "result" in answers[1] and answers[2]["error"]["code"] == -32602
+    body = b'{"jsonrpc":"2.0","id":9,"method":"status","params":{},"x":1e400}'  # an ignored member
+    assert "result" in api.post("/", content=body).json()
+    body = b'{"jsonrpc":"2.0","id":9,"method":"status","x":1e400,"y":NaN}'  # not JSON after all
+    assert error_of(api.post("/", content=body)) == -32700
+    assert error_of(api.post("/", content=b'{"x":1e400, oops}')) == -32700
+    assert fingerprint(api) == before
+
+
 def test_transaction_errors_leave_state_unchanged(api):
     key = KEYS[1]
     before = fingerprint(api)

@@ -12,11 +12,14 @@ Wire rules (https://www.jsonrpc.org/specification):
 
 Each method declares its parameters as a msgspec struct: ``params`` by name (object) or by
 position (array, in field order) are converted with ``msgspec.convert``, so wrong types are
-answered with -32602 before the handler runs. Bytes travel as lowercase hex strings.
+answered with -32602 before the handler runs (a number too large to decode too: ``NumberOutOfRange``).
+Bytes travel as lowercase hex strings.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -174,3 +177,43 @@ def jsonable(obj: Any) -> Any:
     if hasattr(obj, "value") and hasattr(obj, "name") and type(obj).__module__ != "builtins":  # enums
         return obj.value
     return obj
+
+
+class NumberOutOfRange:
+    """A JSON number beyond what the decoder takes (an integer of thousands of digits, ``1e400``),
+    kept in the decoded request as this marker (``decode_out_of_range``). The JSON around it is
+    well formed, so the request is answered with its own id, as any request with a wrong value is:
+    -32602 where the number is a param (no param type accepts the marker), -32600 where it is the
+    id, rather than -32700 "parse error" with a null id for the whole body."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        shown = self.text if len(self.text) <= 24 else f"{self.text[:20]}... ({len(self.text)} characters)"
+        return f"<number out of range: {shown}>"
+
+
+def _int_or_marker(text: str) -> int | NumberOutOfRange:
+    try:
+        return int(text)
+    except ValueError:  # over Python's digit limit for str -> int (sys.get_int_max_str_digits)
+        return NumberOutOfRange(text)
+
+
+def _float_or_marker(text: str) -> float | NumberOutOfRange:
+    value = float(text)
+    return NumberOutOfRange(text) if math.isinf(value) else value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN, Infinity: msgspec refuses them too
+
+
+def decode_out_of_range(data: str | bytes) -> Any:
+    """Decode JSON that msgspec refused only for a number out of its range (a
+    ``msgspec.ValidationError`` while decoding to any type), each such number a ``NumberOutOfRange``.
+    Raises ``ValueError`` (or ``RecursionError``) for JSON that is not well formed after all."""
+    return json.loads(data, parse_int=_int_or_marker, parse_float=_float_or_marker, parse_constant=_no_constant)

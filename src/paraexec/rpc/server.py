@@ -44,6 +44,7 @@ from .jsonrpc import (
     PARSE_ERROR,
     Registry,
     RpcError,
+    decode_out_of_range,
     envelope_error,
     handle_one,
     invalid_params,
@@ -62,9 +63,14 @@ Answerer = Callable[[str | bytes], Awaitable[Any]]  # a WebSocket call's text ->
 def _parse(data: str | bytes) -> Any:
     """A request body as JSON, or the ``PARSE_ERROR`` to answer: malformed JSON, invalid UTF-8
     inside a string (``UnicodeDecodeError``, a ``ValueError`` like msgspec's ``DecodeError``) or
-    nesting deeper than the decoder's recursion limit (``RecursionError``)."""
+    nesting deeper than the decoder's recursion limit (``RecursionError``). Well-formed JSON with
+    a number out of msgspec's range is decoded again with the number as a ``NumberOutOfRange`` marker,
+    so its request is answered with its id (``jsonrpc.NumberOutOfRange``)."""
     try:
-        return msgspec.json.decode(data)
+        try:
+            return msgspec.json.decode(data)
+        except msgspec.ValidationError:
+            return decode_out_of_range(data)
     except (ValueError, RecursionError) as exc:
         return RpcError(PARSE_ERROR, f"parse error: {type(exc).__name__}: {exc}"[:300])
 
