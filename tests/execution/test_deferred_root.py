@@ -1,4 +1,4 @@
-"""A block's root returned pending while the workers hash it (``parallel.executor.PendingRoot``).
+"""A block's root returned pending while the workers hash it (``parallel.pending_root.PendingRoot``).
 
 The parallel executor hands an in-process block's hashing to its helpers and returns before they
 finish; the chain writes the block's state to LMDB meanwhile and reads the root inside the same

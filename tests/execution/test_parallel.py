@@ -440,7 +440,7 @@ def test_timeline_spans_every_worker_and_the_coordinator_within_the_block():
 
 
 def test_affinity_owner_keeps_a_key_on_one_worker_and_balances_keys():
-    from paraexec.execution.parallel.executor import affinity_owner
+    from paraexec.execution.parallel.affinity import affinity_owner
 
     # synthetic hint keys: the first op's key is the affinity key
     txs = [encode_tx([(WRITE, k, 1)]) for k in [0, 1, 0, 2, 3, 1, 0, 2, 3, 1]]
@@ -456,7 +456,7 @@ def test_affinity_owner_keeps_a_key_on_one_worker_and_balances_keys():
 
 
 def test_hinted_needs_follow_shared_hint_keys_across_workers_and_every_barrier():
-    from paraexec.execution.parallel.executor import hinted_needs
+    from paraexec.execution.parallel.affinity import hinted_needs
 
     class Hints:  # a runtime's hint surface: the "prepared" transactions are dicts here
         def hint_keys(self, p: dict) -> tuple:

@@ -9,7 +9,9 @@ scheduler tick (4-8 ms) for the payload whenever processes outnumbered cores. Mo
 ``mvmemory`` (a worker's multi-version memory), ``messages`` (the protocol), ``transport``
 (processes and pipes behind a small interface), ``precheck`` (the next block's signature checks
 on idle workers), ``verify_stream`` (a block run in-process has its own signatures checked on the
-workers while it runs).
+workers while it runs), ``affinity`` (which worker gets each transaction under key affinity, and
+what it waits for), ``old_hashes`` and ``pending_root`` (an in-process block's root hashed on the
+idle workers).
 
 Algorithm (one block of n transactions, P workers, wave W):
 

@@ -6,7 +6,6 @@ import logging
 import math
 import pickle
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -19,7 +18,9 @@ from ..plan_clock import PlanClock
 from ..prepare import SignatureThreads
 from ..sequential import execute_prepared, finalize
 from . import messages as m
+from .affinity import affinity_owner, hinted_needs, peek_all
 from .old_hashes import OldHashes
+from .pending_root import PendingRoot
 from .pipeline import Pipeline
 from .precheck import Prechecks, checked_flags, helper_count, usable_cores
 from .transport import WorkerLost, WorkerPool, WorkerStalled
@@ -63,17 +64,16 @@ CONTENDED_SKIP = 8
 MAX_SKIP = 64
 
 
-#: Key affinity (``affinity="auto"``). Peeking costs the coordinator ~2 us a transaction,
-#: before the workers can start, so affinity is used only where it saves much more: a block goes
-#: by key affinity once a block assigned by position wasted at least ``AFFINITY_ON`` seconds per
-#: transaction on re-executions (re-executions per transaction x CPU per execution: perps orders
-#: measured ~60 us, 10,000 transfers over 1,000 accounts ~7 us, where affinity measured slower),
-#: and goes back to positions once an affinity block wasted less than ``AFFINITY_OFF``. An
-#: affinity assignment whose busiest worker would get more than ``1 / P + AFFINITY_SLACK`` of
-#: the block (one hot market) is not used.
+#: Key affinity (``affinity="auto"``, the assignment itself: ``affinity``). Peeking costs the
+#: coordinator ~2 us a transaction, before the workers can start, so affinity is used only where
+#: it saves much more: a block goes by key affinity once a block assigned by position wasted at
+#: least ``AFFINITY_ON`` seconds per transaction on re-executions (re-executions per transaction
+#: x CPU per execution: perps orders measured ~60 us, 10,000 transfers over 1,000 accounts ~7 us,
+#: where affinity measured slower), and goes back to positions once an affinity block wasted less
+#: than ``AFFINITY_OFF``. An assignment that would load one worker (one hot market:
+#: ``affinity.AFFINITY_SLACK``) is not used.
 AFFINITY_ON = 10e-6
 AFFINITY_OFF = 1e-6
-AFFINITY_SLACK = 0.15
 #: Under affinity, chunks aim at ``CHUNK_SECONDS`` of work each (from the last block's CPU per
 #: execution), at least ``MIN_CHUNK`` transactions and at most ``wave / workers``: heavy
 #: transactions (perps orders, ~100 us) get small chunks, so few are in flight at once and few
@@ -837,68 +837,6 @@ class ParallelExecutor:
         return msg
 
 
-class PendingRoot:
-    """An in-process block's root while its helpers hash it (``ParallelExecutor._root``): the
-    ``BlockOutput``'s pending root. Calling it waits for their replies and combines them with
-    what is left to hash here; the result is computed once.
-
-    The helpers hash against the block's pre-state snapshot, and so does this process (the
-    store's read snapshot), so it must be called before the store moves past that state: the
-    chain calls it inside the block's own LMDB write transaction. Called later, it raises
-    ``InvariantViolation`` rather than hash against the wrong state. The executor drains it
-    before its workers get any other message (``drain``): their replies come in order.
-    """
-
-    def __init__(
-        self,
-        executor: ParallelExecutor,
-        finish: Callable[[], int | None],
-        write_set: dict[bytes, bytes | None],
-        state: StateView,
-    ) -> None:
-        self.executor = executor
-        self.finish: Callable[[], int | None] | None = finish
-        self.write_set = write_set
-        self.state = state
-        self.height = getattr(state, "height", None)
-        self.generation = executor.generation
-        self.result: tuple[int, bytes] | None = None
-        #: told the seconds this process spent finishing the root (its share, the wait)
-        self.on_done: Callable[[float], None] | None = None
-
-    def _current(self) -> bool:
-        """The store still holds the block's pre-state."""
-        return getattr(self.state, "height", None) == self.height
-
-    def __call__(self) -> tuple[int, bytes]:
-        if self.result is not None:
-            return self.result
-        executor, finish, self.finish = self.executor, self.finish, None
-        if executor._pending_root is self:
-            executor._pending_root = None
-        if not self._current():
-            if finish is not None and executor.generation == self.generation:
-                executor._restart()  # the helpers' reply is never read: replace them
-            raise InvariantViolation("a pending state root was read after the store moved past its pre-state")
-        started = time.perf_counter()
-        if finish is None or executor.generation != self.generation:  # workers replaced: hash here
-            self.result = finalize(self.write_set, self.state)
-        else:
-            self.result = executor._finish_root(finish, self.write_set, self.state)
-        if self.on_done is not None:
-            self.on_done(time.perf_counter() - started)
-        return self.result
-
-    def drain(self) -> None:
-        """Finish now (the executor needs its workers), or, when the store already moved on
-        (the caller never read this root), drop it and replace the workers."""
-        if self._current():
-            self()
-        elif self.finish is not None and self.executor.generation == self.generation:
-            self.finish = None
-            self.executor._restart()
-
-
 def _lmdb_path(state: StateView) -> str | None:
     """The store's directory when workers can open it read-only themselves."""
     from ...state.lmdb_store import LmdbStore
@@ -915,93 +853,3 @@ def _merge_receipts(finished: list[m.Finished], own: list[list[int]], upto: int)
         for txn_idx, receipt in zip(idxs, got, strict=False):  # ``got`` stops at upto
             receipts[txn_idx] = receipt
     return receipts
-
-
-def peek_all(runtime: Runtime, txs: list[bytes]) -> list[Any]:
-    """Every transaction decoded without its signature check (``runtime.peek``, else
-    ``prepare``); ``None`` where decoding raised (its execution reports what is wrong)."""
-    peek = getattr(runtime, "peek", runtime.prepare)
-    peeked: list[Any] = []
-    for raw in txs:
-        try:
-            peeked.append(peek(raw))
-        except Exception:
-            peeked.append(None)
-    return peeked
-
-
-def affinity_owner(
-    runtime: Runtime, txs: list[bytes], workers: int, peeked: list[Any] | None = None
-) -> list[int] | None:
-    """A worker per transaction such that transactions sharing their affinity key (market,
-    sender: ``runtime.affinity_key``, else the first hint key) go to one worker; keys are
-    placed largest first on the least loaded worker. ``None`` when the busiest worker would get
-    more than ``1 / workers + AFFINITY_SLACK`` of the block. ``peeked``: ``peek_all(txs)``."""
-    if peeked is None:
-        peeked = peek_all(runtime, txs)
-    key_of = getattr(runtime, "affinity_key", None)
-    if key_of is None:
-
-        def key_of(prepared: Any) -> Any:
-            hints = runtime.hint_keys(prepared)
-            return hints[0] if hints else None
-
-    keys = [_hint(key_of, p, None) for p in peeked]
-    load = [0] * workers
-    where: dict[Any, int] = {}
-    for key, count in Counter(k for k in keys if k is not None).most_common():
-        w = load.index(min(load))
-        where[key] = w
-        load[w] += count
-    owner = []
-    for key in keys:
-        if key is None:  # fails its stateless checks anyway: anywhere will do
-            w = load.index(min(load))
-            load[w] += 1
-        else:
-            w = where[key]
-        owner.append(w)
-    if max(load) > len(txs) * (1 / workers + AFFINITY_SLACK):
-        return None
-    return owner
-
-
-def hinted_needs(runtime: Runtime, peeked: list[Any], owner: list[int]) -> list[tuple[int, ...]]:
-    """For each transaction, the lower transactions on other workers it should run after (a
-    schedule, never a correctness condition: validation still checks every read).
-
-    Key affinity keeps one key of each transaction (its market) on one worker; its other hint
-    keys (the sender's nonce and subaccount: a market maker quotes every market) and the writes
-    of barriers (``runtime.barrier``: oracle prices, which every cross-margined account reads)
-    still cross workers. A transaction run before such a predecessor on another worker has
-    executed reads its stale value and is re-executed, and everything of its market after it
-    with it. So each transaction names the latest earlier transaction of another worker that
-    shares one of its hint keys, and the latest barrier of every other worker."""
-    barrier_of = getattr(runtime, "barrier", None)
-    last: dict[Any, int] = {}
-    barriers: dict[int, int] = {}  # worker -> its latest barrier so far
-    needs: list[tuple[int, ...]] = []
-    for j, prepared in enumerate(peeked):
-        w = owner[j]
-        ahead = [i for v, i in barriers.items() if v != w]
-        if prepared is not None:
-            for key in _hint(runtime.hint_keys, prepared, ()):
-                i = last.get(key)
-                if i is not None and owner[i] != w:
-                    ahead.append(i)
-                last[key] = j
-            if barrier_of is not None and _hint(barrier_of, prepared, False):
-                barriers[w] = j
-        needs.append(tuple(dict.fromkeys(ahead)))
-    return needs
-
-
-def _hint(hint: Callable[[Any], Any], prepared: Any, default: Any) -> Any:
-    """``hint(prepared)``, or ``default`` if it raises or nothing was decoded: a hint must never
-    stop a block (the transaction's own execution reports whatever is wrong with it)."""
-    if prepared is None:
-        return default
-    try:
-        return hint(prepared)
-    except Exception:
-        return default

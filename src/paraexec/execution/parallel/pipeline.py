@@ -47,7 +47,7 @@ validate (it re-executed in its last message), foreign effects it has not seen, 
 chunk starts inside the window ``[lo, lo + 2 * wave)``. Progress: when no idle worker gets a
 message, no report bounds ``lo`` below ``hi``, so ``lo = hi`` and the next chunk is in the window.
 
-Needs (optional, under key affinity: ``executor.hinted_needs``): ``needs[j]`` names lower
+Needs (optional, under key affinity: ``affinity.hinted_needs``): ``needs[j]`` names lower
 transactions on other workers that ``j`` should not run before. A chunk is cut before any own
 transaction that needs one at or above the chunk's first transaction, so every need of a chunk
 lies below its start; the chunk is sent only once each worker it follows has replied to the
