@@ -173,3 +173,16 @@ def test_one_point_is_named_once_not_in_every_row(sweep_result):
     two = render_report(sweep_result)  # a sweep keeps the column: rows of different points
     assert f"<td>{label}</td>" in two and "<th>point</th>" in two
     assert '<div class="wide"><table id="results">' in two  # a wide table scrolls inside the page
+
+
+def test_system_transactions_beyond_the_block_size_are_stated(sweep_result):
+    import copy
+
+    assert "system transactions" not in render_report(sweep_result)  # hotspot: blocks of --block-size
+    result = copy.deepcopy(sweep_result)
+    config = result["config"]
+    for point in result["points"]:
+        for r in point["results"]:
+            r["txs"] = (config["block_size"] + 3) * config["blocks"]  # as perps with 3 markets
+    page = render_report(result)
+    assert f"{config['block_size'] + 3:,} a block" in page and "3 system transactions" in page

@@ -214,6 +214,25 @@ def _parameters(points: list[dict[str, Any]]) -> str:
     return f"<p>Parameters: <code>{html.escape(_label(points[0]['params']))}</code></p>"
 
 
+def _block_sizes(points: list[dict[str, Any]], config: dict[str, Any]) -> str:
+    """How many transactions a pass timed, where that is more than ``--block-size`` a block: the
+    chain appends system transactions (perps: one market tick per market), and tx/s counts them."""
+    size, blocks = config.get("block_size"), config.get("blocks")
+    lines = []
+    for p in points:
+        rows = [r for r in _ok(p["results"]) if r.get("txs")]
+        if not rows or not size or not blocks or rows[0]["txs"] <= size * blocks:
+            continue
+        txs = rows[0]["txs"]
+        where = f" ({_label(p['params'])})" if len(points) > 1 else ""
+        lines.append(
+            f"<p>Transactions{html.escape(where)}: {txs:,} a pass over {blocks} blocks, {txs / blocks:,.0f} a block: "
+            f"{size:,} of the workload's (<code>--block-size</code>) and {txs / blocks - size:,.0f} system "
+            "transactions the chain appends to each block (one market tick per market); tx/s counts them all.</p>"
+        )
+    return "".join(lines)
+
+
 def _data_files(points: list[dict[str, Any]]) -> str:
     """The recordings a replay read (its default file when none was named on the command line)."""
     files = sorted({p["data_file"] for p in points if p.get("data_file")})
@@ -571,7 +590,7 @@ def render_report(result: dict[str, Any]) -> str:
 <h1>paraexec bench: {html.escape(config["workload"])}</h1>
 <p id="status">rendering...</p>
 {status}
-<p>Command: <code>{html.escape(command)}</code></p>{_parameters(points)}{_data_files(points)}
+<p>Command: <code>{html.escape(command)}</code></p>{_parameters(points)}{_block_sizes(points, config)}{_data_files(points)}
 <p>{html.escape(conditions)}</p>
 <h2>Results</h2>{_results_table(points)}
 <h2>Executor notes</h2>{_notes_list(points)}
