@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 
 from paraexec.errors import BadSignature, InsufficientBalance, ReplayedNonce, UndeclaredAccess
 from paraexec.execution import BlockEnv, BlockOutput, SequentialExecutor
+from paraexec.execution.access_list import free_threaded
 from paraexec.execution.contract import Executor, Runtime, StateView
 from paraexec.execution.registry import executor_names, make_executor
 from paraexec.execution.synthetic import SyntheticRuntime
@@ -326,7 +327,8 @@ def test_exchange_blocks_equal_sequential(executors: dict[tuple[str, int], Execu
 
 def test_adaptive_rows_ran_parallel_plans(executors: dict[tuple[str, int], Executor], request) -> None:
     """Runs last: over the module's blocks, every adaptive row with 2 or more workers chose a
-    plan other than sequential, and ran it on worker processes (``record_path``). Only
+    plan other than sequential, and ran it on worker processes (``record_path``; on a
+    free-threaded build, on ``blockstm``'s threads). Only
     meaningful after the module's other tests: skipped when some were not selected."""
     module = sys.modules[__name__]
     tests = {name for name in vars(module) if name.startswith("test_")}
@@ -336,5 +338,7 @@ def test_adaptive_rows_ran_parallel_plans(executors: dict[tuple[str, int], Execu
     for key in [key for key in executors if key[0] == "adaptive" and key[1] >= 2]:
         plans = PLANS[key]
         assert sum(n for plan, n in plans.items() if plan not in ("sequential", "workers")) > 0, (key, plans)
-        if "parallel" in executor_names():
+        if free_threaded():  # its plan for conflicting blocks is blockstm's threads there
+            assert plans["blockstm"] > 0, (key, plans)
+        elif "parallel" in executor_names():
             assert plans["workers"] > 0, (key, plans)
