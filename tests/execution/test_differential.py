@@ -19,6 +19,9 @@ Equality alone cannot tell that an executor ran in parallel at all (running in-p
 the same result), so the path is checked too: the ``parallel`` rows must run every non-empty
 block on their worker processes, and the ``adaptive`` rows (their block-size threshold lowered
 to fit these blocks) must run their parallel plan, on workers, on some of the module's blocks.
+Those rows speculate with the contention fallback off; one more row, ``parallel+fallback``, is the
+executor as shipped, and must have bailed out of some contended block (the final prefix from the
+workers, the rest in-process on top of it), a path the other rows never take.
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ def tiny_switch_interval() -> Iterator[None]:
 #: count their choices (and ``"workers"`` for a ``parallel`` choice that ran on worker processes),
 #: so ``test_adaptive_rows_ran_parallel_plans`` can check the suite exercised them.
 PLANS: defaultdict[tuple[str, int], Counter[str]] = defaultdict(Counter)
+#: Blocks the shipped ``parallel`` row (contention fallback on) bailed out of (``record_path``).
+BAILED: Counter[str] = Counter()
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +107,10 @@ def executors() -> Iterator[dict[tuple[str, int], Executor]]:
             executor.contention_fallback = False  # type: ignore[attr-defined]
             executor.affinity = "on"  # type: ignore[attr-defined]
             executor.min_follow_speedup = 0.0  # type: ignore[attr-defined]  # follow hints however dense
+        # the parallel executor as shipped: its contention fallback on, so a contended block of 128+
+        # transactions bails out (the final prefix from the workers, the rest in-process on top of
+        # it) and the blocks after it run in-process (no path check for this row)
+        made[("parallel+fallback", 2)] = make_executor("parallel", 2)
         yield made
     finally:
         for executor in made.values():
@@ -131,8 +140,10 @@ def record_path(name: str, workers: int, executor: Executor, txs: Sequence[bytes
         if plan == "parallel":
             assert ran_on_workers(got, workers), f"{name}/{workers}: parallel plan not on the workers: {got.stats}"
             PLANS[(name, workers)]["workers"] += 1
-    elif name.startswith("parallel") and txs:
+    elif name in ("parallel", "parallel-workers", "parallel+affinity") and txs:
         assert ran_on_workers(got, workers), f"{name}/{workers}: did not run on its workers: {got.stats}"
+    elif name == "parallel+fallback":
+        BAILED[name] += "in-process" in got.stats.note and "aborted" in got.stats.note
 
 
 def describe_difference(name: str, expected: BlockOutput, got: BlockOutput) -> str:
@@ -328,7 +339,8 @@ def test_exchange_blocks_equal_sequential(executors: dict[tuple[str, int], Execu
 def test_adaptive_rows_ran_parallel_plans(executors: dict[tuple[str, int], Executor], request) -> None:
     """Runs last: over the module's blocks, every adaptive row with 2 or more workers chose a
     plan other than sequential, and ran it on worker processes (``record_path``; on a
-    free-threaded build, on ``blockstm``'s threads). Only
+    free-threaded build, on ``blockstm``'s threads); and the shipped ``parallel`` row bailed out
+    of some contended block (its speculative prefix kept, the rest run in-process). Only
     meaningful after the module's other tests: skipped when some were not selected."""
     module = sys.modules[__name__]
     tests = {name for name in vars(module) if name.startswith("test_")}
@@ -342,3 +354,5 @@ def test_adaptive_rows_ran_parallel_plans(executors: dict[tuple[str, int], Execu
             assert plans["blockstm"] > 0, (key, plans)
         elif "parallel" in executor_names():
             assert plans["workers"] > 0, (key, plans)
+    if ("parallel+fallback", 2) in executors:
+        assert BAILED["parallel+fallback"] > 0, "the shipped parallel row never bailed out of a contended block"
