@@ -43,6 +43,68 @@ def test_parts_share_out_the_senders_and_merge_into_one_report():
     assert merged.span_s == 7.5 and merged.rejected == {"SENDER_QUOTA": 1}
 
 
+class Blocks:
+    """A ``blocks`` subscription that delivers ``blocks`` once, then stops ``runner``."""
+
+    def __init__(self, runner, blocks):
+        self.runner, self.blocks = runner, list(blocks)
+
+    def next_message(self, timeout=None):
+        if not self.blocks:
+            self.runner._stop.set()
+            raise TimeoutError
+        return "blocks", self.blocks.pop(0)
+
+
+class OneTx:
+    """A source of one transaction and a client that accepts it as ``h1``; get_tx answers from ``status``."""
+
+    wallets: list = []
+
+    def __init__(self, status=None):
+        self.status = status or {}
+
+    def next_tx(self, elapsed):
+        return object(), b"raw"
+
+    def submit_many(self, raws):
+        return [{"hash": "h1"} for _ in raws]
+
+    def call_many(self, calls):
+        return [self.status.get(params["hash"], {"status": "unknown"}) for _, params in calls]
+
+
+def test_a_block_seen_before_the_submit_answer_still_counts_the_inclusion():
+    """The block comes over the WebSocket, the submit answer over HTTP: on a busy machine the block
+    can be first. Its hashes are kept, and the answer then counts the inclusion at once."""
+    from paraexec.client.load import LoadRunner
+
+    runner = LoadRunner("http://unused", OneTx(), rate=20, duration=0.01)  # type: ignore[arg-type]
+    runner._watch(Blocks(runner, [{"height": 7, "tx_hashes": ["other", "h1"], "failed": [1]}]))
+    assert runner.report.included == 0 and set(runner._early) == {"other", "h1"}
+    runner._drive(OneTx())  # type: ignore[arg-type]
+    report = runner.report
+    assert (report.accepted, report.included, report.failed_receipts, report.heights) == (1, 1, 1, {7})
+    assert runner._sent == {} and len(report.latencies_ms) == 1 and report.latencies_ms[0] >= 0
+
+
+def test_transactions_no_notification_listed_are_looked_up_after_the_drain():
+    """A slow subscriber loses notifications (the node drops them): committed transactions it
+    never saw in a block are found with get_tx and counted, without a latency."""
+    from paraexec.client.load import LoadRunner
+
+    runner = LoadRunner("http://unused", OneTx(), rate=1, duration=1)  # type: ignore[arg-type]
+    runner._sent = {"a": 1.0, "b": 1.0, "c": 1.0}
+    client = OneTx(
+        {"a": {"status": "committed", "receipt": {"code": 0}}, "b": {"status": "committed", "receipt": {"code": 5}}}
+    )
+    runner._ask_leftovers(client)  # type: ignore[arg-type]
+    report = runner.report
+    assert (report.included, report.included_unseen, report.failed_receipts) == (2, 2, 1)
+    assert runner._sent == {"c": 1.0} and report.latencies_ms == []
+    assert report.summary()["included_unseen"] == 2
+
+
 class FakeClient:
     """``markets()`` as a node with the first three dev markets answers it."""
 

@@ -117,7 +117,13 @@ def register(app: typer.Typer) -> None:
             f"[bold]{workload}[/] target {rate:g} tx/s for {duration:g}s: submitted {report.submitted}, "
             f"accepted {report.accepted}, included {report.included} in {report.blocks} blocks "
             f"({report.failed_receipts} with failure receipts{FAILURES_EXPECTED.get(workload, '')}); "
-            f"rejected {dict(report.rejected) or 0}",
+            f"rejected {dict(report.rejected) or 0}"
+            + (
+                f"; {report.included_unseen} of the included were in block notifications the node dropped "
+                "(this client read too slowly): found with get_tx, no latency"
+                if report.included_unseen
+                else ""
+            ),
             highlight=False,
         )
         console.print(

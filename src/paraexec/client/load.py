@@ -14,7 +14,11 @@ their reports merge into one (``LoadReport.merged``).
 
 Inclusion is observed through the ``blocks`` WebSocket subscription (each notification lists
 the block's transaction hashes): *inclusion latency* is the time from just before the submit
-call to the arrival of the block notification that holds the transaction. *Sustained tx/s* is
+call to the arrival of the block notification that holds the transaction. A block can arrive
+before the submit call's answer (different connections): its hashes are kept a while and matched
+when the answer comes. After the drain, transactions that no notification listed (the node drops
+notifications for a subscriber that reads too slowly) are looked up with ``get_tx``: committed
+ones count as included (``included_unseen``), without a latency. *Sustained tx/s* is
 the number of this run's transactions committed, divided by the time from the first submission
 to the last inclusion.
 
@@ -196,6 +200,8 @@ class LoadReport:
     rejected: Counter[str] = field(default_factory=Counter)
     included: int = 0
     failed_receipts: int = 0  # included with a failure receipt (e.g. a cancel of a filled order)
+    #: included, but in no block notification this client received (``LoadRunner._ask_leftovers``)
+    included_unseen: int = 0
     blocks: int = 0
     span_s: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
@@ -214,6 +220,7 @@ class LoadReport:
             report.accepted += part.accepted
             report.rejected.update(part.rejected)
             report.included += part.included
+            report.included_unseen += part.included_unseen
             report.failed_receipts += part.failed_receipts
             report.heights |= part.heights
             report.latencies_ms += part.latencies_ms
@@ -254,6 +261,7 @@ class LoadReport:
             "accepted": self.accepted,
             "rejected": dict(self.rejected),
             "included": self.included,
+            "included_unseen": self.included_unseen,
             "failed_receipts": self.failed_receipts,
             "blocks": self.blocks,
             "submitted_tx_per_s": round(self.submitted_per_s, 1),
@@ -261,6 +269,10 @@ class LoadReport:
             "latency_ms": {q: round(self.percentile(q), 1) for q in (50, 90, 99)}
             | {"max": round(max(self.latencies_ms, default=0.0), 1)},
         }
+
+
+#: Block-listed hashes kept for a submit answer that comes after its block (``LoadRunner._early``).
+EARLY_KEEP = 100_000
 
 
 class LoadRunner:
@@ -284,6 +296,10 @@ class LoadRunner:
         self.drain_s = drain_s
         self.report = LoadReport(workload, rate, duration)
         self._sent: dict[str, float] = {}  # tx hash -> submit time (monotonic)
+        #: hashes a block notification listed before their submit answer was recorded (the block
+        #: can come over the WebSocket before ``submit_txs`` answers over HTTP): hash -> (arrival,
+        #: failed), the latest ``EARLY_KEEP``
+        self._early: dict[str, tuple[float, bool]] = {}
         self._lock = threading.Lock()
         self._first = 0.0
         self._last_inclusion = 0.0
@@ -303,6 +319,9 @@ class LoadRunner:
                     if not self._sent:
                         break
                 time.sleep(0.05)
+            self._stop.set()
+            watcher.join(5)
+            self._ask_leftovers(client)
         finally:
             self._stop.set()
             watcher.join(5)
@@ -336,7 +355,11 @@ class LoadRunner:
                             resync.add(id(wallet))
                         else:
                             report.accepted += 1
-                            self._sent[result["hash"]] = sent_at
+                            early = self._early.pop(result["hash"], None)
+                            if early is None:
+                                self._sent[result["hash"]] = sent_at
+                            else:  # its block was seen before this answer came
+                                self._count_inclusion(sent_at, *early)
                 refused = []
                 for wallet, _ in batch:
                     if id(wallet) in resync:
@@ -364,10 +387,37 @@ class LoadRunner:
                 for index, txh in enumerate(block.get("tx_hashes", [])):
                     sent_at = self._sent.pop(txh, None)
                     if sent_at is not None:
-                        self.report.included += 1
-                        self.report.failed_receipts += index in failed
-                        self.report.latencies_ms.append((arrived - sent_at) * 1000)
-                        self._last_inclusion = arrived
+                        self._count_inclusion(sent_at, arrived, index in failed)
+                    else:  # maybe ours, its submit answer not yet recorded (or another sender's)
+                        self._early[txh] = (arrived, index in failed)
+                while len(self._early) > EARLY_KEEP:
+                    del self._early[next(iter(self._early))]
+
+    def _count_inclusion(self, sent_at: float, arrived: float, failed: bool) -> None:
+        """One of this run's transactions seen in a block (under ``_lock``)."""
+        self.report.included += 1
+        self.report.failed_receipts += failed
+        self.report.latencies_ms.append(max(0.0, arrived - sent_at) * 1000)
+        self._last_inclusion = max(self._last_inclusion, arrived)
+
+    def _ask_leftovers(self, client: Client) -> None:
+        """After the drain: ask the node where the accepted transactions no block notification
+        listed are. The node drops notifications for a subscriber that reads too slowly (a busy
+        machine), and a transaction committed in such a block is included all the same; it is
+        counted (``included_unseen``), without a latency (its block's arrival is unknown)."""
+        with self._lock:
+            left = list(self._sent)
+        if not left:
+            return
+        answers = client.call_many([("get_tx", {"hash": h}) for h in left])
+        with self._lock:
+            for txh, answer in zip(left, answers, strict=True):
+                if isinstance(answer, dict) and answer.get("status") == "committed":
+                    del self._sent[txh]
+                    receipt = answer.get("receipt") or {}
+                    self.report.included += 1
+                    self.report.included_unseen += 1
+                    self.report.failed_receipts += receipt.get("code", 0) != 0
 
 
 def make_source(
