@@ -510,7 +510,7 @@ td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f3f3f3} tr.bad td{background:#fdd} td.l{text-align:left}
 figure{display:inline-block;margin:0.5em;vertical-align:top} img{max-width:100%}
 figcaption{font-size:12px;color:#666;text-align:center} code{background:#f5f5f5;padding:2px 4px}
-.ok{color:#070} .fail{color:#b00} .wide{overflow-x:auto;max-width:100%}
+.ok{color:#070} .fail{color:#b00} .wide{overflow-x:auto;max-width:100%} .wide td{white-space:nowrap} .wide td.l{white-space:normal;min-width:20em}
 """
 
 _SCRIPT = """
