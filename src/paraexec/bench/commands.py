@@ -25,7 +25,16 @@ from ..cli_errors import fail
 from ..execution.registry import MAX_WORKERS, executor_names
 from ..workloads import MAX_ACCOUNTS, make_workload, workload_names, workload_params
 from ..workloads.binance import MarketDataError
-from .harness import AA, SCALING_CORES, BenchConfig, parallel_share, quartile_range, run_bench, steady_cell
+from .harness import (
+    AA,
+    RESULT_COLUMNS,
+    SCALING_CORES,
+    BenchConfig,
+    parallel_share,
+    quartile_range,
+    run_bench,
+    steady_cell,
+)
 
 console = Console(stderr=True)  # progress and messages
 _stdout = Console()
@@ -92,25 +101,7 @@ def results_table(result: dict[str, Any]) -> Table:
     fixed = point_label(points[0], set(points[0]["params"]) - varying) if points else "-"
     title = f"paraexec bench: {result['config']['workload']}" + (f" ({fixed})" if fixed != "-" else "")
     labelled = len(points) > 1  # one point: its parameters are all in the title
-    columns = [
-        "executor",
-        "workers",
-        "cores",
-        "median s",
-        "tx/s",
-        "speedup",
-        "p25-p50-p75",
-        "bound",
-        "of bound",
-        "blocks 2+",
-        "CPU s",
-        "CPU ceiling",
-        "re-exec/tx",
-        "rounds",
-        "par. blocks",
-        "roots",
-    ]
-    table = Table(*(["point"] if labelled else []), *columns, title=title)
+    table = Table(*(["point"] if labelled else []), *RESULT_COLUMNS, title=title)
 
     def fmt(value: Any, spec: str) -> str:
         return "-" if value is None else format(value, spec)

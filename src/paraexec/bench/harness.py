@@ -136,6 +136,28 @@ class BlockTiming:
     receipts: str = ""  # digest of the block's stored receipt bytes (``receipts_digest``)
 
 
+#: The columns of a results table, as the command line prints it (``commands.results_table``);
+#: the HTML report adds the executions and re-executions before "re-exec/tx".
+RESULT_COLUMNS = (
+    "executor",
+    "workers",
+    "cores",
+    "median s",
+    "tx/s",
+    "speedup",
+    "p25-p50-p75",
+    "bound",
+    "of bound",
+    "blocks 2+",
+    "CPU s",
+    "CPU ceiling",
+    "re-exec/tx",
+    "rounds",
+    "par. blocks",
+    "roots",
+)
+
+
 def receipts_digest(store: StateStore, height: int) -> str:
     """A digest of block ``height``'s receipts as the store holds them (canonical bytes)."""
     return crypto.hash32(store.get_receipts(height) or b"").hex()

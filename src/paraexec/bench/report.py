@@ -44,7 +44,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from .harness import parallel_share, quartile_range, steady_cell  # noqa: E402
+from .harness import RESULT_COLUMNS, parallel_share, quartile_range, steady_cell  # noqa: E402
 
 REFERENCE = "sequential"
 
@@ -328,27 +328,8 @@ def _td(text: Any, cls: str = "") -> str:
     return f"<td{_class(cls)}>{html.escape(str(text))}</td>"
 
 
-_RESULTS_HEAD = (
-    "point",
-    "executor",
-    "workers",
-    "cores",
-    "median s",
-    "tx/s",
-    "speedup",
-    "p25-p50-p75",
-    "bound",
-    "of bound",
-    "blocks 2+",
-    "CPU s",
-    "CPU ceiling",
-    "executions",
-    "re-exec",
-    "re-exec/tx",
-    "rounds",
-    "par. blocks",
-    "roots",
-)
+#: The command line's columns (``harness.RESULT_COLUMNS``), with the executions and re-executions.
+_RESULTS_HEAD = ("point", *RESULT_COLUMNS[:12], "executions", "re-exec", *RESULT_COLUMNS[12:])
 
 
 def _results_table(points: list[dict[str, Any]]) -> str:
