@@ -46,6 +46,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import httpx2
+
 from ..crypto import SigningKey
 from .client import Client, RpcClientError, Subscription
 from .wallet import Wallet
@@ -409,7 +411,10 @@ class LoadRunner:
             left = list(self._sent)
         if not left:
             return
-        answers = client.call_many([("get_tx", {"hash": h}) for h in left])
+        try:
+            answers = client.call_many([("get_tx", {"hash": h}) for h in left])
+        except (httpx2.HTTPError, RpcClientError):  # the node is gone: they stay not included
+            return
         with self._lock:
             for txh, answer in zip(left, answers, strict=True):
                 if isinstance(answer, dict) and answer.get("status") == "committed":
