@@ -35,3 +35,5 @@ $PX --workload perps --markets 8 --shock-at 2 --block-size 3000 --blocks 3 --exe
   --workers 1,2 --repeat 5 --json $OUT/ft-perps.json
 $PX --workload perps --markets 8 --shock-at 2 --block-size 3000 --blocks 3 --executors $EXE \
   --workers 1,2 --repeat 5 --no-verify-signatures --json $OUT/ft-perps-noverify.json
+# the effect behind blockstm's numbers, alone: threads writing shared dicts and lists
+.venv-ft/bin/python bench/ft_sharing.py
