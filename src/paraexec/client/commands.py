@@ -119,8 +119,13 @@ def register(app: typer.Typer) -> None:
             f"({report.failed_receipts} with failure receipts{FAILURES_EXPECTED.get(workload, '')}); "
             f"rejected {dict(report.rejected) or 0}"
             + (
-                f"; {report.included_unseen} of the included were in block notifications the node dropped "
-                "(this client read too slowly): found with get_tx, no latency"
+                f"; {report.included_unseen} of the included were in no block notification this client got"
+                + (
+                    f" (the node dropped {report.dropped_notifications} for reading too slowly)"
+                    if report.dropped_notifications
+                    else ""
+                )
+                + ": found with get_tx, no latency, not in the sustained tx/s"
                 if report.included_unseen
                 else ""
             ),

@@ -19,8 +19,8 @@ before the submit call's answer (different connections): its hashes are kept a w
 when the answer comes. After the drain, transactions that no notification listed (the node drops
 notifications for a subscriber that reads too slowly) are looked up with ``get_tx``: committed
 ones count as included (``included_unseen``), without a latency. *Sustained tx/s* is
-the number of this run's transactions committed, divided by the time from the first submission
-to the last inclusion.
+the number of this run's transactions seen committed in notifications, divided by the time from
+the first submission to the last such inclusion.
 
 Nonces are tracked per account locally; a refused transaction hands its nonce back (the next
 one of that account reuses it), and the account re-reads its nonce from the node.
@@ -204,6 +204,8 @@ class LoadReport:
     failed_receipts: int = 0  # included with a failure receipt (e.g. a cancel of a filled order)
     #: included, but in no block notification this client received (``LoadRunner._ask_leftovers``)
     included_unseen: int = 0
+    #: notifications the node dropped for this client's subscription (it read too slowly)
+    dropped_notifications: int = 0
     blocks: int = 0
     span_s: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
@@ -223,6 +225,7 @@ class LoadReport:
             report.rejected.update(part.rejected)
             report.included += part.included
             report.included_unseen += part.included_unseen
+            report.dropped_notifications += part.dropped_notifications
             report.failed_receipts += part.failed_receipts
             report.heights |= part.heights
             report.latencies_ms += part.latencies_ms
@@ -234,7 +237,10 @@ class LoadReport:
 
     @property
     def tx_per_s(self) -> float:
-        return self.included / self.span_s if self.span_s > 0 else 0.0
+        """Inclusions seen in block notifications over their span: the ones found only after the
+        drain (``included_unseen``) have no time, so they are left out (a conservative figure)."""
+        seen = self.included - self.included_unseen
+        return seen / self.span_s if self.span_s > 0 else 0.0
 
     @property
     def submitted_per_s(self) -> float:
@@ -264,6 +270,7 @@ class LoadReport:
             "rejected": dict(self.rejected),
             "included": self.included,
             "included_unseen": self.included_unseen,
+            "dropped_notifications": self.dropped_notifications,
             "failed_receipts": self.failed_receipts,
             "blocks": self.blocks,
             "submitted_tx_per_s": round(self.submitted_per_s, 1),
@@ -271,10 +278,6 @@ class LoadReport:
             "latency_ms": {q: round(self.percentile(q), 1) for q in (50, 90, 99)}
             | {"max": round(max(self.latencies_ms, default=0.0), 1)},
         }
-
-
-#: Block-listed hashes kept for a submit answer that comes after its block (``LoadRunner._early``).
-EARLY_KEEP = 100_000
 
 
 class LoadRunner:
@@ -298,9 +301,10 @@ class LoadRunner:
         self.drain_s = drain_s
         self.report = LoadReport(workload, rate, duration)
         self._sent: dict[str, float] = {}  # tx hash -> submit time (monotonic)
-        #: hashes a block notification listed before their submit answer was recorded (the block
-        #: can come over the WebSocket before ``submit_txs`` answers over HTTP): hash -> (arrival,
-        #: failed), the latest ``EARLY_KEEP``
+        #: hashes a block notification listed before the answer of the submit call in flight was
+        #: recorded (the block can come over the WebSocket before ``submit_txs`` answers over
+        #: HTTP): hash -> (arrival, failed). Emptied after each answer: one call is in flight at a
+        #: time, and no later transaction can be in a block before it is submitted.
         self._early: dict[str, tuple[float, bool]] = {}
         self._lock = threading.Lock()
         self._first = 0.0
@@ -323,6 +327,7 @@ class LoadRunner:
                 time.sleep(0.05)
             self._stop.set()
             watcher.join(5)
+            self.report.dropped_notifications = sub.dropped
             self._ask_leftovers(client)
         finally:
             self._stop.set()
@@ -362,6 +367,7 @@ class LoadRunner:
                                 self._sent[result["hash"]] = sent_at
                             else:  # its block was seen before this answer came
                                 self._count_inclusion(sent_at, *early)
+                    self._early.clear()  # the rest: other senders' transactions
                 refused = []
                 for wallet, _ in batch:
                     if id(wallet) in resync:
@@ -392,8 +398,6 @@ class LoadRunner:
                         self._count_inclusion(sent_at, arrived, index in failed)
                     else:  # maybe ours, its submit answer not yet recorded (or another sender's)
                         self._early[txh] = (arrived, index in failed)
-                while len(self._early) > EARLY_KEEP:
-                    del self._early[next(iter(self._early))]
 
     def _count_inclusion(self, sent_at: float, arrived: float, failed: bool) -> None:
         """One of this run's transactions seen in a block (under ``_lock``)."""
@@ -404,9 +408,10 @@ class LoadRunner:
 
     def _ask_leftovers(self, client: Client) -> None:
         """After the drain: ask the node where the accepted transactions no block notification
-        listed are. The node drops notifications for a subscriber that reads too slowly (a busy
-        machine), and a transaction committed in such a block is included all the same; it is
-        counted (``included_unseen``), without a latency (its block's arrival is unknown)."""
+        listed are: the node drops notifications for a subscriber that reads too slowly
+        (``dropped_notifications``), and a block may come after the watcher stopped. One committed
+        all the same is counted (``included_unseen``), without a latency (its block's arrival is
+        unknown), and outside the sustained tx/s."""
         with self._lock:
             left = list(self._sent)
         if not left:
@@ -418,7 +423,8 @@ class LoadRunner:
         with self._lock:
             for txh, answer in zip(left, answers, strict=True):
                 if isinstance(answer, dict) and answer.get("status") == "committed":
-                    del self._sent[txh]
+                    if self._sent.pop(txh, None) is None:  # the watcher counted it meanwhile
+                        continue
                     receipt = answer.get("receipt") or {}
                     self.report.included += 1
                     self.report.included_unseen += 1
