@@ -128,6 +128,13 @@ def test_numbers_out_of_range_are_answered_with_the_request_id(api):
     body = b'{"jsonrpc":"2.0","id":9,"method":"status","x":1e400,"y":NaN}'  # not JSON after all
     assert error_of(api.post("/", content=body)) == -32700
     assert error_of(api.post("/", content=b'{"x":1e400, oops}')) == -32700
+    # msgspec stops at the first such number: what it would have refused after it still is
+    lone = b'{"x":1e400,"jsonrpc":"2.0","id":"\\ud800","method":"status"}'  # a lone surrogate
+    assert error_of(api.post("/", content=lone)) == -32700
+    cesu = b'{"x":1e400,"jsonrpc":"2.0","id":"\xed\xa0\x80","method":"status"}'  # not UTF-8
+    assert error_of(api.post("/", content=cesu)) == -32700
+    big = b'{"jsonrpc":"2.0","id":3,"method":"status","x":[' + b"1," * 40_000 + b"1e400]}"  # over 64 KiB
+    assert error_of(api.post("/", content=big)) == -32700
     assert fingerprint(api) == before
 
 
