@@ -1,11 +1,12 @@
 """Why ``blockstm`` does not scale on free-threaded CPython: writes to shared containers.
 
 Two threads each do the same loop of dict and list writes, either on containers of their own
-or on one pair both threads write (distinct keys, distinct effect: nothing is logically shared),
-against one thread doing one loop. On a free-threaded build (3.14t, the 2-vCPU box, twenty-seventh
-session, eight runs) their own containers gave 1.2-2.1x the throughput of one thread (the box's two
-vCPUs vary) and shared ones 0.66-0.92x, in every run below their own: every write to a shared dict
-or list takes the object's lock and moves its cache lines and reference counts between cores. Block-STM's multi-version memory and scheduler lists are such
+or on one pair both threads write (each thread its own keys and list slots: nothing is logically
+shared), against one thread doing one loop. On a free-threaded build (3.14t, the 2-vCPU box,
+twenty-seventh session, ten runs) their own containers gave 1.20-1.88x the throughput of one thread
+(the box's two vCPUs vary) and shared ones 0.82-1.15x, in every run below their own: every write to a
+shared dict or list takes the object's lock and moves its cache lines and reference counts between
+cores. Block-STM's multi-version memory and scheduler lists are such
 containers, written by every thread for every transaction.
 
     python3.14t bench/ft_sharing.py
@@ -23,20 +24,22 @@ N = 1_000_000
 class Box:
     def __init__(self) -> None:
         self.d: dict[int, int] = {}
-        self.values = [0] * 1024
+        self.values = [0] * 2048
 
 
-def work(box: Box, base: int) -> None:
-    d, values = box.d, box.values
+def work(box: Box, thread: int) -> None:
+    """Thread ``thread`` writes its own dict keys and list slots: on shared containers the two
+    threads touch the same objects, never the same entries."""
+    d, values, base = box.d, box.values, thread * 1024
     for i in range(N):
         k = base + (i & 1023)
         d[k] = i
-        values[i & 1023] = d.get(k, 0)
+        values[k] = d.get(k, 0)
 
 
 def run(threads: int, shared: bool) -> float:
     boxes = [Box()] * threads if shared else [Box() for _ in range(threads)]
-    workers = [threading.Thread(target=work, args=(boxes[j], j * 4096)) for j in range(threads)]
+    workers = [threading.Thread(target=work, args=(boxes[j], j)) for j in range(threads)]
     started = time.perf_counter()
     for w in workers:
         w.start()

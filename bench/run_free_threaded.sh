@@ -17,7 +17,9 @@ cd "$(dirname "$0")/.."
 PY=${1:?usage: bash bench/run_free_threaded.sh /path/to/free-threaded/python}
 "$PY" -c 'import sys, sysconfig; sys.exit(0 if sysconfig.get_config_var("Py_GIL_DISABLED") else 1)' \
   || { echo "$PY is not a free-threaded build (Py_GIL_DISABLED is not set)" >&2; exit 2; }
-if [ ! -x .venv-ft/bin/paraexec ]; then
+VERSION='import sys; print(sys.version)'
+if [ ! -x .venv-ft/bin/paraexec ] || [ "$(.venv-ft/bin/python -c "$VERSION")" != "$("$PY" -c "$VERSION")" ]; then
+  rm -rf .venv-ft  # missing, or made by another interpreter
   "$PY" -m venv .venv-ft
   .venv-ft/bin/python -m pip install -q --prefer-binary -e .
 fi

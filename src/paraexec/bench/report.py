@@ -228,7 +228,7 @@ def _block_sizes(points: list[dict[str, Any]], config: dict[str, Any]) -> str:
         lines.append(
             f"<p>Transactions{html.escape(where)}: {txs:,} a pass over {blocks} blocks, {txs / blocks:,.0f} a block: "
             f"{size:,} of the workload's (<code>--block-size</code>) and {txs / blocks - size:,.0f} system "
-            "transactions the chain appends to each block (one market tick per market); tx/s counts them all.</p>"
+            "transactions the chain appends to each block (the exchange: one market tick per market); tx/s counts them all.</p>"
         )
     return "".join(lines)
 
