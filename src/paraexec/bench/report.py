@@ -329,7 +329,8 @@ def _td(text: Any, cls: str = "") -> str:
 
 
 #: The command line's columns (``harness.RESULT_COLUMNS``), with the executions and re-executions.
-_RESULTS_HEAD = ("point", *RESULT_COLUMNS[:12], "executions", "re-exec", *RESULT_COLUMNS[12:])
+_SPLIT = RESULT_COLUMNS.index("re-exec/tx")
+_RESULTS_HEAD = ("point", *RESULT_COLUMNS[:_SPLIT], "executions", "re-exec", *RESULT_COLUMNS[_SPLIT:])
 
 
 def _results_table(points: list[dict[str, Any]]) -> str:
